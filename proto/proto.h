@@ -1,0 +1,158 @@
+/*
+ * proto: the msgpack codec of spro-sync's wire messages (docs/PROTOCOL.md).
+ *
+ * Pure: no I/O, no globals, includes nothing of ours but errors.h.  The
+ * decoder is strict and never allocates: it reads a complete body held in
+ * memory, checks exact types, bounded lengths and counts, nesting depth,
+ * duplicate and unknown keys, integer ranges and trailing bytes, and
+ * returns a precise negative SPRO_E* code for every rejection.  Decoded
+ * strings and binaries point into the caller's buffer (zero copy): they are
+ * valid as long as that buffer is.  Encoding goes through msgpack-c and
+ * always produces the canonical (smallest) form, keys in documented order.
+ */
+#ifndef SPRO_PROTO_PROTO_H
+#define SPRO_PROTO_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "errors.h"
+
+/* Protocol version carried in every envelope as "v". */
+#define SPRO_PROTO_VERSION 0
+
+/* Limits of the decoder (see docs/PROTOCOL.md, "Encoding rules and limits"). */
+#define SPRO_PROTO_MAX_DEPTH 16        /* nesting of arrays and maps */
+#define SPRO_PROTO_MAX_ITEMS 4096      /* entries of one array or map */
+#define SPRO_PROTO_MAX_STR 4096        /* bytes of one string */
+#define SPRO_PROTO_MAX_BIN (1u << 20)  /* bytes of one binary */
+#define SPRO_PROTO_MAX_KEY 64          /* bytes of one map key */
+#define SPRO_PROTO_MAX_TYPE 32         /* bytes of a message type name */
+#define SPRO_PROTO_MAX_CODE 64         /* bytes of an error code */
+#define SPRO_PROTO_MAX_FIELDS 16       /* entries of an envelope map */
+
+/* A growable byte buffer.  Invariant: data is NULL iff cap == 0; len <= cap.
+ * Growth aborts on out-of-memory.  Zero-initialise, then spro_buf_free(). */
+struct spro_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+void spro_buf_append(struct spro_buf *b, const void *p, size_t n);
+void spro_buf_free(struct spro_buf *b);
+
+/* ---- Strict pull reader (for message decoders and tests). ---- */
+
+/* A cursor over one buffer.  Each read consumes one value or fails, leaving
+ * the cursor where it was.  Fields are private. */
+struct spro_mp_reader {
+    const uint8_t *p;
+    const uint8_t *end;
+};
+void spro_mp_reader_init(struct spro_mp_reader *r, const void *buf, size_t len);
+
+/* Read headers and scalars.  `max` bounds the count or length (TOOLONG past
+ * it); integers outside [min, max] give RANGE; the wrong type gives BADTYPE;
+ * a value running past the end gives TRUNCATED; bytes that are no msgpack
+ * type (0xc1) give MALFORMED; strings are checked to be valid UTF-8. */
+SPRO_MUST_CHECK int spro_mp_read_map(struct spro_mp_reader *r, uint32_t max, uint32_t *n);
+SPRO_MUST_CHECK int spro_mp_read_array(struct spro_mp_reader *r, uint32_t max, uint32_t *n);
+SPRO_MUST_CHECK int spro_mp_read_str(struct spro_mp_reader *r, size_t max, const char **s,
+                                     size_t *len);
+SPRO_MUST_CHECK int spro_mp_read_bin(struct spro_mp_reader *r, size_t max, const uint8_t **b,
+                                     size_t *len);
+SPRO_MUST_CHECK int spro_mp_read_uint(struct spro_mp_reader *r, uint64_t min, uint64_t max,
+                                      uint64_t *v);
+SPRO_MUST_CHECK int spro_mp_read_int(struct spro_mp_reader *r, int64_t min, int64_t max,
+                                     int64_t *v);
+SPRO_MUST_CHECK int spro_mp_read_bool(struct spro_mp_reader *r, bool *v);
+SPRO_MUST_CHECK int spro_mp_read_nil(struct spro_mp_reader *r);
+
+/* Consume one value of any type, checking it whole against the limits
+ * above (depth counted from `depth`, duplicate string keys refused).  Used
+ * for values a message carries opaquely.  `depth` is the number of arrays
+ * and maps already open around the value (0 for a whole body): an array or
+ * map is refused with TOODEEP when SPRO_PROTO_MAX_DEPTH others enclose it.
+ * Ext types are refused with BADTYPE.  Never allocates; uses at most
+ * 64 KiB of stack (the duplicate-key check). */
+SPRO_MUST_CHECK int spro_mp_skip(struct spro_mp_reader *r, unsigned depth);
+
+/* 0 if the reader is at the end of its buffer, SPRO_ETRAILING otherwise. */
+SPRO_MUST_CHECK int spro_mp_finish(const struct spro_mp_reader *r);
+
+/* Checks that buf holds exactly one well-formed value within the limits. */
+SPRO_MUST_CHECK int spro_proto_validate(const void *buf, size_t len);
+
+/* ---- Messages ---- */
+
+enum spro_msg_type {
+    SPRO_MSG_ERROR = 1,  /* "error": any failed request */
+    SPRO_MSG_HEALTH,     /* "health": answer of GET /healthz */
+    SPRO_MSG_ECHO,       /* "echo": benchmark request (server --bench) */
+    SPRO_MSG_ECHO_REPLY, /* "echo_reply": its answer */
+};
+
+/* A string or binary that points into the decoded buffer (or, for
+ * encoding, into caller memory).  Strings are not NUL-terminated. */
+struct spro_bytes {
+    const uint8_t *p;
+    size_t len;
+};
+
+struct spro_msg_error {
+    struct spro_bytes code;    /* stable code, 1..SPRO_PROTO_MAX_CODE bytes */
+    struct spro_bytes message; /* human text, 0..SPRO_PROTO_MAX_STR bytes */
+};
+
+struct spro_msg_health {
+    struct spro_bytes status;  /* "ok" or "degraded", 1..32 bytes */
+    uint32_t schema;           /* data.db schema version, 1..2^31-1 */
+    struct spro_bytes version; /* server version string, 1..64 bytes */
+};
+
+struct spro_msg_echo { /* both SPRO_MSG_ECHO and SPRO_MSG_ECHO_REPLY */
+    uint64_t id;            /* caller's request id, any uint64 */
+    struct spro_bytes data; /* 0..SPRO_PROTO_MAX_BIN bytes */
+};
+
+struct spro_msg {
+    enum spro_msg_type type;
+    union {
+        struct spro_msg_error error;
+        struct spro_msg_health health;
+        struct spro_msg_echo echo;
+    } u;
+};
+
+/* Decodes one envelope.  On success fills *m (pointing into buf) and
+ * returns 0; on failure returns a negative SPRO_E* code and *m is
+ * unspecified. */
+SPRO_MUST_CHECK int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m);
+
+/* Appends the canonical encoding of *m to out.  Returns 0, or SPRO_ETOOLONG
+ * if a field exceeds its limit (nothing appended then).  Likewise, so that
+ * what is encoded always decodes: SPRO_ERANGE if a string is shorter than
+ * its minimum or an integer is outside its range, SPRO_EBADUTF8 if a
+ * string is not valid UTF-8.  An invalid type is a bug (SPRO_BUG). */
+SPRO_MUST_CHECK int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out);
+
+/* Appends the error message for err: code spro_errcode(err), message
+ * spro_strerror(err) (or `detail` when not NULL).  Cannot fail.  When the
+ * wire code is "internal" (local errors and -errno) the message is always
+ * "internal error" and detail is ignored: nothing more reaches a client.
+ * A detail that is not valid UTF-8 is replaced by spro_strerror(err); one
+ * longer than SPRO_PROTO_MAX_STR is cut at a character boundary. */
+void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out);
+
+/* Name of a message type ("echo", ...), or NULL if unknown. */
+const char *spro_proto_type_name(enum spro_msg_type t);
+
+/* ---- Internal to proto/ ---- */
+
+/* Length of the longest prefix of s[0..len) made of whole, valid UTF-8
+ * characters (no overlong forms, surrogates or code points above
+ * U+10FFFF); len exactly when all of s is valid. */
+size_t spro_proto__utf8_prefix(const uint8_t *s, size_t len);
+
+#endif

@@ -1,0 +1,347 @@
+/*
+ * datadir.c: creating and opening a data directory (see sync.h for the
+ * layout).  File system work and key handling; SQL goes through store.c.
+ */
+#include "sync.h"
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MASTER_FILE "master.key"
+#define DATA_FILE "data.db"
+#define KEYS_FILE "keys.db"
+#define SRVKEYS_CTX "srvkeys_" /* KDF context of the subkey sealing server keys */
+
+struct spro_datadir {
+    struct spro_db *data;
+    struct spro_db *keys;
+    int schema;
+    uint8_t noise_pk[SPRO_KEY_BYTES];
+    uint8_t sign_pk[SPRO_KEY_BYTES];
+    uint8_t *master;   /* SPRO_KEY_BYTES, guarded memory */
+    uint8_t *noise_sk; /* SPRO_KEY_BYTES, guarded memory */
+    uint8_t *sign_sk;  /* SPRO_SIGN_SECRET_BYTES, guarded memory */
+};
+
+/* Puts "file: problem" into the caller's explanation buffer. */
+static void say(char *why, size_t whylen, const char *file, const char *problem)
+{
+    if (why != NULL)
+        snprintf(why, whylen, "%s: %s", file, problem);
+}
+
+static int path_join(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* Associated data binding a sealed server key to its name. */
+static void key_ad(char *ad, size_t cap, const char *name)
+{
+    snprintf(ad, cap, "spro-sync server key v1 %s", name);
+}
+
+static int fsync_path(const char *path, int flags)
+{
+    int fd = open(path, flags | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+/* Writes the master key file: created exclusively with mode 0600, fsync'd. */
+static int write_master(const char *path, const uint8_t *key)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = write(fd, key, SPRO_KEY_BYTES);
+    int rc = n == SPRO_KEY_BYTES ? 0 : (n < 0 ? -errno : -EIO);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+/* Reads the master key into guarded memory, refusing a file that group or
+ * others may read or write, or that is not exactly SPRO_KEY_BYTES long. */
+static int read_master(const char *path, uint8_t **out, char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int e = errno;
+        say(why, whylen, path, strerror(e));
+        return e == ENOENT ? SPRO_ENOENT : -e;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        say(why, whylen, path, "not a regular file");
+        return SPRO_EPERM;
+    }
+    if ((st.st_mode & 077) != 0) {
+        close(fd);
+        say(why, whylen, path,
+            "readable or writable by group or others; run: chmod 600 on it");
+        return SPRO_EPERM;
+    }
+    uint8_t *key = spro_secret_alloc(SPRO_KEY_BYTES);
+    uint8_t extra;
+    ssize_t n = read(fd, key, SPRO_KEY_BYTES);
+    ssize_t m = n == SPRO_KEY_BYTES ? read(fd, &extra, 1) : 0;
+    close(fd);
+    if (n != SPRO_KEY_BYTES || m != 0) {
+        spro_secret_free(key);
+        say(why, whylen, path, "must hold exactly 32 bytes");
+        return SPRO_EINTEGRITY;
+    }
+    *out = key;
+    return 0;
+}
+
+/* Seals sk under the server-keys subkey and stores it with its public key. */
+static int put_server_key(struct spro_db *keys, const uint8_t *subkey, const char *name,
+                          const uint8_t *pk, const uint8_t *sk, size_t sklen)
+{
+    uint8_t sealed[SPRO_SIGN_SECRET_BYTES + SPRO_SEAL_OVERHEAD];
+    char ad[64];
+    key_ad(ad, sizeof ad, name);
+    spro_crypto_seal(sealed, sk, sklen, (const uint8_t *)ad, strlen(ad), subkey);
+    return spro_store__server_key_put(keys, name, pk, SPRO_KEY_BYTES, sealed,
+                                      sklen + SPRO_SEAL_OVERHEAD);
+}
+
+static int get_server_key(struct spro_db *keys, const uint8_t *subkey, const char *name,
+                          uint8_t *pk, uint8_t *sk, size_t sklen)
+{
+    uint8_t sealed[SPRO_SIGN_SECRET_BYTES + SPRO_SEAL_OVERHEAD];
+    char ad[64];
+    key_ad(ad, sizeof ad, name);
+    int rc = spro_store__server_key_get(keys, name, pk, SPRO_KEY_BYTES, sealed,
+                                        sklen + SPRO_SEAL_OVERHEAD);
+    if (rc == 0)
+        rc = spro_crypto_open(sk, sealed, sklen + SPRO_SEAL_OVERHEAD, (const uint8_t *)ad,
+                              strlen(ad), subkey);
+    return rc;
+}
+
+/* Fills a fresh directory tmp with everything a data directory holds. */
+static int populate(const char *tmp, char *why, size_t whylen)
+{
+    char path[PATH_MAX];
+    uint8_t *master = spro_secret_alloc(SPRO_KEY_BYTES);
+    uint8_t *subkey = spro_secret_alloc(SPRO_KEY_BYTES);
+    uint8_t *sk = spro_secret_alloc(SPRO_SIGN_SECRET_BYTES);
+    uint8_t pk[SPRO_KEY_BYTES];
+    struct spro_db *data = NULL, *keys = NULL;
+    int version, rc;
+
+    spro_crypto_random(master, SPRO_KEY_BYTES);
+    spro_crypto_derive(subkey, master, 1, SRVKEYS_CTX);
+    if ((rc = path_join(path, sizeof path, tmp, MASTER_FILE)) != 0 ||
+        (rc = write_master(path, master)) != 0) {
+        say(why, whylen, path, spro_strerror(rc));
+        goto out;
+    }
+    if ((rc = path_join(path, sizeof path, tmp, DATA_FILE)) != 0 ||
+        (rc = spro_store__open(path, 1, spro_store__data_migrations,
+                               spro_store__data_migrations_count, &data, &version, why,
+                               whylen)) != 0)
+        goto out;
+    char created[32];
+    snprintf(created, sizeof created, "%lld", (long long)time(NULL));
+    if ((rc = spro_store__meta_put(data, "created_at", created)) != 0)
+        goto out;
+    if ((rc = path_join(path, sizeof path, tmp, KEYS_FILE)) != 0 ||
+        (rc = spro_store__open(path, 1, spro_store__keys_migrations,
+                               spro_store__keys_migrations_count, &keys, &version, why,
+                               whylen)) != 0)
+        goto out;
+    spro_crypto_dh_keypair(pk, sk);
+    if ((rc = put_server_key(keys, subkey, "noise", pk, sk, SPRO_KEY_BYTES)) != 0)
+        goto out;
+    spro_crypto_sign_keypair(pk, sk);
+    rc = put_server_key(keys, subkey, "sign", pk, sk, SPRO_SIGN_SECRET_BYTES);
+out:
+    spro_store__close(data);
+    spro_store__close(keys);
+    spro_secret_free(master);
+    spro_secret_free(subkey);
+    spro_secret_free(sk);
+    if (rc != 0 && why != NULL && why[0] == '\0')
+        snprintf(why, whylen, "%s: %s", tmp, spro_strerror(rc));
+    return rc;
+}
+
+/* Removes tmp and what populate() may have left in it. */
+static void remove_tree(const char *tmp)
+{
+    static const char *const names[] = {MASTER_FILE, DATA_FILE, DATA_FILE "-wal", DATA_FILE "-shm",
+                                        KEYS_FILE,   KEYS_FILE "-wal", KEYS_FILE "-shm"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (path_join(path, sizeof path, tmp, names[i]) == 0)
+            unlink(path);
+    rmdir(tmp);
+}
+
+static int dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 0;
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = 0;
+    closedir(d);
+    return empty;
+}
+
+int spro_datadir_init(const char *dir, char *why, size_t whylen)
+{
+    struct stat st;
+    if (why != NULL)
+        why[0] = '\0';
+    if (stat(dir, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(dir))) {
+        say(why, whylen, dir, "already exists and is not empty; refusing to overwrite it");
+        return SPRO_EEXISTS;
+    }
+    /* Build beside dir, then rename: rename(2) replaces an empty directory
+     * atomically, so a crash leaves either nothing or a complete one. */
+    char tmp[PATH_MAX];
+    int n = snprintf(tmp, sizeof tmp, "%s.init-XXXXXX", dir);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return -ENAMETOOLONG;
+    if (mkdtemp(tmp) == NULL) {
+        int e = errno;
+        say(why, whylen, tmp, strerror(e));
+        return -e;
+    }
+    int rc = populate(tmp, why, whylen);
+    if (rc == 0 && (rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY)) != 0)
+        say(why, whylen, tmp, spro_strerror(rc));
+    if (rc == 0 && rename(tmp, dir) != 0) {
+        rc = errno == ENOTEMPTY || errno == EEXIST ? SPRO_EEXISTS : -errno;
+        say(why, whylen, dir, spro_strerror(rc));
+    }
+    if (rc != 0) {
+        remove_tree(tmp);
+        return rc;
+    }
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    fsync_path(dirname(parent), O_RDONLY | O_DIRECTORY);
+    return 0;
+}
+
+int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, size_t whylen)
+{
+    char path[PATH_MAX];
+    int version, rc;
+    uint8_t *subkey = NULL;
+    struct spro_datadir *dd = calloc(1, sizeof *dd);
+    if (dd == NULL)
+        SPRO_BUG("out of memory");
+    *out = NULL;
+    if (why != NULL)
+        why[0] = '\0';
+
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say(why, whylen, dir, "no such data directory (create one with: spro-admin --data DIR init)");
+        rc = SPRO_ENOENT;
+        goto fail;
+    }
+    /* Every file must be there before any is opened: opening creates WAL
+     * files, and a half-present directory must be left exactly as it is. */
+    static const char *const needed[] = {MASTER_FILE, DATA_FILE, KEYS_FILE};
+    for (size_t i = 0; i < 3; i++) {
+        if ((rc = path_join(path, sizeof path, dir, needed[i])) != 0)
+            goto fail;
+        if (access(path, F_OK) != 0) {
+            say(why, whylen, path, "missing; this is not a complete data directory");
+            rc = SPRO_ENOENT;
+            goto fail;
+        }
+    }
+    path_join(path, sizeof path, dir, MASTER_FILE);
+    if ((rc = read_master(path, &dd->master, why, whylen)) != 0)
+        goto fail;
+    path_join(path, sizeof path, dir, KEYS_FILE);
+    if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
+                               spro_store__keys_migrations_count, &dd->keys, &version, why,
+                               whylen)) != 0)
+        goto fail;
+    subkey = spro_secret_alloc(SPRO_KEY_BYTES);
+    spro_crypto_derive(subkey, dd->master, 1, SRVKEYS_CTX);
+    dd->noise_sk = spro_secret_alloc(SPRO_KEY_BYTES);
+    dd->sign_sk = spro_secret_alloc(SPRO_SIGN_SECRET_BYTES);
+    if ((rc = get_server_key(dd->keys, subkey, "noise", dd->noise_pk, dd->noise_sk,
+                             SPRO_KEY_BYTES)) != 0 ||
+        (rc = get_server_key(dd->keys, subkey, "sign", dd->sign_pk, dd->sign_sk,
+                             SPRO_SIGN_SECRET_BYTES)) != 0) {
+        say(why, whylen, path,
+            rc == SPRO_EINTEGRITY ? "server keys do not open under this master key (wrong master.key, or tampered keys.db)"
+                                  : spro_strerror(rc));
+        goto fail;
+    }
+    path_join(path, sizeof path, dir, DATA_FILE);
+    if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
+                               spro_store__data_migrations_count, &dd->data, &dd->schema, why,
+                               whylen)) != 0)
+        goto fail;
+    spro_secret_free(subkey);
+    *out = dd;
+    return 0;
+fail:
+    spro_secret_free(subkey);
+    spro_datadir_close(dd);
+    return rc;
+}
+
+void spro_datadir_close(struct spro_datadir *dd)
+{
+    if (dd == NULL)
+        return;
+    spro_store__close(dd->data);
+    spro_store__close(dd->keys);
+    spro_secret_free(dd->master);
+    spro_secret_free(dd->noise_sk);
+    spro_secret_free(dd->sign_sk);
+    free(dd);
+}
+
+const uint8_t *spro_datadir_noise_public(const struct spro_datadir *dd)
+{
+    return dd->noise_pk;
+}
+
+const uint8_t *spro_datadir_sign_public(const struct spro_datadir *dd)
+{
+    return dd->sign_pk;
+}
+
+int spro_datadir_schema(const struct spro_datadir *dd)
+{
+    return dd->schema;
+}
+
+int spro_datadir_ping(struct spro_datadir *dd)
+{
+    return spro_store__ping(dd->data);
+}
