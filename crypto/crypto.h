@@ -18,7 +18,7 @@
 #define SPRO_SIGN_SECRET_BYTES 64  /* Ed25519 secret key (seed || public key) */
 #define SPRO_SEAL_OVERHEAD (24 + 16) /* XChaCha20-Poly1305: nonce || ciphertext || tag */
 #define SPRO_FINGERPRINT_BYTES 20  /* truncated BLAKE2b of a public key */
-#define SPRO_FINGERPRINT_CHARS 49  /* 40 hex digits in 10 groups of 4, ':'-separated, + NUL */
+#define SPRO_FINGERPRINT_CHARS 50  /* 10 groups of 4 hex digits, 9 colons, NUL */
 
 /* Initialises libsodium.  Returns 0, or SPRO_EINTERNAL if it cannot. */
 SPRO_MUST_CHECK int spro_crypto_init(void);
@@ -223,10 +223,10 @@ SPRO_MUST_CHECK int spro_noise_cipher_decrypt(struct spro_noise_cipher *cs, cons
  * cipher (so a nonce is never reused) and below 2^64-1 (reserved); the
  * counter then continues at n + 1.  Same output and errors as
  * spro_noise_cipher_encrypt(), SPRO_ERANGE also for a refused n. */
-SPRO_MUST_CHECK int spro_noise_cipher_encrypt_with_nonce(struct spro_noise_cipher *cs,
-                                                         uint64_t n, const uint8_t *ad,
-                                                         size_t adlen, const uint8_t *pt,
-                                                         size_t len, uint8_t *out, size_t outcap);
+SPRO_MUST_CHECK int spro_noise_cipher_encrypt_with_nonce(struct spro_noise_cipher *cs, uint64_t n,
+                                                         const uint8_t *ad, size_t adlen,
+                                                         const uint8_t *pt, size_t len,
+                                                         uint8_t *out, size_t outcap);
 
 /* Decrypts with the explicit nonce n read from the transport.  Accepts each
  * nonce once: any n above the highest accepted so far, or one of the
@@ -234,10 +234,10 @@ SPRO_MUST_CHECK int spro_noise_cipher_encrypt_with_nonce(struct spro_noise_ciphe
  * (bounded reordering).  A replayed or older nonce, or n = 2^64-1, fails
  * with SPRO_EINTEGRITY.  Same output, errors and poisoning as
  * spro_noise_cipher_decrypt(); only a successful decryption records n. */
-SPRO_MUST_CHECK int spro_noise_cipher_decrypt_with_nonce(struct spro_noise_cipher *cs,
-                                                         uint64_t n, const uint8_t *ad,
-                                                         size_t adlen, const uint8_t *ct,
-                                                         size_t len, uint8_t *out, size_t outcap);
+SPRO_MUST_CHECK int spro_noise_cipher_decrypt_with_nonce(struct spro_noise_cipher *cs, uint64_t n,
+                                                         const uint8_t *ad, size_t adlen,
+                                                         const uint8_t *ct, size_t len,
+                                                         uint8_t *out, size_t outcap);
 
 /* Rekey() of spec section 11.3: replaces the key with the first 32 bytes of
  * ENCRYPT(k, 2^64-1, "", 32 zero bytes); the nonce counter is unchanged.

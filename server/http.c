@@ -588,9 +588,10 @@ static int setup_listener(struct server *s, int *port)
         s->listener.data = s;
         if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&ss, 0)) == 0)
             rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_accept);
-        what = uv_strerror(rc);
-        if (rc != 0)
+        if (rc != 0) {
+            what = uv_strerror(rc);
             uv_close((uv_handle_t *)&s->listener, NULL);
+        }
     }
     if (rc != 0) {
         struct spro_logline l;
@@ -693,5 +694,6 @@ out:
     spro_addrtab_destroy(s->addrs);
     free(s->by_fd);
     free(s);
+    uv_library_shutdown(); /* joins the worker threads, frees libuv's globals */
     return rc;
 }

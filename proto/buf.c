@@ -1,0 +1,56 @@
+/*
+ * struct spro_buf: the growable byte buffer the encoders append to.
+ *
+ * Zero-initialise a buffer, append to it, read data[0..len), then release
+ * it with spro_buf_free().  Capacity grows geometrically (doubling, at
+ * least 64 bytes), so n appends of one byte cost O(n).  Allocation failure
+ * and size overflow abort with a message: callers never see a partial
+ * append.
+ */
+#include "proto.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIN_CAP 64
+
+static _Noreturn void out_of_memory(size_t n)
+{
+    fprintf(stderr, "fatal: out of memory (buffer of %zu bytes)\n", n);
+    abort();
+}
+
+/* Appends p[0..n) to b.  p may be NULL when n == 0.  Never fails: aborts on
+ * out-of-memory or if the length would overflow size_t. */
+void spro_buf_append(struct spro_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    if (n > SIZE_MAX - b->len)
+        out_of_memory(SIZE_MAX);
+    size_t need = b->len + n;
+    if (need > b->cap) {
+        size_t cap = b->cap < MIN_CAP ? MIN_CAP : b->cap;
+        while (cap < need)
+            cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+        uint8_t *data = realloc(b->data, cap);
+        if (data == NULL)
+            out_of_memory(cap);
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len = need;
+}
+
+/* Releases the storage of b and leaves it empty (zeroed), ready for reuse.
+ * Accepts a buffer that never grew. */
+void spro_buf_free(struct spro_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}

@@ -1,0 +1,371 @@
+/*
+ * The wire messages of spro-sync: decoding and encoding of envelopes.
+ *
+ * An envelope is a msgpack map with string keys: "v" (the protocol
+ * version), "type" (the message type name) and the fields of that type.
+ * Each type is described once, in the tables below, and both directions
+ * are driven by those tables, so the decoder and the encoder cannot
+ * disagree on names, types or limits.
+ *
+ * Decoding reads the body with the strict reader (reader.c) and never
+ * allocates.  It reports the first failure in this order:
+ *   1. structure, in byte order: the top-level value is a map of at most
+ *      SPRO_PROTO_MAX_FIELDS entries, every key a valid string of at most
+ *      SPRO_PROTO_MAX_KEY bytes and not seen before (DUPKEY), every value
+ *      well formed within the generic limits (spro_mp_skip), and nothing
+ *      after the map (TRAILING);
+ *   2. version: "v" present (MISSING), an integer (BADTYPE), equal to
+ *      SPRO_PROTO_VERSION (BADVERSION);
+ *   3. type: "type" present (MISSING), a string (BADTYPE) of at most
+ *      SPRO_PROTO_MAX_TYPE bytes (TOOLONG), a known name (BADMSGTYPE);
+ *   4. fields, in byte order: defined for this type (UNKNOWNFIELD), of the
+ *      right msgpack type (BADTYPE), length or value within the field's
+ *      bounds (TOOLONG above the maximum length, RANGE below the minimum
+ *      length or outside an integer range);
+ *   5. completeness: the first absent field in documented order (MISSING).
+ *
+ * Encoding goes through msgpack-c's packer (this is the only file that
+ * includes msgpack.h), which always picks the smallest representation.
+ * Keys are written "v", "type", then the fields in table order.
+ */
+#include "proto.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+/* Field limits that are not protocol-wide (see docs/PROTOCOL.md). */
+#define STATUS_MAX 32
+#define VERSION_MAX 64
+#define SCHEMA_MAX 2147483647u /* 2^31 - 1 */
+
+enum ftype {
+    F_STR, /* struct spro_bytes, valid UTF-8, length in [min, max] */
+    F_BIN, /* struct spro_bytes, length in [min, max] */
+    F_U32, /* uint32_t in [min, max] */
+    F_U64, /* uint64_t in [min, max] */
+};
+
+struct field {
+    const char *name;
+    enum ftype type;
+    uint64_t min, max; /* bytes for F_STR/F_BIN, value for F_U32/F_U64 */
+    size_t off;        /* offset of the member in struct spro_msg */
+};
+
+#define FIELD(name, type, min, max, member)                                                        \
+    {                                                                                              \
+        name, type, min, max, offsetof(struct spro_msg, member)                                    \
+    }
+
+static const struct field error_fields[] = {
+    FIELD("code", F_STR, 1, SPRO_PROTO_MAX_CODE, u.error.code),
+    FIELD("message", F_STR, 0, SPRO_PROTO_MAX_STR, u.error.message),
+};
+
+static const struct field health_fields[] = {
+    FIELD("status", F_STR, 1, STATUS_MAX, u.health.status),
+    FIELD("schema", F_U32, 1, SCHEMA_MAX, u.health.schema),
+    FIELD("version", F_STR, 1, VERSION_MAX, u.health.version),
+};
+
+static const struct field echo_fields[] = {
+    FIELD("id", F_U64, 0, UINT64_MAX, u.echo.id),
+    FIELD("data", F_BIN, 0, SPRO_PROTO_MAX_BIN, u.echo.data),
+};
+
+#define MAX_TYPE_FIELDS 3 /* the most fields of any type; a bit per field */
+
+struct msgdesc {
+    enum spro_msg_type type;
+    const char *name;
+    const struct field *fields;
+    size_t nfields;
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct msgdesc msgdescs[] = {
+    {SPRO_MSG_ERROR, "error", error_fields, NELEM(error_fields)},
+    {SPRO_MSG_HEALTH, "health", health_fields, NELEM(health_fields)},
+    {SPRO_MSG_ECHO, "echo", echo_fields, NELEM(echo_fields)},
+    {SPRO_MSG_ECHO_REPLY, "echo_reply", echo_fields, NELEM(echo_fields)},
+};
+
+_Static_assert(SPRO_PROTO_MAX_FIELDS >= 2 + MAX_TYPE_FIELDS, "envelope too small");
+
+static const struct msgdesc *desc_of_type(enum spro_msg_type t)
+{
+    for (size_t k = 0; k < NELEM(msgdescs); k++)
+        if (msgdescs[k].type == t)
+            return &msgdescs[k];
+    return NULL;
+}
+
+static const struct msgdesc *desc_of_name(const char *name, size_t len)
+{
+    for (size_t k = 0; k < NELEM(msgdescs); k++)
+        if (strlen(msgdescs[k].name) == len && memcmp(msgdescs[k].name, name, len) == 0)
+            return &msgdescs[k];
+    return NULL;
+}
+
+const char *spro_proto_type_name(enum spro_msg_type t)
+{
+    const struct msgdesc *d = desc_of_type(t);
+    return d != NULL ? d->name : NULL;
+}
+
+static bool key_is(const char *key, size_t len, const char *name)
+{
+    return strlen(name) == len && memcmp(key, name, len) == 0;
+}
+
+/* ---- Decoding ---- */
+
+/* One entry of the envelope: its key, and a reader positioned on its
+ * (already checked) value. */
+struct entry {
+    const char *key;
+    size_t klen;
+    struct spro_mp_reader val;
+};
+
+static const struct entry *find_entry(const struct entry *e, uint32_t n, const char *name)
+{
+    for (uint32_t k = 0; k < n; k++)
+        if (key_is(e[k].key, e[k].klen, name))
+            return &e[k];
+    return NULL;
+}
+
+/* Step 1: the map, its keys and the structure of its values. */
+static int read_entries(const void *buf, size_t len, struct entry *e, uint32_t *n)
+{
+    struct spro_mp_reader r;
+    spro_mp_reader_init(&r, buf, len);
+    int err = spro_mp_read_map(&r, SPRO_PROTO_MAX_FIELDS, n);
+    if (err != 0)
+        return err;
+    for (uint32_t k = 0; k < *n; k++) {
+        err = spro_mp_read_str(&r, SPRO_PROTO_MAX_KEY, &e[k].key, &e[k].klen);
+        if (err != 0)
+            return err;
+        for (uint32_t j = 0; j < k; j++)
+            if (e[j].klen == e[k].klen && memcmp(e[j].key, e[k].key, e[k].klen) == 0)
+                return SPRO_EDUPKEY;
+        e[k].val = r;
+        err = spro_mp_skip(&r, 1);
+        if (err != 0)
+            return err;
+    }
+    return spro_mp_finish(&r);
+}
+
+/* Step 4 for one field: decodes the value at e into m. */
+static int decode_field(const struct field *f, const struct entry *e, struct spro_msg *m)
+{
+    struct spro_mp_reader r = e->val;
+    void *dst = (char *)m + f->off;
+    struct spro_bytes *bytes = dst;
+    const char *s;
+    uint64_t v;
+    int err = 0;
+
+    switch (f->type) {
+    case F_STR:
+        err = spro_mp_read_str(&r, (size_t)f->max, &s, &bytes->len);
+        if (err == 0)
+            bytes->p = (const uint8_t *)s;
+        break;
+    case F_BIN:
+        err = spro_mp_read_bin(&r, (size_t)f->max, &bytes->p, &bytes->len);
+        break;
+    case F_U32:
+    case F_U64:
+        err = spro_mp_read_uint(&r, f->min, f->max, &v);
+        if (err == 0 && f->type == F_U32)
+            *(uint32_t *)dst = (uint32_t)v;
+        else if (err == 0)
+            *(uint64_t *)dst = v;
+        return err;
+    }
+    if (err == 0 && bytes->len < f->min)
+        return SPRO_ERANGE;
+    return err;
+}
+
+int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m)
+{
+    struct entry e[SPRO_PROTO_MAX_FIELDS];
+    uint32_t n;
+    int err = read_entries(buf, len, e, &n);
+    if (err != 0)
+        return err;
+
+    /* Step 2: version. */
+    const struct entry *ev = find_entry(e, n, "v");
+    if (ev == NULL)
+        return SPRO_EMISSING;
+    struct spro_mp_reader r = ev->val;
+    uint64_t version;
+    err = spro_mp_read_uint(&r, 0, UINT64_MAX, &version);
+    if (err == SPRO_ERANGE || (err == 0 && version != SPRO_PROTO_VERSION))
+        return SPRO_EBADVERSION; /* negative, or another version */
+    if (err != 0)
+        return err;
+
+    /* Step 3: type. */
+    const struct entry *et = find_entry(e, n, "type");
+    if (et == NULL)
+        return SPRO_EMISSING;
+    r = et->val;
+    const char *name;
+    size_t nlen;
+    err = spro_mp_read_str(&r, SPRO_PROTO_MAX_TYPE, &name, &nlen);
+    if (err != 0)
+        return err;
+    const struct msgdesc *d = desc_of_name(name, nlen);
+    if (d == NULL)
+        return SPRO_EBADMSGTYPE;
+
+    /* Step 4: fields in byte order. */
+    memset(m, 0, sizeof *m);
+    m->type = d->type;
+    unsigned seen = 0; /* bit k: d->fields[k] decoded */
+    for (uint32_t k = 0; k < n; k++) {
+        if (&e[k] == ev || &e[k] == et)
+            continue;
+        size_t f = 0;
+        while (f < d->nfields && !key_is(e[k].key, e[k].klen, d->fields[f].name))
+            f++;
+        if (f == d->nfields)
+            return SPRO_EUNKNOWNFIELD;
+        err = decode_field(&d->fields[f], &e[k], m);
+        if (err != 0)
+            return err;
+        seen |= 1u << f;
+    }
+
+    /* Step 5: completeness. */
+    for (size_t f = 0; f < d->nfields; f++)
+        if (!(seen & 1u << f))
+            return SPRO_EMISSING;
+    return 0;
+}
+
+/* ---- Encoding ---- */
+
+static int append_cb(void *data, const char *p, size_t n)
+{
+    spro_buf_append(data, p, n);
+    return 0; /* appending cannot fail: it aborts on out-of-memory */
+}
+
+static void pack_str(msgpack_packer *pk, const void *p, size_t len)
+{
+    (void)msgpack_pack_str_with_body(pk, p, len);
+}
+
+/* Checks one field of m against its bounds, as the decoder would. */
+static int check_field(const struct field *f, const struct spro_msg *m)
+{
+    const void *src = (const char *)m + f->off;
+    const struct spro_bytes *bytes = src;
+    switch (f->type) {
+    case F_STR:
+    case F_BIN:
+        if (bytes->p == NULL && bytes->len != 0)
+            SPRO_BUG("spro_proto_encode: NULL bytes with a nonzero length");
+        if (bytes->len > f->max)
+            return SPRO_ETOOLONG;
+        if (bytes->len < f->min)
+            return SPRO_ERANGE;
+        if (f->type == F_STR && bytes->len != 0 &&
+            spro_proto__utf8_prefix(bytes->p, bytes->len) != bytes->len)
+            return SPRO_EBADUTF8;
+        return 0;
+    case F_U32: {
+        uint32_t v = *(const uint32_t *)src;
+        return v < f->min || v > f->max ? SPRO_ERANGE : 0;
+    }
+    case F_U64: {
+        uint64_t v = *(const uint64_t *)src;
+        return v < f->min || v > f->max ? SPRO_ERANGE : 0;
+    }
+    }
+    return 0;
+}
+
+static void pack_field(msgpack_packer *pk, const struct field *f, const struct spro_msg *m)
+{
+    const void *src = (const char *)m + f->off;
+    const struct spro_bytes *bytes = src;
+    pack_str(pk, f->name, strlen(f->name));
+    switch (f->type) {
+    case F_STR:
+        pack_str(pk, bytes->p, bytes->len);
+        break;
+    case F_BIN:
+        (void)msgpack_pack_bin_with_body(pk, bytes->p, bytes->len);
+        break;
+    case F_U32:
+        (void)msgpack_pack_uint32(pk, *(const uint32_t *)src);
+        break;
+    case F_U64:
+        (void)msgpack_pack_uint64(pk, *(const uint64_t *)src);
+        break;
+    }
+}
+
+int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out)
+{
+    const struct msgdesc *d = desc_of_type(m->type);
+    if (d == NULL)
+        SPRO_BUG("spro_proto_encode: invalid message type");
+    for (size_t f = 0; f < d->nfields; f++) {
+        int err = check_field(&d->fields[f], m);
+        if (err != 0)
+            return err; /* before anything is appended */
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, append_cb);
+    (void)msgpack_pack_map(&pk, 2 + d->nfields);
+    pack_str(&pk, "v", 1);
+    (void)msgpack_pack_uint64(&pk, SPRO_PROTO_VERSION);
+    pack_str(&pk, "type", 4);
+    pack_str(&pk, d->name, strlen(d->name));
+    for (size_t f = 0; f < d->nfields; f++)
+        pack_field(&pk, &d->fields[f], m);
+    return 0;
+}
+
+void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out)
+{
+    const char *code = spro_errcode(err);
+    const char *text;
+    size_t len;
+
+    if (strcmp(code, "internal") == 0)
+        text = spro_strerror(SPRO_EINTERNAL); /* never more detail */
+    else if (detail != NULL)
+        text = detail;
+    else
+        text = spro_strerror(err);
+    len = strlen(text);
+    if (spro_proto__utf8_prefix((const uint8_t *)text, len) != len) {
+        text = spro_strerror(err); /* a table message: ASCII */
+        len = strlen(text);
+    }
+    if (len > SPRO_PROTO_MAX_STR) /* valid, so only the last character can be cut */
+        len = spro_proto__utf8_prefix((const uint8_t *)text, SPRO_PROTO_MAX_STR);
+
+    struct spro_msg m = {.type = SPRO_MSG_ERROR};
+    m.u.error.code.p = (const uint8_t *)code;
+    m.u.error.code.len = strlen(code);
+    m.u.error.message.p = (const uint8_t *)text;
+    m.u.error.message.len = len;
+    if (spro_proto_encode(&m, out) != 0)
+        SPRO_BUG("spro_proto_encode_error: error table entry out of bounds");
+}
