@@ -36,7 +36,7 @@ static void cleanup(void)
     if (tmpdir[0] != '\0') {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        if (system(cmd) != 0)
+        if (getenv("SPRO_KEEP_TMP") == NULL && system(cmd) != 0)
             fprintf(stderr, "could not remove %s\n", tmpdir);
     }
 }

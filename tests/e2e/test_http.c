@@ -386,19 +386,88 @@ static void test_h2_rapid_reset_budget(void)
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 }
 
-/* TLS: ALPN picks http/1.1 unless --http2; requests work over TLS. */
-static void tls_case(bool http2)
+/* A self-signed certificate for the TLS tests, made once. */
+static void tls_files(char *cert, char *key, size_t cap)
 {
-    char cert[600], key[600], out[4096];
-    snprintf(cert, sizeof cert, "%s/cert.pem", h_tmpdir());
-    snprintf(key, sizeof key, "%s/key.pem", h_tmpdir());
+    char out[4096];
+    snprintf(cert, cap, "%s/cert.pem", h_tmpdir());
+    snprintf(key, cap, "%s/key.pem", h_tmpdir());
     if (access(cert, F_OK) != 0) {
         const char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                               "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
                               "-days", "2", "-subj", "/CN=127.0.0.1", NULL};
         if (h_run(argv, out, sizeof out) != 0)
-            CHECK__FAIL("openssl req failed: %s", out);
+            fprintf(stderr, "openssl req failed: %s\n", out);
     }
+}
+
+/* TLS connection with ALPN offer alpn; SSL_connect's success, *ssl set. */
+static int tls_connect(int port, const unsigned char *alpn, size_t alpnlen, SSL_CTX **ctx,
+                       SSL **ssl, int *fd)
+{
+    *ctx = SSL_CTX_new(TLS_client_method());
+    *ssl = SSL_new(*ctx);
+    *fd = h_connect(port, NULL);
+    SSL_set_fd(*ssl, *fd);
+    SSL_set_alpn_protos(*ssl, alpn, (unsigned)alpnlen);
+    return SSL_connect(*ssl) == 1;
+}
+
+/* Clients that leave right after the TLS handshake do not leave
+ * connections behind (they did with TLS 1.3 session tickets on). */
+static void test_tls_handshake_then_leave(void)
+{
+    char cert[600], key[600];
+    tls_files(cert, key, sizeof cert);
+    struct h_server s;
+    const char *extra[] = {"--tls-cert", cert, "--tls-key", key, "--http2", NULL};
+    CHECK_EQ(h_server_start(&s, h_make_datadir("tlsleave"), extra), 0);
+    int connected = 0;
+    for (int i = 0; i < 10; i++) {
+        SSL_CTX *ctx;
+        SSL *ssl;
+        int fd;
+        static const unsigned char h2[] = "\x02h2", h1[] = "\x08http/1.1";
+        connected += tls_connect(s.port, i % 2 ? h2 : h1, i % 2 ? 3 : 9, &ctx, &ssl, &fd);
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        close(fd);
+    }
+    /* Poll the count over plain TLS HTTP/1.1 until only our probe is left. */
+    long long open = -1;
+    for (int tries = 0; tries < 50 && open != 1; tries++) {
+        SSL_CTX *ctx;
+        SSL *ssl;
+        int fd;
+        static const unsigned char h1[] = "\x08http/1.1";
+        if (tls_connect(s.port, h1, 9, &ctx, &ssl, &fd)) {
+            const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            SSL_write(ssl, req, (int)strlen(req));
+            static char resp[65536];
+            int n, len = 0;
+            while ((n = SSL_read(ssl, resp + len, (int)sizeof resp - 1 - len)) > 0)
+                len += n;
+            resp[len] = '\0';
+            const char *p = strstr(resp, "\nspro_open_connections ");
+            open = p ? atoll(p + strlen("\nspro_open_connections ")) : -1;
+        }
+        SSL_free(ssl);
+        SSL_CTX_free(ctx);
+        close(fd);
+        if (open != 1)
+            usleep(100000);
+    }
+    int stop = h_server_stop(&s, 5000);
+    CHECK_EQ(connected, 10);
+    CHECK_EQ(open, 1);
+    CHECK_EQ(stop, 0);
+}
+
+/* TLS: ALPN picks http/1.1 unless --http2; requests work over TLS. */
+static void tls_case(bool http2)
+{
+    char cert[600], key[600];
+    tls_files(cert, key, sizeof cert);
     struct h_server s;
     const char *extra[] = {"--tls-cert", cert, "--tls-key", key, http2 ? "--http2" : NULL, NULL};
     CHECK_EQ(h_server_start(&s, h_make_datadir(http2 ? "tls2" : "tls1"), extra), 0);
@@ -560,6 +629,7 @@ static const struct check_test tests[] = {
     {"h2_rapid_reset_budget", test_h2_rapid_reset_budget},
     {"tls_http1_only", test_tls_http1_only},
     {"tls_http2_alpn", test_tls_http2_alpn},
+    {"tls_handshake_then_leave", test_tls_handshake_then_leave},
     {"logs_json_no_bodies", test_logs_json_no_bodies},
     {"graceful_shutdown", test_graceful_shutdown},
     {"refuses_bad_datadir", test_refuses_bad_datadir},
