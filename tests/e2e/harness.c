@@ -22,6 +22,19 @@
 const char *h_server_bin;
 const char *h_admin_bin;
 
+int h_main(const struct check_test *tests, size_t n, int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s SPRO_SERVER SPRO_ADMIN [TEST]...\n", argv[0]);
+        return 2;
+    }
+    h_server_bin = argv[1];
+    h_admin_bin = argv[2];
+    h_tmpdir();
+    argv[2] = argv[0];
+    return check_run(tests, n, argc - 2, argv + 2);
+}
+
 #define MAX_SERVERS 32
 static pid_t running[MAX_SERVERS];
 static char tmpdir[256];

@@ -14,9 +14,15 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "check.h"
+
 /* Paths of the programs under test, from the command line (see main()). */
 extern const char *h_server_bin;
 extern const char *h_admin_bin;
+
+/* main() of an end-to-end test program: argv is SPRO_SERVER SPRO_ADMIN
+ * [TEST]...; runs the tests (check_run) and returns the exit status. */
+int h_main(const struct check_test *tests, size_t n, int argc, char **argv);
 
 /* A fresh temporary directory for this program (removed at exit). */
 const char *h_tmpdir(void);

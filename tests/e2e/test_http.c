@@ -639,13 +639,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s SPRO_SERVER SPRO_ADMIN [TEST]...\n", argv[0]);
-        return 2;
-    }
-    h_server_bin = argv[1];
-    h_admin_bin = argv[2];
-    h_tmpdir();
-    argv[2] = argv[0];
-    return check_run(tests, sizeof tests / sizeof tests[0], argc - 2, argv + 2);
+    return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
