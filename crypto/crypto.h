@@ -14,11 +14,11 @@
 
 #include "proto/errors.h"
 
-#define SPRO_KEY_BYTES 32          /* symmetric keys, X25519 keys, Ed25519 public keys */
-#define SPRO_SIGN_SECRET_BYTES 64  /* Ed25519 secret key (seed || public key) */
+#define SPRO_KEY_BYTES 32            /* symmetric keys, X25519 keys, Ed25519 public keys */
+#define SPRO_SIGN_SECRET_BYTES 64    /* Ed25519 secret key (seed || public key) */
 #define SPRO_SEAL_OVERHEAD (24 + 16) /* XChaCha20-Poly1305: nonce || ciphertext || tag */
-#define SPRO_FINGERPRINT_BYTES 20  /* truncated BLAKE2b of a public key */
-#define SPRO_FINGERPRINT_CHARS 50  /* 10 groups of 4 hex digits, 9 colons, NUL */
+#define SPRO_FINGERPRINT_BYTES 20    /* truncated BLAKE2b of a public key */
+#define SPRO_FINGERPRINT_CHARS 50    /* 10 groups of 4 hex digits, 9 colons, NUL */
 
 /* Initialises libsodium.  Returns 0, or SPRO_EINTERNAL if it cannot. */
 SPRO_MUST_CHECK int spro_crypto_init(void);

@@ -9,7 +9,8 @@
 
 #include <sodium.h>
 
-_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES ==
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES +
+                       crypto_aead_xchacha20poly1305_ietf_ABYTES ==
                    SPRO_SEAL_OVERHEAD,
                "seal overhead");
 _Static_assert(crypto_kdf_KEYBYTES == SPRO_KEY_BYTES, "kdf key size");
@@ -75,8 +76,8 @@ void spro_crypto_seal(uint8_t *out, const uint8_t *pt, size_t ptlen, const uint8
                                                NULL, pt, ptlen, ad, adlen, NULL, nonce, key);
 }
 
-int spro_crypto_open(uint8_t *out, const uint8_t *in, size_t inlen, const uint8_t *ad,
-                     size_t adlen, const uint8_t key[SPRO_KEY_BYTES])
+int spro_crypto_open(uint8_t *out, const uint8_t *in, size_t inlen, const uint8_t *ad, size_t adlen,
+                     const uint8_t key[SPRO_KEY_BYTES])
 {
     if (inlen < SPRO_SEAL_OVERHEAD)
         return SPRO_EINTEGRITY;

@@ -40,7 +40,7 @@
     XX(NOMEM, "internal", 500, "out of memory")                                                    \
     XX(STORE, "internal", 500, "database error")                                                   \
     XX(SCHEMA_NEWER, "internal", 500,                                                              \
-       "database schema is newer than this program; upgrade spro-sync")                           \
+       "database schema is newer than this program; upgrade spro-sync")                            \
     XX(EXISTS, "internal", 500, "already exists")                                                  \
     XX(NOENT, "internal", 500, "does not exist")                                                   \
     XX(PERM, "internal", 500, "key file is readable by group or others (chmod 600 it)")            \
@@ -52,7 +52,7 @@ enum spro_errno {
 #define SPRO__XX(name, code, status, msg) SPRO_E##name,
     SPRO_ERRNO_MAP(SPRO__XX)
 #undef SPRO__XX
-    SPRO__ELAST
+        SPRO__ELAST
 };
 
 #define SPRO_MUST_CHECK __attribute__((warn_unused_result))

@@ -23,14 +23,14 @@
 #define SPRO_PROTO_VERSION 0
 
 /* Limits of the decoder (see docs/PROTOCOL.md, "Encoding rules and limits"). */
-#define SPRO_PROTO_MAX_DEPTH 16        /* nesting of arrays and maps */
-#define SPRO_PROTO_MAX_ITEMS 4096      /* entries of one array or map */
-#define SPRO_PROTO_MAX_STR 4096        /* bytes of one string */
-#define SPRO_PROTO_MAX_BIN (1u << 20)  /* bytes of one binary */
-#define SPRO_PROTO_MAX_KEY 64          /* bytes of one map key */
-#define SPRO_PROTO_MAX_TYPE 32         /* bytes of a message type name */
-#define SPRO_PROTO_MAX_CODE 64         /* bytes of an error code */
-#define SPRO_PROTO_MAX_FIELDS 16       /* entries of an envelope map */
+#define SPRO_PROTO_MAX_DEPTH 16       /* nesting of arrays and maps */
+#define SPRO_PROTO_MAX_ITEMS 4096     /* entries of one array or map */
+#define SPRO_PROTO_MAX_STR 4096       /* bytes of one string */
+#define SPRO_PROTO_MAX_BIN (1u << 20) /* bytes of one binary */
+#define SPRO_PROTO_MAX_KEY 64         /* bytes of one map key */
+#define SPRO_PROTO_MAX_TYPE 32        /* bytes of a message type name */
+#define SPRO_PROTO_MAX_CODE 64        /* bytes of an error code */
+#define SPRO_PROTO_MAX_FIELDS 16      /* entries of an envelope map */
 
 /* A growable byte buffer.  Invariant: data is NULL iff cap == 0; len <= cap.
  * Growth aborts on out-of-memory.  Zero-initialise, then spro_buf_free(). */
@@ -111,7 +111,7 @@ struct spro_msg_health {
     struct spro_bytes version; /* server version string, 1..64 bytes */
 };
 
-struct spro_msg_echo { /* both SPRO_MSG_ECHO and SPRO_MSG_ECHO_REPLY */
+struct spro_msg_echo {      /* both SPRO_MSG_ECHO and SPRO_MSG_ECHO_REPLY */
     uint64_t id;            /* caller's request id, any uint64 */
     struct spro_bytes data; /* 0..SPRO_PROTO_MAX_BIN bytes */
 };

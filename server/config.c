@@ -21,8 +21,8 @@ enum opt_kind { OPT_STR, OPT_UINT, OPT_SIZE, OPT_FLAG, OPT_LISTEN, OPT_LEVEL };
 struct opt {
     const char *name;
     enum opt_kind kind;
-    size_t off;   /* offset in struct spro_server_config */
-    size_t size;  /* for OPT_STR: capacity */
+    size_t off;  /* offset in struct spro_server_config */
+    size_t size; /* for OPT_STR: capacity */
     uint64_t min, max;
     const char *arg, *help;
 };
@@ -34,7 +34,8 @@ static const struct opt opts[] = {
     {"data", OPT_STR, F(data_dir), S(data_dir), 0, 0, "DIR", "data directory (default ./var)"},
     {"listen", OPT_LISTEN, 0, 0, 0, 0, "HOST:PORT",
      "address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6; port 0 picks a free one)"},
-    {"tls-cert", OPT_STR, F(tls_cert), S(tls_cert), 0, 0, "FILE", "PEM certificate chain: serve HTTPS"},
+    {"tls-cert", OPT_STR, F(tls_cert), S(tls_cert), 0, 0, "FILE",
+     "PEM certificate chain: serve HTTPS"},
     {"tls-key", OPT_STR, F(tls_key), S(tls_key), 0, 0, "FILE", "PEM private key of --tls-cert"},
     {"http2", OPT_FLAG, F(http2), 0, 0, 0, NULL,
      "also speak HTTP/2 (h2c prior knowledge, ALPN h2); off by default, see README"},
@@ -53,7 +54,8 @@ static const struct opt opts[] = {
     {"workers", OPT_UINT, F(workers), 0, 1, 128, "N", "worker threads for storage (default 4)"},
     {"shutdown-timeout", OPT_UINT, F(shutdown_timeout), 0, 1, 30, "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 4)"},
-    {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL", "error, warn, info or debug (default info)"},
+    {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL",
+     "error, warn, info or debug (default info)"},
     {"bench", OPT_FLAG, F(bench), 0, 0, 0, NULL, "mount POST /v1/bench/echo (benchmarks only)"},
 };
 
@@ -169,8 +171,8 @@ static int apply(struct spro_server_config *c, const struct opt *o, const char *
     case OPT_UINT:
     case OPT_SIZE:
         if (parse_u64(value, &v, o->kind == OPT_SIZE) != 0 || v < o->min || v > o->max) {
-            fprintf(stderr, "spro-server: %s: --%s %s: expected %s between %llu and %llu\n",
-                    where, o->name, value, o->kind == OPT_SIZE ? "a size" : "an integer",
+            fprintf(stderr, "spro-server: %s: --%s %s: expected %s between %llu and %llu\n", where,
+                    o->name, value, o->kind == OPT_SIZE ? "a size" : "an integer",
                     (unsigned long long)o->min, (unsigned long long)o->max);
             return -1;
         }

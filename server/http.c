@@ -46,10 +46,10 @@ struct server {
     struct spro_addrtab *addrs;
     struct conn **by_fd; /* open connections by file descriptor */
     size_t by_fd_cap;
-    struct conn *conns;  /* list of open connections */
-    unsigned nconns;     /* open connections */
-    unsigned inflight;   /* requests received, not yet disposed */
-    unsigned queued;     /* jobs handed to workers, not yet back */
+    struct conn *conns; /* list of open connections */
+    unsigned nconns;    /* open connections */
+    unsigned inflight;  /* requests received, not yet disposed */
+    unsigned queued;    /* jobs handed to workers, not yet back */
     struct spro_metrics metrics;
 };
 
@@ -72,14 +72,22 @@ struct reqstate {
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 503: return "Service Unavailable";
-    default: return status >= 500 ? "Internal Server Error" : "Error";
+    case 200:
+        return "OK";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status >= 500 ? "Internal Server Error" : "Error";
     }
 }
 
@@ -346,8 +354,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             continue;
         path_match = r;
         rs->route = r->id;
-        if (!h2o_memis(req->input.method.base, req->input.method.len, r->method,
-                       strlen(r->method)))
+        if (!h2o_memis(req->input.method.base, req->input.method.len, r->method, strlen(r->method)))
             continue;
         if (r->msgpack_body && !is_msgpack(req)) {
             send_error(req, SPRO_EMEDIATYPE);

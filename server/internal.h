@@ -49,7 +49,7 @@ struct spro_metrics {
         struct {
             int status;
             uint64_t count;
-        } by_status[SPRO_METRICS_STATUSES]; /* first come; rest counted under status 0 */
+        } by_status[SPRO_METRICS_STATUSES];         /* first come; rest counted under status 0 */
         uint64_t buckets[SPRO_METRICS_BUCKETS + 1]; /* last is +Inf */
         double sum_seconds;
         uint64_t count;

@@ -18,8 +18,7 @@ const char *spro_route_name(enum spro_route route)
     return route_names[route];
 }
 
-void spro_metrics_observe(struct spro_metrics *m, enum spro_route route, int status,
-                          double seconds)
+void spro_metrics_observe(struct spro_metrics *m, enum spro_route route, int status, double seconds)
 {
     if ((unsigned)route >= SPRO_ROUTE_COUNT)
         SPRO_BUG("bad route");
@@ -70,8 +69,9 @@ void spro_metrics_render(const struct spro_metrics *m, const struct spro_gauges 
                  m->route[r].by_status[i].status,
                  (unsigned long long)m->route[r].by_status[i].count);
 
-    emit(&o, "# HELP spro_http_request_duration_seconds Time from request received to response done.\n"
-             "# TYPE spro_http_request_duration_seconds histogram\n");
+    emit(&o,
+         "# HELP spro_http_request_duration_seconds Time from request received to response done.\n"
+         "# TYPE spro_http_request_duration_seconds histogram\n");
     for (int r = 0; r < SPRO_ROUTE_COUNT; r++) {
         uint64_t cum = 0;
         for (int b = 0; b < SPRO_METRICS_BUCKETS; b++) {
@@ -88,28 +88,29 @@ void spro_metrics_render(const struct spro_metrics *m, const struct spro_gauges 
              route_names[r], (unsigned long long)m->route[r].count);
     }
 
-    emit(&o,
-         "# HELP spro_open_connections Connections open now.\n"
-         "# TYPE spro_open_connections gauge\n"
-         "spro_open_connections %u\n"
-         "# HELP spro_inflight_requests Requests received and not yet answered.\n"
-         "# TYPE spro_inflight_requests gauge\n"
-         "spro_inflight_requests %u\n"
-         "# HELP spro_worker_queue_depth Jobs handed to worker threads and not yet done.\n"
-         "# TYPE spro_worker_queue_depth gauge\n"
-         "spro_worker_queue_depth %u\n"
-         "# HELP spro_connections_accepted_total Connections accepted.\n"
-         "# TYPE spro_connections_accepted_total counter\n"
-         "spro_connections_accepted_total %llu\n"
-         "# HELP spro_connections_rejected_total Connections closed at accept by a cap.\n"
-         "# TYPE spro_connections_rejected_total counter\n"
-         "spro_connections_rejected_total{cap=\"global\"} %llu\n"
-         "spro_connections_rejected_total{cap=\"per_address\"} %llu\n"
-         "# HELP spro_http2_budget_closed_total HTTP/2 connections closed at their request budget.\n"
-         "# TYPE spro_http2_budget_closed_total counter\n"
-         "spro_http2_budget_closed_total %llu\n",
-         g->open_connections, g->inflight_requests, g->worker_queue_depth,
-         (unsigned long long)m->accepted, (unsigned long long)m->rejected_global,
-         (unsigned long long)m->rejected_per_addr, (unsigned long long)m->h2_budget_closed);
+    emit(
+        &o,
+        "# HELP spro_open_connections Connections open now.\n"
+        "# TYPE spro_open_connections gauge\n"
+        "spro_open_connections %u\n"
+        "# HELP spro_inflight_requests Requests received and not yet answered.\n"
+        "# TYPE spro_inflight_requests gauge\n"
+        "spro_inflight_requests %u\n"
+        "# HELP spro_worker_queue_depth Jobs handed to worker threads and not yet done.\n"
+        "# TYPE spro_worker_queue_depth gauge\n"
+        "spro_worker_queue_depth %u\n"
+        "# HELP spro_connections_accepted_total Connections accepted.\n"
+        "# TYPE spro_connections_accepted_total counter\n"
+        "spro_connections_accepted_total %llu\n"
+        "# HELP spro_connections_rejected_total Connections closed at accept by a cap.\n"
+        "# TYPE spro_connections_rejected_total counter\n"
+        "spro_connections_rejected_total{cap=\"global\"} %llu\n"
+        "spro_connections_rejected_total{cap=\"per_address\"} %llu\n"
+        "# HELP spro_http2_budget_closed_total HTTP/2 connections closed at their request budget.\n"
+        "# TYPE spro_http2_budget_closed_total counter\n"
+        "spro_http2_budget_closed_total %llu\n",
+        g->open_connections, g->inflight_requests, g->worker_queue_depth,
+        (unsigned long long)m->accepted, (unsigned long long)m->rejected_global,
+        (unsigned long long)m->rejected_per_addr, (unsigned long long)m->h2_budget_closed);
     *res = h2o_iovec_init(o.buf, o.len);
 }

@@ -94,8 +94,7 @@ static int read_master(const char *path, uint8_t **out, char *why, size_t whylen
     }
     if ((st.st_mode & 077) != 0) {
         close(fd);
-        say(why, whylen, path,
-            "readable or writable by group or others; run: chmod 600 on it");
+        say(why, whylen, path, "readable or writable by group or others; run: chmod 600 on it");
         return SPRO_EPERM;
     }
     uint8_t *key = spro_secret_alloc(SPRO_KEY_BYTES);
@@ -158,8 +157,8 @@ static int populate(const char *tmp, char *why, size_t whylen)
     }
     if ((rc = path_join(path, sizeof path, tmp, DATA_FILE)) != 0 ||
         (rc = spro_store__open(path, 1, spro_store__data_migrations,
-                               spro_store__data_migrations_count, &data, &version, why,
-                               whylen)) != 0)
+                               spro_store__data_migrations_count, &data, &version, why, whylen)) !=
+            0)
         goto out;
     char created[32];
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
@@ -167,8 +166,8 @@ static int populate(const char *tmp, char *why, size_t whylen)
         goto out;
     if ((rc = path_join(path, sizeof path, tmp, KEYS_FILE)) != 0 ||
         (rc = spro_store__open(path, 1, spro_store__keys_migrations,
-                               spro_store__keys_migrations_count, &keys, &version, why,
-                               whylen)) != 0)
+                               spro_store__keys_migrations_count, &keys, &version, why, whylen)) !=
+            0)
         goto out;
     spro_crypto_dh_keypair(pk, sk);
     if ((rc = put_server_key(keys, subkey, "noise", pk, sk, SPRO_KEY_BYTES)) != 0)
@@ -189,8 +188,9 @@ out:
 /* Removes tmp and what populate() may have left in it. */
 static void remove_tree(const char *tmp)
 {
-    static const char *const names[] = {MASTER_FILE, DATA_FILE, DATA_FILE "-wal", DATA_FILE "-shm",
-                                        KEYS_FILE,   KEYS_FILE "-wal", KEYS_FILE "-shm"};
+    static const char *const names[] = {MASTER_FILE,      DATA_FILE, DATA_FILE "-wal",
+                                        DATA_FILE "-shm", KEYS_FILE, KEYS_FILE "-wal",
+                                        KEYS_FILE "-shm"};
     char path[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (path_join(path, sizeof path, tmp, names[i]) == 0)
@@ -263,7 +263,8 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
 
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        say(why, whylen, dir, "no such data directory (create one with: spro-admin --data DIR init)");
+        say(why, whylen, dir,
+            "no such data directory (create one with: spro-admin --data DIR init)");
         rc = SPRO_ENOENT;
         goto fail;
     }
@@ -296,7 +297,8 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
         (rc = get_server_key(dd->keys, subkey, "sign", dd->sign_pk, dd->sign_sk,
                              SPRO_SIGN_SECRET_BYTES)) != 0) {
         say(why, whylen, path,
-            rc == SPRO_EINTEGRITY ? "server keys do not open under this master key (wrong master.key, or tampered keys.db)"
+            rc == SPRO_EINTEGRITY ? "server keys do not open under this master key (wrong "
+                                    "master.key, or tampered keys.db)"
                                   : spro_strerror(rc));
         goto fail;
     }

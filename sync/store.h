@@ -34,8 +34,7 @@ struct spro_db;
  * changed) or SPRO_ESTORE; `why` gets a message naming path. */
 SPRO_MUST_CHECK int spro_store__open(const char *path, int create,
                                      const struct spro_migration *migrations, size_t count,
-                                     struct spro_db **out, int *version, char *why,
-                                     size_t whylen);
+                                     struct spro_db **out, int *version, char *why, size_t whylen);
 
 /* Closes; accepts NULL. */
 void spro_store__close(struct spro_db *db);
@@ -52,8 +51,7 @@ SPRO_MUST_CHECK int spro_store__server_key_put(struct spro_db *db, const char *n
                                                const uint8_t *sealed, size_t sealedlen);
 /* Copies the row's blobs; SPRO_ENOENT if absent, SPRO_EINTEGRITY if a blob
  * does not have exactly the expected length. */
-SPRO_MUST_CHECK int spro_store__server_key_get(struct spro_db *db, const char *name,
-                                               uint8_t *pub, size_t publen, uint8_t *sealed,
-                                               size_t sealedlen);
+SPRO_MUST_CHECK int spro_store__server_key_get(struct spro_db *db, const char *name, uint8_t *pub,
+                                               size_t publen, uint8_t *sealed, size_t sealedlen);
 
 #endif

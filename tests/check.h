@@ -45,7 +45,7 @@ extern int check__failed; /* failures in the current test */
     do {                                                                                           \
         const char *check__a = (a), *check__b = (b);                                               \
         if (check__a == NULL || check__b == NULL || strcmp(check__a, check__b) != 0)               \
-            CHECK__FAIL("check failed: %s == %s (\"%s\" vs \"%s\")", #a, #b,                      \
+            CHECK__FAIL("check failed: %s == %s (\"%s\" vs \"%s\")", #a, #b,                       \
                         check__a ? check__a : "(null)", check__b ? check__b : "(null)");           \
     } while (0)
 

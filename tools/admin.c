@@ -33,8 +33,8 @@ static int wants_help(int argc, char **argv)
 static int no_args(const char *cmd, int argc, char **argv)
 {
     if (argc > 0) {
-        fprintf(stderr, "spro-admin %s: unexpected argument '%s' (see spro-admin %s --help)\n",
-                cmd, argv[0], cmd);
+        fprintf(stderr, "spro-admin %s: unexpected argument '%s' (see spro-admin %s --help)\n", cmd,
+                argv[0], cmd);
         return 2;
     }
     return 0;
@@ -66,8 +66,8 @@ static int cmd_init(const char *dir, int argc, char **argv)
     }
     char fp[SPRO_FINGERPRINT_CHARS];
     spro_crypto_fingerprint(fp, spro_datadir_noise_public(dd));
-    printf("initialised %s (schema %d)\nserver key fingerprint: %s\n", dir,
-           spro_datadir_schema(dd), fp);
+    printf("initialised %s (schema %d)\nserver key fingerprint: %s\n", dir, spro_datadir_schema(dd),
+           fp);
     spro_datadir_close(dd);
     return 0;
 }

@@ -16,7 +16,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs=(cmake make gcc pkg-config libh2o-dev libuv1-dev libsqlite3-dev libsodium-dev
             libmsgpack-dev libssl-dev)
-test_pkgs=(clang libclang-rt-14-dev openssl)
+test_pkgs=(clang clang-format libclang-rt-14-dev openssl)
 
 usage() {
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'

@@ -331,8 +331,8 @@ int h_read_response(int fd, struct h_response *r, int ms)
     return 0;
 }
 
-int h_request(int port, const char *method, const char *path, const char *ctype,
-              const void *body, size_t len, struct h_response *r)
+int h_request(int port, const char *method, const char *path, const char *ctype, const void *body,
+              size_t len, struct h_response *r)
 {
     int fd = h_connect(port, NULL);
     if (fd < 0)

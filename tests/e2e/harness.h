@@ -65,7 +65,7 @@ int h_wait_closed(int fd, int ms);
 
 struct h_response {
     int status;
-    char headers[4096];  /* raw header block, lower-cased names */
+    char headers[4096]; /* raw header block, lower-cased names */
     unsigned char body[65536];
     size_t body_len;
 };
@@ -76,8 +76,8 @@ int h_read_response(int fd, struct h_response *r, int ms);
 
 /* One request on a new connection: method, path, optional content type
  * and body.  Returns 0 and fills r, or -1. */
-int h_request(int port, const char *method, const char *path, const char *ctype,
-              const void *body, size_t len, struct h_response *r);
+int h_request(int port, const char *method, const char *path, const char *ctype, const void *body,
+              size_t len, struct h_response *r);
 
 /* Value of header `name` (lower case) in r, copied into out; false if absent. */
 bool h_header(const struct h_response *r, const char *name, char *out, size_t cap);

@@ -158,8 +158,8 @@ static void test_wrong_content_type(void)
     struct spro_buf b = {0};
     echo_body(&b, 1, "x");
     struct h_response r, r2;
-    int rc = h_request(shared_port(), "POST", "/v1/bench/echo", "application/json", b.data, b.len,
-                       &r);
+    int rc =
+        h_request(shared_port(), "POST", "/v1/bench/echo", "application/json", b.data, b.len, &r);
     int rc2 = h_request(shared_port(), "POST", "/v1/bench/echo", NULL, b.data, b.len, &r2);
     spro_buf_free(&b);
     CHECK_EQ(rc, 0);
@@ -336,8 +336,8 @@ static void test_h2_preface_refused(void)
 /* HEADERS (GET /healthz, END_STREAM|END_HEADERS) then RST_STREAM(CANCEL). */
 static size_t h2_open_cancel(unsigned char *p, uint32_t stream)
 {
-    static const unsigned char block[] = {0x82, 0x86, 0x04, 8,   '/', 'h', 'e', 'a', 'l',
-                                          't',  'h',  'z',  0x01, 1,  'x'};
+    static const unsigned char block[] = {0x82, 0x86, 0x04, 8,   '/',  'h', 'e', 'a',
+                                          'l',  't',  'h',  'z', 0x01, 1,   'x'};
     size_t n = 0;
     unsigned char sid[4] = {(unsigned char)(stream >> 24 & 0x7f), (unsigned char)(stream >> 16),
                             (unsigned char)(stream >> 8), (unsigned char)stream};
@@ -393,9 +393,23 @@ static void tls_files(char *cert, char *key, size_t cap)
     snprintf(cert, cap, "%s/cert.pem", h_tmpdir());
     snprintf(key, cap, "%s/key.pem", h_tmpdir());
     if (access(cert, F_OK) != 0) {
-        const char *argv[] = {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                              "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
-                              "-days", "2", "-subj", "/CN=127.0.0.1", NULL};
+        const char *argv[] = {"/usr/bin/openssl",
+                              "req",
+                              "-x509",
+                              "-newkey",
+                              "ec",
+                              "-pkeyopt",
+                              "ec_paramgen_curve:P-256",
+                              "-nodes",
+                              "-keyout",
+                              key,
+                              "-out",
+                              cert,
+                              "-days",
+                              "2",
+                              "-subj",
+                              "/CN=127.0.0.1",
+                              NULL};
         if (h_run(argv, out, sizeof out) != 0)
             fprintf(stderr, "openssl req failed: %s\n", out);
     }

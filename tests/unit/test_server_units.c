@@ -89,8 +89,9 @@ static void test_config_defaults(void)
 static void test_config_flags(void)
 {
     struct spro_server_config c;
-    const char *args[] = {"--data", "/srv/x", "--listen=[::1]:0", "--http2", "--max-body", "2M",
-                          "--max-connections=10", "--log-level", "debug", NULL};
+    const char *args[] = {"--data",     "/srv/x", "--listen=[::1]:0",     "--http2",
+                          "--max-body", "2M",     "--max-connections=10", "--log-level",
+                          "debug",      NULL};
     CHECK_EQ(load(&c, args), 0);
     CHECK_STR(c.data_dir, "/srv/x");
     CHECK_STR(c.listen_host, "::1");
@@ -131,19 +132,19 @@ static void test_config_rejects_bad_input(void)
 {
     static const char *const bad[][4] = {
         {"--max-body", "12Q", NULL},
-        {"--max-body", "10", NULL},               /* below 1 KiB */
+        {"--max-body", "10", NULL}, /* below 1 KiB */
         {"--max-connections", "0", NULL},
         {"--max-connections", "-1", NULL},
         {"--max-connections", "99999999999999", NULL},
-        {"--listen", "127.0.0.1", NULL},          /* no port */
+        {"--listen", "127.0.0.1", NULL}, /* no port */
         {"--listen", "127.0.0.1:70000", NULL},
         {"--listen", "[::1:80", NULL},
         {"--log-level", "loud", NULL},
         {"--http2=maybe", NULL},
-        {"--workers", NULL},                      /* missing value */
+        {"--workers", NULL}, /* missing value */
         {"--nope", NULL},
         {"stray", NULL},
-        {"--tls-cert", "c.pem", NULL},            /* without --tls-key */
+        {"--tls-cert", "c.pem", NULL}, /* without --tls-key */
         {"--config", "/nonexistent/spro.conf", NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

@@ -46,8 +46,8 @@ static int has_table(const char *file, const char *table)
     int found = 0;
     if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
         sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE name = ?1", -1, &st,
-                               NULL) == SQLITE_OK) {
+        if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema WHERE name = ?1", -1, &st, NULL) ==
+            SQLITE_OK) {
             sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
             found = sqlite3_step(st) == SQLITE_ROW;
         }
@@ -62,7 +62,8 @@ static void set_version(const char *file, int v)
     sqlite3 *db;
     char sql[64];
     snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v);
-    if (sqlite3_open(file, &db) != SQLITE_OK || sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_open(file, &db) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
         abort();
     sqlite3_close(db);
 }
