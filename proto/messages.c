@@ -369,3 +369,27 @@ void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out)
     if (spro_proto_encode(&m, out) != 0)
         SPRO_BUG("spro_proto_encode_error: error table entry out of bounds");
 }
+
+static bool bytes_equal(struct spro_bytes a, struct spro_bytes b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case SPRO_MSG_ERROR:
+        return bytes_equal(a->u.error.code, b->u.error.code) &&
+               bytes_equal(a->u.error.message, b->u.error.message);
+    case SPRO_MSG_HEALTH:
+        return bytes_equal(a->u.health.status, b->u.health.status) &&
+               a->u.health.schema == b->u.health.schema &&
+               bytes_equal(a->u.health.version, b->u.health.version);
+    case SPRO_MSG_ECHO:
+    case SPRO_MSG_ECHO_REPLY:
+        return a->u.echo.id == b->u.echo.id && bytes_equal(a->u.echo.data, b->u.echo.data);
+    }
+    return false;
+}

@@ -145,6 +145,10 @@ SPRO_MUST_CHECK int spro_proto_encode(const struct spro_msg *m, struct spro_buf 
  * longer than SPRO_PROTO_MAX_STR is cut at a character boundary. */
 void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out);
 
+/* 1 if a and b are the same message: same type and equal fields (bytes
+ * compared by content, wherever they point). */
+bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b);
+
 /* Name of a message type ("echo", ...), or NULL if unknown. */
 const char *spro_proto_type_name(enum spro_msg_type t);
 

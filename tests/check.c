@@ -58,3 +58,14 @@ int check_run(const struct check_test *tests, size_t n, int argc, char **argv)
     }
     return failed ? 1 : 0;
 }
+
+int check_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

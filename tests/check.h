@@ -61,6 +61,9 @@ extern int check__failed; /* failures in the current test */
 int check__bytes_equal(const void *a, size_t alen, const void *b, size_t blen, const char *an,
                        const char *bn, const char *file, int line);
 
+/* Value of one hex digit (either case), or -1. */
+int check_hexval(char c);
+
 struct check_test {
     const char *name;
     void (*fn)(void);

@@ -22,30 +22,6 @@ static _Noreturn void fail(const char *what)
     abort();
 }
 
-static int bytes_equal(struct spro_bytes a, struct spro_bytes b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
-static int msg_equal(const struct spro_msg *a, const struct spro_msg *b)
-{
-    if (a->type != b->type)
-        return 0;
-    switch (a->type) {
-    case SPRO_MSG_ERROR:
-        return bytes_equal(a->u.error.code, b->u.error.code) &&
-               bytes_equal(a->u.error.message, b->u.error.message);
-    case SPRO_MSG_HEALTH:
-        return bytes_equal(a->u.health.status, b->u.health.status) &&
-               a->u.health.schema == b->u.health.schema &&
-               bytes_equal(a->u.health.version, b->u.health.version);
-    case SPRO_MSG_ECHO:
-    case SPRO_MSG_ECHO_REPLY:
-        return a->u.echo.id == b->u.echo.id && bytes_equal(a->u.echo.data, b->u.echo.data);
-    }
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct spro_msg m1, m2;
@@ -65,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("an encoding does not validate");
     if (spro_proto_decode(e1.data, e1.len, &m2) != 0)
         fail("an encoding does not decode");
-    if (!msg_equal(&m1, &m2))
+    if (!spro_proto_msg_equal(&m1, &m2))
         fail("decode(encode(m)) != m");
     if (spro_proto_encode(&m2, &e2) != 0)
         fail("a re-decoded message does not encode");

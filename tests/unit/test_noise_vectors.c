@@ -184,17 +184,6 @@ static const char *jstr(const struct jval *obj, const char *key)
 
 /* ---- hex ---------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes hex into out (cap bytes); returns the length, or -1. */
 static long unhex(const char *hex, uint8_t *out, size_t cap)
 {
@@ -202,7 +191,7 @@ static long unhex(const char *hex, uint8_t *out, size_t cap)
     if (len % 2 != 0 || len / 2 > cap)
         return -1;
     for (size_t i = 0; i < len / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = check_hexval(hex[2 * i]), lo = check_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -54,17 +54,6 @@ static uint8_t *copy_exact(const void *p, size_t len)
     return q;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Appends the bytes of the hex notation s[0..n) to b: pairs of hex digits,
  * whitespace ignored, "XX*N" for N copies of byte XX and "(...)*N" for N
  * copies of a group (groups do not nest).  A bad spec is a bug of the test. */
@@ -84,7 +73,7 @@ static void parse_hex(const char *s, size_t n, struct spro_buf *b)
             parse_hex(s + 1, (size_t)(close - s - 1), &item);
             s = close + 1;
         } else {
-            int hi = hexval(s[0]), lo = hi < 0 || s + 1 >= end ? -1 : hexval(s[1]);
+            int hi = check_hexval(s[0]), lo = hi < 0 || s + 1 >= end ? -1 : check_hexval(s[1]);
             if (hi < 0 || lo < 0)
                 SPRO_BUG("bad hex in test input");
             uint8_t byte = (uint8_t)(hi << 4 | lo);
@@ -127,25 +116,6 @@ static void input_free(struct input *in)
 static bool bytes_equal(struct spro_bytes a, struct spro_bytes b)
 {
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
-}
-
-static bool msg_equal(const struct spro_msg *a, const struct spro_msg *b)
-{
-    if (a->type != b->type)
-        return false;
-    switch (a->type) {
-    case SPRO_MSG_ERROR:
-        return bytes_equal(a->u.error.code, b->u.error.code) &&
-               bytes_equal(a->u.error.message, b->u.error.message);
-    case SPRO_MSG_HEALTH:
-        return bytes_equal(a->u.health.status, b->u.health.status) &&
-               a->u.health.schema == b->u.health.schema &&
-               bytes_equal(a->u.health.version, b->u.health.version);
-    case SPRO_MSG_ECHO:
-    case SPRO_MSG_ECHO_REPLY:
-        return a->u.echo.id == b->u.echo.id && bytes_equal(a->u.echo.data, b->u.echo.data);
-    }
-    return false;
 }
 
 /* Decodes hex; returns the decoder's result (the decoded message is not
@@ -324,7 +294,7 @@ static void test_golden_decode(void)
         struct input in = unhex(g->hex);
         struct spro_msg m;
         int err = spro_proto_decode(in.p, in.len, &m);
-        bool same = err == 0 && msg_equal(&m, &g->msg);
+        bool same = err == 0 && spro_proto_msg_equal(&m, &g->msg);
         int valid = spro_proto_validate(in.p, in.len);
         input_free(&in);
         CASE_EQ(g->name, err, 0);
@@ -450,7 +420,7 @@ static void test_roundtrip(void)
         struct spro_msg m;
         CHECK_EQ(spro_proto_encode(&goldens[k].msg, &out), 0);
         CHECK_EQ(spro_proto_decode(out.data, out.len, &m), 0);
-        CHECK(msg_equal(&m, &goldens[k].msg));
+        CHECK(spro_proto_msg_equal(&m, &goldens[k].msg));
         spro_buf_free(&out);
     }
     for (size_t k = 0; k < sizeof(msgs) / sizeof(msgs[0]); k++) {
@@ -458,7 +428,7 @@ static void test_roundtrip(void)
         struct spro_msg m;
         CHECK_EQ(spro_proto_encode(&msgs[k], &out), 0);
         CHECK_EQ(spro_proto_decode(out.data, out.len, &m), 0);
-        CHECK(msg_equal(&m, &msgs[k]));
+        CHECK(spro_proto_msg_equal(&m, &msgs[k]));
         CHECK_EQ(spro_proto_validate(out.data, out.len), 0);
         spro_buf_free(&out);
     }
