@@ -65,6 +65,32 @@ SPRO_MUST_CHECK int spro_crypto_open(uint8_t *out, const uint8_t *in, size_t inl
  * groups of 4 lowercase hex digits. */
 void spro_crypto_fingerprint(char out[SPRO_FINGERPRINT_CHARS], const uint8_t pk[SPRO_KEY_BYTES]);
 
+/* ---- Enrolment ticket strings (docs/PROTOCOL.md, "Keys, fingerprint, ticket") ----
+ * spro1:<40 hex fingerprint>:<16 hex ticket id>:<43 base64url secret>@<url> */
+
+#define SPRO_TICKET_URL_MAX 256
+#define SPRO_TICKET_STRING_MAX (6 + 40 + 1 + 16 + 1 + 43 + 1 + SPRO_TICKET_URL_MAX + 1)
+
+struct spro_ticket_string {
+    uint8_t fingerprint[SPRO_FINGERPRINT_BYTES];
+    char id[17];         /* 16 lowercase hex digits, NUL-terminated */
+    uint8_t secret[32];
+    char url[SPRO_TICKET_URL_MAX + 1]; /* http:// or https://, no path */
+};
+
+/* Writes the one-line ticket string of t into out (SPRO_TICKET_STRING_MAX
+ * bytes).  Returns 0, or SPRO_ECONFIG for a malformed id or URL. */
+SPRO_MUST_CHECK int spro_ticket_format(char out[SPRO_TICKET_STRING_MAX],
+                                       const struct spro_ticket_string *t);
+
+/* Parses a ticket string (surrounding whitespace allowed).  Returns 0, or
+ * SPRO_ECONFIG if it is not one (t is zeroed then). */
+SPRO_MUST_CHECK int spro_ticket_parse(struct spro_ticket_string *t, const char *s);
+
+/* The 20 fingerprint bytes of pk (what spro_crypto_fingerprint() prints). */
+void spro_crypto_fingerprint_bytes(uint8_t out[SPRO_FINGERPRINT_BYTES],
+                                   const uint8_t pk[SPRO_KEY_BYTES]);
+
 /* Keyed 64-bit hash (SipHash-2-4) for hash tables whose keys an attacker
  * chooses: with a random 16-byte key, collisions cannot be aimed. */
 #define SPRO_SHORTHASH_KEY_BYTES 16

@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <sodium.h>
 
@@ -92,11 +93,19 @@ int spro_crypto_open(uint8_t *out, const uint8_t *in, size_t inlen, const uint8_
     return 0;
 }
 
-void spro_crypto_fingerprint(char out[SPRO_FINGERPRINT_CHARS], const uint8_t pk[SPRO_KEY_BYTES])
+void spro_crypto_fingerprint_bytes(uint8_t out[SPRO_FINGERPRINT_BYTES],
+                                   const uint8_t pk[SPRO_KEY_BYTES])
 {
     static const char fpkey[] = "spro-sync fingerprint v1";
     uint8_t h[32];
     crypto_generichash(h, sizeof h, pk, SPRO_KEY_BYTES, (const uint8_t *)fpkey, sizeof fpkey - 1);
+    memcpy(out, h, SPRO_FINGERPRINT_BYTES);
+}
+
+void spro_crypto_fingerprint(char out[SPRO_FINGERPRINT_CHARS], const uint8_t pk[SPRO_KEY_BYTES])
+{
+    uint8_t h[SPRO_FINGERPRINT_BYTES];
+    spro_crypto_fingerprint_bytes(h, pk);
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < SPRO_FINGERPRINT_BYTES; i++) {

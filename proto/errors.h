@@ -35,6 +35,16 @@
     XX(MEDIATYPE, "unsupported_media_type", 415, "Content-Type must be application/msgpack")       \
     XX(TOOLARGE, "body_too_large", 413, "request body exceeds the configured limit")               \
     XX(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded; retry later")      \
+    /* Device channel (docs/PROTOCOL.md, "Device channel"). */                                   \
+    XX(BADFRAME, "bad_frame", 400, "sealed frame or handshake message has an impossible size")     \
+    XX(HANDSHAKE, "handshake_failed", 401, "handshake message does not open under the server key") \
+    XX(SESSION, "session_invalid", 401, "unknown, expired or ended session; open a new one")       \
+    XX(DECRYPT, "decrypt_failed", 401, "sealed frame rejected; the session is ended")              \
+    XX(UNKNOWNDEV, "unknown_device", 403, "this device key is not enrolled")                       \
+    XX(REVOKED, "device_revoked", 403, "this device has been revoked")                             \
+    XX(TICKET, "ticket_invalid", 403, "enrolment ticket unknown, wrong, expired or already used")  \
+    XX(REPLAY, "replayed", 409, "handshake timestamp not newer than the last accepted one")        \
+    XX(RATELIMIT, "rate_limited", 429, "too many failed attempts; wait and retry")                 \
     /* Local errors: never sent with detail. */                                                    \
     XX(INTERNAL, "internal", 500, "internal error")                                                \
     XX(NOMEM, "internal", 500, "out of memory")                                                    \

@@ -91,6 +91,12 @@ enum spro_msg_type {
     SPRO_MSG_HEALTH,     /* "health": answer of GET /healthz */
     SPRO_MSG_ECHO,       /* "echo": benchmark request (server --bench) */
     SPRO_MSG_ECHO_REPLY, /* "echo_reply": its answer */
+    SPRO_MSG_SERVER_KEY, /* "server_key": answer of GET /v1/server-key */
+    SPRO_MSG_HELLO,      /* "hello": payload of Noise handshake message 1 */
+    SPRO_MSG_WELCOME,    /* "welcome": payload of handshake message 2, session open */
+    SPRO_MSG_WIPE,       /* "wipe": payload of handshake message 2, erase the device */
+    SPRO_MSG_PING,       /* "ping": sealed request of POST /v1/ping */
+    SPRO_MSG_PONG,       /* "pong": its sealed answer, the server's view of the device */
 };
 
 /* A string or binary that points into the decoded buffer (or, for
@@ -116,12 +122,50 @@ struct spro_msg_echo {      /* both SPRO_MSG_ECHO and SPRO_MSG_ECHO_REPLY */
     struct spro_bytes data; /* 0..SPRO_PROTO_MAX_BIN bytes */
 };
 
+struct spro_msg_server_key {
+    struct spro_bytes key;         /* bin, exactly 32 bytes: X25519 public key */
+    struct spro_bytes fingerprint; /* str, exactly 49 bytes (spro_crypto_fingerprint) */
+};
+
+struct spro_msg_hello {
+    uint64_t ts;               /* device clock, ms since the Unix epoch, 1..2^63-1 */
+    struct spro_bytes app;     /* str 1..64: app name and version */
+    uint32_t schema;           /* device's data schema version, 1..2^31-1 */
+    bool has_ticket;           /* ticket_id and ticket_secret: both present or both absent */
+    struct spro_bytes ticket_id;     /* str, exactly 16 lowercase hex digits */
+    struct spro_bytes ticket_secret; /* bin, exactly 32 bytes */
+};
+
+/* The server's view of a device: "welcome" and "pong" carry it. */
+struct spro_msg_device_view {
+    struct spro_bytes device; /* str 1..64: device id */
+    struct spro_bytes user;   /* str 1..64: counsellor (user id) */
+    struct spro_bytes org;    /* str 1..64: organisation id */
+    struct spro_bytes role;   /* str 1..16: "counsellor", "supervisor" or "admin" */
+};
+
+struct spro_msg_welcome {
+    struct spro_bytes session; /* bin, exactly 16 bytes: session id */
+    struct spro_msg_device_view view;
+    uint32_t idle_ttl; /* seconds a session may stay unused, 1..2^31-1 */
+    uint32_t ttl;      /* seconds a session lives at most, 1..2^31-1 */
+};
+
+struct spro_msg_wipe {
+    struct spro_bytes device; /* str 1..64: the device to erase */
+};
+
 struct spro_msg {
     enum spro_msg_type type;
     union {
         struct spro_msg_error error;
         struct spro_msg_health health;
         struct spro_msg_echo echo;
+        struct spro_msg_server_key server_key;
+        struct spro_msg_hello hello;
+        struct spro_msg_welcome welcome;
+        struct spro_msg_wipe wipe;
+        struct spro_msg_device_view pong; /* SPRO_MSG_PING has no fields */
     } u;
 };
 

@@ -347,3 +347,8 @@ int spro_datadir_ping(struct spro_datadir *dd)
 {
     return spro_store__ping(dd->data);
 }
+
+const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd)
+{
+    return dd->noise_sk;
+}

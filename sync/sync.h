@@ -66,4 +66,107 @@ int spro_datadir_schema(const struct spro_datadir *dd);
  * call it off the event loop.  Returns 0 or SPRO_ESTORE. */
 SPRO_MUST_CHECK int spro_datadir_ping(struct spro_datadir *dd);
 
+/* ---- Organisations, counsellors, devices, enrolment tickets ----
+ *
+ * Identifiers chosen by administrators (organisation and user ids) are
+ * 1..64 bytes of [A-Za-z0-9._-]; anything else is SPRO_ECONFIG.  Device ids
+ * are random UUIDs (36 characters) made by the server.  Times are seconds
+ * since the Unix epoch unless named _ms.  Every function here runs SQL: call
+ * it off the event loop.  `why` (may be NULL) receives a human explanation.
+ */
+
+#define SPRO_ID_MAX 64
+#define SPRO_TICKET_ID_CHARS 16    /* lowercase hex */
+#define SPRO_TICKET_SECRET_BYTES 32
+#define SPRO_TICKET_MAX_FAILURES 5 /* wrong secrets before a ticket is dead */
+#define SPRO_TICKET_DEFAULT_TTL 900
+
+/* kind: cio, mission-locale, france-travail, cap-emploi, psad, region, other.
+ * SPRO_EEXISTS if the id is taken. */
+SPRO_MUST_CHECK int spro_org_add(struct spro_datadir *dd, const char *id, const char *name,
+                                 const char *kind, char *why, size_t whylen);
+
+/* role: counsellor, supervisor or admin.  SPRO_ENOENT if the organisation
+ * does not exist, SPRO_EEXISTS if the user id is taken. */
+SPRO_MUST_CHECK int spro_user_add(struct spro_datadir *dd, const char *id, const char *org_id,
+                                  const char *role, char *why, size_t whylen);
+
+struct spro_ticket {
+    char id[SPRO_TICKET_ID_CHARS + 1];              /* random, lowercase hex */
+    uint8_t secret[SPRO_TICKET_SECRET_BYTES];       /* random; only its keyed hash is stored */
+    int64_t expires_at;
+};
+
+/* Issues a one-time ticket bound to user_id, valid ttl seconds from now.
+ * Stores only BLAKE2b(key = enrolment subkey of the master key, id||secret).
+ * SPRO_ENOENT if the user does not exist. */
+SPRO_MUST_CHECK int spro_ticket_issue(struct spro_datadir *dd, const char *user_id, int64_t now,
+                                      int64_t ttl, struct spro_ticket *out, char *why,
+                                      size_t whylen);
+
+enum spro_device_state {
+    SPRO_DEVICE_ACTIVE,
+    SPRO_DEVICE_REVOKED,
+    SPRO_DEVICE_WIPE_PENDING, /* the wipe order goes out at the next handshake */
+    SPRO_DEVICE_WIPED,        /* wipe order delivered; as revoked from then on */
+};
+
+struct spro_device {
+    int64_t rowid;
+    char id[SPRO_ID_MAX + 1];   /* device id (UUID) */
+    char user[SPRO_ID_MAX + 1]; /* counsellor */
+    char org[SPRO_ID_MAX + 1];  /* the counsellor's organisation */
+    char role[16];
+    enum spro_device_state state;
+    int64_t enrolled_at;
+    int64_t last_seen; /* last accepted handshake; 0 if none */
+    int64_t last_ts_ms; /* last accepted handshake timestamp (device clock) */
+};
+
+/* Redeems a ticket for a new device with static key device_pk, in one
+ * transaction: the ticket must exist, be unexpired, unused, under
+ * SPRO_TICKET_MAX_FAILURES failures, and its secret must match (compared in
+ * constant time); it is then consumed and the device created (state
+ * active, last_ts_ms = ts_ms).  Exactly one of two concurrent redemptions
+ * of one ticket succeeds.  A wrong secret counts one failure against the
+ * ticket.  Every refusal is the same SPRO_ETICKET (no oracle); a device_pk
+ * already enrolled is SPRO_EEXISTS.  Fills *out on success. */
+SPRO_MUST_CHECK int spro_ticket_redeem(struct spro_datadir *dd, const char *ticket_id,
+                                       const uint8_t secret[SPRO_TICKET_SECRET_BYTES],
+                                       const uint8_t device_pk[SPRO_KEY_BYTES], int64_t ts_ms,
+                                       int64_t now, struct spro_device *out);
+
+/* Finds a device by its static public key, or by row id.  SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_device_by_key(struct spro_datadir *dd,
+                                       const uint8_t device_pk[SPRO_KEY_BYTES],
+                                       struct spro_device *out);
+SPRO_MUST_CHECK int spro_device_by_rowid(struct spro_datadir *dd, int64_t rowid,
+                                         struct spro_device *out);
+
+/* Accepts a handshake timestamp: SPRO_EREPLAY unless ts_ms > last_ts_ms
+ * (nothing written then); otherwise stores it and last_seen = now, in one
+ * statement (a concurrent replay cannot slip between check and write). */
+SPRO_MUST_CHECK int spro_device_accept_ts(struct spro_datadir *dd, int64_t rowid, int64_t ts_ms,
+                                          int64_t now);
+
+/* Sets a device's state by id: SPRO_DEVICE_REVOKED or SPRO_DEVICE_WIPE_PENDING
+ * (from active; revoking a wipe-pending device is allowed).  SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_device_set_state(struct spro_datadir *dd, const char *device_id,
+                                          enum spro_device_state state, char *why, size_t whylen);
+
+/* Marks a delivered wipe order: WIPE_PENDING -> WIPED. */
+SPRO_MUST_CHECK int spro_device_wiped(struct spro_datadir *dd, int64_t rowid);
+
+/* Calls fn for every device, in enrolment order; stops at fn's non-zero
+ * return and returns it. */
+SPRO_MUST_CHECK int spro_device_list(struct spro_datadir *dd,
+                                     int (*fn)(const struct spro_device *d, void *arg),
+                                     void *arg);
+
+/* "active", "revoked", "wipe_pending" or "wiped". */
+const char *spro_device_state_name(enum spro_device_state s);
+
+/* The server's Noise static secret key (X25519), 32 bytes, owned by dd. */
+const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd);
+
 #endif
