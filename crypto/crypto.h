@@ -73,7 +73,7 @@ void spro_crypto_fingerprint(char out[SPRO_FINGERPRINT_CHARS], const uint8_t pk[
 
 struct spro_ticket_string {
     uint8_t fingerprint[SPRO_FINGERPRINT_BYTES];
-    char id[17];         /* 16 lowercase hex digits, NUL-terminated */
+    char id[17]; /* 16 lowercase hex digits, NUL-terminated */
     uint8_t secret[32];
     char url[SPRO_TICKET_URL_MAX + 1]; /* http:// or https://, no path */
 };
@@ -90,6 +90,12 @@ SPRO_MUST_CHECK int spro_ticket_parse(struct spro_ticket_string *t, const char *
 /* The 20 fingerprint bytes of pk (what spro_crypto_fingerprint() prints). */
 void spro_crypto_fingerprint_bytes(uint8_t out[SPRO_FINGERPRINT_BYTES],
                                    const uint8_t pk[SPRO_KEY_BYTES]);
+
+/* Keyed BLAKE2b-256 of msg (len bytes) under a 32-byte key: a MAC, e.g. of
+ * what only the holder of a key may have produced (enrolment tickets). */
+#define SPRO_MAC_BYTES 32
+void spro_crypto_mac(uint8_t out[SPRO_MAC_BYTES], const uint8_t key[SPRO_KEY_BYTES],
+                     const void *msg, size_t len);
 
 /* Keyed 64-bit hash (SipHash-2-4) for hash tables whose keys an attacker
  * chooses: with a random 16-byte key, collisions cannot be aimed. */

@@ -117,6 +117,13 @@ void spro_crypto_fingerprint(char out[SPRO_FINGERPRINT_CHARS], const uint8_t pk[
     out[o] = '\0';
 }
 
+void spro_crypto_mac(uint8_t out[SPRO_MAC_BYTES], const uint8_t key[SPRO_KEY_BYTES],
+                     const void *msg, size_t len)
+{
+    _Static_assert(crypto_generichash_BYTES == SPRO_MAC_BYTES, "mac size");
+    crypto_generichash(out, SPRO_MAC_BYTES, msg, len, key, SPRO_KEY_BYTES);
+}
+
 uint64_t spro_crypto_shorthash(const void *in, size_t len,
                                const uint8_t key[SPRO_SHORTHASH_KEY_BYTES])
 {

@@ -21,8 +21,11 @@
  *   4. fields, in byte order: defined for this type (UNKNOWNFIELD), of the
  *      right msgpack type (BADTYPE), length or value within the field's
  *      bounds (TOOLONG above the maximum length, RANGE below the minimum
- *      length or outside an integer range);
- *   5. completeness: the first absent field in documented order (MISSING).
+ *      length or outside an integer range), then a string's form where the
+ *      field has one (RANGE: hex digits, fingerprint);
+ *   5. completeness: the first absent required field in documented order
+ *      (MISSING); a type's optional fields form one group, present all
+ *      together or not at all (one of them alone: MISSING).
  *
  * Encoding goes through msgpack-c's packer (this is the only file that
  * includes msgpack.h), which always picks the smallest representation.
@@ -38,7 +41,17 @@
 /* Field limits that are not protocol-wide (see docs/PROTOCOL.md). */
 #define STATUS_MAX 32
 #define VERSION_MAX 64
-#define SCHEMA_MAX 2147483647u /* 2^31 - 1 */
+#define SCHEMA_MAX 2147483647u       /* 2^31 - 1 */
+#define TTL_MAX 2147483647u          /* seconds, 2^31 - 1 */
+#define TS_MAX ((uint64_t)INT64_MAX) /* ms, 2^63 - 1 */
+#define KEY_LEN 32                   /* X25519 public key */
+#define FINGERPRINT_LEN 49           /* 10 groups of 4 hex digits, 9 ':' */
+#define TICKET_ID_LEN 16             /* lowercase hex digits */
+#define TICKET_SECRET_LEN 32
+#define SESSION_LEN 16
+#define APP_MAX 64
+#define ID_MAX 64 /* device, user and organisation ids */
+#define ROLE_MAX 16
 
 enum ftype {
     F_STR, /* struct spro_bytes, valid UTF-8, length in [min, max] */
@@ -47,17 +60,27 @@ enum ftype {
     F_U64, /* uint64_t in [min, max] */
 };
 
+/* The form an F_STR must have beyond its length (RANGE otherwise). */
+enum shape {
+    S_ANY,         /* any valid UTF-8 */
+    S_HEX,         /* lowercase hex digits [0-9a-f] only */
+    S_FINGERPRINT, /* groups of 4 lowercase hex digits separated by ':' */
+};
+
 struct field {
     const char *name;
     enum ftype type;
     uint64_t min, max; /* bytes for F_STR/F_BIN, value for F_U32/F_U64 */
     size_t off;        /* offset of the member in struct spro_msg */
+    enum shape shape;  /* F_STR only */
 };
 
-#define FIELD(name, type, min, max, member)                                                        \
+#define SHAPED(name_, type_, min_, max_, member, shape_)                                           \
     {                                                                                              \
-        name, type, min, max, offsetof(struct spro_msg, member)                                    \
+        .name = (name_), .type = (type_), .min = (min_), .max = (max_),                            \
+        .off = offsetof(struct spro_msg, member), .shape = (shape_)                                \
     }
+#define FIELD(name, type, min, max, member) SHAPED(name, type, min, max, member, S_ANY)
 
 static const struct field error_fields[] = {
     FIELD("code", F_STR, 1, SPRO_PROTO_MAX_CODE, u.error.code),
@@ -75,25 +98,100 @@ static const struct field echo_fields[] = {
     FIELD("data", F_BIN, 0, SPRO_PROTO_MAX_BIN, u.echo.data),
 };
 
-#define MAX_TYPE_FIELDS 3 /* the most fields of any type; a bit per field */
+static const struct field server_key_fields[] = {
+    FIELD("key", F_BIN, KEY_LEN, KEY_LEN, u.server_key.key),
+    SHAPED("fingerprint", F_STR, FINGERPRINT_LEN, FINGERPRINT_LEN, u.server_key.fingerprint,
+           S_FINGERPRINT),
+};
 
+static const struct field hello_fields[] = {
+    FIELD("ts", F_U64, 1, TS_MAX, u.hello.ts),
+    FIELD("app", F_STR, 1, APP_MAX, u.hello.app),
+    FIELD("schema", F_U32, 1, SCHEMA_MAX, u.hello.schema),
+    /* optional, together (has_ticket) */
+    SHAPED("ticket_id", F_STR, TICKET_ID_LEN, TICKET_ID_LEN, u.hello.ticket_id, S_HEX),
+    FIELD("ticket_secret", F_BIN, TICKET_SECRET_LEN, TICKET_SECRET_LEN, u.hello.ticket_secret),
+};
+
+static const struct field welcome_fields[] = {
+    FIELD("session", F_BIN, SESSION_LEN, SESSION_LEN, u.welcome.session),
+    FIELD("device", F_STR, 1, ID_MAX, u.welcome.view.device),
+    FIELD("user", F_STR, 1, ID_MAX, u.welcome.view.user),
+    FIELD("org", F_STR, 1, ID_MAX, u.welcome.view.org),
+    FIELD("role", F_STR, 1, ROLE_MAX, u.welcome.view.role),
+    FIELD("idle_ttl", F_U32, 1, TTL_MAX, u.welcome.idle_ttl),
+    FIELD("ttl", F_U32, 1, TTL_MAX, u.welcome.ttl),
+};
+
+static const struct field wipe_fields[] = {
+    FIELD("device", F_STR, 1, ID_MAX, u.wipe.device),
+};
+
+static const struct field pong_fields[] = {
+    FIELD("device", F_STR, 1, ID_MAX, u.pong.device),
+    FIELD("user", F_STR, 1, ID_MAX, u.pong.user),
+    FIELD("org", F_STR, 1, ID_MAX, u.pong.org),
+    FIELD("role", F_STR, 1, ROLE_MAX, u.pong.role),
+};
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+#define MAX_TYPE_FIELDS 7 /* the most fields of any type (welcome); a bit per field */
+
+_Static_assert(NELEM(error_fields) <= MAX_TYPE_FIELDS && NELEM(health_fields) <= MAX_TYPE_FIELDS &&
+                   NELEM(echo_fields) <= MAX_TYPE_FIELDS &&
+                   NELEM(server_key_fields) <= MAX_TYPE_FIELDS &&
+                   NELEM(hello_fields) <= MAX_TYPE_FIELDS &&
+                   NELEM(welcome_fields) <= MAX_TYPE_FIELDS &&
+                   NELEM(wipe_fields) <= MAX_TYPE_FIELDS && NELEM(pong_fields) <= MAX_TYPE_FIELDS,
+               "raise MAX_TYPE_FIELDS");
+_Static_assert(MAX_TYPE_FIELDS <= 32, "the decoder keeps a bit per field in an unsigned");
+_Static_assert(SPRO_PROTO_MAX_FIELDS >= 2 + MAX_TYPE_FIELDS, "envelope too small");
+
+/* A message type.  Its first nreq fields are required; the others (if any)
+ * are optional and form one group: all present, which sets the bool at
+ * has_off, or all absent. */
 struct msgdesc {
     enum spro_msg_type type;
     const char *name;
     const struct field *fields;
     size_t nfields;
+    size_t nreq;
+    size_t has_off; /* offset of the bool in struct spro_msg; unused when nreq == nfields */
 };
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define MSG(type, name, fields)                                                                    \
+    {                                                                                              \
+        type, name, fields, NELEM(fields), NELEM(fields), 0                                        \
+    }
 
 static const struct msgdesc msgdescs[] = {
-    {SPRO_MSG_ERROR, "error", error_fields, NELEM(error_fields)},
-    {SPRO_MSG_HEALTH, "health", health_fields, NELEM(health_fields)},
-    {SPRO_MSG_ECHO, "echo", echo_fields, NELEM(echo_fields)},
-    {SPRO_MSG_ECHO_REPLY, "echo_reply", echo_fields, NELEM(echo_fields)},
+    MSG(SPRO_MSG_ERROR, "error", error_fields),
+    MSG(SPRO_MSG_HEALTH, "health", health_fields),
+    MSG(SPRO_MSG_ECHO, "echo", echo_fields),
+    MSG(SPRO_MSG_ECHO_REPLY, "echo_reply", echo_fields),
+    MSG(SPRO_MSG_SERVER_KEY, "server_key", server_key_fields),
+    {SPRO_MSG_HELLO, "hello", hello_fields, NELEM(hello_fields),
+     NELEM(hello_fields) - 2 /* ticket_id, ticket_secret */,
+     offsetof(struct spro_msg, u.hello.has_ticket)},
+    MSG(SPRO_MSG_WELCOME, "welcome", welcome_fields),
+    MSG(SPRO_MSG_WIPE, "wipe", wipe_fields),
+    {SPRO_MSG_PING, "ping", NULL, 0, 0, 0},
+    MSG(SPRO_MSG_PONG, "pong", pong_fields),
 };
 
-_Static_assert(SPRO_PROTO_MAX_FIELDS >= 2 + MAX_TYPE_FIELDS, "envelope too small");
+/* True if m has the optional fields of its type d. */
+static bool has_optional(const struct msgdesc *d, const struct spro_msg *m)
+{
+    return d->nreq < d->nfields && *(const bool *)((const char *)m + d->has_off);
+}
+
+/* Number of fields of m that are on the wire: the required ones, then the
+ * optional group if present. */
+static size_t wire_fields(const struct msgdesc *d, const struct spro_msg *m)
+{
+    return has_optional(d, m) ? d->nfields : d->nreq;
+}
 
 static const struct msgdesc *desc_of_type(enum spro_msg_type t)
 {
@@ -163,6 +261,33 @@ static int read_entries(const void *buf, size_t len, struct entry *e, uint32_t *
     return spro_mp_finish(&r);
 }
 
+static bool is_lower_hex(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+/* True if the string s[0..len) has the form shape requires. */
+static bool shape_ok(enum shape shape, const uint8_t *s, size_t len)
+{
+    switch (shape) {
+    case S_ANY:
+        return true;
+    case S_HEX:
+        for (size_t k = 0; k < len; k++)
+            if (!is_lower_hex(s[k]))
+                return false;
+        return true;
+    case S_FINGERPRINT:
+        if (len % 5 != 4)
+            return false;
+        for (size_t k = 0; k < len; k++)
+            if (k % 5 == 4 ? s[k] != ':' : !is_lower_hex(s[k]))
+                return false;
+        return true;
+    }
+    return false;
+}
+
 /* Step 4 for one field: decodes the value at e into m. */
 static int decode_field(const struct field *f, const struct entry *e, struct spro_msg *m)
 {
@@ -192,6 +317,8 @@ static int decode_field(const struct field *f, const struct entry *e, struct spr
         return err;
     }
     if (err == 0 && bytes->len < f->min)
+        return SPRO_ERANGE;
+    if (err == 0 && f->type == F_STR && !shape_ok(f->shape, bytes->p, bytes->len))
         return SPRO_ERANGE;
     return err;
 }
@@ -248,10 +375,14 @@ int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m)
         seen |= 1u << f;
     }
 
-    /* Step 5: completeness. */
-    for (size_t f = 0; f < d->nfields; f++)
+    /* Step 5: completeness.  The optional group counts as required as soon
+     * as one of its fields is present. */
+    bool optional = (seen >> d->nreq) != 0;
+    for (size_t f = 0; f < (optional ? d->nfields : d->nreq); f++)
         if (!(seen & 1u << f))
             return SPRO_EMISSING;
+    if (optional)
+        *(bool *)((char *)m + d->has_off) = true;
     return 0;
 }
 
@@ -285,6 +416,8 @@ static int check_field(const struct field *f, const struct spro_msg *m)
         if (f->type == F_STR && bytes->len != 0 &&
             spro_proto__utf8_prefix(bytes->p, bytes->len) != bytes->len)
             return SPRO_EBADUTF8;
+        if (f->type == F_STR && !shape_ok(f->shape, bytes->p, bytes->len))
+            return SPRO_ERANGE;
         return 0;
     case F_U32: {
         uint32_t v = *(const uint32_t *)src;
@@ -324,19 +457,20 @@ int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out)
     const struct msgdesc *d = desc_of_type(m->type);
     if (d == NULL)
         SPRO_BUG("spro_proto_encode: invalid message type");
-    for (size_t f = 0; f < d->nfields; f++) {
+    size_t n = wire_fields(d, m); /* optional fields absent: neither checked nor sent */
+    for (size_t f = 0; f < n; f++) {
         int err = check_field(&d->fields[f], m);
         if (err != 0)
             return err; /* before anything is appended */
     }
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, append_cb);
-    (void)msgpack_pack_map(&pk, 2 + d->nfields);
+    (void)msgpack_pack_map(&pk, 2 + n);
     pack_str(&pk, "v", 1);
     (void)msgpack_pack_uint64(&pk, SPRO_PROTO_VERSION);
     pack_str(&pk, "type", 4);
     pack_str(&pk, d->name, strlen(d->name));
-    for (size_t f = 0; f < d->nfields; f++)
+    for (size_t f = 0; f < n; f++)
         pack_field(&pk, &d->fields[f], m);
     return 0;
 }
@@ -375,21 +509,33 @@ static bool bytes_equal(struct spro_bytes a, struct spro_bytes b)
     return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
 }
 
+static bool field_equal(const struct field *f, const struct spro_msg *a, const struct spro_msg *b)
+{
+    const void *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
+    switch (f->type) {
+    case F_STR:
+    case F_BIN:
+        return bytes_equal(*(const struct spro_bytes *)pa, *(const struct spro_bytes *)pb);
+    case F_U32:
+        return *(const uint32_t *)pa == *(const uint32_t *)pb;
+    case F_U64:
+        return *(const uint64_t *)pa == *(const uint64_t *)pb;
+    }
+    return false;
+}
+
+/* Compares the fields on the wire only: absent optional fields are not
+ * compared, as they are neither encoded nor decoded. */
 bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b)
 {
     if (a->type != b->type)
         return false;
-    switch (a->type) {
-    case SPRO_MSG_ERROR:
-        return bytes_equal(a->u.error.code, b->u.error.code) &&
-               bytes_equal(a->u.error.message, b->u.error.message);
-    case SPRO_MSG_HEALTH:
-        return bytes_equal(a->u.health.status, b->u.health.status) &&
-               a->u.health.schema == b->u.health.schema &&
-               bytes_equal(a->u.health.version, b->u.health.version);
-    case SPRO_MSG_ECHO:
-    case SPRO_MSG_ECHO_REPLY:
-        return a->u.echo.id == b->u.echo.id && bytes_equal(a->u.echo.data, b->u.echo.data);
-    }
-    return false;
+    const struct msgdesc *d = desc_of_type(a->type);
+    if (d == NULL || has_optional(d, a) != has_optional(d, b))
+        return false;
+    size_t n = wire_fields(d, a);
+    for (size_t f = 0; f < n; f++)
+        if (!field_equal(&d->fields[f], a, b))
+            return false;
+    return true;
 }

@@ -128,10 +128,10 @@ struct spro_msg_server_key {
 };
 
 struct spro_msg_hello {
-    uint64_t ts;               /* device clock, ms since the Unix epoch, 1..2^63-1 */
-    struct spro_bytes app;     /* str 1..64: app name and version */
-    uint32_t schema;           /* device's data schema version, 1..2^31-1 */
-    bool has_ticket;           /* ticket_id and ticket_secret: both present or both absent */
+    uint64_t ts;                     /* device clock, ms since the Unix epoch, 1..2^63-1 */
+    struct spro_bytes app;           /* str 1..64: app name and version */
+    uint32_t schema;                 /* device's data schema version, 1..2^31-1 */
+    bool has_ticket;                 /* ticket_id and ticket_secret: both present or both absent */
     struct spro_bytes ticket_id;     /* str, exactly 16 lowercase hex digits */
     struct spro_bytes ticket_secret; /* bin, exactly 32 bytes */
 };
@@ -177,8 +177,10 @@ SPRO_MUST_CHECK int spro_proto_decode(const void *buf, size_t len, struct spro_m
 /* Appends the canonical encoding of *m to out.  Returns 0, or SPRO_ETOOLONG
  * if a field exceeds its limit (nothing appended then).  Likewise, so that
  * what is encoded always decodes: SPRO_ERANGE if a string is shorter than
- * its minimum or an integer is outside its range, SPRO_EBADUTF8 if a
- * string is not valid UTF-8.  An invalid type is a bug (SPRO_BUG). */
+ * its minimum or not of its required form (hex digits, fingerprint), or an
+ * integer is outside its range, SPRO_EBADUTF8 if a string is not valid
+ * UTF-8.  Optional fields left out (hello with has_ticket false) are neither
+ * checked nor sent.  An invalid type is a bug (SPRO_BUG). */
 SPRO_MUST_CHECK int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out);
 
 /* Appends the error message for err: code spro_errcode(err), message
@@ -190,7 +192,8 @@ SPRO_MUST_CHECK int spro_proto_encode(const struct spro_msg *m, struct spro_buf 
 void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out);
 
 /* 1 if a and b are the same message: same type and equal fields (bytes
- * compared by content, wherever they point). */
+ * compared by content, wherever they point); optional fields left out by
+ * both (has_ticket false) are not compared. */
 bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b);
 
 /* Name of a message type ("echo", ...), or NULL if unknown. */

@@ -54,9 +54,16 @@ static const struct opt opts[] = {
     {"workers", OPT_UINT, F(workers), 0, 1, 128, "N", "worker threads for storage (default 4)"},
     {"shutdown-timeout", OPT_UINT, F(shutdown_timeout), 0, 1, 30, "SECONDS",
      "on SIGTERM, wait this long for in-flight requests (default 4)"},
+    {"session-idle-ttl", OPT_UINT, F(session_idle_ttl), 0, 1, 86400, "SECONDS",
+     "end a device session unused this long (default 300)"},
+    {"session-ttl", OPT_UINT, F(session_ttl), 0, 1, 604800, "SECONDS",
+     "end a device session this long after its handshake (default 3600)"},
+    {"max-sessions", OPT_UINT, F(max_sessions), 0, 1, 10000000, "N",
+     "device sessions open at once, at most (default 100000)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL",
      "error, warn, info or debug (default info)"},
-    {"bench", OPT_FLAG, F(bench), 0, 0, 0, NULL, "mount POST /v1/bench/echo (benchmarks only)"},
+    {"bench", OPT_FLAG, F(bench), 0, 0, 0, NULL,
+     "mount POST /v1/bench/echo and /v1/bench/sealed-echo (benchmarks only)"},
 };
 
 static const char *const levels[] = {"error", "warn", "info", "debug"};
@@ -94,6 +101,9 @@ static void defaults(struct spro_server_config *c)
     c->h2_request_budget = 10000;
     c->workers = 4;
     c->shutdown_timeout = 4;
+    c->session_idle_ttl = 300;
+    c->session_ttl = 3600;
+    c->max_sessions = 100000;
     c->log_level = SPRO_LOG_INFO;
 }
 

@@ -6,7 +6,8 @@
  * and the data directory.  See docs/ARCHITECTURE.md for a request's path.
  */
 #include "internal.h"
-#include "addrtab.h"
+#include "keytab.h"
+#include "session.h"
 #include "proto/proto.h"
 
 #include <errno.h>
@@ -27,30 +28,6 @@ struct conn {
     uint64_t requests; /* HTTP/2 requests seen, against --http2-request-budget */
     bool over_budget;
     struct conn *prev, *next;
-};
-
-struct server {
-    const struct spro_server_config *cfg;
-    uv_loop_t loop;
-    h2o_globalconf_t gconf;
-    h2o_context_t ctx;
-    h2o_accept_ctx_t accept_ctx;
-    SSL_CTX *ssl;
-    uv_tcp_t listener;
-    uv_signal_t sigterm, sigint;
-    uv_timer_t drain;
-    uint64_t drain_deadline; /* loop time (ms) after which connections are cut */
-    bool stopping;
-    bool handles_open;
-    struct spro_datadir *dd;
-    struct spro_addrtab *addrs;
-    struct conn **by_fd; /* open connections by file descriptor */
-    size_t by_fd_cap;
-    struct conn *conns; /* list of open connections */
-    unsigned nconns;    /* open connections */
-    unsigned inflight;  /* requests received, not yet disposed */
-    unsigned queued;    /* jobs handed to workers, not yet back */
-    struct spro_metrics metrics;
 };
 
 struct handler {
@@ -91,7 +68,8 @@ static const char *reason(int status)
     }
 }
 
-static void send_body(h2o_req_t *req, int status, const char *ctype, const void *body, size_t len)
+void spro_server__send_body(h2o_req_t *req, int status, const char *ctype, const void *body,
+                            size_t len)
 {
     req->res.status = status;
     req->res.reason = reason(status);
@@ -103,35 +81,22 @@ static void send_body(h2o_req_t *req, int status, const char *ctype, const void 
     h2o_send_inline(req, body, len);
 }
 
-static void send_msgpack(h2o_req_t *req, int status, struct spro_buf *b)
+void spro_server__send_msgpack(h2o_req_t *req, int status, struct spro_buf *b)
 {
-    send_body(req, status, "application/msgpack", b->data, b->len);
+    spro_server__send_body(req, status, "application/msgpack", b->data, b->len);
     spro_buf_free(b);
 }
 
 /* Answers with the error message of err (docs/PROTOCOL.md, "Error codes"). */
-static void send_error(h2o_req_t *req, int err)
+void spro_server__send_error(h2o_req_t *req, int err)
 {
     struct spro_buf b = {0};
     spro_proto_encode_error(err, NULL, &b);
-    send_msgpack(req, spro_errstatus(err), &b);
+    spro_server__send_msgpack(req, spro_errstatus(err), &b);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Work off the loop                                                      */
-
-/* A unit of work for a worker thread.  Handlers embed it first in a larger
- * struct allocated with calloc.  run() executes on a worker thread and may
- * touch only the job and srv->dd; done() executes on the loop thread, and
- * only if the request is still there (j->req != NULL). */
-struct job {
-    uv_work_t work;
-    struct server *srv;
-    h2o_req_t *req;    /* NULL once the client went away */
-    struct job **slot; /* in req->pool: lets the request's disposal reach us */
-    void (*run)(struct job *j);
-    void (*done)(struct job *j);
-};
 
 static void job_slot_dispose(void *p)
 {
@@ -155,13 +120,15 @@ static void job_after(uv_work_t *w, int status)
         if (status == 0)
             j->done(j);
         else
-            send_error(j->req, SPRO_EUNAVAILABLE);
+            spro_server__send_error(j->req, SPRO_EUNAVAILABLE);
     }
+    if (j->free != NULL)
+        j->free(j);
     free(j);
 }
 
 /* Hands j to a worker thread; takes ownership of j (freed after done). */
-static void offload(struct server *s, h2o_req_t *req, struct job *j)
+void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j)
 {
     j->srv = s;
     j->req = req;
@@ -173,12 +140,14 @@ static void offload(struct server *s, h2o_req_t *req, struct job *j)
     if (rc != 0) {
         s->queued--;
         *j->slot = NULL;
+        if (j->free != NULL)
+            j->free(j);
         free(j);
-        send_error(req, SPRO_EUNAVAILABLE);
+        spro_server__send_error(req, SPRO_EUNAVAILABLE);
     }
 }
 
-static void *job_alloc(size_t size)
+void *spro_server__job_alloc(size_t size)
 {
     void *p = calloc(1, size);
     if (p == NULL)
@@ -208,7 +177,7 @@ static void health_done(struct job *j)
         spro_log_begin(&l, SPRO_LOG_ERROR, "health_check_failed");
         spro_log_str(&l, "error", spro_strerror(h->rc));
         spro_log_end(&l);
-        send_error(j->req, SPRO_EUNAVAILABLE);
+        spro_server__send_error(j->req, SPRO_EUNAVAILABLE);
         return;
     }
     struct spro_msg m = {.type = SPRO_MSG_HEALTH};
@@ -218,15 +187,15 @@ static void health_done(struct job *j)
     struct spro_buf b = {0};
     if (spro_proto_encode(&m, &b) != 0)
         SPRO_BUG("health message does not encode");
-    send_msgpack(j->req, 200, &b);
+    spro_server__send_msgpack(j->req, 200, &b);
 }
 
 static void handle_healthz(struct server *s, h2o_req_t *req)
 {
-    struct health_job *h = job_alloc(sizeof *h);
+    struct health_job *h = spro_server__job_alloc(sizeof *h);
     h->super.run = health_run;
     h->super.done = health_done;
-    offload(s, req, &h->super);
+    spro_server__offload(s, req, &h->super);
 }
 
 static void handle_metrics(struct server *s, h2o_req_t *req)
@@ -234,7 +203,7 @@ static void handle_metrics(struct server *s, h2o_req_t *req)
     struct spro_gauges g = {s->nconns, s->inflight, s->queued};
     h2o_iovec_t body;
     spro_metrics_render(&s->metrics, &g, &req->pool, &body);
-    send_body(req, 200, "text/plain; version=0.0.4", body.base, body.len);
+    spro_server__send_body(req, 200, "text/plain; version=0.0.4", body.base, body.len);
 }
 
 /* POST /v1/bench/echo: strict decode, re-encode as echo_reply. */
@@ -246,32 +215,45 @@ static void handle_echo(struct server *s, h2o_req_t *req)
     if (rc == 0 && m.type != SPRO_MSG_ECHO)
         rc = SPRO_EBADMSGTYPE;
     if (rc != 0) {
-        send_error(req, rc);
+        spro_server__send_error(req, rc);
         return;
     }
     m.type = SPRO_MSG_ECHO_REPLY;
     struct spro_buf b = {0};
     if (spro_proto_encode(&m, &b) != 0)
         SPRO_BUG("echo reply does not encode");
-    send_msgpack(req, 200, &b);
+    spro_server__send_msgpack(req, 200, &b);
 }
+
+enum body_kind {
+    BODY_NONE,    /* no body expected */
+    BODY_MSGPACK, /* Content-Type: application/msgpack */
+    BODY_BYTES,   /* Content-Type: application/octet-stream (Noise messages, sealed frames) */
+};
 
 struct route {
     const char *path;
     const char *method;
     enum spro_route id;
-    bool msgpack_body; /* requires Content-Type: application/msgpack */
-    bool bench_only;   /* mounted only with --bench */
+    enum body_kind body;
+    bool bench_only; /* mounted only with --bench */
     void (*fn)(struct server *s, h2o_req_t *req);
 };
 
 static const struct route routes[] = {
-    {"/healthz", "GET", SPRO_ROUTE_HEALTHZ, false, false, handle_healthz},
-    {"/metrics", "GET", SPRO_ROUTE_METRICS, false, false, handle_metrics},
-    {"/v1/bench/echo", "POST", SPRO_ROUTE_ECHO, true, true, handle_echo},
+    {"/healthz", "GET", SPRO_ROUTE_HEALTHZ, BODY_NONE, false, handle_healthz},
+    {"/metrics", "GET", SPRO_ROUTE_METRICS, BODY_NONE, false, handle_metrics},
+    {"/v1/server-key", "GET", SPRO_ROUTE_SERVER_KEY, BODY_NONE, false, spro_channel_server_key},
+    {"/v1/session", "POST", SPRO_ROUTE_SESSION, BODY_BYTES, false, spro_channel_session},
+    {"/v1/ping", "POST", SPRO_ROUTE_PING, BODY_BYTES, false, spro_channel_ping},
+    {"/v1/bench/echo", "POST", SPRO_ROUTE_ECHO, BODY_MSGPACK, true, handle_echo},
+    {"/v1/bench/sealed-echo", "POST", SPRO_ROUTE_SEALED_ECHO, BODY_BYTES, true,
+     spro_channel_sealed_echo},
 };
 
-static bool is_msgpack(h2o_req_t *req)
+/* Whether the request's media type (parameters after ';' ignored, case
+ * insensitive) is the one the route takes. */
+static bool media_type_is(h2o_req_t *req, const char *want)
 {
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
     if (i < 0)
@@ -285,7 +267,7 @@ static bool is_msgpack(h2o_req_t *req)
         }
     while (n > 0 && (v.base[n - 1] == ' ' || v.base[n - 1] == '\t'))
         n--;
-    return n == strlen("application/msgpack") && strncasecmp(v.base, "application/msgpack", n) == 0;
+    return n == strlen(want) && strncasecmp(v.base, want, n) == 0;
 }
 
 static void reqstate_dispose(void *p)
@@ -342,7 +324,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (s->stopping)
         req->http1_is_persistent = 0;
     if (req->version >= 0x200 && over_budget(s, req)) {
-        send_error(req, SPRO_EUNAVAILABLE);
+        spro_server__send_error(req, SPRO_EUNAVAILABLE);
         return 0;
     }
     const struct route *path_match = NULL;
@@ -356,8 +338,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         rs->route = r->id;
         if (!h2o_memis(req->input.method.base, req->input.method.len, r->method, strlen(r->method)))
             continue;
-        if (r->msgpack_body && !is_msgpack(req)) {
-            send_error(req, SPRO_EMEDIATYPE);
+        if ((r->body == BODY_MSGPACK && !media_type_is(req, "application/msgpack")) ||
+            (r->body == BODY_BYTES && !media_type_is(req, "application/octet-stream"))) {
+            spro_server__send_error(req, SPRO_EMEDIATYPE);
             return 0;
         }
         r->fn(s, req);
@@ -366,9 +349,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (path_match != NULL) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, path_match->method,
                        strlen(path_match->method));
-        send_error(req, SPRO_EMETHOD);
+        spro_server__send_error(req, SPRO_EMETHOD);
     } else {
-        send_error(req, SPRO_ENOTFOUND);
+        spro_server__send_error(req, SPRO_ENOTFOUND);
     }
     return 0;
 }
@@ -381,7 +364,7 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
-static void addr16(const struct sockaddr_storage *ss, uint8_t out[16])
+void spro_server__addr16(const struct sockaddr_storage *ss, uint8_t out[16])
 {
     memset(out, 0, 16);
     if (ss->ss_family == AF_INET6) {
@@ -397,7 +380,8 @@ static void on_conn_close(uv_handle_t *h)
     struct conn *c = (struct conn *)h;
     struct server *s = c->srv;
     s->nconns--;
-    spro_addrtab_dec(s->addrs, c->addr);
+    if (spro_keytab_set(s->addrs, c->addr, spro_keytab_get(s->addrs, c->addr) - 1) != 0)
+        SPRO_BUG("cannot lower a connection count");
     if (c->fd >= 0 && (size_t)c->fd < s->by_fd_cap && s->by_fd[c->fd] == c)
         s->by_fd[c->fd] = NULL;
     if (c->prev != NULL)
@@ -460,20 +444,22 @@ static void on_accept(uv_stream_t *listener, int status)
     int sslen = sizeof ss;
     memset(&ss, 0, sizeof ss);
     uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen);
-    addr16(&ss, c->addr);
+    spro_server__addr16(&ss, c->addr);
     if (s->stopping || s->nconns >= s->cfg->max_connections) {
         s->metrics.rejected_global++;
         reject(s, c, "global");
         return;
     }
-    if (spro_addrtab_get(s->addrs, c->addr) >= s->cfg->max_conn_per_addr) {
+    uint64_t from_addr = spro_keytab_get(s->addrs, c->addr);
+    if (from_addr >= s->cfg->max_conn_per_addr) {
         s->metrics.rejected_per_addr++;
         reject(s, c, "per_address");
         return;
     }
     s->nconns++;
     s->metrics.accepted++;
-    spro_addrtab_inc(s->addrs, c->addr);
+    if (spro_keytab_set(s->addrs, c->addr, from_addr + 1) != 0)
+        SPRO_BUG("address table full below the connection cap");
     c->next = s->conns;
     if (s->conns != NULL)
         s->conns->prev = c;
@@ -502,6 +488,12 @@ static void on_drain(uv_timer_t *t)
         cut_all(s); /* idle keep-alive connections, or the deadline passed */
     if ((s->nconns == 0 && s->queued == 0) || now >= s->drain_deadline + 500)
         uv_stop(&s->loop);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct server *s = t->data;
+    spro_sessions_sweep(s->sessions, uv_now(&s->loop));
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -662,7 +654,10 @@ int spro_server_run(const struct spro_server_config *cfg)
         free(s);
         return rc;
     }
-    s->addrs = spro_addrtab_create(cfg->max_connections);
+    s->addrs = spro_keytab_create(cfg->max_connections);
+    s->sessions = spro_sessions_create(cfg->max_sessions, (uint64_t)cfg->session_idle_ttl * 1000,
+                                       (uint64_t)cfg->session_ttl * 1000);
+    s->enrol_failures = spro_keytab_create(SPRO_SERVER_ENROL_ADDRESSES);
     uv_loop_init(&s->loop);
     setup_h2o(s);
     if (cfg->tls_cert[0] != '\0' && (rc = setup_tls(s)) != 0)
@@ -672,7 +667,9 @@ int spro_server_run(const struct spro_server_config *cfg)
     uv_signal_init(&s->loop, &s->sigterm);
     uv_signal_init(&s->loop, &s->sigint);
     uv_timer_init(&s->loop, &s->drain);
-    s->sigterm.data = s->sigint.data = s->drain.data = s;
+    uv_timer_init(&s->loop, &s->sweep);
+    s->sigterm.data = s->sigint.data = s->drain.data = s->sweep.data = s;
+    uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);
 
@@ -704,7 +701,9 @@ out:
     if (s->ssl != NULL)
         SSL_CTX_free(s->ssl);
     spro_datadir_close(s->dd);
-    spro_addrtab_destroy(s->addrs);
+    spro_keytab_destroy(s->addrs);
+    spro_sessions_destroy(s->sessions);
+    spro_keytab_destroy(s->enrol_failures);
     free(s->by_fd);
     free(s);
     uv_library_shutdown(); /* joins the worker threads, frees libuv's globals */

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "server.h"
+#include "proto/proto.h"
 #include "sync/sync.h"
 
 /* ---- Logging: one JSON object per line on stderr. ---- */
@@ -37,6 +38,10 @@ enum spro_route {
     SPRO_ROUTE_HEALTHZ,
     SPRO_ROUTE_METRICS,
     SPRO_ROUTE_ECHO,
+    SPRO_ROUTE_SERVER_KEY,
+    SPRO_ROUTE_SESSION,
+    SPRO_ROUTE_PING,
+    SPRO_ROUTE_SEALED_ECHO,
     SPRO_ROUTE_NONE, /* no route matched (404) */
     SPRO_ROUTE_COUNT
 };
@@ -75,5 +80,77 @@ void spro_metrics_render(const struct spro_metrics *m, const struct spro_gauges 
                          h2o_mem_pool_t *pool, h2o_iovec_t *out);
 
 const char *spro_route_name(enum spro_route route);
+
+/* ---- The server and its helpers (http.c) ---- */
+
+struct conn;
+struct spro_sessions;
+
+struct server {
+    const struct spro_server_config *cfg;
+    uv_loop_t loop;
+    h2o_globalconf_t gconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    SSL_CTX *ssl;
+    uv_tcp_t listener;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t drain;
+    uint64_t drain_deadline; /* loop time (ms) after which connections are cut */
+    bool stopping;
+    struct spro_datadir *dd;
+    struct spro_keytab *addrs; /* open connections per client address */
+    struct conn **by_fd;       /* open connections by file descriptor */
+    size_t by_fd_cap;
+    struct conn *conns; /* list of open connections */
+    unsigned nconns;    /* open connections */
+    unsigned inflight;  /* requests received, not yet disposed */
+    unsigned queued;    /* jobs handed to workers, not yet back */
+    struct spro_metrics metrics;
+    struct spro_sessions *sessions;     /* open device sessions */
+    struct spro_keytab *enrol_failures; /* failed ticket redemptions per address */
+    uv_timer_t sweep;                   /* ends expired sessions every second */
+};
+
+/* Addresses whose failed ticket redemptions are tracked at once. */
+#define SPRO_SERVER_ENROL_ADDRESSES 65536
+
+/* A unit of work for a worker thread.  Handlers embed it first in a larger
+ * struct allocated with calloc.  run() executes on a worker thread and may
+ * touch only the job and srv->dd; done() executes on the loop thread, and
+ * only if the request is still there (j->req != NULL). */
+struct job {
+    uv_work_t work;
+    struct server *srv;
+    h2o_req_t *req;    /* NULL once the client went away */
+    struct job **slot; /* in req->pool: lets the request's disposal reach us */
+    void (*run)(struct job *j);
+    void (*done)(struct job *j);
+    void (*free)(struct job *j); /* optional: releases what the job holds, always called */
+};
+
+/* Responses.  send_body copies body into the request's pool; send_msgpack
+ * also frees b; send_error answers the msgpack error message of err with
+ * its HTTP status (docs/PROTOCOL.md, "Error codes"). */
+void spro_server__send_body(h2o_req_t *req, int status, const char *ctype, const void *body,
+                            size_t len);
+void spro_server__send_msgpack(h2o_req_t *req, int status, struct spro_buf *b);
+void spro_server__send_error(h2o_req_t *req, int err);
+
+/* Hands j to a worker thread; takes ownership of j (freed after done).  If
+ * it cannot be queued, answers 503 itself and done() is never called. */
+void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j);
+
+/* calloc that aborts on out-of-memory, for jobs. */
+void *spro_server__job_alloc(size_t size);
+
+/* The peer address as 16 bytes: IPv6, or IPv4 mapped as ::ffff:a.b.c.d. */
+void spro_server__addr16(const struct sockaddr_storage *ss, uint8_t out[16]);
+
+/* Handlers of the device channel (channel.c). */
+void spro_channel_server_key(struct server *s, h2o_req_t *req);
+void spro_channel_session(struct server *s, h2o_req_t *req);
+void spro_channel_ping(struct server *s, h2o_req_t *req);
+void spro_channel_sealed_echo(struct server *s, h2o_req_t *req);
 
 #endif

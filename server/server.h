@@ -31,6 +31,9 @@ struct spro_server_config {
     unsigned h2_request_budget; /* --http2-request-budget per connection, 1..10^9, default 10000 */
     unsigned workers;           /* --workers threads, 1..128, default 4 */
     unsigned shutdown_timeout;  /* --shutdown-timeout seconds, 1..30, default 4 */
+    unsigned session_idle_ttl;  /* --session-idle-ttl seconds, 1..86400, default 300 */
+    unsigned session_ttl;       /* --session-ttl seconds, 1..604800, default 3600 */
+    unsigned max_sessions;      /* --max-sessions, 1..10^7, default 100000 */
     enum spro_log_level log_level; /* --log-level, default info */
     bool bench;                    /* --bench: mount POST /v1/bench/echo */
 };

@@ -352,3 +352,13 @@ const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd)
 {
     return dd->noise_sk;
 }
+
+struct spro_db *spro_datadir__data(struct spro_datadir *dd)
+{
+    return dd->data;
+}
+
+const uint8_t *spro_datadir__master(const struct spro_datadir *dd)
+{
+    return dd->master;
+}

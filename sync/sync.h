@@ -12,10 +12,12 @@
  * Each database carries its schema version in PRAGMA user_version and is
  * migrated forward on open; a database newer than this program is refused.
  *
- * Threading: a struct spro_datadir may be used from any one thread at a
- * time, or from several if every store call is serialised by the caller;
+ * Threading: a struct spro_datadir may be used from several threads at
+ * once: each call below that runs SQL holds the handle's lock for its whole
+ * transaction (one connection per database, SQLite in serialised mode).
  * spro-server calls the store only from its worker threads (never from the
- * event-loop thread).  SQLite runs in serialised mode.
+ * event-loop thread).  Other processes (spro-admin) may use the same
+ * directory meanwhile: their writes are waited for up to 5 s.
  */
 #ifndef SPRO_SYNC_SYNC_H
 #define SPRO_SYNC_SYNC_H
@@ -26,7 +28,7 @@
 #include "crypto/crypto.h"
 #include "proto/errors.h"
 
-#define SPRO_DATA_SCHEMA 1 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 2 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 1 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
@@ -76,10 +78,12 @@ SPRO_MUST_CHECK int spro_datadir_ping(struct spro_datadir *dd);
  */
 
 #define SPRO_ID_MAX 64
-#define SPRO_TICKET_ID_CHARS 16    /* lowercase hex */
+#define SPRO_TICKET_ID_CHARS 16 /* lowercase hex */
 #define SPRO_TICKET_SECRET_BYTES 32
 #define SPRO_TICKET_MAX_FAILURES 5 /* wrong secrets before a ticket is dead */
 #define SPRO_TICKET_DEFAULT_TTL 900
+#define SPRO_TICKET_MIN_TTL 60    /* seconds a ticket may live: 1 minute .. */
+#define SPRO_TICKET_MAX_TTL 86400 /* .. 1 day */
 
 /* kind: cio, mission-locale, france-travail, cap-emploi, psad, region, other.
  * SPRO_EEXISTS if the id is taken. */
@@ -92,14 +96,16 @@ SPRO_MUST_CHECK int spro_user_add(struct spro_datadir *dd, const char *id, const
                                   const char *role, char *why, size_t whylen);
 
 struct spro_ticket {
-    char id[SPRO_TICKET_ID_CHARS + 1];              /* random, lowercase hex */
-    uint8_t secret[SPRO_TICKET_SECRET_BYTES];       /* random; only its keyed hash is stored */
+    char id[SPRO_TICKET_ID_CHARS + 1];        /* random, lowercase hex */
+    uint8_t secret[SPRO_TICKET_SECRET_BYTES]; /* random; only its keyed hash is stored */
     int64_t expires_at;
 };
 
-/* Issues a one-time ticket bound to user_id, valid ttl seconds from now.
- * Stores only BLAKE2b(key = enrolment subkey of the master key, id||secret).
- * SPRO_ENOENT if the user does not exist. */
+/* Issues a one-time ticket bound to user_id, valid ttl seconds from now
+ * (SPRO_TICKET_MIN_TTL..SPRO_TICKET_MAX_TTL, else SPRO_ECONFIG).
+ * Stores only BLAKE2b(key = enrolment subkey of the master key, id||secret);
+ * the caller owns out->secret and wipes it after showing it once.
+ * SPRO_ENOENT if the user does not exist; *out is zeroed on failure. */
 SPRO_MUST_CHECK int spro_ticket_issue(struct spro_datadir *dd, const char *user_id, int64_t now,
                                       int64_t ttl, struct spro_ticket *out, char *why,
                                       size_t whylen);
@@ -119,7 +125,7 @@ struct spro_device {
     char role[16];
     enum spro_device_state state;
     int64_t enrolled_at;
-    int64_t last_seen; /* last accepted handshake; 0 if none */
+    int64_t last_seen;  /* last accepted handshake; 0 if none */
     int64_t last_ts_ms; /* last accepted handshake timestamp (device clock) */
 };
 
@@ -150,18 +156,24 @@ SPRO_MUST_CHECK int spro_device_accept_ts(struct spro_datadir *dd, int64_t rowid
                                           int64_t now);
 
 /* Sets a device's state by id: SPRO_DEVICE_REVOKED or SPRO_DEVICE_WIPE_PENDING
- * (from active; revoking a wipe-pending device is allowed).  SPRO_ENOENT. */
+ * (from active; revoking a wipe-pending device is allowed).  SPRO_ENOENT.
+ * Nothing changes when it fails: SPRO_EEXISTS if the device is already in
+ * that state (or wiped, for a revocation: wiped counts as revoked), so that
+ * callers can treat a repeated order as done; SPRO_EREVOKED for a wipe
+ * order to a revoked or wiped device.  Any other state is a bug. */
 SPRO_MUST_CHECK int spro_device_set_state(struct spro_datadir *dd, const char *device_id,
                                           enum spro_device_state state, char *why, size_t whylen);
 
-/* Marks a delivered wipe order: WIPE_PENDING -> WIPED. */
+/* Marks a delivered wipe order: WIPE_PENDING -> WIPED.  0 also if it was
+ * already wiped; SPRO_ENOENT; SPRO_EREVOKED if it is not wipe-pending any
+ * more (revoked meanwhile: it stays revoked). */
 SPRO_MUST_CHECK int spro_device_wiped(struct spro_datadir *dd, int64_t rowid);
 
-/* Calls fn for every device, in enrolment order; stops at fn's non-zero
+/* Calls fn for every device, in enrolment order, from one snapshot read
+ * before the first call (fn may call this API); stops at fn's non-zero
  * return and returns it. */
 SPRO_MUST_CHECK int spro_device_list(struct spro_datadir *dd,
-                                     int (*fn)(const struct spro_device *d, void *arg),
-                                     void *arg);
+                                     int (*fn)(const struct spro_device *d, void *arg), void *arg);
 
 /* "active", "revoked", "wipe_pending" or "wiped". */
 const char *spro_device_state_name(enum spro_device_state s);

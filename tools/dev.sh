@@ -15,7 +15,7 @@ cd "$here"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 build_pkgs=(cmake make gcc pkg-config libh2o-dev libuv1-dev libsqlite3-dev libsodium-dev
-            libmsgpack-dev libssl-dev)
+            libmsgpack-dev libssl-dev libqrencode-dev)
 test_pkgs=(clang clang-format libclang-rt-14-dev openssl)
 
 usage() {

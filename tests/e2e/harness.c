@@ -21,18 +21,28 @@
 
 const char *h_server_bin;
 const char *h_admin_bin;
+const char *h_client_bin;
+
+static bool ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && strcmp(s + n - t, tail) == 0;
+}
 
 int h_main(const struct check_test *tests, size_t n, int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s SPRO_SERVER SPRO_ADMIN [TEST]...\n", argv[0]);
+        fprintf(stderr, "usage: %s SPRO_SERVER SPRO_ADMIN [SPRO_CLIENT] [TEST]...\n", argv[0]);
         return 2;
     }
     h_server_bin = argv[1];
     h_admin_bin = argv[2];
+    int used = 2;
+    if (argc > 3 && ends_with(argv[3], "spro-client"))
+        h_client_bin = argv[++used];
     h_tmpdir();
-    argv[2] = argv[0];
-    return check_run(tests, n, argc - 2, argv + 2);
+    argv[used] = argv[0];
+    return check_run(tests, n, argc - used, argv + used);
 }
 
 #define MAX_SERVERS 32

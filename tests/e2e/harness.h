@@ -16,12 +16,16 @@
 
 #include "check.h"
 
-/* Paths of the programs under test, from the command line (see main()). */
+/* Paths of the programs under test, from the command line (see main()).
+ * h_client_bin is NULL unless the program was given a spro-client. */
 extern const char *h_server_bin;
 extern const char *h_admin_bin;
+extern const char *h_client_bin;
 
 /* main() of an end-to-end test program: argv is SPRO_SERVER SPRO_ADMIN
- * [TEST]...; runs the tests (check_run) and returns the exit status. */
+ * [SPRO_CLIENT] [TEST]...; the third is taken as the client when its name
+ * ends with "spro-client".  Runs the tests (check_run) and returns the exit
+ * status. */
 int h_main(const struct check_test *tests, size_t n, int argc, char **argv);
 
 /* A fresh temporary directory for this program (removed at exit). */

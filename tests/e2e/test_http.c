@@ -9,6 +9,7 @@
 #include "check.h"
 #include "harness.h"
 #include "proto/proto.h"
+#include "sync/sync.h"
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
@@ -78,7 +79,7 @@ static void test_healthz(void)
     CHECK_EQ(spro_proto_decode(r.body, r.body_len, &m), 0);
     CHECK_EQ(m.type, SPRO_MSG_HEALTH);
     CHECK(m.u.health.status.len == 2 && memcmp(m.u.health.status.p, "ok", 2) == 0);
-    CHECK_EQ(m.u.health.schema, 1);
+    CHECK_EQ(m.u.health.schema, SPRO_DATA_SCHEMA);
 }
 
 static void test_metrics(void)

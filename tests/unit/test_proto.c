@@ -182,10 +182,66 @@ static size_t heap_in_use(void)
 #define VERSION_010 K_VERSION " a5 30 2e 31 2e 30 "              /* "version": "0.1.0" */
 #define K_X " a1 78 "                                            /* "x" */
 
+/* Pieces of the device channel messages. */
+#define T_SERVER_KEY K_TYPE " aa 73 65 72 76 65 72 5f 6b 65 79 "      /* "server_key" */
+#define T_HELLO K_TYPE " a5 68 65 6c 6c 6f "                          /* "hello" */
+#define T_WELCOME K_TYPE " a7 77 65 6c 63 6f 6d 65 "                  /* "welcome" */
+#define T_WIPE K_TYPE " a4 77 69 70 65 "                              /* "wipe" */
+#define T_PING K_TYPE " a4 70 69 6e 67 "                              /* "ping" */
+#define T_PONG K_TYPE " a4 70 6f 6e 67 "                              /* "pong" */
+#define K_KEY " a3 6b 65 79 "                                         /* "key" */
+#define K_FINGERPRINT " ab 66 69 6e 67 65 72 70 72 69 6e 74 "         /* "fingerprint" */
+#define K_TS " a2 74 73 "                                             /* "ts" */
+#define K_APP " a3 61 70 70 "                                         /* "app" */
+#define K_TICKET_ID " a9 74 69 63 6b 65 74 5f 69 64 "                 /* "ticket_id" */
+#define K_TICKET_SECRET " ad 74 69 63 6b 65 74 5f 73 65 63 72 65 74 " /* "ticket_secret" */
+#define K_SESSION " a7 73 65 73 73 69 6f 6e "                         /* "session" */
+#define K_DEVICE " a6 64 65 76 69 63 65 "                             /* "device" */
+#define K_USER " a4 75 73 65 72 "                                     /* "user" */
+#define K_ORG " a3 6f 72 67 "                                         /* "org" */
+#define K_ROLE " a4 72 6f 6c 65 "                                     /* "role" */
+#define K_IDLE_TTL " a8 69 64 6c 65 5f 74 74 6c "                     /* "idle_ttl" */
+#define K_TTL " a3 74 74 6c "                                         /* "ttl" */
+#define KEY0 K_KEY " c4 20 00*32 "                     /* "key": bin 8 of 32 zero bytes */
+#define FP_A K_FINGERPRINT " d9 31 (61*4 3a)*9 61*4 "  /* "aaaa:...:aaaa", 49 bytes */
+#define TS1 K_TS " 01 "                                /* "ts": 1 */
+#define APP_X K_APP " a1 78 "                          /* "app": "x" */
+#define TICKET_ID_A K_TICKET_ID " b0 61*16 "           /* "ticket_id": 16 x "a" */
+#define TICKET_SECRET0 K_TICKET_SECRET " c4 20 00*32 " /* "ticket_secret": 32 zero bytes */
+#define SESSION0 K_SESSION " c4 10 00*16 "             /* "session": 16 zero bytes */
+#define DEVICE_D K_DEVICE " a1 64 "                    /* "device": "d" */
+#define USER_U K_USER " a1 75 "                        /* "user": "u" */
+#define ORG_O K_ORG " a1 6f "                          /* "org": "o" */
+#define ROLE_R K_ROLE " a1 72 "                        /* "role": "r" */
+#define IDLE_TTL1 K_IDLE_TTL " 01 "                    /* "idle_ttl": 1 */
+#define TTL1 K_TTL " 01 "                              /* "ttl": 1 */
+
+/* Valid messages of the device channel, bases of negative cases. */
+#define SERVER_KEY_MIN "84" V0 T_SERVER_KEY KEY0 FP_A
+#define HELLO_MIN "85" V0 T_HELLO TS1 APP_X SCHEMA1
+#define WELCOME_MIN "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1
+#define PONG_MIN "86" V0 T_PONG DEVICE_D USER_U ORG_O ROLE_R
+
 /* A valid echo, the base of many negative cases. */
 #define ECHO_MIN "84" V0 T_ECHO ID0 DATA0
 
 /* ---- Golden messages ---- */
+
+/* Values of the device channel goldens. */
+#define KEY_00_1F                                                                                  \
+    "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"                             \
+    "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f"
+/* Its fingerprint (BLAKE2b keyed with "spro-sync fingerprint v1", 20 bytes). */
+#define FP_00_1F "da65:e38b:2b7e:2ab1:2f6a:fb37:bb4f:b772:a98d:edfe"
+#define SECRET_A0_BF                                                                               \
+    "\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\xaa\xab\xac\xad\xae\xaf"                             \
+    "\xb0\xb1\xb2\xb3\xb4\xb5\xb6\xb7\xb8\xb9\xba\xbb\xbc\xbd\xbe\xbf"
+#define SESSION_F0_FF "\xf0\xf1\xf2\xf3\xf4\xf5\xf6\xf7\xf8\xf9\xfa\xfb\xfc\xfd\xfe\xff"
+#define UUID "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+/* UUID, 36 bytes: past fixstr's 31, so str 8 (d9 24) */
+#define UUID_STR8                                                                                  \
+    " d9 24 33 66 32 35 30 34 65 30 2d 34 66 38 39 2d 34 31 64 33 2d 39 61 30 63 2d"               \
+    " 30 33 30 35 65 38 32 63 33 33 30 31"
 
 struct golden {
     const char *name;
@@ -269,6 +325,97 @@ static const struct golden goldens[] = {
      " a4 74 79 70 65  aa 65 63 68 6f 5f 72 65 70 6c 79"
      " a2 69 64  2a"
      " a4 64 61 74 61  c4 02 00 ff"},
+    {"server_key",
+     {.type = SPRO_MSG_SERVER_KEY,
+      .u.server_key = {.key = BYTES(KEY_00_1F), .fingerprint = BYTES(FP_00_1F)}},
+     /* fixmap 4; "server_key" is 10 bytes (aa); the key is bin 8 of 32 (c4 20); "fingerprint"
+      * is 11 bytes (ab); the fingerprint is 49 bytes, past fixstr's 31: str 8 (d9 31) */
+     "84"
+     " a1 76 00"
+     " a4 74 79 70 65  aa 73 65 72 76 65 72 5f 6b 65 79"
+     " a3 6b 65 79  c4 20"
+     " 00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f 10 11 12 13 14 15 16 17 18 19 1a 1b 1c 1d"
+     " 1e 1f"
+     " ab 66 69 6e 67 65 72 70 72 69 6e 74  d9 31"
+     " 64 61 36 35 3a 65 33 38 62 3a 32 62 37 65 3a 32 61 62 31 3a 32 66 36 61 3a"
+     " 66 62 33 37 3a 62 62 34 66 3a 62 37 37 32 3a 61 39 38 64 3a 65 64 66 65"},
+    {"hello",
+     {.type = SPRO_MSG_HELLO,
+      .u.hello = {.ts = 1700000000000, .app = BYTES("spro/1.0"), .schema = 1}},
+     /* fixmap 5: no ticket, so neither ticket key; ts 1700000000000 = 0x18bcfe56800 is past
+      * 2^32-1: uint 64, 8 bytes big-endian; "spro/1.0" is fixstr a8; schema 1 fixint */
+     "85"
+     " a1 76 00"
+     " a4 74 79 70 65  a5 68 65 6c 6c 6f"
+     " a2 74 73  cf 00 00 01 8b cf e5 68 00"
+     " a3 61 70 70  a8 73 70 72 6f 2f 31 2e 30"
+     " a6 73 63 68 65 6d 61  01"},
+    {"hello_ticket",
+     {.type = SPRO_MSG_HELLO,
+      .u.hello = {.ts = INT64_MAX,
+                  .app = BYTES("a"),
+                  .schema = 300,
+                  .has_ticket = true,
+                  .ticket_id = BYTES("9f0c2a61b3d4e5f6"),
+                  .ticket_secret = BYTES(SECRET_A0_BF)}},
+     /* fixmap 7; ts 2^63-1 is uint 64 7f ff..; schema 300 = 0x12c is uint 16; "ticket_id" is
+      * 9 bytes (a9), its value 16 (b0); "ticket_secret" 13 bytes (ad), bin 8 of 32 */
+     "87"
+     " a1 76 00"
+     " a4 74 79 70 65  a5 68 65 6c 6c 6f"
+     " a2 74 73  cf 7f ff ff ff ff ff ff ff"
+     " a3 61 70 70  a1 61"
+     " a6 73 63 68 65 6d 61  cd 01 2c"
+     " a9 74 69 63 6b 65 74 5f 69 64  b0 39 66 30 63 32 61 36 31 62 33 64 34 65 35 66 36"
+     " ad 74 69 63 6b 65 74 5f 73 65 63 72 65 74  c4 20"
+     " a0 a1 a2 a3 a4 a5 a6 a7 a8 a9 aa ab ac ad ae af b0 b1 b2 b3 b4 b5 b6 b7 b8 b9 ba bb bc bd"
+     " be bf"},
+    {"welcome",
+     {.type = SPRO_MSG_WELCOME,
+      .u.welcome = {.session = BYTES(SESSION_F0_FF),
+                    .view = {.device = BYTES(UUID),
+                             .user = BYTES("amelie.durand"),
+                             .org = BYTES("cio-lyon"),
+                             .role = BYTES("counsellor")},
+                    .idle_ttl = 300,
+                    .ttl = 3600}},
+     /* fixmap 9; session bin 8 of 16 (c4 10); the device id str 8; 300 = 0x12c and
+      * 3600 = 0xe10 are uint 16 */
+     "89"
+     " a1 76 00"
+     " a4 74 79 70 65  a7 77 65 6c 63 6f 6d 65"
+     " a7 73 65 73 73 69 6f 6e  c4 10 f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff"
+     " a6 64 65 76 69 63 65" UUID_STR8 " a4 75 73 65 72  ad 61 6d 65 6c 69 65 2e 64 75 72 61 6e 64"
+     " a3 6f 72 67  a8 63 69 6f 2d 6c 79 6f 6e"
+     " a4 72 6f 6c 65  aa 63 6f 75 6e 73 65 6c 6c 6f 72"
+     " a8 69 64 6c 65 5f 74 74 6c  cd 01 2c"
+     " a3 74 74 6c  cd 0e 10"},
+    {"wipe",
+     {.type = SPRO_MSG_WIPE, .u.wipe = {.device = BYTES(UUID)}},
+     /* fixmap 3 */
+     "83"
+     " a1 76 00"
+     " a4 74 79 70 65  a4 77 69 70 65"
+     " a6 64 65 76 69 63 65" UUID_STR8},
+    {"ping",
+     {.type = SPRO_MSG_PING},
+     /* fixmap 2: only the envelope */
+     "82"
+     " a1 76 00"
+     " a4 74 79 70 65  a4 70 69 6e 67"},
+    {"pong",
+     {.type = SPRO_MSG_PONG,
+      .u.pong = {.device = BYTES(UUID),
+                 .user = BYTES("j.martin"),
+                 .org = BYTES("ml-nantes"),
+                 .role = BYTES("supervisor")}},
+     /* fixmap 6; "j.martin" a8, "ml-nantes" a9, "supervisor" aa */
+     "86"
+     " a1 76 00"
+     " a4 74 79 70 65  a4 70 6f 6e 67"
+     " a6 64 65 76 69 63 65" UUID_STR8 " a4 75 73 65 72  a8 6a 2e 6d 61 72 74 69 6e"
+     " a3 6f 72 67  a9 6d 6c 2d 6e 61 6e 74 65 73"
+     " a4 72 6f 6c 65  aa 73 75 70 65 72 76 69 73 6f 72"},
 };
 
 #define NGOLDEN (sizeof(goldens) / sizeof(goldens[0]))
@@ -414,6 +561,39 @@ static void test_roundtrip(void)
          .u.health = {.status = BYTES("ok"), .schema = 65536, .version = BYTES("v")}},
         {.type = SPRO_MSG_ECHO, .u.echo = {.id = 255, .data = {big, sizeof(big)}}},
         {.type = SPRO_MSG_ECHO_REPLY, .u.echo = {.id = 1ull << 32, .data = {big, 65536}}},
+        {.type = SPRO_MSG_SERVER_KEY,
+         .u.server_key = {.key = {big, 32},
+                          .fingerprint =
+                              BYTES("0123:4567:89ab:cdef:0123:4567:89ab:cdef:0123:4567")}},
+        {.type = SPRO_MSG_HELLO,
+         .u.hello = {.ts = 1,
+                     .app = {(const uint8_t *)longstr, 64},
+                     .schema = 2147483647,
+                     .has_ticket = true,
+                     .ticket_id = BYTES("0123456789abcdef"),
+                     .ticket_secret = {big, 32}}},
+        /* ticket fields without has_ticket: left out, and not compared */
+        {.type = SPRO_MSG_HELLO,
+         .u.hello = {.ts = 128,
+                     .app = BYTES("\xc3\xa9"),
+                     .schema = 65535,
+                     .ticket_id = BYTES("XYZ"),
+                     .ticket_secret = {big, 5}}},
+        {.type = SPRO_MSG_WELCOME,
+         .u.welcome = {.session = {big, 16},
+                       .view = {.device = {(const uint8_t *)longstr, 64},
+                                .user = {(const uint8_t *)longstr, 64},
+                                .org = {(const uint8_t *)longstr, 64},
+                                .role = {(const uint8_t *)longstr, 16}},
+                       .idle_ttl = 1,
+                       .ttl = 2147483647}},
+        {.type = SPRO_MSG_WIPE, .u.wipe = {.device = {(const uint8_t *)longstr, 64}}},
+        {.type = SPRO_MSG_PING},
+        {.type = SPRO_MSG_PONG,
+         .u.pong = {.device = BYTES("d"),
+                    .user = BYTES("\xc3\xa9lise"),
+                    .org = BYTES("\xf0\x9f\x98\x80"),
+                    .role = BYTES("admin")}},
     };
     for (size_t k = 0; k < NGOLDEN; k++) {
         struct spro_buf out = {0};
@@ -552,6 +732,8 @@ static void test_encode_refused(void)
     static char text[SPRO_PROTO_MAX_STR + 1];
     memset(text, 'a', sizeof(text));
     const struct spro_bytes ok = BYTES("ok");
+    const struct spro_bytes fp = BYTES(FP_00_1F);
+    const struct spro_msg_device_view view = {.device = ok, .user = ok, .org = ok, .role = ok};
     const struct {
         const char *name;
         struct spro_msg msg;
@@ -592,6 +774,160 @@ static void test_encode_refused(void)
         {"big data",
          {.type = SPRO_MSG_ECHO_REPLY, .u.echo = {.id = 1, .data = {big, sizeof(big)}}},
          SPRO_ETOOLONG},
+        /* device channel */
+        {"key of 31 bytes",
+         {.type = SPRO_MSG_SERVER_KEY, .u.server_key = {.key = {big, 31}, .fingerprint = fp}},
+         SPRO_ERANGE},
+        {"key of 33 bytes",
+         {.type = SPRO_MSG_SERVER_KEY, .u.server_key = {.key = {big, 33}, .fingerprint = fp}},
+         SPRO_ETOOLONG},
+        {"no key",
+         {.type = SPRO_MSG_SERVER_KEY, .u.server_key = {.key = {NULL, 0}, .fingerprint = fp}},
+         SPRO_ERANGE},
+        {"fingerprint uppercase",
+         {.type = SPRO_MSG_SERVER_KEY,
+          .u.server_key = {.key = {big, 32},
+                           .fingerprint =
+                               BYTES("DA65:E38B:2B7E:2AB1:2F6A:FB37:BB4F:B772:A98D:EDFE")}},
+         SPRO_ERANGE},
+        {"fingerprint of 48 bytes",
+         {.type = SPRO_MSG_SERVER_KEY,
+          .u.server_key = {.key = {big, 32}, .fingerprint = {fp.p, 48}}},
+         SPRO_ERANGE},
+        {"fingerprint of 50 bytes",
+         {.type = SPRO_MSG_SERVER_KEY,
+          .u.server_key = {.key = {big, 32}, .fingerprint = {(const uint8_t *)text, 50}}},
+         SPRO_ETOOLONG},
+        {"fingerprint without colons",
+         {.type = SPRO_MSG_SERVER_KEY,
+          .u.server_key = {.key = {big, 32}, .fingerprint = {(const uint8_t *)text, 49}}},
+         SPRO_ERANGE},
+        {"ts 0",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = 0, .app = ok, .schema = 1}},
+         SPRO_ERANGE},
+        {"ts 2^63",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = 1ull << 63, .app = ok, .schema = 1}},
+         SPRO_ERANGE},
+        {"ts 2^64-1",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = UINT64_MAX, .app = ok, .schema = 1}},
+         SPRO_ERANGE},
+        {"empty app",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = 1, .app = {NULL, 0}, .schema = 1}},
+         SPRO_ERANGE},
+        {"app of 65 bytes",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1, .app = {(const uint8_t *)text, 65}, .schema = 1}},
+         SPRO_ETOOLONG},
+        {"hello schema 0",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = 1, .app = ok, .schema = 0}},
+         SPRO_ERANGE},
+        {"ticket_id uppercase",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("9F0C2A61B3D4E5F6"),
+                      .ticket_secret = {big, 32}}},
+         SPRO_ERANGE},
+        {"ticket_id of 15 digits",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("9f0c2a61b3d4e5f"),
+                      .ticket_secret = {big, 32}}},
+         SPRO_ERANGE},
+        {"ticket_id of 17 digits",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("9f0c2a61b3d4e5f60"),
+                      .ticket_secret = {big, 32}}},
+         SPRO_ETOOLONG},
+        {"ticket_id bad utf8",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("\xff"
+                                         "9f0c2a61b3d4e5f"),
+                      .ticket_secret = {big, 32}}},
+         SPRO_EBADUTF8},
+        {"ticket_secret of 31 bytes",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("9f0c2a61b3d4e5f6"),
+                      .ticket_secret = {big, 31}}},
+         SPRO_ERANGE},
+        {"ticket_secret of 33 bytes",
+         {.type = SPRO_MSG_HELLO,
+          .u.hello = {.ts = 1,
+                      .app = ok,
+                      .schema = 1,
+                      .has_ticket = true,
+                      .ticket_id = BYTES("9f0c2a61b3d4e5f6"),
+                      .ticket_secret = {big, 33}}},
+         SPRO_ETOOLONG},
+        {"has_ticket without a ticket",
+         {.type = SPRO_MSG_HELLO, .u.hello = {.ts = 1, .app = ok, .schema = 1, .has_ticket = true}},
+         SPRO_ERANGE},
+        {"session of 15 bytes",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome = {.session = {big, 15}, .view = view, .idle_ttl = 1, .ttl = 1}},
+         SPRO_ERANGE},
+        {"session of 17 bytes",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome = {.session = {big, 17}, .view = view, .idle_ttl = 1, .ttl = 1}},
+         SPRO_ETOOLONG},
+        {"idle_ttl 0",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome = {.session = {big, 16}, .view = view, .idle_ttl = 0, .ttl = 1}},
+         SPRO_ERANGE},
+        {"ttl 2^31",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome = {.session = {big, 16}, .view = view, .idle_ttl = 1, .ttl = 2147483648u}},
+         SPRO_ERANGE},
+        {"welcome role of 17",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome =
+              {.session = {big, 16},
+               .view = {.device = ok, .user = ok, .org = ok, .role = {(const uint8_t *)text, 17}},
+               .idle_ttl = 1,
+               .ttl = 1}},
+         SPRO_ETOOLONG},
+        {"welcome empty user",
+         {.type = SPRO_MSG_WELCOME,
+          .u.welcome = {.session = {big, 16},
+                        .view = {.device = ok, .user = {NULL, 0}, .org = ok, .role = ok},
+                        .idle_ttl = 1,
+                        .ttl = 1}},
+         SPRO_ERANGE},
+        {"wipe empty device",
+         {.type = SPRO_MSG_WIPE, .u.wipe = {.device = {NULL, 0}}},
+         SPRO_ERANGE},
+        {"wipe device of 65",
+         {.type = SPRO_MSG_WIPE, .u.wipe = {.device = {(const uint8_t *)text, 65}}},
+         SPRO_ETOOLONG},
+        {"pong org of 65",
+         {.type = SPRO_MSG_PONG,
+          .u.pong = {.device = ok, .user = ok, .org = {(const uint8_t *)text, 65}, .role = ok}},
+         SPRO_ETOOLONG},
+        {"pong bad utf8",
+         {.type = SPRO_MSG_PONG,
+          .u.pong = {.device = ok, .user = BYTES("\xed\xa0\x80"), .org = ok, .role = ok}},
+         SPRO_EBADUTF8},
+        {"pong empty role",
+         {.type = SPRO_MSG_PONG,
+          .u.pong = {.device = ok, .user = ok, .org = ok, .role = {NULL, 0}}},
+         SPRO_ERANGE},
     };
     for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         struct spro_buf out = {0};
@@ -750,12 +1086,185 @@ static const struct negative negatives[] = {
     {"type Echo", "84" V0 K_TYPE "a4 45 63 68 6f" ID0 DATA0, SPRO_EBADMSGTYPE},
     {"type with NUL", "84" V0 K_TYPE "a5 65 63 68 6f 00" ID0 DATA0, SPRO_EBADMSGTYPE},
     {"type checked before fields", "83" V0 K_TYPE "a4 6e 6f 70 65" K_X "00", SPRO_EBADMSGTYPE},
+    {"type Ping", "82" V0 K_TYPE "a4 50 69 6e 67", SPRO_EBADMSGTYPE},
+    {"type device_view",
+     "86" V0 K_TYPE "ab 64 65 76 69 63 65 5f 76 69 65 77" DEVICE_D USER_U ORG_O ROLE_R,
+     SPRO_EBADMSGTYPE},
+};
+
+/* Negative cases of the device channel messages. */
+static const struct negative channel_negatives[] = {
+    /* server_key: key exactly 32 bytes, fingerprint exactly 49 of the right form */
+    {"key of 31 bytes", "84" V0 T_SERVER_KEY K_KEY "c4 1f 00*31" FP_A, SPRO_ERANGE},
+    {"key of 33 bytes", "84" V0 T_SERVER_KEY K_KEY "c4 21 00*33" FP_A, SPRO_ETOOLONG},
+    {"empty key", "84" V0 T_SERVER_KEY K_KEY "c4 00" FP_A, SPRO_ERANGE},
+    {"key as str", "84" V0 T_SERVER_KEY K_KEY "d9 20 61*32" FP_A, SPRO_EBADTYPE},
+    {"fingerprint of 48 bytes", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 30 (61*4 3a)*9 61*3",
+     SPRO_ERANGE},
+    {"fingerprint of 50 bytes", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 32 (61*4 3a)*9 61*5",
+     SPRO_ETOOLONG},
+    {"fingerprint with uppercase",
+     "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 31 (61*4 3a)*9 41 61*3", SPRO_ERANGE},
+    {"fingerprint with g", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 31 67 61*3 (3a 61*4)*9",
+     SPRO_ERANGE},
+    {"fingerprint without colons", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 31 61*49",
+     SPRO_ERANGE},
+    {"fingerprint colons shifted",
+     "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 31 61*5 (3a 61*4)*8 3a 61*3", SPRO_ERANGE},
+    {"fingerprint of 40 hex digits", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 28 61*40",
+     SPRO_ERANGE},
+    {"fingerprint as bin", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "c4 31 (61*4 3a)*9 61*4",
+     SPRO_EBADTYPE},
+    {"fingerprint bad utf8", "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "d9 31 ff 61*3 (3a 61*4)*9",
+     SPRO_EBADUTF8},
+    {"server_key without fingerprint", "83" V0 T_SERVER_KEY KEY0, SPRO_EMISSING},
+    {"server_key without key", "83" V0 T_SERVER_KEY FP_A, SPRO_EMISSING},
+    {"server_key with ts", "85" V0 T_SERVER_KEY KEY0 FP_A TS1, SPRO_EUNKNOWNFIELD},
+    {"server_key trailing", SERVER_KEY_MIN "00", SPRO_ETRAILING},
+
+    /* hello: bounds of the required fields */
+    {"ts 0", "85" V0 T_HELLO K_TS "00" APP_X SCHEMA1, SPRO_ERANGE},
+    {"ts 2^63", "85" V0 T_HELLO K_TS "cf 80 00*7" APP_X SCHEMA1, SPRO_ERANGE},
+    {"ts 2^64-1", "85" V0 T_HELLO K_TS "cf ff*8" APP_X SCHEMA1, SPRO_ERANGE},
+    {"ts -1", "85" V0 T_HELLO K_TS "ff" APP_X SCHEMA1, SPRO_ERANGE},
+    {"ts as str", "85" V0 T_HELLO K_TS "a1 31" APP_X SCHEMA1, SPRO_EBADTYPE},
+    {"empty app", "85" V0 T_HELLO TS1 K_APP "a0" SCHEMA1, SPRO_ERANGE},
+    {"app of 65 bytes", "85" V0 T_HELLO TS1 K_APP "d9 41 61*65" SCHEMA1, SPRO_ETOOLONG},
+    {"app as bin", "85" V0 T_HELLO TS1 K_APP "c4 01 78" SCHEMA1, SPRO_EBADTYPE},
+    {"hello schema 0", "85" V0 T_HELLO TS1 APP_X K_SCHEMA "00", SPRO_ERANGE},
+    {"hello schema 2^31", "85" V0 T_HELLO TS1 APP_X K_SCHEMA "ce 80 00 00 00", SPRO_ERANGE},
+    {"hello without ts", "84" V0 T_HELLO APP_X SCHEMA1, SPRO_EMISSING},
+    {"hello without app", "84" V0 T_HELLO TS1 SCHEMA1, SPRO_EMISSING},
+    {"hello without schema", "84" V0 T_HELLO TS1 APP_X, SPRO_EMISSING},
+    {"hello trailing", HELLO_MIN "00", SPRO_ETRAILING},
+
+    /* hello: the ticket, both fields or neither */
+    {"only ticket_id", "86" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_ID_A, SPRO_EMISSING},
+    {"only ticket_secret", "86" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_SECRET0, SPRO_EMISSING},
+    {"only ticket_id, first", "86" V0 T_HELLO TICKET_ID_A TS1 APP_X SCHEMA1, SPRO_EMISSING},
+    {"ticket but no ts", "86" V0 T_HELLO TICKET_ID_A TICKET_SECRET0 APP_X SCHEMA1, SPRO_EMISSING},
+    {"ticket_id uppercase", "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 41*16" TICKET_SECRET0,
+     SPRO_ERANGE},
+    {"ticket_id with g", "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 61*15 67" TICKET_SECRET0,
+     SPRO_ERANGE},
+    {"ticket_id with a space",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 20 61*15" TICKET_SECRET0, SPRO_ERANGE},
+    {"ticket_id with NUL",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 61*15 00" TICKET_SECRET0, SPRO_ERANGE},
+    {"ticket_id with a 2-byte character",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 c3 a9 61*14" TICKET_SECRET0, SPRO_ERANGE},
+    {"ticket_id of 15 digits",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "af 61*15" TICKET_SECRET0, SPRO_ERANGE},
+    {"ticket_id of 17 digits",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b1 61*17" TICKET_SECRET0, SPRO_ETOOLONG},
+    {"empty ticket_id", "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "a0" TICKET_SECRET0,
+     SPRO_ERANGE},
+    {"ticket_id as bin", "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "c4 10 61*16" TICKET_SECRET0,
+     SPRO_EBADTYPE},
+    {"ticket_id bad utf8",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 ff 61*15" TICKET_SECRET0, SPRO_EBADUTF8},
+    {"ticket_secret of 31 bytes",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_ID_A K_TICKET_SECRET "c4 1f 00*31", SPRO_ERANGE},
+    {"ticket_secret of 33 bytes",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_ID_A K_TICKET_SECRET "c4 21 00*33", SPRO_ETOOLONG},
+    {"ticket_secret as str",
+     "87" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_ID_A K_TICKET_SECRET "d9 20 61*32", SPRO_EBADTYPE},
+    {"bad ticket_id before missing secret",
+     "86" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "b0 41*16", SPRO_ERANGE},
+    {"short secret before missing id",
+     "86" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_SECRET "c4 1f 00*31", SPRO_ERANGE},
+    {"has_ticket on the wire",
+     "86" V0 T_HELLO TS1 APP_X SCHEMA1 "aa 68 61 73 5f 74 69 63 6b 65 74 c3", SPRO_EUNKNOWNFIELD},
+    {"ticket_id twice", "88" V0 T_HELLO TS1 APP_X SCHEMA1 TICKET_ID_A TICKET_ID_A TICKET_SECRET0,
+     SPRO_EDUPKEY},
+
+    /* welcome */
+    {"session of 15 bytes",
+     "89" V0 T_WELCOME K_SESSION "c4 0f 00*15" DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1,
+     SPRO_ERANGE},
+    {"session of 17 bytes",
+     "89" V0 T_WELCOME K_SESSION "c4 11 00*17" DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1,
+     SPRO_ETOOLONG},
+    {"empty session",
+     "89" V0 T_WELCOME K_SESSION "c4 00" DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1, SPRO_ERANGE},
+    {"session as str",
+     "89" V0 T_WELCOME K_SESSION "b0 61*16" DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1,
+     SPRO_EBADTYPE},
+    {"welcome empty device",
+     "89" V0 T_WELCOME SESSION0 K_DEVICE "a0" USER_U ORG_O ROLE_R IDLE_TTL1 TTL1, SPRO_ERANGE},
+    {"welcome device of 65",
+     "89" V0 T_WELCOME SESSION0 K_DEVICE "d9 41 61*65" USER_U ORG_O ROLE_R IDLE_TTL1 TTL1,
+     SPRO_ETOOLONG},
+    {"welcome empty user",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D K_USER "a0" ORG_O ROLE_R IDLE_TTL1 TTL1, SPRO_ERANGE},
+    {"welcome org of 65",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U K_ORG "d9 41 61*65" ROLE_R IDLE_TTL1 TTL1,
+     SPRO_ETOOLONG},
+    {"welcome role of 17",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O K_ROLE "b1 61*17" IDLE_TTL1 TTL1,
+     SPRO_ETOOLONG},
+    {"welcome empty role",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O K_ROLE "a0" IDLE_TTL1 TTL1, SPRO_ERANGE},
+    {"idle_ttl 0", "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R K_IDLE_TTL "00" TTL1,
+     SPRO_ERANGE},
+    {"idle_ttl 2^31",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R K_IDLE_TTL "ce 80 00 00 00" TTL1,
+     SPRO_ERANGE},
+    {"ttl 0", "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 K_TTL "00",
+     SPRO_ERANGE},
+    {"ttl 2^31",
+     "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 K_TTL "ce 80 00 00 00",
+     SPRO_ERANGE},
+    {"ttl -1", "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 K_TTL "ff",
+     SPRO_ERANGE},
+    {"welcome without ttl", "88" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1,
+     SPRO_EMISSING},
+    {"welcome without session", "88" V0 T_WELCOME DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1,
+     SPRO_EMISSING},
+    {"welcome with a ticket_id",
+     "8a" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 TTL1 TICKET_ID_A,
+     SPRO_EUNKNOWNFIELD},
+    {"welcome trailing", WELCOME_MIN "c0", SPRO_ETRAILING},
+
+    /* wipe */
+    {"wipe empty device", "83" V0 T_WIPE K_DEVICE "a0", SPRO_ERANGE},
+    {"wipe device of 65", "83" V0 T_WIPE K_DEVICE "d9 41 61*65", SPRO_ETOOLONG},
+    {"wipe device as bin", "83" V0 T_WIPE K_DEVICE "c4 01 64", SPRO_EBADTYPE},
+    {"wipe without device", "82" V0 T_WIPE, SPRO_EMISSING},
+    {"wipe with user", "84" V0 T_WIPE DEVICE_D USER_U, SPRO_EUNKNOWNFIELD},
+
+    /* ping: no field at all */
+    {"ping with an unknown field", "83" V0 T_PING K_X "00", SPRO_EUNKNOWNFIELD},
+    {"ping with a device", "83" V0 T_PING DEVICE_D, SPRO_EUNKNOWNFIELD},
+    {"ping with an empty key", "83" V0 T_PING "a0 c0", SPRO_EUNKNOWNFIELD},
+    {"ping with a bad value", "83" V0 T_PING K_X "c1", SPRO_EMALFORMED},
+    {"ping without v", "81" T_PING, SPRO_EMISSING},
+    {"ping v 1", "82 a1 76 01" T_PING, SPRO_EBADVERSION},
+    {"ping trailing", "82" V0 T_PING "00", SPRO_ETRAILING},
+
+    /* pong */
+    {"pong role of 17", "86" V0 T_PONG DEVICE_D USER_U ORG_O K_ROLE "b1 61*17", SPRO_ETOOLONG},
+    {"pong empty org", "86" V0 T_PONG DEVICE_D USER_U K_ORG "a0" ROLE_R, SPRO_ERANGE},
+    {"pong user of 65", "86" V0 T_PONG DEVICE_D K_USER "d9 41 61*65" ORG_O ROLE_R, SPRO_ETOOLONG},
+    {"pong bad utf8 user", "86" V0 T_PONG DEVICE_D K_USER "a2 c0 af" ORG_O ROLE_R, SPRO_EBADUTF8},
+    {"pong device as int", "86" V0 T_PONG K_DEVICE "01" USER_U ORG_O ROLE_R, SPRO_EBADTYPE},
+    {"pong without role", "85" V0 T_PONG DEVICE_D USER_U ORG_O, SPRO_EMISSING},
+    {"pong with a session", "87" V0 T_PONG DEVICE_D USER_U ORG_O ROLE_R SESSION0,
+     SPRO_EUNKNOWNFIELD},
+    {"pong as ping", "86" V0 T_PING DEVICE_D USER_U ORG_O ROLE_R, SPRO_EUNKNOWNFIELD},
 };
 
 static void test_decode_negative(void)
 {
     for (size_t k = 0; k < sizeof(negatives) / sizeof(negatives[0]); k++)
         CASE_EQ(negatives[k].name, decode_hex(negatives[k].hex), negatives[k].err);
+}
+
+static void test_decode_channel_negative(void)
+{
+    for (size_t k = 0; k < sizeof(channel_negatives) / sizeof(channel_negatives[0]); k++)
+        CASE_EQ(channel_negatives[k].name, decode_hex(channel_negatives[k].hex),
+                channel_negatives[k].err);
 }
 
 /* Inputs the decoder accepts although the encoder would write them
@@ -789,7 +1298,201 @@ static void test_decode_lenient_forms(void)
     }
 }
 
-/* Valid UTF-8 at the edges of every sequence length. */
+/* The same for the device channel: every base of the negative cases is
+ * valid, and the decoder takes any width and key order. */
+static void test_decode_channel_lenient_forms(void)
+{
+    static const struct {
+        const char *name;
+        const char *hex;
+        enum spro_msg_type type;
+    } cases[] = {
+        {"server_key base", SERVER_KEY_MIN, SPRO_MSG_SERVER_KEY},
+        {"hello base", HELLO_MIN, SPRO_MSG_HELLO},
+        {"welcome base", WELCOME_MIN, SPRO_MSG_WELCOME},
+        {"wipe base", "83" V0 T_WIPE DEVICE_D, SPRO_MSG_WIPE},
+        {"ping base", "82" V0 T_PING, SPRO_MSG_PING},
+        {"pong base", PONG_MIN, SPRO_MSG_PONG},
+        {"key as bin 16", "84" V0 T_SERVER_KEY K_KEY "c5 00 20 00*32" FP_A, SPRO_MSG_SERVER_KEY},
+        {"key as bin 32", "84" V0 T_SERVER_KEY K_KEY "c6 00 00 00 20 00*32" FP_A,
+         SPRO_MSG_SERVER_KEY},
+        {"fingerprint as str 16",
+         "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT "da 00 31 (61*4 3a)*9 61*4", SPRO_MSG_SERVER_KEY},
+        {"fingerprint of every digit",
+         "84" V0 T_SERVER_KEY KEY0 K_FINGERPRINT
+         "d9 31 (30 31 32 33 3a 34 35 36 37 3a 38 39 61 62 3a 63 64 65 66 3a)*2 (30 31 32 33 3a)*1"
+         " 61 62 63 64",
+         SPRO_MSG_SERVER_KEY},
+        {"ticket_id of every digit",
+         "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID
+         "b0 30 31 32 33 34 35 36 37 38 39 61 62 63 64 65 66" TICKET_SECRET0,
+         SPRO_MSG_HELLO},
+        {"ticket first, reversed", "87" TICKET_SECRET0 TICKET_ID_A SCHEMA1 APP_X TS1 T_HELLO V0,
+         SPRO_MSG_HELLO},
+        {"ticket_id as str 8",
+         "87" V0 T_HELLO TS1 APP_X SCHEMA1 K_TICKET_ID "d9 10 61*16" TICKET_SECRET0,
+         SPRO_MSG_HELLO},
+        {"ts 2^63-1 as int 64", "85" V0 T_HELLO K_TS "d3 7f ff ff ff ff ff ff ff" APP_X SCHEMA1,
+         SPRO_MSG_HELLO},
+        {"ttl as uint 64",
+         "89" V0 T_WELCOME SESSION0 DEVICE_D USER_U ORG_O ROLE_R IDLE_TTL1 K_TTL
+         "cf 00 00 00 00 00 00 0e 10",
+         SPRO_MSG_WELCOME},
+        {"welcome reversed", "89" TTL1 IDLE_TTL1 ROLE_R ORG_O USER_U DEVICE_D SESSION0 T_WELCOME V0,
+         SPRO_MSG_WELCOME},
+        {"ping as map 16", "de 00 02" V0 T_PING, SPRO_MSG_PING},
+        {"ping as map 32", "df 00 00 00 02" V0 T_PING, SPRO_MSG_PING},
+        {"ping reversed", "82" T_PING V0, SPRO_MSG_PING},
+        {"pong role of 16", "86" V0 T_PONG DEVICE_D USER_U ORG_O K_ROLE "b0 61*16", SPRO_MSG_PONG},
+        {"wipe device of 64", "83" V0 T_WIPE K_DEVICE "d9 40 61*64", SPRO_MSG_WIPE},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        struct input in = unhex(cases[k].hex);
+        struct spro_msg m = {0};
+        int err = spro_proto_decode(in.p, in.len, &m);
+        uint64_t ts = m.u.hello.ts;
+        uint32_t ttl = m.u.welcome.ttl;
+        input_free(&in);
+        CASE_EQ(cases[k].name, err, 0);
+        CHECK_EQ(m.type, cases[k].type);
+        if (strcmp(cases[k].name, "ts 2^63-1 as int 64") == 0)
+            CHECK(ts == INT64_MAX);
+        if (strcmp(cases[k].name, "ttl as uint 64") == 0)
+            CHECK_EQ(ttl, 3600);
+    }
+}
+
+/* hello's optional ticket: has_ticket follows the wire, and fields left out
+ * are neither encoded nor compared. */
+static void test_hello_ticket(void)
+{
+    const struct spro_msg *plain = NULL, *ticket = NULL;
+    for (size_t k = 0; k < NGOLDEN; k++) {
+        if (strcmp(goldens[k].name, "hello") == 0)
+            plain = &goldens[k].msg;
+        if (strcmp(goldens[k].name, "hello_ticket") == 0)
+            ticket = &goldens[k].msg;
+    }
+    CHECK(plain != NULL && ticket != NULL);
+
+    /* Decoding sets has_ticket, and leaves the ticket empty without it. */
+    struct spro_buf out = {0};
+    struct spro_msg m;
+    CHECK_EQ(spro_proto_encode(plain, &out), 0);
+    int err = spro_proto_decode(out.data, out.len, &m);
+    spro_buf_free(&out);
+    CHECK_EQ(err, 0);
+    CHECK(!m.u.hello.has_ticket);
+    CHECK_EQ(m.u.hello.ticket_id.len, 0);
+    CHECK_EQ(m.u.hello.ticket_secret.len, 0);
+    CHECK_EQ(spro_proto_encode(ticket, &out), 0);
+    err = spro_proto_decode(out.data, out.len, &m);
+    bool id_ok = err == 0 && bytes_equal(m.u.hello.ticket_id, ticket->u.hello.ticket_id);
+    bool secret_ok =
+        err == 0 && bytes_equal(m.u.hello.ticket_secret, ticket->u.hello.ticket_secret);
+    bool has = err == 0 && m.u.hello.has_ticket;
+    spro_buf_free(&out);
+    CHECK_EQ(err, 0);
+    CHECK(has);
+    CHECK(id_ok);
+    CHECK(secret_ok);
+
+    /* Ticket fields without has_ticket are ignored, however wrong. */
+    struct spro_msg junk = *plain;
+    junk.u.hello.ticket_id = (struct spro_bytes)BYTES("NOT HEX");
+    junk.u.hello.ticket_secret = (struct spro_bytes)BYTES("\x01");
+    struct input want = {0};
+    for (size_t k = 0; k < NGOLDEN; k++)
+        if (&goldens[k].msg == plain)
+            want = unhex(goldens[k].hex);
+    CHECK_EQ(spro_proto_encode(&junk, &out), 0);
+    bool same_bytes = out.len == want.len && memcmp(out.data, want.p, want.len) == 0;
+    spro_buf_free(&out);
+    input_free(&want);
+    CHECK(same_bytes);
+    CHECK(spro_proto_msg_equal(&junk, plain));
+    CHECK(spro_proto_msg_equal(plain, &junk));
+
+    /* has_ticket is part of the message; so is each ticket field. */
+    struct spro_msg other = *ticket;
+    other.u.hello.has_ticket = false;
+    CHECK(!spro_proto_msg_equal(&other, ticket));
+    CHECK(!spro_proto_msg_equal(ticket, &other));
+    other = *ticket;
+    other.u.hello.ticket_id = (struct spro_bytes)BYTES("9f0c2a61b3d4e5f7");
+    CHECK(!spro_proto_msg_equal(&other, ticket));
+    other = *ticket;
+    other.u.hello.ticket_secret.len = 31;
+    CHECK(!spro_proto_msg_equal(&other, ticket));
+}
+
+/* Equality looks at every field of the new types, by content. */
+static void test_msg_equal_channel(void)
+{
+    static const uint8_t key_copy[] = KEY_00_1F;
+    static const uint8_t session_copy[] = SESSION_F0_FF;
+    for (size_t k = 0; k < NGOLDEN; k++) {
+        const struct spro_msg *g = &goldens[k].msg;
+        struct spro_msg a = *g;
+        CHECK(spro_proto_msg_equal(&a, g));
+        switch (g->type) {
+        case SPRO_MSG_SERVER_KEY:
+            a.u.server_key.key.p = key_copy; /* same bytes elsewhere */
+            CHECK(spro_proto_msg_equal(&a, g));
+            a.u.server_key.key.len = 31;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.server_key.fingerprint.len = 48;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            break;
+        case SPRO_MSG_WELCOME:
+            a.u.welcome.session.p = session_copy;
+            CHECK(spro_proto_msg_equal(&a, g));
+            a.u.welcome.session.p = key_copy;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.welcome.view.role = (struct spro_bytes)BYTES("admin");
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.welcome.idle_ttl++;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.welcome.ttl++;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            break;
+        case SPRO_MSG_WIPE:
+            a.u.wipe.device.len--;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            break;
+        case SPRO_MSG_PONG:
+            a.u.pong.org = (struct spro_bytes)BYTES("ml-nantez");
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.pong.device = (struct spro_bytes)BYTES("d");
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.type = SPRO_MSG_PING;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            break;
+        case SPRO_MSG_HELLO:
+            a.u.hello.ts--;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.hello.schema++;
+            CHECK(!spro_proto_msg_equal(&a, g));
+            a = *g;
+            a.u.hello.app = (struct spro_bytes)BYTES("b");
+            CHECK(!spro_proto_msg_equal(&a, g));
+            break;
+        default:
+            break;
+        }
+    }
+    struct spro_msg p1 = {.type = SPRO_MSG_PING}, p2 = {.type = SPRO_MSG_PING};
+    p2.u.pong.device = (struct spro_bytes)BYTES("junk"); /* no field of ping */
+    CHECK(spro_proto_msg_equal(&p1, &p2));
+}
+
 static void test_decode_utf8_edges(void)
 {
     static const char *texts[] = {
@@ -1281,6 +1984,13 @@ static void test_type_names(void)
     CHECK_STR(spro_proto_type_name(SPRO_MSG_HEALTH), "health");
     CHECK_STR(spro_proto_type_name(SPRO_MSG_ECHO), "echo");
     CHECK_STR(spro_proto_type_name(SPRO_MSG_ECHO_REPLY), "echo_reply");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_SERVER_KEY), "server_key");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_HELLO), "hello");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_WELCOME), "welcome");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_WIPE), "wipe");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_PING), "ping");
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_PONG), "pong");
+    CHECK(spro_proto_type_name((enum spro_msg_type)(SPRO_MSG_PONG + 1)) == NULL);
     CHECK(spro_proto_type_name((enum spro_msg_type)0) == NULL);
     CHECK(spro_proto_type_name((enum spro_msg_type)99) == NULL);
 }
@@ -1335,8 +2045,12 @@ static const struct check_test tests[] = {
     {"encode_widths", test_encode_widths},
     {"encode_refused", test_encode_refused},
     {"decode_negative", test_decode_negative},
+    {"decode_channel_negative", test_decode_channel_negative},
     {"decode_lenient_forms", test_decode_lenient_forms},
+    {"decode_channel_lenient_forms", test_decode_channel_lenient_forms},
     {"decode_utf8_edges", test_decode_utf8_edges},
+    {"hello_ticket", test_hello_ticket},
+    {"msg_equal_channel", test_msg_equal_channel},
     {"read_uint", test_read_uint},
     {"read_int", test_read_int},
     {"read_other", test_read_other},

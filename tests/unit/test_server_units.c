@@ -1,61 +1,65 @@
 /*
- * test_server_units.c: the pure parts of server/: the per-address
- * connection table (checked against a simple reference model under random
- * operations) and option parsing (defaults, config file, command line,
+ * test_server_units.c: the pure parts of server/: the key table behind
+ * connection counts and sessions (checked against a simple reference model
+ * under random operations) and option parsing (defaults, config file, command line,
  * and every kind of bad value).
  */
 #include "check.h"
-#include "server/addrtab.h"
+#include "server/keytab.h"
 #include "server/server.h"
 
 #include <stdlib.h>
 #include <unistd.h>
 
-/* ---- addrtab against a reference: an array of (address, count). ---- */
+/* ---- keytab against a reference: an array of values per key. ---- */
 
-#define NADDR 40
+#define NKEYS 40
 
-static void addr_of(int i, uint8_t a[16])
+static void key_of(int i, uint8_t a[16])
 {
     memset(a, 0, 16);
     a[10] = a[11] = 0xff;
     a[12] = 10, a[13] = (uint8_t)(i >> 8), a[14] = (uint8_t)i, a[15] = (uint8_t)(i * 7);
 }
 
-static void test_addrtab_matches_reference(void)
+static void test_keytab_matches_reference(void)
 {
-    /* A small table (capacity 16 slots for 8 entries) forces long probe
-     * runs, wrap-around and backward shifts. */
-    struct spro_addrtab *t = spro_addrtab_create(8);
-    uint32_t ref[NADDR] = {0};
-    int distinct = 0;
+    /* A small table (16 slots for 8 keys) forces long probe runs,
+     * wrap-around and backward shifts. */
+    struct spro_keytab *t = spro_keytab_create(8);
+    uint64_t ref[NKEYS] = {0};
+    size_t present = 0;
     srand(12345);
     for (int step = 0; step < 200000; step++) {
-        int i = rand() % NADDR;
-        uint8_t a[16];
-        addr_of(i, a);
-        bool inc = rand() % 2 == 0;
-        if (inc && (ref[i] > 0 || distinct < 8)) {
-            if (ref[i]++ == 0)
-                distinct++;
-            spro_addrtab_inc(t, a);
-        } else if (!inc && ref[i] > 0) {
-            if (--ref[i] == 0)
-                distinct--;
-            spro_addrtab_dec(t, a);
+        int i = rand() % NKEYS;
+        uint8_t k[16];
+        key_of(i, k);
+        uint64_t v = rand() % 3 == 0 ? 0 : (uint64_t)rand() + 1;
+        int rc = spro_keytab_set(t, k, v);
+        bool fits = ref[i] != 0 || v == 0 || present < 8;
+        if (fits != (rc == 0)) {
+            spro_keytab_destroy(t);
+            CHECK__FAIL("step %d: set returned %d with %zu present", step, rc, present);
+        }
+        if (rc == 0) {
+            present += (ref[i] == 0 && v != 0) - (ref[i] != 0 && v == 0);
+            ref[i] = v;
+        }
+        if (spro_keytab_count(t) != present) {
+            spro_keytab_destroy(t);
+            CHECK__FAIL("step %d: count %zu, reference %zu", step, spro_keytab_count(t), present);
         }
         if (step % 97 == 0) {
-            for (int k = 0; k < NADDR; k++) {
-                addr_of(k, a);
-                if (spro_addrtab_get(t, a) != ref[k]) {
-                    spro_addrtab_destroy(t);
-                    CHECK__FAIL("step %d: address %d has %u, reference %u", step, k,
-                                spro_addrtab_get(t, a), ref[k]);
+            for (int j = 0; j < NKEYS; j++) {
+                key_of(j, k);
+                if (spro_keytab_get(t, k) != ref[j]) {
+                    spro_keytab_destroy(t);
+                    CHECK__FAIL("step %d: key %d differs from the reference", step, j);
                 }
             }
         }
     }
-    spro_addrtab_destroy(t);
+    spro_keytab_destroy(t);
 }
 
 /* ---- options ---- */
@@ -171,7 +175,7 @@ static void test_config_file_errors_name_the_line(void)
 }
 
 static const struct check_test tests[] = {
-    {"addrtab_matches_reference", test_addrtab_matches_reference},
+    {"keytab_matches_reference", test_keytab_matches_reference},
     {"config_defaults", test_config_defaults},
     {"config_flags", test_config_flags},
     {"config_file_and_precedence", test_config_file_and_precedence},

@@ -1,0 +1,426 @@
+/*
+ * channel.c: the device channel (docs/PROTOCOL.md, "Device channel"):
+ * GET /v1/server-key, the Noise_IK handshake of POST /v1/session, and the
+ * sealed routes (POST /v1/ping, and POST /v1/bench/sealed-echo with
+ * --bench).
+ *
+ * The handshake (four X25519 operations) and every database access run on
+ * a worker thread; the loop thread does size checks, session lookups, the
+ * ChaCha20-Poly1305 of sealed frames, and the session table.  Failures are
+ * answered with one code per class and logged without secrets.
+ */
+#include "internal.h"
+#include "keytab.h"
+#include "session.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define NOISE_PROTOCOL "Noise_IK_25519_ChaChaPoly_BLAKE2b"
+#define PROLOGUE_TAG "spro-sync/1"
+#define MSG1_OVERHEAD (32 + 48 + 16) /* e, encrypted s, payload tag */
+#define MAX_HELLO 1024
+#define MSG2_MAX (32 + 16 + 512) /* e, payload tag, welcome or wipe */
+#define FRAME_HEAD (SPRO_SESSION_ID_BYTES + 8)
+#define ENROL_WINDOW_S 600    /* failed ticket redemptions are counted per address */
+#define ENROL_MAX_FAILURES 10 /* ... and refused beyond this many per window */
+
+static void log_refusal(const char *event, int err)
+{
+    struct spro_logline l;
+    spro_log_begin(&l, SPRO_LOG_INFO, event);
+    spro_log_str(&l, "code", spro_errcode(err));
+    spro_log_end(&l);
+}
+
+static void peer_key(h2o_req_t *req, uint8_t key[16])
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memset(key, 0, 16);
+    req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    spro_server__addr16(&ss, key);
+}
+
+/* ---- GET /v1/server-key ------------------------------------------------ */
+
+void spro_channel_server_key(struct server *s, h2o_req_t *req)
+{
+    char fp[SPRO_FINGERPRINT_CHARS];
+    const uint8_t *pk = spro_datadir_noise_public(s->dd);
+    spro_crypto_fingerprint(fp, pk);
+    struct spro_msg m = {.type = SPRO_MSG_SERVER_KEY};
+    m.u.server_key.key = (struct spro_bytes){pk, SPRO_KEY_BYTES};
+    m.u.server_key.fingerprint = (struct spro_bytes){(const uint8_t *)fp, strlen(fp)};
+    struct spro_buf b = {0};
+    if (spro_proto_encode(&m, &b) != 0)
+        SPRO_BUG("server_key does not encode");
+    spro_server__send_msgpack(req, 200, &b);
+}
+
+/* ---- Rate limit of failed ticket redemptions, per client address -------- */
+
+/* Value: window start (s) << 32 | failures in it. */
+static bool enrol_limited(struct server *s, const uint8_t addr[16], uint64_t now_s)
+{
+    uint64_t v = spro_keytab_get(s->enrol_failures, addr);
+    return v != 0 && now_s - (v >> 32) < ENROL_WINDOW_S && (v & 0xffffffffu) >= ENROL_MAX_FAILURES;
+}
+
+static void enrol_failed(struct server *s, const uint8_t addr[16], uint64_t now_s)
+{
+    uint64_t v = spro_keytab_get(s->enrol_failures, addr);
+    if (v == 0 || now_s - (v >> 32) >= ENROL_WINDOW_S)
+        v = now_s << 32;
+    v++;
+    if (spro_keytab_set(s->enrol_failures, addr, v) != 0) {
+        /* Table full of addresses: forget them all and start over (tickets
+         * still die after SPRO_TICKET_MAX_FAILURES wrong secrets each). */
+        spro_keytab_destroy(s->enrol_failures);
+        s->enrol_failures = spro_keytab_create(SPRO_SERVER_ENROL_ADDRESSES);
+        if (spro_keytab_set(s->enrol_failures, addr, v) != 0)
+            SPRO_BUG("empty table refused a key");
+    }
+}
+
+/* ---- POST /v1/session --------------------------------------------------- */
+
+struct hs_job {
+    struct job super;
+    uint8_t peer[16];
+    uint8_t msg1[MSG1_OVERHEAD + MAX_HELLO];
+    size_t msg1_len;
+    /* results */
+    int rc;
+    bool wipe;
+    struct spro_device dev;
+    uint8_t session_id[SPRO_SESSION_ID_BYTES];
+    uint8_t msg2[MSG2_MAX];
+    size_t msg2_len;
+    struct spro_noise_cipher *send, *recv;
+};
+
+static void fill_view(struct spro_msg_device_view *v, const struct spro_device *d)
+{
+    v->device = (struct spro_bytes){(const uint8_t *)d->id, strlen(d->id)};
+    v->user = (struct spro_bytes){(const uint8_t *)d->user, strlen(d->user)};
+    v->org = (struct spro_bytes){(const uint8_t *)d->org, strlen(d->org)};
+    v->role = (struct spro_bytes){(const uint8_t *)d->role, strlen(d->role)};
+}
+
+/* Reads message 1, identifies or enrols the device, writes message 2. */
+static int handshake(struct hs_job *h, struct spro_datadir *dd)
+{
+    uint8_t prologue[sizeof PROLOGUE_TAG - 1 + SPRO_KEY_BYTES];
+    memcpy(prologue, PROLOGUE_TAG, sizeof PROLOGUE_TAG - 1);
+    memcpy(prologue + sizeof PROLOGUE_TAG - 1, spro_datadir_noise_public(dd), SPRO_KEY_BYTES);
+    struct spro_noise_handshake *hs;
+    if (spro_noise_handshake_init(&hs, NOISE_PROTOCOL, 0, prologue, sizeof prologue,
+                                  spro_datadir_noise_secret(dd), NULL, NULL, 0) != 0)
+        SPRO_BUG("cannot set up the responder handshake");
+    uint8_t payload[MAX_HELLO], device_pk[SPRO_KEY_BYTES];
+    size_t plen;
+    int rc;
+    struct spro_msg m;
+    int64_t now = (int64_t)time(NULL);
+    if (spro_noise_read_message(hs, h->msg1, h->msg1_len, payload, sizeof payload, &plen) != 0 ||
+        spro_noise_handshake_remote_static(hs, device_pk) != 0) {
+        rc = SPRO_EHANDSHAKE;
+        goto out;
+    }
+    if ((rc = spro_proto_decode(payload, plen, &m)) != 0)
+        goto out;
+    if (m.type != SPRO_MSG_HELLO || m.u.hello.ts > INT64_MAX) {
+        rc = m.type != SPRO_MSG_HELLO ? SPRO_EBADMSGTYPE : SPRO_ERANGE;
+        goto out;
+    }
+    const struct spro_msg_hello *hello = &m.u.hello;
+    if (hello->has_ticket) {
+        char id[SPRO_TICKET_ID_CHARS + 1];
+        memcpy(id, hello->ticket_id.p, SPRO_TICKET_ID_CHARS);
+        id[SPRO_TICKET_ID_CHARS] = '\0';
+        rc = spro_ticket_redeem(dd, id, hello->ticket_secret.p, device_pk, (int64_t)hello->ts, now,
+                                &h->dev);
+        if (rc == SPRO_EEXISTS)
+            rc = SPRO_ETICKET; /* this key already has a device: the ticket is not for it */
+    } else if ((rc = spro_device_by_key(dd, device_pk, &h->dev)) == SPRO_ENOENT) {
+        rc = SPRO_EUNKNOWNDEV;
+    } else if (rc == 0 && h->dev.state == SPRO_DEVICE_REVOKED) {
+        rc = SPRO_EREVOKED;
+    } else if (rc == 0 &&
+               (rc = spro_device_accept_ts(dd, h->dev.rowid, (int64_t)hello->ts, now)) == 0) {
+        /* Wipe orders go out at every contact until the device stops
+         * calling: a lost answer does not lose the order. */
+        h->wipe = h->dev.state == SPRO_DEVICE_WIPE_PENDING || h->dev.state == SPRO_DEVICE_WIPED;
+    }
+    if (rc != 0)
+        goto out;
+
+    struct spro_msg reply;
+    memset(&reply, 0, sizeof reply);
+    if (h->wipe) {
+        reply.type = SPRO_MSG_WIPE;
+        reply.u.wipe.device = (struct spro_bytes){(const uint8_t *)h->dev.id, strlen(h->dev.id)};
+        if ((rc = spro_device_wiped(dd, h->dev.rowid)) != 0)
+            goto out;
+    } else {
+        spro_crypto_random(h->session_id, sizeof h->session_id);
+        reply.type = SPRO_MSG_WELCOME;
+        reply.u.welcome.session = (struct spro_bytes){h->session_id, sizeof h->session_id};
+        fill_view(&reply.u.welcome.view, &h->dev);
+        reply.u.welcome.idle_ttl = h->super.srv->cfg->session_idle_ttl;
+        reply.u.welcome.ttl = h->super.srv->cfg->session_ttl;
+    }
+    struct spro_buf b = {0};
+    if (spro_proto_encode(&reply, &b) != 0)
+        SPRO_BUG("handshake reply does not encode");
+    rc = spro_noise_write_message(hs, b.data, b.len, h->msg2, sizeof h->msg2, &h->msg2_len);
+    spro_buf_free(&b);
+    if (rc == 0 && !h->wipe)
+        rc = spro_noise_split(hs, &h->send, &h->recv);
+out:
+    spro_noise_handshake_destroy(hs);
+    spro_memzero(payload, sizeof payload);
+    return rc;
+}
+
+static void hs_run(struct job *j)
+{
+    struct hs_job *h = (struct hs_job *)j;
+    h->rc = handshake(h, j->srv->dd);
+}
+
+static void hs_done(struct job *j)
+{
+    struct hs_job *h = (struct hs_job *)j;
+    struct server *s = j->srv;
+    h2o_req_t *req = j->req;
+    if (h->rc == SPRO_ETICKET)
+        enrol_failed(s, h->peer, uv_now(&s->loop) / 1000);
+    if (h->rc != 0) {
+        log_refusal("handshake_refused", h->rc);
+        spro_server__send_error(req, h->rc);
+        return;
+    }
+    struct spro_logline l;
+    if (!h->wipe) {
+        struct spro_session *sess = spro_sessions_open(s->sessions, h->session_id, h->dev.rowid,
+                                                       h->recv, h->send, uv_now(&s->loop));
+        h->recv = h->send = NULL; /* owned by the table now, or destroyed */
+        if (sess == NULL) {
+            log_refusal("session_table_full", SPRO_EUNAVAILABLE);
+            spro_server__send_error(req, SPRO_EUNAVAILABLE);
+            return;
+        }
+    }
+    spro_log_begin(&l, SPRO_LOG_INFO, h->wipe ? "wipe_order_sent" : "session_opened");
+    spro_log_str(&l, "device", h->dev.id);
+    spro_log_end(&l);
+    spro_server__send_body(req, 200, "application/octet-stream", h->msg2, h->msg2_len);
+}
+
+static void hs_free(struct job *j)
+{
+    struct hs_job *h = (struct hs_job *)j;
+    spro_noise_cipher_destroy(h->send);
+    spro_noise_cipher_destroy(h->recv);
+    spro_memzero(h->msg1, sizeof h->msg1);
+}
+
+void spro_channel_session(struct server *s, h2o_req_t *req)
+{
+    size_t len = req->entity.len;
+    if (len < MSG1_OVERHEAD + 1 || len > MSG1_OVERHEAD + MAX_HELLO) {
+        log_refusal("handshake_refused", SPRO_EBADFRAME);
+        spro_server__send_error(req, SPRO_EBADFRAME);
+        return;
+    }
+    struct hs_job *h = spro_server__job_alloc(sizeof *h);
+    peer_key(req, h->peer);
+    if (enrol_limited(s, h->peer, uv_now(&s->loop) / 1000)) {
+        free(h);
+        log_refusal("handshake_refused", SPRO_ERATELIMIT);
+        spro_server__send_error(req, SPRO_ERATELIMIT);
+        return;
+    }
+    memcpy(h->msg1, req->entity.base, len);
+    h->msg1_len = len;
+    h->super.run = hs_run;
+    h->super.done = hs_done;
+    h->super.free = hs_free;
+    spro_server__offload(s, req, &h->super);
+}
+
+/* ---- Sealed requests ---------------------------------------------------- */
+
+/* Associated data: tag 0 method 0 path 0 session id [request counter]. */
+static size_t sealed_ad(uint8_t *ad, size_t cap, const char *tag, h2o_req_t *req,
+                        const uint8_t *sid, const uint8_t *req_counter)
+{
+    size_t need = strlen(tag) + 3 + req->input.method.len + req->path_normalized.len +
+                  SPRO_SESSION_ID_BYTES + (req_counter ? 8 : 0);
+    if (need > cap)
+        return 0;
+    size_t n = 0;
+    memcpy(ad + n, tag, strlen(tag)), n += strlen(tag);
+    ad[n++] = 0;
+    memcpy(ad + n, req->input.method.base, req->input.method.len), n += req->input.method.len;
+    ad[n++] = 0;
+    memcpy(ad + n, req->path_normalized.base, req->path_normalized.len),
+        n += req->path_normalized.len;
+    ad[n++] = 0;
+    memcpy(ad + n, sid, SPRO_SESSION_ID_BYTES), n += SPRO_SESSION_ID_BYTES;
+    if (req_counter != NULL)
+        memcpy(ad + n, req_counter, 8), n += 8;
+    return n;
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+struct sealed_job {
+    struct job super;
+    uint8_t sid[SPRO_SESSION_ID_BYTES];
+    uint8_t counter[8]; /* the request's, big-endian */
+    int64_t rowid;
+    enum spro_route route;
+    uint8_t *plain; /* in req->pool */
+    size_t plain_len;
+    /* results */
+    int rc;
+    struct spro_device dev;
+};
+
+/* The database is checked at every sealed request: a device revoked by
+ * spro-admin (another process) fails at its very next request. */
+static void sealed_run(struct job *j)
+{
+    struct sealed_job *sj = (struct sealed_job *)j;
+    sj->rc = spro_device_by_rowid(j->srv->dd, sj->rowid, &sj->dev);
+    if (sj->rc == SPRO_ENOENT || (sj->rc == 0 && sj->dev.state == SPRO_DEVICE_REVOKED))
+        sj->rc = SPRO_EREVOKED;
+    else if (sj->rc == 0 && sj->dev.state != SPRO_DEVICE_ACTIVE)
+        sj->rc = SPRO_ESESSION; /* to be wiped: its next handshake carries the order */
+}
+
+/* Seals the encoded answer b (freed) for the request's session and sends
+ * it with status 200. */
+static void send_sealed(struct server *s, h2o_req_t *req, struct sealed_job *sj,
+                        struct spro_session *sess, struct spro_buf *b)
+{
+    uint8_t ad[512];
+    size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 res", req, sj->sid, sj->counter);
+    size_t outlen = 8 + b->len + SPRO_NOISE_TAG_BYTES;
+    uint8_t *out = h2o_mem_alloc_pool(&req->pool, outlen);
+    uint64_t n = sess->send_counter++;
+    put_be64(out, n);
+    int rc = adlen == 0 ? SPRO_EINTERNAL
+                        : spro_noise_cipher_encrypt_with_nonce(sess->send, n, ad, adlen, b->data,
+                                                               b->len, out + 8, outlen - 8);
+    spro_buf_free(b);
+    if (rc != 0) {
+        spro_sessions_end(s->sessions, sess);
+        spro_server__send_error(req, SPRO_ESESSION);
+        return;
+    }
+    spro_server__send_body(req, 200, "application/octet-stream", out, outlen);
+}
+
+static void sealed_done(struct job *j)
+{
+    struct sealed_job *sj = (struct sealed_job *)j;
+    struct server *s = j->srv;
+    h2o_req_t *req = j->req;
+    struct spro_session *sess = spro_sessions_find(s->sessions, sj->sid, uv_now(&s->loop));
+    if ((sj->rc == SPRO_EREVOKED || sj->rc == SPRO_ESESSION) && sess != NULL)
+        spro_sessions_end(s->sessions, sess);
+    if (sj->rc != 0) {
+        log_refusal("sealed_refused", sj->rc);
+        spro_server__send_error(req, sj->rc);
+        return;
+    }
+    if (sess == NULL) { /* ended meanwhile: replaced, expired or poisoned */
+        spro_server__send_error(req, SPRO_ESESSION);
+        return;
+    }
+    struct spro_msg in, out;
+    struct spro_buf b = {0};
+    int rc = spro_proto_decode(sj->plain, sj->plain_len, &in);
+    memset(&out, 0, sizeof out);
+    if (rc == 0 && in.type == SPRO_MSG_PING && sj->route == SPRO_ROUTE_PING) {
+        out.type = SPRO_MSG_PONG;
+        fill_view(&out.u.pong, &sj->dev);
+    } else if (rc == 0 && in.type == SPRO_MSG_ECHO && sj->route == SPRO_ROUTE_SEALED_ECHO) {
+        out.type = SPRO_MSG_ECHO_REPLY;
+        out.u.echo = in.u.echo;
+    } else {
+        rc = rc != 0 ? rc : SPRO_EBADMSGTYPE;
+    }
+    if (rc == 0 && spro_proto_encode(&out, &b) != 0)
+        SPRO_BUG("sealed answer does not encode");
+    if (rc != 0) /* a sealed error: the failure is the request's, not the channel's */
+        spro_proto_encode_error(rc, NULL, &b);
+    send_sealed(s, req, sj, sess, &b);
+}
+
+static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
+{
+    const uint8_t *body = (const uint8_t *)req->entity.base;
+    size_t len = req->entity.len;
+    if (len < FRAME_HEAD + SPRO_NOISE_TAG_BYTES) {
+        log_refusal("sealed_refused", SPRO_EBADFRAME);
+        spro_server__send_error(req, SPRO_EBADFRAME);
+        return;
+    }
+    struct spro_session *sess = spro_sessions_find(s->sessions, body, uv_now(&s->loop));
+    if (sess == NULL) {
+        log_refusal("sealed_refused", SPRO_ESESSION);
+        spro_server__send_error(req, SPRO_ESESSION);
+        return;
+    }
+    uint8_t ad[512];
+    size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 req", req, body, NULL);
+    size_t ctlen = len - FRAME_HEAD;
+    uint8_t *plain = h2o_mem_alloc_pool(&req->pool, ctlen);
+    if (adlen == 0 ||
+        spro_noise_cipher_decrypt_with_nonce(sess->recv, be64(body + SPRO_SESSION_ID_BYTES), ad,
+                                             adlen, body + FRAME_HEAD, ctlen, plain, ctlen) != 0) {
+        spro_sessions_end(s->sessions, sess); /* its receiving cipher is poisoned */
+        log_refusal("sealed_refused", SPRO_EDECRYPT);
+        spro_server__send_error(req, SPRO_EDECRYPT);
+        return;
+    }
+    sess->used_ms = uv_now(&s->loop);
+    struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
+    memcpy(sj->sid, body, SPRO_SESSION_ID_BYTES);
+    memcpy(sj->counter, body + SPRO_SESSION_ID_BYTES, 8);
+    sj->rowid = sess->device_rowid;
+    sj->route = route;
+    sj->plain = plain;
+    sj->plain_len = ctlen - SPRO_NOISE_TAG_BYTES;
+    sj->super.run = sealed_run;
+    sj->super.done = sealed_done;
+    spro_server__offload(s, req, &sj->super);
+}
+
+void spro_channel_ping(struct server *s, h2o_req_t *req)
+{
+    sealed(s, req, SPRO_ROUTE_PING);
+}
+
+void spro_channel_sealed_echo(struct server *s, h2o_req_t *req)
+{
+    sealed(s, req, SPRO_ROUTE_SEALED_ECHO);
+}
