@@ -40,6 +40,11 @@ int spro_crypto_equal(const void *a, const void *b, size_t n);
 /* New X25519 key pair (the server's and devices' Noise static keys). */
 void spro_crypto_dh_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_KEY_BYTES]);
 
+/* The X25519 public key of secret key sk.  Returns 0, or SPRO_EINTEGRITY
+ * for a secret that gives the all-zero point. */
+SPRO_MUST_CHECK int spro_crypto_dh_public(uint8_t pk[SPRO_KEY_BYTES],
+                                          const uint8_t sk[SPRO_KEY_BYTES]);
+
 /* New Ed25519 signing key pair. */
 void spro_crypto_sign_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_SIGN_SECRET_BYTES]);
 

@@ -57,6 +57,11 @@ void spro_crypto_dh_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_KEY_BYTE
     crypto_box_keypair(pk, sk);
 }
 
+int spro_crypto_dh_public(uint8_t pk[SPRO_KEY_BYTES], const uint8_t sk[SPRO_KEY_BYTES])
+{
+    return crypto_scalarmult_base(pk, sk) == 0 ? 0 : SPRO_EINTEGRITY;
+}
+
 void spro_crypto_sign_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_SIGN_SECRET_BYTES])
 {
     crypto_sign_keypair(pk, sk);
