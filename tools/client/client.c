@@ -15,6 +15,7 @@
  * and its local data was erased.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,9 +475,12 @@ static int load_device(const char *cmd, const struct spro_client_home *home,
                 cmd, home->path, home->path);
         return EXIT_FAIL;
     }
-    if (rc == 0 && (rc = spro_client_key_load(home, sk, why, sizeof why)) == SPRO_ENOENT)
-        snprintf(why, sizeof why, "%s/device.key is missing: this home is damaged (re-enrol)",
-                 home->path);
+    if (rc == 0 && (rc = spro_client_key_load(home, sk, why, sizeof why)) == SPRO_ENOENT) {
+        fprintf(stderr,
+                "spro-client %s: %s/device.key is missing: this home is damaged (re-enrol)\n", cmd,
+                home->path);
+        return EXIT_FAIL;
+    }
     if (rc != 0) {
         fprintf(stderr, "spro-client %s: %s\n", cmd, why);
         return EXIT_FAIL;
@@ -653,7 +657,8 @@ int main(int argc, char **argv)
                 MAX_TIMEOUT_S);
         return EXIT_USAGE;
     }
-    umask(077); /* the home and everything in it are for its owner only */
+    umask(077);               /* the home and everything in it are for its owner only */
+    signal(SIGPIPE, SIG_IGN); /* a server that hangs up is an error return, not a death */
     if (spro_crypto_init() != 0) {
         fprintf(stderr, "spro-client: cannot initialise libsodium\n");
         return EXIT_FAIL;
