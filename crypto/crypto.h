@@ -31,6 +31,14 @@ void spro_crypto_random(void *buf, size_t n);
 void *spro_secret_alloc(size_t n);
 void spro_secret_free(void *p);
 
+/* Memory for short-lived secret state made at a high rate (Noise handshake
+ * and transport states: one pair per device session).  Plain heap memory:
+ * guarded pages would cost an mprotect/munmap, and a TLB shootdown on every
+ * core, per session.  spro_crypto_state_free() wipes the n bytes first;
+ * both abort on misuse or out-of-memory; free accepts NULL. */
+void *spro_crypto_state_alloc(size_t n);
+void spro_crypto_state_free(void *p, size_t n);
+
 /* Wipes n bytes (never optimised away). */
 void spro_memzero(void *p, size_t n);
 

@@ -42,6 +42,24 @@ void spro_secret_free(void *p)
     sodium_free(p); /* wipes; accepts NULL */
 }
 
+void *spro_crypto_state_alloc(size_t n)
+{
+    void *p = calloc(1, n);
+    if (p == NULL) {
+        fprintf(stderr, "fatal: out of memory (%zu bytes)\n", n);
+        abort();
+    }
+    return p;
+}
+
+void spro_crypto_state_free(void *p, size_t n)
+{
+    if (p == NULL)
+        return;
+    sodium_memzero(p, n);
+    free(p);
+}
+
 void spro_memzero(void *p, size_t n)
 {
     sodium_memzero(p, n);

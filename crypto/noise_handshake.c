@@ -7,7 +7,7 @@
  * A handshake is created by spro_noise_handshake_init(), driven by
  * alternating spro_noise_write_message() / spro_noise_read_message() until
  * spro_noise_handshake_done(), then turned into transport ciphers by
- * spro_noise_split().  All secrets live in the one spro_secret_alloc()
+ * spro_noise_split().  All secrets live in the one spro_crypto_state_alloc()
  * block of the HandshakeState; local private keys and psks are wiped as
  * soon as the last handshake message is processed, the chaining key when
  * split() hands out the transport keys, everything on a failure that
@@ -271,7 +271,7 @@ int spro_noise_handshake_init(struct spro_noise_handshake **hs_out, const char *
     if (len > MAX_NAME)
         return SPRO_ECONFIG;
 
-    struct spro_noise_handshake *hs = spro_secret_alloc(sizeof *hs);
+    struct spro_noise_handshake *hs = spro_crypto_state_alloc(sizeof *hs);
     memset(hs, 0, sizeof *hs);
     hs->initiator = initiator != 0;
 
@@ -584,8 +584,8 @@ int spro_noise_split(struct spro_noise_handshake *hs, struct spro_noise_cipher *
     if (hs->next < hs->nmessages || hs->split_done)
         return SPRO_EBADMSGTYPE;
 
-    struct spro_noise_cipher *c1 = spro_secret_alloc(sizeof *c1);
-    struct spro_noise_cipher *c2 = spro_secret_alloc(sizeof *c2);
+    struct spro_noise_cipher *c1 = spro_crypto_state_alloc(sizeof *c1);
+    struct spro_noise_cipher *c2 = spro_crypto_state_alloc(sizeof *c2);
     spro_noise__symmetric_split(&hs->ss, c1, c2);
     sodium_memzero(hs->ss.ck, sizeof hs->ss.ck);
     sodium_memzero(&hs->ss.cs, sizeof hs->ss.cs);
@@ -604,6 +604,5 @@ void spro_noise_handshake_destroy(struct spro_noise_handshake *hs)
 {
     if (hs == NULL)
         return;
-    sodium_memzero(hs, sizeof *hs);
-    spro_secret_free(hs);
+    spro_crypto_state_free(hs, sizeof *hs);
 }

@@ -230,8 +230,7 @@ void spro_noise_cipher_destroy(struct spro_noise_cipher *cs)
 {
     if (cs == NULL)
         return;
-    sodium_memzero(cs, sizeof *cs);
-    spro_secret_free(cs);
+    spro_crypto_state_free(cs, sizeof *cs);
 }
 
 /* ---- SymmetricState -------------------------------------------------- */

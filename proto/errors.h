@@ -35,7 +35,7 @@
     XX(MEDIATYPE, "unsupported_media_type", 415, "Content-Type must be application/msgpack")       \
     XX(TOOLARGE, "body_too_large", 413, "request body exceeds the configured limit")               \
     XX(UNAVAILABLE, "unavailable", 503, "server is shutting down or overloaded; retry later")      \
-    /* Device channel (docs/PROTOCOL.md, "Device channel"). */                                   \
+    /* Device channel (docs/PROTOCOL.md, "Device channel"). */                                     \
     XX(BADFRAME, "bad_frame", 400, "sealed frame or handshake message has an impossible size")     \
     XX(HANDSHAKE, "handshake_failed", 401, "handshake message does not open under the server key") \
     XX(SESSION, "session_invalid", 401, "unknown, expired or ended session; open a new one")       \

@@ -99,6 +99,7 @@ struct hs_job {
     uint8_t msg2[MSG2_MAX];
     size_t msg2_len;
     struct spro_noise_cipher *send, *recv;
+    uint64_t gen; /* devices generation read before the database was */
 };
 
 static void fill_view(struct spro_msg_device_view *v, const struct spro_device *d)
@@ -188,6 +189,7 @@ out:
 static void hs_run(struct job *j)
 {
     struct hs_job *h = (struct hs_job *)j;
+    h->gen = spro_datadir_devices_generation(j->srv->dd);
     h->rc = handshake(h, j->srv->dd);
 }
 
@@ -213,6 +215,8 @@ static void hs_done(struct job *j)
             spro_server__send_error(req, SPRO_EUNAVAILABLE);
             return;
         }
+        sess->checked_gen = h->gen;
+        sess->checked_ms = sess->created_ms;
     }
     spro_log_begin(&l, SPRO_LOG_INFO, h->wipe ? "wipe_order_sent" : "session_opened");
     spro_log_str(&l, "device", h->dev.id);
@@ -290,24 +294,30 @@ static void put_be64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)v;
 }
 
-struct sealed_job {
-    struct job super;
+/* A sealed request once decrypted. */
+struct sealed_req {
     uint8_t sid[SPRO_SESSION_ID_BYTES];
     uint8_t counter[8]; /* the request's, big-endian */
-    int64_t rowid;
     enum spro_route route;
     uint8_t *plain; /* in req->pool */
     size_t plain_len;
+};
+
+struct sealed_job {
+    struct job super;
+    struct sealed_req sr;
+    int64_t rowid;
+    uint64_t gen; /* devices generation read before the database was */
     /* results */
     int rc;
     struct spro_device dev;
 };
 
-/* The database is checked at every sealed request: a device revoked by
- * spro-admin (another process) fails at its very next request. */
+/* The device's state, from the database. */
 static void sealed_run(struct job *j)
 {
     struct sealed_job *sj = (struct sealed_job *)j;
+    sj->gen = spro_datadir_devices_generation(j->srv->dd);
     sj->rc = spro_device_by_rowid(j->srv->dd, sj->rowid, &sj->dev);
     if (sj->rc == SPRO_ENOENT || (sj->rc == 0 && sj->dev.state == SPRO_DEVICE_REVOKED))
         sj->rc = SPRO_EREVOKED;
@@ -317,11 +327,11 @@ static void sealed_run(struct job *j)
 
 /* Seals the encoded answer b (freed) for the request's session and sends
  * it with status 200. */
-static void send_sealed(struct server *s, h2o_req_t *req, struct sealed_job *sj,
+static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_req *sr,
                         struct spro_session *sess, struct spro_buf *b)
 {
     uint8_t ad[512];
-    size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 res", req, sj->sid, sj->counter);
+    size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 res", req, sr->sid, sr->counter);
     size_t outlen = 8 + b->len + SPRO_NOISE_TAG_BYTES;
     uint8_t *out = h2o_mem_alloc_pool(&req->pool, outlen);
     uint64_t n = sess->send_counter++;
@@ -338,12 +348,38 @@ static void send_sealed(struct server *s, h2o_req_t *req, struct sealed_job *sj,
     spro_server__send_body(req, 200, "application/octet-stream", out, outlen);
 }
 
+/* Decodes the request message, answers it, seals the answer.  dev is the
+ * device as read from the database at this request, or NULL when the
+ * route does not need it. */
+static void answer(struct server *s, h2o_req_t *req, const struct sealed_req *sr,
+                   struct spro_session *sess, const struct spro_device *dev)
+{
+    struct spro_msg in, out;
+    struct spro_buf b = {0};
+    int rc = spro_proto_decode(sr->plain, sr->plain_len, &in);
+    memset(&out, 0, sizeof out);
+    if (rc == 0 && in.type == SPRO_MSG_PING && sr->route == SPRO_ROUTE_PING && dev != NULL) {
+        out.type = SPRO_MSG_PONG;
+        fill_view(&out.u.pong, dev);
+    } else if (rc == 0 && in.type == SPRO_MSG_ECHO && sr->route == SPRO_ROUTE_SEALED_ECHO) {
+        out.type = SPRO_MSG_ECHO_REPLY;
+        out.u.echo = in.u.echo;
+    } else {
+        rc = rc != 0 ? rc : SPRO_EBADMSGTYPE;
+    }
+    if (rc == 0 && spro_proto_encode(&out, &b) != 0)
+        SPRO_BUG("sealed answer does not encode");
+    if (rc != 0) /* a sealed error: the failure is the request's, not the channel's */
+        spro_proto_encode_error(rc, NULL, &b);
+    send_sealed(s, req, sr, sess, &b);
+}
+
 static void sealed_done(struct job *j)
 {
     struct sealed_job *sj = (struct sealed_job *)j;
     struct server *s = j->srv;
     h2o_req_t *req = j->req;
-    struct spro_session *sess = spro_sessions_find(s->sessions, sj->sid, uv_now(&s->loop));
+    struct spro_session *sess = spro_sessions_find(s->sessions, sj->sr.sid, uv_now(&s->loop));
     if ((sj->rc == SPRO_EREVOKED || sj->rc == SPRO_ESESSION) && sess != NULL)
         spro_sessions_end(s->sessions, sess);
     if (sj->rc != 0) {
@@ -355,36 +391,22 @@ static void sealed_done(struct job *j)
         spro_server__send_error(req, SPRO_ESESSION);
         return;
     }
-    struct spro_msg in, out;
-    struct spro_buf b = {0};
-    int rc = spro_proto_decode(sj->plain, sj->plain_len, &in);
-    memset(&out, 0, sizeof out);
-    if (rc == 0 && in.type == SPRO_MSG_PING && sj->route == SPRO_ROUTE_PING) {
-        out.type = SPRO_MSG_PONG;
-        fill_view(&out.u.pong, &sj->dev);
-    } else if (rc == 0 && in.type == SPRO_MSG_ECHO && sj->route == SPRO_ROUTE_SEALED_ECHO) {
-        out.type = SPRO_MSG_ECHO_REPLY;
-        out.u.echo = in.u.echo;
-    } else {
-        rc = rc != 0 ? rc : SPRO_EBADMSGTYPE;
-    }
-    if (rc == 0 && spro_proto_encode(&out, &b) != 0)
-        SPRO_BUG("sealed answer does not encode");
-    if (rc != 0) /* a sealed error: the failure is the request's, not the channel's */
-        spro_proto_encode_error(rc, NULL, &b);
-    send_sealed(s, req, sj, sess, &b);
+    sess->checked_gen = sj->gen;
+    sess->checked_ms = uv_now(&s->loop);
+    answer(s, req, &sj->sr, sess, &sj->dev);
 }
 
 static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
 {
     const uint8_t *body = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len;
+    uint64_t now = uv_now(&s->loop);
     if (len < FRAME_HEAD + SPRO_NOISE_TAG_BYTES) {
         log_refusal("sealed_refused", SPRO_EBADFRAME);
         spro_server__send_error(req, SPRO_EBADFRAME);
         return;
     }
-    struct spro_session *sess = spro_sessions_find(s->sessions, body, uv_now(&s->loop));
+    struct spro_session *sess = spro_sessions_find(s->sessions, body, now);
     if (sess == NULL) {
         log_refusal("sealed_refused", SPRO_ESESSION);
         spro_server__send_error(req, SPRO_ESESSION);
@@ -402,14 +424,21 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
         spro_server__send_error(req, SPRO_EDECRYPT);
         return;
     }
-    sess->used_ms = uv_now(&s->loop);
+    sess->used_ms = now;
+    struct sealed_req sr = {
+        .route = route, .plain = plain, .plain_len = ctlen - SPRO_NOISE_TAG_BYTES};
+    memcpy(sr.sid, body, SPRO_SESSION_ID_BYTES);
+    memcpy(sr.counter, body + SPRO_SESSION_ID_BYTES, 8);
+    /* No device changed state since the last check (and it is recent): the
+     * answer needs no database.  ping always reads the device afresh. */
+    if (route != SPRO_ROUTE_PING && spro_datadir_devices_generation(s->dd) == sess->checked_gen &&
+        now - sess->checked_ms < SPRO_SESSION_RECHECK_MS) {
+        answer(s, req, &sr, sess, NULL);
+        return;
+    }
     struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
-    memcpy(sj->sid, body, SPRO_SESSION_ID_BYTES);
-    memcpy(sj->counter, body + SPRO_SESSION_ID_BYTES, 8);
+    sj->sr = sr;
     sj->rowid = sess->device_rowid;
-    sj->route = route;
-    sj->plain = plain;
-    sj->plain_len = ctlen - SPRO_NOISE_TAG_BYTES;
     sj->super.run = sealed_run;
     sj->super.done = sealed_done;
     spro_server__offload(s, req, &sj->super);

@@ -16,6 +16,10 @@
 #include "crypto/crypto.h"
 
 #define SPRO_SESSION_ID_BYTES 16
+/* A session's device state is read from the database again at least this
+ * often even when the devices generation did not move (a spro-admin killed
+ * between its commit and the generation bump is caught within this time). */
+#define SPRO_SESSION_RECHECK_MS 1000
 
 struct spro_session {
     uint8_t id[SPRO_SESSION_ID_BYTES];
@@ -24,6 +28,8 @@ struct spro_session {
     struct spro_noise_cipher *send; /* server -> device */
     uint64_t send_counter;          /* next counter of a response */
     uint64_t created_ms, used_ms;   /* loop time */
+    uint64_t checked_gen;           /* devices generation when the state was last read */
+    uint64_t checked_ms;            /* loop time of that read */
     struct spro_session *prev, *next;
 };
 

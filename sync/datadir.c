@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #define MASTER_FILE "master.key"
 #define DATA_FILE "data.db"
 #define KEYS_FILE "keys.db"
+#define GEN_FILE "devices.gen" /* 8 bytes: the devices generation, memory-mapped */
 #define SRVKEYS_CTX "srvkeys_" /* KDF context of the subkey sealing server keys */
 
 struct spro_datadir {
@@ -31,6 +33,7 @@ struct spro_datadir {
     uint8_t *master;   /* SPRO_KEY_BYTES, guarded memory */
     uint8_t *noise_sk; /* SPRO_KEY_BYTES, guarded memory */
     uint8_t *sign_sk;  /* SPRO_SIGN_SECRET_BYTES, guarded memory */
+    uint64_t *gen;     /* the mapped DIR/devices.gen, shared with other processes */
 };
 
 /* Puts "file: problem" into the caller's explanation buffer. */
@@ -134,6 +137,26 @@ static int get_server_key(struct spro_db *keys, const uint8_t *subkey, const cha
     if (rc == 0)
         rc = spro_crypto_open(sk, sealed, sklen + SPRO_SEAL_OVERHEAD, (const uint8_t *)ad,
                               strlen(ad), subkey);
+    return rc;
+}
+
+/* Maps the 8-byte generation file, creating it (zero) if absent. */
+static int map_generation(const char *path, uint64_t **out)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno : 0;
+    if (rc == 0 && st.st_size < (off_t)sizeof(uint64_t) && ftruncate(fd, sizeof(uint64_t)) != 0)
+        rc = -errno;
+    void *p = rc == 0 ? mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+                      : MAP_FAILED;
+    if (rc == 0 && p == MAP_FAILED)
+        rc = -errno;
+    close(fd);
+    if (rc == 0)
+        *out = p;
     return rc;
 }
 
@@ -307,6 +330,11 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
                                whylen)) != 0)
         goto fail;
+    path_join(path, sizeof path, dir, GEN_FILE);
+    if ((rc = map_generation(path, &dd->gen)) != 0) {
+        say(why, whylen, path, spro_strerror(rc));
+        goto fail;
+    }
     spro_secret_free(subkey);
     *out = dd;
     return 0;
@@ -320,6 +348,8 @@ void spro_datadir_close(struct spro_datadir *dd)
 {
     if (dd == NULL)
         return;
+    if (dd->gen != NULL)
+        munmap(dd->gen, sizeof *dd->gen);
     spro_store__close(dd->data);
     spro_store__close(dd->keys);
     spro_secret_free(dd->master);
@@ -361,4 +391,14 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd)
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd)
 {
     return dd->master;
+}
+
+uint64_t spro_datadir_devices_generation(const struct spro_datadir *dd)
+{
+    return __atomic_load_n(dd->gen, __ATOMIC_ACQUIRE);
+}
+
+void spro_datadir__devices_changed(struct spro_datadir *dd)
+{
+    __atomic_add_fetch(dd->gen, 1, __ATOMIC_RELEASE);
 }

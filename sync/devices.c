@@ -251,8 +251,12 @@ int spro_device_set_state(struct spro_datadir *dd, const char *device_id,
                                        why, whylen);
     if (rc == SPRO_ENOENT)
         say(why, whylen, "no device '%s' (see: spro-admin device list)", device_id);
-    if (rc != 0 || (from & BIT(prev)) != 0)
+    if (rc != 0)
         return rc;
+    if ((from & BIT(prev)) != 0) {
+        spro_datadir__devices_changed(dd); /* after the commit: servers re-check */
+        return 0;
+    }
     /* Not changed: already there (or further: wiped counts as revoked), or a
      * device that can no longer be wiped. */
     if (prev == state || (state == SPRO_DEVICE_REVOKED && prev == SPRO_DEVICE_WIPED)) {

@@ -131,4 +131,7 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd);
 /* The master key of dd (SPRO_KEY_BYTES in guarded memory, owned by dd). */
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd);
 
+/* Bumps the devices generation (see spro_datadir_devices_generation). */
+void spro_datadir__devices_changed(struct spro_datadir *dd);
+
 #endif

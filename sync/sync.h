@@ -178,6 +178,13 @@ SPRO_MUST_CHECK int spro_device_list(struct spro_datadir *dd,
 /* "active", "revoked", "wipe_pending" or "wiped". */
 const char *spro_device_state_name(enum spro_device_state s);
 
+/* A counter that every committed change of a device's state (by any
+ * process: spro_device_set_state) increases, kept in DIR/devices.gen and
+ * shared through a memory mapping.  Reading it is one memory load, no I/O:
+ * the server's event loop calls it at every sealed request and goes to the
+ * database only when it moved. */
+uint64_t spro_datadir_devices_generation(const struct spro_datadir *dd);
+
 /* The server's Noise static secret key (X25519), 32 bytes, owned by dd. */
 const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd);
 

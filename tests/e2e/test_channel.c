@@ -341,6 +341,38 @@ static void test_revoked_device(void)
     CHECK_EQ(env_stop(&e), 0);
 }
 
+/* Sealed echo answers from memory while no device changed state; a
+ * revocation moves the devices generation and the very next request
+ * fails. */
+static void test_revoked_device_without_database_read(void)
+{
+    struct env e;
+    const char *extra[] = {"--bench", NULL};
+    CHECK_EQ(env_start(&e, "revoke-echo", extra), 0);
+    struct dev d;
+    struct h_response r;
+    struct spro_msg echo = {.type = SPRO_MSG_ECHO}, m;
+    echo.u.echo.data = (struct spro_bytes){(const uint8_t *)"hi", 2};
+    uint8_t frame[512], plain[1024];
+    CHECK_EQ(enrolled(&e, &d, "alice"), 0);
+    const char *path = "/v1/bench/sealed-echo";
+    for (int i = 0; i < 3; i++) {
+        size_t n = seal(&d, &echo, "POST", path, d.counter++, frame, sizeof frame);
+        CHECK_EQ(h_request(e.srv.port, "POST", path, "application/octet-stream", frame, n, &r), 0);
+        CHECK_EQ(unseal(&d, &r, "POST", path, frame, plain, &m), 0);
+        CHECK_EQ(m.type, SPRO_MSG_ECHO_REPLY);
+    }
+    uint64_t before = spro_datadir_devices_generation(e.dd);
+    CHECK_EQ(spro_device_set_state(e.dd, d.device_id, SPRO_DEVICE_REVOKED, NULL, 0), 0);
+    CHECK_EQ(spro_datadir_devices_generation(e.dd), before + 1);
+    size_t n = seal(&d, &echo, "POST", path, d.counter++, frame, sizeof frame);
+    CHECK_EQ(h_request(e.srv.port, "POST", path, "application/octet-stream", frame, n, &r), 0);
+    CHECK_EQ(r.status, 403);
+    CHECK_STR(h_error_code(&r), "device_revoked");
+    dev_end_session(&d);
+    CHECK_EQ(env_stop(&e), 0);
+}
+
 static void test_wiped_device(void)
 {
     struct env e;
@@ -655,6 +687,7 @@ static const struct check_test tests[] = {
     {"enrol_then_ping", test_enrol_then_ping},
     {"wrong_server_key_unknown_device", test_wrong_server_key_unknown_device},
     {"revoked_device", test_revoked_device},
+    {"revoked_device_without_database_read", test_revoked_device_without_database_read},
     {"wiped_device", test_wiped_device},
     {"expired_and_reused_ticket", test_expired_and_reused_ticket},
     {"ticket_race", test_ticket_race},
