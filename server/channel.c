@@ -345,7 +345,7 @@ static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_re
         spro_server__send_error(req, SPRO_ESESSION);
         return;
     }
-    spro_server__send_body(req, 200, "application/octet-stream", out, outlen);
+    spro_server__send_pooled(req, 200, "application/octet-stream", h2o_iovec_init(out, outlen));
 }
 
 /* Decodes the request message, answers it, seals the answer.  dev is the

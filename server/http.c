@@ -68,17 +68,25 @@ static const char *reason(int status)
     }
 }
 
-void spro_server__send_body(h2o_req_t *req, int status, const char *ctype, const void *body,
-                            size_t len)
+void spro_server__send_pooled(h2o_req_t *req, int status, const char *ctype, h2o_iovec_t body)
 {
+    static h2o_generator_t generator = {NULL, NULL};
     req->res.status = status;
     req->res.reason = reason(status);
-    req->res.content_length = len;
+    req->res.content_length = body.len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype,
                    strlen(ctype));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
-    h2o_send_inline(req, body, len);
+    h2o_start_response(req, &generator);
+    bool head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+    h2o_send(req, head ? NULL : &body, head ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+void spro_server__send_body(h2o_req_t *req, int status, const char *ctype, const void *body,
+                            size_t len)
+{
+    spro_server__send_pooled(req, status, ctype, h2o_strdup(&req->pool, body, len));
 }
 
 void spro_server__send_msgpack(h2o_req_t *req, int status, struct spro_buf *b)
@@ -203,7 +211,7 @@ static void handle_metrics(struct server *s, h2o_req_t *req)
     struct spro_gauges g = {s->nconns, s->inflight, s->queued};
     h2o_iovec_t body;
     spro_metrics_render(&s->metrics, &g, &req->pool, &body);
-    spro_server__send_body(req, 200, "text/plain; version=0.0.4", body.base, body.len);
+    spro_server__send_pooled(req, 200, "text/plain; version=0.0.4", body);
 }
 
 /* POST /v1/bench/echo: strict decode, re-encode as echo_reply. */

@@ -134,6 +134,8 @@ struct job {
  * its HTTP status (docs/PROTOCOL.md, "Error codes"). */
 void spro_server__send_body(h2o_req_t *req, int status, const char *ctype, const void *body,
                             size_t len);
+/* The same without the copy: body must live in req->pool (or static memory). */
+void spro_server__send_pooled(h2o_req_t *req, int status, const char *ctype, h2o_iovec_t body);
 void spro_server__send_msgpack(h2o_req_t *req, int status, struct spro_buf *b);
 void spro_server__send_error(h2o_req_t *req, int err);
 
