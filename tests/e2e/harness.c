@@ -391,3 +391,34 @@ const char *h_error_code(const struct h_response *r)
     }
     return code;
 }
+
+bool h_tls_files(char *cert, char *key, size_t cap)
+{
+    snprintf(cert, cap, "%s/cert.pem", h_tmpdir());
+    snprintf(key, cap, "%s/key.pem", h_tmpdir());
+    if (access(cert, F_OK) == 0)
+        return true;
+    const char *argv[] = {"/usr/bin/openssl",
+                          "req",
+                          "-x509",
+                          "-newkey",
+                          "ec",
+                          "-pkeyopt",
+                          "ec_paramgen_curve:P-256",
+                          "-nodes",
+                          "-keyout",
+                          key,
+                          "-out",
+                          cert,
+                          "-days",
+                          "2",
+                          "-subj",
+                          "/CN=127.0.0.1",
+                          NULL};
+    char out[4096];
+    if (h_run(argv, out, sizeof out) != 0) {
+        fprintf(stderr, "openssl req failed: %s\n", out);
+        return false;
+    }
+    return true;
+}

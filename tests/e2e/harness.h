@@ -57,6 +57,11 @@ int h_run(const char *const *argv, char *out, size_t cap);
 /* Whole content of the server's log so far (malloc'd; free it). */
 char *h_server_log(const struct h_server *s);
 
+/* A self-signed certificate and key for 127.0.0.1 (P-256, made once per
+ * program with the openssl command); paths into cert and key.  false if
+ * openssl failed (its output is printed). */
+bool h_tls_files(char *cert, char *key, size_t cap);
+
 /* A TCP connection to 127.0.0.1:port from source address src (NULL for
  * the default, else e.g. "127.0.0.2").  Returns the fd or -1. */
 int h_connect(int port, const char *src);

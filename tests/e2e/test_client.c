@@ -368,42 +368,10 @@ static void test_network_errors(void)
     CHECK(access(home, F_OK) != 0);
 }
 
-/* A self-signed certificate for 127.0.0.1, made once. */
-static bool tls_files(char *cert, char *key, size_t cap)
-{
-    char out[4096];
-    snprintf(cert, cap, "%s/client-cert.pem", h_tmpdir());
-    snprintf(key, cap, "%s/client-key.pem", h_tmpdir());
-    if (access(cert, F_OK) == 0)
-        return true;
-    const char *argv[] = {"/usr/bin/openssl",
-                          "req",
-                          "-x509",
-                          "-newkey",
-                          "ec",
-                          "-pkeyopt",
-                          "ec_paramgen_curve:P-256",
-                          "-nodes",
-                          "-keyout",
-                          key,
-                          "-out",
-                          cert,
-                          "-days",
-                          "2",
-                          "-subj",
-                          "/CN=127.0.0.1",
-                          NULL};
-    if (h_run(argv, out, sizeof out) != 0) {
-        fprintf(stderr, "openssl req failed: %s\n", out);
-        return false;
-    }
-    return true;
-}
-
 static void test_tls(void)
 {
     char cert[600], key[600];
-    CHECK(tls_files(cert, key, sizeof cert));
+    CHECK(h_tls_files(cert, key, sizeof cert));
     const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
     struct env e;
     CHECK(start(&e, "tls", extra, true));

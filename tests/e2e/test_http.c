@@ -387,35 +387,6 @@ static void test_h2_rapid_reset_budget(void)
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 }
 
-/* A self-signed certificate for the TLS tests, made once. */
-static void tls_files(char *cert, char *key, size_t cap)
-{
-    char out[4096];
-    snprintf(cert, cap, "%s/cert.pem", h_tmpdir());
-    snprintf(key, cap, "%s/key.pem", h_tmpdir());
-    if (access(cert, F_OK) != 0) {
-        const char *argv[] = {"/usr/bin/openssl",
-                              "req",
-                              "-x509",
-                              "-newkey",
-                              "ec",
-                              "-pkeyopt",
-                              "ec_paramgen_curve:P-256",
-                              "-nodes",
-                              "-keyout",
-                              key,
-                              "-out",
-                              cert,
-                              "-days",
-                              "2",
-                              "-subj",
-                              "/CN=127.0.0.1",
-                              NULL};
-        if (h_run(argv, out, sizeof out) != 0)
-            fprintf(stderr, "openssl req failed: %s\n", out);
-    }
-}
-
 /* TLS connection with ALPN offer alpn; SSL_connect's success, *ssl set. */
 static int tls_connect(int port, const unsigned char *alpn, size_t alpnlen, SSL_CTX **ctx,
                        SSL **ssl, int *fd)
@@ -433,7 +404,7 @@ static int tls_connect(int port, const unsigned char *alpn, size_t alpnlen, SSL_
 static void test_tls_handshake_then_leave(void)
 {
     char cert[600], key[600];
-    tls_files(cert, key, sizeof cert);
+    CHECK(h_tls_files(cert, key, sizeof cert));
     struct h_server s;
     const char *extra[] = {"--tls-cert", cert, "--tls-key", key, "--http2", NULL};
     CHECK_EQ(h_server_start(&s, h_make_datadir("tlsleave"), extra), 0);
@@ -482,7 +453,7 @@ static void test_tls_handshake_then_leave(void)
 static void tls_case(bool http2)
 {
     char cert[600], key[600];
-    tls_files(cert, key, sizeof cert);
+    CHECK(h_tls_files(cert, key, sizeof cert));
     struct h_server s;
     const char *extra[] = {"--tls-cert", cert, "--tls-key", key, http2 ? "--http2" : NULL, NULL};
     CHECK_EQ(h_server_start(&s, h_make_datadir(http2 ? "tls2" : "tls1"), extra), 0);
