@@ -34,13 +34,18 @@ static void log_refusal(const char *event, int err)
     spro_log_end(&l);
 }
 
+/* The client's address for rate limiting: IPv4, or the /64 of an IPv6
+ * address (one host usually holds a whole /64). */
 static void peer_key(h2o_req_t *req, uint8_t key[16])
 {
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     memset(key, 0, 16);
     req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     spro_server__addr16(&ss, key);
+    if (memcmp(key, v4mapped, sizeof v4mapped) != 0)
+        memset(key + 8, 0, 8);
 }
 
 /* ---- GET /v1/server-key ------------------------------------------------ */
@@ -93,7 +98,8 @@ struct hs_job {
     size_t msg1_len;
     /* results */
     int rc;
-    bool wipe;
+    bool wipe;    /* message 2 carries a wipe order */
+    bool revoked; /* message 2 carries the error device_revoked */
     struct spro_device dev;
     uint8_t session_id[SPRO_SESSION_ID_BYTES];
     uint8_t msg2[MSG2_MAX];
@@ -148,7 +154,7 @@ static int handshake(struct hs_job *h, struct spro_datadir *dd)
     } else if ((rc = spro_device_by_key(dd, device_pk, &h->dev)) == SPRO_ENOENT) {
         rc = SPRO_EUNKNOWNDEV;
     } else if (rc == 0 && h->dev.state == SPRO_DEVICE_REVOKED) {
-        rc = SPRO_EREVOKED;
+        h->revoked = true; /* told inside message 2, where nobody can forge it */
     } else if (rc == 0 &&
                (rc = spro_device_accept_ts(dd, h->dev.rowid, (int64_t)hello->ts, now)) == 0) {
         /* Wipe orders go out at every contact until the device stops
@@ -159,8 +165,13 @@ static int handshake(struct hs_job *h, struct spro_datadir *dd)
         goto out;
 
     struct spro_msg reply;
+    struct spro_buf err = {0};
     memset(&reply, 0, sizeof reply);
-    if (h->wipe) {
+    if (h->revoked) {
+        spro_proto_encode_error(SPRO_EREVOKED, NULL, &err);
+        if (spro_proto_decode(err.data, err.len, &reply) != 0)
+            SPRO_BUG("error message does not decode");
+    } else if (h->wipe) {
         reply.type = SPRO_MSG_WIPE;
         reply.u.wipe.device = (struct spro_bytes){(const uint8_t *)h->dev.id, strlen(h->dev.id)};
         if ((rc = spro_device_wiped(dd, h->dev.rowid)) != 0)
@@ -178,7 +189,8 @@ static int handshake(struct hs_job *h, struct spro_datadir *dd)
         SPRO_BUG("handshake reply does not encode");
     rc = spro_noise_write_message(hs, b.data, b.len, h->msg2, sizeof h->msg2, &h->msg2_len);
     spro_buf_free(&b);
-    if (rc == 0 && !h->wipe)
+    spro_buf_free(&err);
+    if (rc == 0 && !h->wipe && !h->revoked)
         rc = spro_noise_split(hs, &h->send, &h->recv);
 out:
     spro_noise_handshake_destroy(hs);
@@ -198,14 +210,17 @@ static void hs_done(struct job *j)
     struct hs_job *h = (struct hs_job *)j;
     struct server *s = j->srv;
     h2o_req_t *req = j->req;
-    if (h->rc == SPRO_ETICKET)
-        enrol_failed(s, h->peer, uv_now(&s->loop) / 1000);
     if (h->rc != 0) {
         log_refusal("handshake_refused", h->rc);
         spro_server__send_error(req, h->rc);
         return;
     }
     struct spro_logline l;
+    if (h->revoked) {
+        log_refusal("handshake_refused", SPRO_EREVOKED);
+        spro_server__send_body(req, 403, "application/octet-stream", h->msg2, h->msg2_len);
+        return;
+    }
     if (!h->wipe) {
         struct spro_session *sess = spro_sessions_open(s->sessions, h->session_id, h->dev.rowid,
                                                        h->recv, h->send, uv_now(&s->loop));
@@ -224,9 +239,13 @@ static void hs_done(struct job *j)
     spro_server__send_body(req, 200, "application/octet-stream", h->msg2, h->msg2_len);
 }
 
+/* Always runs (loop thread), even when the client left before the answer:
+ * a failed redemption counts against its address whatever the client does. */
 static void hs_free(struct job *j)
 {
     struct hs_job *h = (struct hs_job *)j;
+    if (h->rc == SPRO_ETICKET)
+        enrol_failed(j->srv, h->peer, uv_now(&j->srv->loop) / 1000);
     spro_noise_cipher_destroy(h->send);
     spro_noise_cipher_destroy(h->recv);
     spro_memzero(h->msg1, sizeof h->msg1);
@@ -280,6 +299,25 @@ static size_t sealed_ad(uint8_t *ad, size_t cap, const char *tag, h2o_req_t *req
     return n;
 }
 
+/* Request memory that is wiped when the request ends (decrypted bodies). */
+struct wiped {
+    size_t len;
+    uint8_t data[];
+};
+
+static void wiped_dispose(void *p)
+{
+    struct wiped *w = p;
+    spro_memzero(w->data, w->len);
+}
+
+static uint8_t *wiped_alloc(h2o_req_t *req, size_t len)
+{
+    struct wiped *w = h2o_mem_alloc_shared(&req->pool, sizeof *w + len, wiped_dispose);
+    w->len = len;
+    return w->data;
+}
+
 static uint64_t be64(const uint8_t *p)
 {
     uint64_t v = 0;
@@ -330,6 +368,12 @@ static void sealed_run(struct job *j)
 static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_req *sr,
                         struct spro_session *sess, struct spro_buf *b)
 {
+    if (b->len + SPRO_NOISE_TAG_BYTES > SPRO_NOISE_MAX_MESSAGE) {
+        /* The answer does not fit one frame: the request's failure, sealed. */
+        spro_memzero(b->data, b->len);
+        b->len = 0;
+        spro_proto_encode_error(SPRO_ETOOLONG, "the answer exceeds one sealed frame", b);
+    }
     uint8_t ad[512];
     size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 res", req, sr->sid, sr->counter);
     size_t outlen = 8 + b->len + SPRO_NOISE_TAG_BYTES;
@@ -339,6 +383,7 @@ static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_re
     int rc = adlen == 0 ? SPRO_EINTERNAL
                         : spro_noise_cipher_encrypt_with_nonce(sess->send, n, ad, adlen, b->data,
                                                                b->len, out + 8, outlen - 8);
+    spro_memzero(b->data, b->len); /* answers may hold personal data */
     spro_buf_free(b);
     if (rc != 0) {
         spro_sessions_end(s->sessions, sess);
@@ -380,8 +425,20 @@ static void sealed_done(struct job *j)
     struct server *s = j->srv;
     h2o_req_t *req = j->req;
     struct spro_session *sess = spro_sessions_find(s->sessions, sj->sr.sid, uv_now(&s->loop));
-    if ((sj->rc == SPRO_EREVOKED || sj->rc == SPRO_ESESSION) && sess != NULL)
+    if (sj->rc == SPRO_EREVOKED && sess != NULL) {
+        /* Sealed, so that nobody on the path can forge a revocation; then
+         * the session ends. */
+        struct spro_buf b = {0};
+        log_refusal("sealed_refused", sj->rc);
+        spro_proto_encode_error(SPRO_EREVOKED, NULL, &b);
+        send_sealed(s, req, &sj->sr, sess, &b);
         spro_sessions_end(s->sessions, sess);
+        return;
+    }
+    if (sj->rc != 0 && sess != NULL)
+        spro_sessions_end(s->sessions, sess);
+    if (sj->rc == SPRO_EREVOKED)
+        sj->rc = SPRO_ESESSION; /* ended meanwhile: the next handshake says why */
     if (sj->rc != 0) {
         log_refusal("sealed_refused", sj->rc);
         spro_server__send_error(req, sj->rc);
@@ -401,7 +458,7 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     const uint8_t *body = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len;
     uint64_t now = uv_now(&s->loop);
-    if (len < FRAME_HEAD + SPRO_NOISE_TAG_BYTES) {
+    if (len < FRAME_HEAD + SPRO_NOISE_TAG_BYTES || len - FRAME_HEAD > SPRO_NOISE_MAX_MESSAGE) {
         log_refusal("sealed_refused", SPRO_EBADFRAME);
         spro_server__send_error(req, SPRO_EBADFRAME);
         return;
@@ -415,7 +472,7 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     uint8_t ad[512];
     size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 req", req, body, NULL);
     size_t ctlen = len - FRAME_HEAD;
-    uint8_t *plain = h2o_mem_alloc_pool(&req->pool, ctlen);
+    uint8_t *plain = wiped_alloc(req, ctlen);
     if (adlen == 0 ||
         spro_noise_cipher_decrypt_with_nonce(sess->recv, be64(body + SPRO_SESSION_ID_BYTES), ad,
                                              adlen, body + FRAME_HEAD, ctlen, plain, ctlen) != 0) {

@@ -109,13 +109,18 @@ void spro_server__send_error(h2o_req_t *req, int err)
 static void job_slot_dispose(void *p)
 {
     struct job **slot = p;
-    if (*slot != NULL)
+    if (*slot != NULL) {
         (*slot)->req = NULL; /* the request is gone; the job ends quietly */
+        (*slot)->cancelled = true;
+    }
 }
 
 static void job_work(uv_work_t *w)
 {
     struct job *j = w->data;
+    if (j->cancelled || j->srv->stopping_work)
+        return;
+    j->ran = true;
     j->run(j);
 }
 
@@ -125,7 +130,7 @@ static void job_after(uv_work_t *w, int status)
     j->srv->queued--;
     if (j->req != NULL) {
         *j->slot = NULL;
-        if (status == 0)
+        if (status == 0 && j->ran)
             j->done(j);
         else
             spro_server__send_error(j->req, SPRO_EUNAVAILABLE);
@@ -138,6 +143,13 @@ static void job_after(uv_work_t *w, int status)
 /* Hands j to a worker thread; takes ownership of j (freed after done). */
 void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j)
 {
+    if (s->stopping || s->queued >= SPRO_SERVER_QUEUE_PER_WORKER * s->cfg->workers) {
+        if (j->free != NULL)
+            j->free(j);
+        free(j);
+        spro_server__send_error(req, SPRO_EUNAVAILABLE);
+        return;
+    }
     j->srv = s;
     j->req = req;
     j->slot = h2o_mem_alloc_shared(&req->pool, sizeof *j->slot, job_slot_dispose);
@@ -494,6 +506,8 @@ static void on_drain(uv_timer_t *t)
     uint64_t now = uv_now(&s->loop);
     if ((s->inflight == 0 && s->queued == 0) || now >= s->drain_deadline)
         cut_all(s); /* idle keep-alive connections, or the deadline passed */
+    if (now >= s->drain_deadline)
+        s->stopping_work = true; /* what is still queued is skipped */
     if ((s->nconns == 0 && s->queued == 0) || now >= s->drain_deadline + 500)
         uv_stop(&s->loop);
 }
@@ -692,6 +706,7 @@ int spro_server_run(const struct spro_server_config *cfg)
     banner(s, port);
 
     uv_run(&s->loop, UV_RUN_DEFAULT);
+    s->stopping_work = true; /* the loop below only drains the queue */
 
     spro_log_begin(&l, SPRO_LOG_INFO, "shutdown_complete");
     spro_log_int(&l, "open_connections", s->nconns);

@@ -102,10 +102,11 @@ struct server {
     struct spro_keytab *addrs; /* open connections per client address */
     struct conn **by_fd;       /* open connections by file descriptor */
     size_t by_fd_cap;
-    struct conn *conns; /* list of open connections */
-    unsigned nconns;    /* open connections */
-    unsigned inflight;  /* requests received, not yet disposed */
-    unsigned queued;    /* jobs handed to workers, not yet back */
+    struct conn *conns;         /* list of open connections */
+    unsigned nconns;            /* open connections */
+    unsigned inflight;          /* requests received, not yet disposed */
+    unsigned queued;            /* jobs handed to workers, not yet back */
+    _Atomic bool stopping_work; /* set at shutdown: queued jobs are skipped */
     struct spro_metrics metrics;
     struct spro_sessions *sessions;     /* open device sessions */
     struct spro_keytab *enrol_failures; /* failed ticket redemptions per address */
@@ -122,12 +123,20 @@ struct server {
 struct job {
     uv_work_t work;
     struct server *srv;
-    h2o_req_t *req;    /* NULL once the client went away */
-    struct job **slot; /* in req->pool: lets the request's disposal reach us */
+    h2o_req_t *req;         /* NULL once the client went away */
+    _Atomic bool cancelled; /* set with req = NULL: a worker skips run() (cancelled
+                             * HTTP/2 streams must not keep costing work) */
+    bool ran;               /* run() was called */
+    struct job **slot;      /* in req->pool: lets the request's disposal reach us */
     void (*run)(struct job *j);
     void (*done)(struct job *j);
-    void (*free)(struct job *j); /* optional: releases what the job holds, always called */
+    void (*free)(struct job *j); /* optional: releases what the job holds, always called
+                                  * on the loop thread (j->ran says whether run() ran) */
 };
+
+/* Jobs queued at once, at most, per worker thread: past it, new work is
+ * answered 503 at once instead of queueing without bound. */
+#define SPRO_SERVER_QUEUE_PER_WORKER 64
 
 /* Responses.  send_body copies body into the request's pool; send_msgpack
  * also frees b; send_error answers the msgpack error message of err with
@@ -140,7 +149,8 @@ void spro_server__send_msgpack(h2o_req_t *req, int status, struct spro_buf *b);
 void spro_server__send_error(h2o_req_t *req, int err);
 
 /* Hands j to a worker thread; takes ownership of j (freed after done).  If
- * it cannot be queued, answers 503 itself and done() is never called. */
+ * it cannot be queued (queue full, shutting down), answers 503 itself and
+ * neither run() nor done() is called (free() is). */
 void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j);
 
 /* calloc that aborts on out-of-memory, for jobs. */

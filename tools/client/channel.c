@@ -134,8 +134,8 @@ int spro_client_channel_welcome(struct spro_client_channel *ch, const uint8_t *m
     /* Authentic from here on: only the holder of the pinned key wrote it. */
     if ((rc = spro_proto_decode(ch->plain, plen, m)) != 0)
         return rc;
-    if (m->type == SPRO_MSG_WIPE)
-        return 0;
+    if (m->type == SPRO_MSG_WIPE || m->type == SPRO_MSG_ERROR)
+        return 0; /* an order or an authenticated refusal: no session */
     if (m->type != SPRO_MSG_WELCOME)
         return SPRO_EBADMSGTYPE;
     if (m->u.welcome.session.len != SPRO_CLIENT_SESSION_BYTES)

@@ -7,7 +7,7 @@
  *      device's static secret key;
  *   2. spro_client_channel_hello(): handshake message 1 carrying a `hello`,
  *      the body of POST /v1/session;
- *   3. spro_client_channel_welcome() on the 200 answer's body: a `welcome`
+ *   3. spro_client_channel_welcome() on the answer's body: a `welcome`
  *      opens the session, a `wipe` is the order to erase the device;
  *   4. for each request: spro_client_channel_seal() makes the sealed body
  *      of (method, path, message), spro_client_channel_open() checks and
@@ -54,8 +54,9 @@ SPRO_MUST_CHECK int spro_client_channel_hello(struct spro_client_channel *ch,
                                               const struct spro_msg *hello, struct spro_buf *msg1);
 
 /* Reads handshake message 2 (len bytes) and decodes its payload into *m.
- * A `welcome` (with a 16-byte session id) opens the session; a `wipe` is
- * returned as is and opens nothing.  Returns 0; SPRO_EINTEGRITY if the
+ * A `welcome` (with a 16-byte session id) opens the session; a `wipe` or an
+ * `error` (an authenticated refusal, e.g. device_revoked, sent with HTTP
+ * 403) is returned as is and opens nothing.  Returns 0; SPRO_EINTEGRITY if the
  * message does not authenticate (wrong server, tampering, truncation: the
  * channel is dead); a decoding error of the payload; SPRO_EBADMSGTYPE for
  * a payload of another type. */

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,9 +100,20 @@ static const char *hint_for(const struct spro_msg_error *e, int status)
     return status >= 500 ? "retry later" : NULL;
 }
 
-/* Reports an error message from the server; returns the exit status. */
-static int report_error(const char *cmd, int status, const struct spro_msg_error *e)
+/* Reports an error message from the server; returns the exit status.
+ * authenticated: it came sealed in the channel (or in handshake message 2),
+ * so only the pinned server can have written it.  A revocation is believed
+ * only then: a plain one could come from anybody on the path. */
+static int report_error(const char *cmd, int status, const struct spro_msg_error *e,
+                        bool authenticated)
 {
+    if (code_is(e, "device_revoked") && !authenticated) {
+        fprintf(stderr,
+                "spro-client %s: refused as revoked, but without proof that the server said so "
+                "(unauthenticated answer); not acting on it, retry later\n",
+                cmd);
+        return EXIT_FAIL;
+    }
     if (code_is(e, "device_revoked")) {
         fprintf(stderr,
                 "spro-client %s: this device has been revoked by an administrator "
@@ -132,7 +144,7 @@ static int report_http(const char *cmd, const char *url, const struct spro_clien
 {
     struct spro_msg m;
     if (spro_proto_decode(r->body.data, r->body.len, &m) == 0 && m.type == SPRO_MSG_ERROR)
-        return report_error(cmd, r->status, &m.u.error);
+        return report_error(cmd, r->status, &m.u.error, false);
     fprintf(stderr,
             "spro-client %s: the server at %s answered HTTP %d without an error message"
             "%s\n",
@@ -229,7 +241,9 @@ static int open_session(const char *cmd, const struct options *o,
         exit_code = network_error(cmd, st->url, why);
         goto out;
     }
-    if (res.status != 200) {
+    /* A refusal after the handshake was read comes as message 2 (binary);
+     * other refusals are plain msgpack errors. */
+    if (res.status != 200 && strncasecmp(res.content_type, "application/octet-stream", 24) != 0) {
         exit_code = report_http(cmd, st->url, &res);
         goto out;
     }
@@ -243,6 +257,8 @@ static int open_session(const char *cmd, const struct options *o,
     } else if (rc != 0) {
         fprintf(stderr, "spro-client %s: the server's handshake answer is not a welcome (%s)\n",
                 cmd, spro_errcode(rc));
+    } else if (m.type == SPRO_MSG_ERROR) {
+        exit_code = report_error(cmd, res.status, &m.u.error, true);
     } else if (m.type == SPRO_MSG_WIPE) {
         const struct spro_bytes *d = &m.u.wipe.device;
         if (st->device[0] != '\0' &&
@@ -557,7 +573,7 @@ static int cmd_ping(const struct options *o, int argc, char **argv)
                 fprintf(stderr, "spro-client ping: the server's answer cannot be decoded (%s)\n",
                         spro_errcode(rc));
         } else if (m.type == SPRO_MSG_ERROR) {
-            exit_code = report_error("ping", 200, &m.u.error);
+            exit_code = report_error("ping", 200, &m.u.error, true);
         } else if (m.type != SPRO_MSG_PONG) {
             fprintf(stderr, "spro-client ping: the server answered a %s, not a pong\n",
                     spro_proto_type_name(m.type));
