@@ -20,7 +20,7 @@
 
 /*
  * A Noise CipherState.  Held inside a SymmetricState during the handshake
- * and in spro_secret_alloc() memory once split() hands it out.
+ * and in spro_crypto_state_alloc() memory (wiped on free) once split() hands it out.
  */
 struct spro_noise_cipher {
     uint8_t k[NOISE_KEYLEN]; /* valid only if has_key */
