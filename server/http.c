@@ -128,6 +128,8 @@ static void job_after(uv_work_t *w, int status)
 {
     struct job *j = w->data;
     j->srv->queued--;
+    if (!j->ran)
+        j->srv->metrics.jobs_skipped++;
     if (j->req != NULL) {
         *j->slot = NULL;
         if (status == 0 && j->ran)
@@ -144,6 +146,7 @@ static void job_after(uv_work_t *w, int status)
 void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j)
 {
     if (s->stopping || s->queued >= SPRO_SERVER_QUEUE_PER_WORKER * s->cfg->workers) {
+        s->metrics.jobs_refused++;
         if (j->free != NULL)
             j->free(j);
         free(j);

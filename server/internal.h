@@ -63,6 +63,8 @@ struct spro_metrics {
     uint64_t rejected_per_addr; /* connections refused: --max-connections-per-address */
     uint64_t h2_budget_closed;  /* HTTP/2 connections closed at their request budget */
     uint64_t accepted;          /* connections accepted */
+    uint64_t jobs_skipped;      /* worker jobs whose request went away before they ran */
+    uint64_t jobs_refused;      /* work refused with 503: queue full or shutting down */
 };
 
 void spro_metrics_observe(struct spro_metrics *m, enum spro_route route, int status,

@@ -109,9 +109,18 @@ void spro_metrics_render(const struct spro_metrics *m, const struct spro_gauges 
         "spro_connections_rejected_total{cap=\"per_address\"} %llu\n"
         "# HELP spro_http2_budget_closed_total HTTP/2 connections closed at their request budget.\n"
         "# TYPE spro_http2_budget_closed_total counter\n"
-        "spro_http2_budget_closed_total %llu\n",
+        "spro_http2_budget_closed_total %llu\n"
+        "# HELP spro_worker_jobs_skipped_total Jobs whose request went away before a worker ran "
+        "them.\n"
+        "# TYPE spro_worker_jobs_skipped_total counter\n"
+        "spro_worker_jobs_skipped_total %llu\n"
+        "# HELP spro_worker_jobs_refused_total Requests answered 503: worker queue full or "
+        "shutting down.\n"
+        "# TYPE spro_worker_jobs_refused_total counter\n"
+        "spro_worker_jobs_refused_total %llu\n",
         g->open_connections, g->inflight_requests, g->worker_queue_depth,
         (unsigned long long)m->accepted, (unsigned long long)m->rejected_global,
-        (unsigned long long)m->rejected_per_addr, (unsigned long long)m->h2_budget_closed);
+        (unsigned long long)m->rejected_per_addr, (unsigned long long)m->h2_budget_closed,
+        (unsigned long long)m->jobs_skipped, (unsigned long long)m->jobs_refused);
     *res = h2o_iovec_init(o.buf, o.len);
 }

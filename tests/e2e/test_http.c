@@ -449,6 +449,71 @@ static void test_tls_handshake_then_leave(void)
     CHECK_EQ(stop, 0);
 }
 
+/* HEADERS (POST /v1/session, octet-stream), DATA (END_STREAM, 120 bytes of
+ * junk: a plausible handshake size), RST_STREAM(CANCEL). */
+static size_t h2_post_cancel(unsigned char *p, uint32_t stream)
+{
+    static const unsigned char block[] = {
+        0x83, 0x86, 0x04, 11,   '/',  'v', '1', '/', 's', 'e', 's', 's', 'i', 'o', 'n',
+        0x01, 1,    'x',  0x0f, 0x10, 24,  'a', 'p', 'p', 'l', 'i', 'c', 'a', 't', 'i',
+        'o',  'n',  '/',  'o',  'c',  't', 'e', 't', '-', 's', 't', 'r', 'e', 'a', 'm'};
+    unsigned char sid[4] = {(unsigned char)(stream >> 24 & 0x7f), (unsigned char)(stream >> 16),
+                            (unsigned char)(stream >> 8), (unsigned char)stream};
+    size_t n = 0;
+    p[n++] = 0, p[n++] = 0, p[n++] = sizeof block, p[n++] = 1, p[n++] = 4;
+    memcpy(p + n, sid, 4), n += 4;
+    memcpy(p + n, block, sizeof block), n += sizeof block;
+    p[n++] = 0, p[n++] = 0, p[n++] = 120, p[n++] = 0, p[n++] = 1;
+    memcpy(p + n, sid, 4), n += 4;
+    memset(p + n, 0x5a, 120), n += 120;
+    p[n++] = 0, p[n++] = 0, p[n++] = 4, p[n++] = 3, p[n++] = 0;
+    memcpy(p + n, sid, 4), n += 4;
+    p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 8;
+    return n;
+}
+
+/* Streams cancelled right after their body do not keep costing work: the
+ * worker queue stays under its cap (64 per worker) and jobs whose request
+ * went away are skipped, not run. */
+static void test_h2_cancelled_work_is_bounded(void)
+{
+    struct h_server s;
+    const char *extra[] = {"--http2", "--workers", "1", "--http2-request-budget", "1000000", NULL};
+    CHECK_EQ(h_server_start(&s, h_make_datadir("h2work"), extra), 0);
+    int fds[4];
+    unsigned char buf[256];
+    for (int c = 0; c < 4; c++) {
+        fds[c] = h_connect(s.port, NULL);
+        CHECK(fds[c] >= 0);
+        CHECK_EQ(h_send(fds[c], h2_preface, sizeof h2_preface - 1), 0);
+        CHECK_EQ(h_send(fds[c], "\0\0\0\4\0\0\0\0\0", 9), 0);
+    }
+    for (uint32_t i = 0; i < 1500; i++)
+        for (int c = 0; c < 4; c++) {
+            size_t n = h2_post_cancel(buf, 2 * i + 1);
+            if (h_send(fds[c], buf, n) != 0)
+                break;
+        }
+    struct h_response r;
+    long long depth = -1, skipped = 0, refused = 0;
+    for (int tries = 0; tries < 100; tries++) {
+        CHECK_EQ(h_request(s.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+        long long d = metric(&r, "spro_worker_queue_depth");
+        depth = d > depth ? d : depth;
+        skipped = metric(&r, "spro_worker_jobs_skipped_total");
+        refused = metric(&r, "spro_worker_jobs_refused_total");
+        if (d == 0 && tries > 3)
+            break;
+        usleep(20000);
+    }
+    for (int c = 0; c < 4; c++)
+        close(fds[c]);
+    CHECK(healthy(s.port));
+    CHECK_EQ(h_server_stop(&s, 5000), 0);
+    CHECK_INT(depth, <=, 64);
+    CHECK_INT(skipped + refused, >, 0);
+}
+
 /* TLS: ALPN picks http/1.1 unless --http2; requests work over TLS. */
 static void tls_case(bool http2)
 {
@@ -613,6 +678,7 @@ static const struct check_test tests[] = {
     {"connection_caps", test_connection_caps},
     {"h2_preface_refused", test_h2_preface_refused},
     {"h2_rapid_reset_budget", test_h2_rapid_reset_budget},
+    {"h2_cancelled_work_is_bounded", test_h2_cancelled_work_is_bounded},
     {"tls_http1_only", test_tls_http1_only},
     {"tls_http2_alpn", test_tls_http2_alpn},
     {"tls_handshake_then_leave", test_tls_handshake_then_leave},
