@@ -293,4 +293,183 @@ SPRO_MUST_CHECK int spro_noise_cipher_rekey(struct spro_noise_cipher *cs);
 /* Wipes and frees a CipherState; accepts NULL. */
 void spro_noise_cipher_destroy(struct spro_noise_cipher *cs);
 
+/*
+ * Field-level encryption and blind indexes (docs/CRYPTO.md, byte for byte).
+ *
+ * Key hierarchy.  The master key yields one key-encryption key (KEK) per
+ * epoch (epochs count from 1).  Each beneficiary has one random data key,
+ * stored only wrapped under the KEK of some epoch, in its own database
+ * (keys.db): deleting it erases every field sealed under it.  A wrapped key
+ * names its epoch and a sealed field names its data key, so a reader never
+ * guesses a key.  Associated data binds a wrapped key to its beneficiary
+ * and a sealed field to its record type, record id, field name, schema
+ * version and key id: a blob moved anywhere else fails to open.
+ *
+ * Blind indexes are truncated keyed BLAKE2b of normalised values under a
+ * per-index subkey: equality search and duplicate detection without
+ * decrypting.  The normalisation and the French phonetic key are pure string
+ * functions, ASCII out; their rules are in docs/CRYPTO.md.
+ *
+ * Identifiers bound into associated data (beneficiary id, record type,
+ * record id, field name) are NUL-terminated strings of 1 to
+ * SPRO_FIELD_ID_MAX bytes.  Input and output buffers must not overlap.
+ * spro_crypto_init() must have succeeded before any of these is called.
+ */
+#define SPRO_FIELD_FORMAT_V1 0x01      /* first byte of wrapped keys and sealed fields */
+#define SPRO_FIELD_NONCE_BYTES 24      /* XChaCha20-Poly1305 nonce */
+#define SPRO_FIELD_KEY_ID_BYTES 16     /* names a data key, e.g. the beneficiary's raw UUID */
+#define SPRO_FIELD_ID_MAX 255          /* bytes in one identifier bound into associated data */
+#define SPRO_WRAPPED_KEY_BYTES 77      /* 0x01 || epoch (4) || nonce (24) || key (32) || tag (16) */
+#define SPRO_FIELD_OVERHEAD 57         /* 0x01 || key id (16) || nonce (24) || ... || tag (16) */
+#define SPRO_FIELD_MAX_PLAINTEXT 65536 /* bytes of one field value (64 KiB) */
+#define SPRO_FIELD_SEALED_BYTES(ptlen) ((size_t)(ptlen) + SPRO_FIELD_OVERHEAD)
+#define SPRO_BLIND_INDEX_BYTES 16 /* truncated BLAKE2b-256 */
+#define SPRO_INE_CHARS 11         /* a normalised INE, without NUL */
+#define SPRO_NAME_MAX 255         /* bytes of a normalised name given to spro_phonetic_fr() */
+#define SPRO_PHONETIC_MAX 16      /* characters of a phonetic key, without NUL */
+#define SPRO_DEDUP_KEY_MAX (2 * SPRO_PHONETIC_MAX + 12) /* "family|given|YYYY-MM-DD" */
+
+/* The record a sealed field belongs to: every member is bound into the
+ * associated data, so the same context must be given to seal and to open. */
+struct spro_field_context {
+    const char *record_type; /* e.g. "beneficiary"; 1..SPRO_FIELD_ID_MAX bytes */
+    const char *record_id;   /* the record's id as stored; 1..SPRO_FIELD_ID_MAX bytes */
+    const char *field_name;  /* the field (or field set) sealed; 1..SPRO_FIELD_ID_MAX bytes */
+    uint32_t schema_version; /* schema version of the record type, any value */
+};
+
+/* The KEK of an epoch: crypto_kdf_derive_from_key(master, subkey id =
+ * epoch, context "spro-kek").  Returns 0, or SPRO_ERANGE for epoch 0 (kek
+ * is zeroed then). */
+SPRO_MUST_CHECK int spro_field_kek_derive(uint8_t kek[SPRO_KEY_BYTES],
+                                          const uint8_t master[SPRO_KEY_BYTES], uint32_t epoch);
+
+/* A new random data key. */
+void spro_field_key_new(uint8_t dk[SPRO_KEY_BYTES]);
+
+/* Wraps the data key dk of beneficiary_id under kek, the KEK of epoch, with
+ * a random nonce.  Returns 0; SPRO_ERANGE for epoch 0; SPRO_EMISSING or
+ * SPRO_ETOOLONG for an empty or too long beneficiary_id.  out is zeroed on
+ * failure. */
+SPRO_MUST_CHECK int spro_field_key_wrap(uint8_t out[SPRO_WRAPPED_KEY_BYTES],
+                                        const uint8_t dk[SPRO_KEY_BYTES],
+                                        const uint8_t kek[SPRO_KEY_BYTES], uint32_t epoch,
+                                        const char *beneficiary_id);
+
+/* Unwraps what spro_field_key_wrap() wrote (len bytes) for beneficiary_id
+ * with kek, the KEK of epoch.  Returns 0, or SPRO_EINTEGRITY for anything
+ * else: wrong length or version, another epoch named in the blob, altered
+ * bytes, another beneficiary, another KEK (dk is zeroed then). */
+SPRO_MUST_CHECK int spro_field_key_unwrap(uint8_t dk[SPRO_KEY_BYTES], const uint8_t *in, size_t len,
+                                          const uint8_t kek[SPRO_KEY_BYTES], uint32_t epoch,
+                                          const char *beneficiary_id);
+
+/* The epoch a wrapped key names (unauthenticated until it is unwrapped), or
+ * 0 if in is not a wrapped key of this version. */
+uint32_t spro_field_key_epoch(const uint8_t *in, size_t len);
+
+/* Rotation: unwraps in (len bytes) with old_kek of old_epoch and wraps the
+ * data key again under new_kek of new_epoch, for the same beneficiary.  The
+ * data key only passes through wiped temporaries.  Returns 0, the error of
+ * spro_field_key_unwrap() or of spro_field_key_wrap(); out is zeroed on
+ * failure. */
+SPRO_MUST_CHECK int spro_field_key_rewrap(uint8_t out[SPRO_WRAPPED_KEY_BYTES], const uint8_t *in,
+                                          size_t len, const uint8_t old_kek[SPRO_KEY_BYTES],
+                                          uint32_t old_epoch, const uint8_t new_kek[SPRO_KEY_BYTES],
+                                          uint32_t new_epoch, const char *beneficiary_id);
+
+/* Seals the field value pt (ptlen bytes; NULL if 0) under the data key dk
+ * named key_id, for the record and field ctx, with a random nonce.  Writes
+ * SPRO_FIELD_SEALED_BYTES(ptlen) bytes to out (cap bytes) and sets *outlen.
+ * Returns 0; SPRO_ETOOLONG if ptlen exceeds SPRO_FIELD_MAX_PLAINTEXT, the
+ * result exceeds cap, or an identifier of ctx is too long; SPRO_EMISSING if
+ * one is empty.  On failure nothing is written and *outlen is 0. */
+SPRO_MUST_CHECK int spro_field_seal(uint8_t *out, size_t cap, size_t *outlen, const uint8_t *pt,
+                                    size_t ptlen, const struct spro_field_context *ctx,
+                                    const uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES],
+                                    const uint8_t dk[SPRO_KEY_BYTES]);
+
+/* Opens a sealed field (len bytes) that must belong to ctx and be sealed
+ * under the data key dk named key_id.  Writes len - SPRO_FIELD_OVERHEAD
+ * bytes to out (cap bytes) and sets *outlen.  Returns 0; SPRO_ETOOLONG if
+ * cap is too small for the plaintext; otherwise SPRO_EINTEGRITY for any
+ * mismatch: wrong length or version, another key id named in the blob,
+ * altered bytes, another record type, record id, field name, schema version
+ * or key, or an invalid identifier in ctx.  On failure out[0..cap) is
+ * zeroed and *outlen is 0. */
+SPRO_MUST_CHECK int spro_field_open(uint8_t *out, size_t cap, size_t *outlen, const uint8_t *in,
+                                    size_t len, const struct spro_field_context *ctx,
+                                    const uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES],
+                                    const uint8_t dk[SPRO_KEY_BYTES]);
+
+/* Copies the key id a sealed field (len bytes) names, unauthenticated
+ * until the field is opened.  Returns 0, or SPRO_EINTEGRITY if in is not a
+ * sealed field of this version (out is zeroed then). */
+SPRO_MUST_CHECK int spro_field_key_id(const uint8_t *in, size_t len,
+                                      uint8_t out[SPRO_FIELD_KEY_ID_BYTES]);
+
+/* TEST USE ONLY (known-answer vectors, docs/CRYPTO.md): spro_field_key_wrap()
+ * and spro_field_seal() with the given nonce instead of a random one.
+ * Reusing a nonce under one key destroys confidentiality and authenticity;
+ * production code never calls these.  Same results as the random versions. */
+SPRO_MUST_CHECK int spro_field_key_wrap_with_nonce(uint8_t out[SPRO_WRAPPED_KEY_BYTES],
+                                                   const uint8_t dk[SPRO_KEY_BYTES],
+                                                   const uint8_t kek[SPRO_KEY_BYTES],
+                                                   uint32_t epoch, const char *beneficiary_id,
+                                                   const uint8_t nonce[SPRO_FIELD_NONCE_BYTES]);
+SPRO_MUST_CHECK int spro_field_seal_with_nonce(uint8_t *out, size_t cap, size_t *outlen,
+                                               const uint8_t *pt, size_t ptlen,
+                                               const struct spro_field_context *ctx,
+                                               const uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES],
+                                               const uint8_t dk[SPRO_KEY_BYTES],
+                                               const uint8_t nonce[SPRO_FIELD_NONCE_BYTES]);
+
+/* The blind-index key: crypto_kdf_derive_from_key(master, subkey id 1,
+ * context "spro-bix"). */
+void spro_blind_key_derive(uint8_t out[SPRO_KEY_BYTES], const uint8_t master[SPRO_KEY_BYTES]);
+
+/* Blind index of a normalised value (len bytes) in the index index_name
+ * (NUL-terminated, e.g. "ine"): the first 16 bytes of BLAKE2b-256 keyed
+ * with the index's subkey, itself BLAKE2b-256 keyed with index_key over
+ * "spro-sync blind v1" || 0x00 || index_name.  Deterministic; equal values
+ * in different indexes give unrelated outputs. */
+void spro_blind_index(uint8_t out[SPRO_BLIND_INDEX_BYTES], const uint8_t index_key[SPRO_KEY_BYTES],
+                      const char *index_name, const char *normalized, size_t len);
+
+/* Normalises a French INE (national student number): spaces, tabs and
+ * dashes removed, letters uppercased.  Writes the 11 characters and a NUL
+ * to out (cap bytes).  Returns 11; SPRO_ERANGE if the result is not exactly
+ * 11 ASCII letters and digits; SPRO_ETOOLONG if cap is below 12.  On
+ * failure out is the empty string (if cap > 0). */
+int spro_normalize_ine(const char *in, char *out, size_t cap);
+
+/* Normalises a personal name (UTF-8) to lowercase ASCII letters and single
+ * spaces: accented Latin letters folded (é -> e, œ -> oe, ß -> ss, ...),
+ * combining marks removed, spaces, hyphens and apostrophes collapsed to one
+ * space, trimmed, everything else dropped.  Writes the result and a NUL to
+ * out (cap bytes).  Returns its length (0 if no letter remains);
+ * SPRO_EBADUTF8 if in is not valid UTF-8; SPRO_ETOOLONG if cap is too
+ * small.  On failure out is the empty string (if cap > 0). */
+int spro_normalize_name(const char *in, char *out, size_t cap);
+
+/* French phonetic key of a normalised name (what spro_normalize_name()
+ * writes: a-z and single spaces, at most SPRO_NAME_MAX bytes), for
+ * duplicate detection; rules in docs/CRYPTO.md.  Writes at most
+ * SPRO_PHONETIC_MAX characters (a-z, and A E O for nasal vowels) and a NUL
+ * to out (cap bytes).  Returns the length (0 for a name without letters);
+ * SPRO_ERANGE if in holds another character; SPRO_ETOOLONG if in is too
+ * long or cap too small.  On failure out is the empty string (if cap > 0). */
+int spro_phonetic_fr(const char *normalized_name, char *out, size_t cap);
+
+/* Duplicate-detection key of a person: phonetic(family) "|"
+ * phonetic(given) "|" birth_date, names normalised first, birth_date a
+ * valid calendar date "YYYY-MM-DD".  Writes it and a NUL to out (cap bytes;
+ * SPRO_DEDUP_KEY_MAX + 1 always suffice).  Returns its length;
+ * SPRO_EBADUTF8 or SPRO_ETOOLONG from the name functions; SPRO_EMISSING if
+ * a name has no letter; SPRO_ERANGE for a malformed date.  On failure out
+ * is the empty string (if cap > 0).  Personal data: give the result to
+ * spro_blind_index(), never to a log. */
+int spro_dedup_key(const char *family_name, const char *given_name, const char *birth_date,
+                   char *out, size_t cap);
+
 #endif
