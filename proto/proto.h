@@ -97,6 +97,11 @@ enum spro_msg_type {
     SPRO_MSG_WIPE,       /* "wipe": payload of handshake message 2, erase the device */
     SPRO_MSG_PING,       /* "ping": sealed request of POST /v1/ping */
     SPRO_MSG_PONG,       /* "pong": its sealed answer, the server's view of the device */
+    /* Sync (nested: decoded only by spro_proto_decode_sync()). */
+    SPRO_MSG_PUSH,       /* "push": a device's ops, POST /v1/sync/push */
+    SPRO_MSG_PUSH_REPLY, /* "push_reply": one result per op */
+    SPRO_MSG_PULL,       /* "pull": changes after a cursor, POST /v1/sync/pull */
+    SPRO_MSG_PULL_REPLY, /* "pull_reply": record states, next cursor */
 };
 
 /* A string or binary that points into the decoded buffer (or, for
@@ -155,6 +160,118 @@ struct spro_msg_wipe {
     struct spro_bytes device; /* str 1..64: the device to erase */
 };
 
+/* ---- Sync messages (docs/PROTOCOL.md, "Sync") ----
+ * Nested: arrays and maps of maps.  spro_proto_decode_sync() decodes them
+ * into caller memory (an arena); pointers go into the input buffer and the
+ * arena.  Bounds: SPRO_SYNC_* below. */
+
+#define SPRO_SYNC_MAX_OPS 500      /* ops of one push */
+#define SPRO_SYNC_MAX_FIELDS 64    /* fields of one op or record */
+#define SPRO_SYNC_MAX_SIBLINGS 32  /* versions of a base, siblings of a field */
+#define SPRO_SYNC_MAX_RECORDS 1000 /* records of one pull_reply; also pull.limit */
+#define SPRO_SYNC_MAX_VALUE 4096   /* bytes of a string value */
+#define SPRO_SYNC_MAX_CURSOR 32    /* bytes of a cursor */
+
+enum spro_value_kind { SPRO_VALUE_NIL, SPRO_VALUE_BOOL, SPRO_VALUE_INT, SPRO_VALUE_STR };
+
+/* A field value: nil, bool, int64 or str (0..SPRO_SYNC_MAX_VALUE bytes).
+ * raw is the value's own msgpack bytes (as received, or as encoded). */
+struct spro_value {
+    enum spro_value_kind kind;
+    bool b;
+    int64_t i;
+    struct spro_bytes s;
+    struct spro_bytes raw;
+};
+
+/* [hlc, origin]: hlc 1..2^63-1, origin str 1..64. */
+struct spro_wire_version {
+    uint64_t hlc;
+    struct spro_bytes origin;
+};
+
+/* {val, ver, by}: by str 1..64. */
+struct spro_wire_sibling {
+    struct spro_value val;
+    struct spro_wire_version ver;
+    struct spro_bytes by;
+};
+
+/* One field of an op: name str 1..64 -> {val, base: 0..32 versions}. */
+struct spro_wire_edit {
+    struct spro_bytes name;
+    struct spro_value val;
+    const struct spro_wire_version *base;
+    size_t nbase;
+};
+
+struct spro_wire_op {
+    uint64_t seq;                     /* 1..2^63-1 */
+    struct spro_bytes rtype;          /* str 1..32 */
+    struct spro_bytes rid;            /* str, 36 bytes (lowercase UUID form) */
+    struct spro_bytes ben;            /* str, 36 bytes (lowercase UUID form) */
+    uint32_t schema;                  /* 1..2^31-1 */
+    uint64_t hlc;                     /* 1..2^63-1 */
+    const struct spro_wire_edit *set; /* 1..SPRO_SYNC_MAX_FIELDS, distinct names */
+    size_t nset;
+};
+
+/* A field's state: name -> 1..32 siblings sorted by version. */
+struct spro_wire_field {
+    struct spro_bytes name;
+    const struct spro_wire_sibling *siblings;
+    size_t nsiblings;
+};
+
+enum spro_result_status { SPRO_RESULT_ACK, SPRO_RESULT_CONFLICT, SPRO_RESULT_REJECT };
+
+struct spro_wire_result {
+    uint64_t seq;
+    enum spro_result_status status;
+    struct spro_wire_version ver;         /* ack, conflict */
+    struct spro_bytes code;               /* reject: str 1..64 */
+    const struct spro_wire_field *fields; /* conflict: 1..64 fields */
+    size_t nfields;
+};
+
+struct spro_wire_record {
+    struct spro_bytes rtype, rid, ben;
+    const struct spro_wire_field *fields; /* 0..64 (0 when removed) */
+    size_t nfields;
+    bool removed;
+};
+
+struct spro_msg_push {
+    const struct spro_wire_op *ops; /* 1..SPRO_SYNC_MAX_OPS */
+    size_t nops;
+};
+
+struct spro_msg_push_reply {
+    const struct spro_wire_result *results; /* 0..SPRO_SYNC_MAX_OPS */
+    size_t nresults;
+};
+
+struct spro_msg_pull {
+    struct spro_bytes cursor; /* bin 0..SPRO_SYNC_MAX_CURSOR */
+    uint32_t limit;           /* 1..SPRO_SYNC_MAX_RECORDS */
+};
+
+struct spro_msg_pull_reply {
+    const struct spro_wire_record *records; /* 0..SPRO_SYNC_MAX_RECORDS */
+    size_t nrecords;
+    struct spro_bytes cursor; /* bin 0..SPRO_SYNC_MAX_CURSOR */
+    bool more;
+};
+
+/* Bump allocator over caller memory for the arrays of decoded sync
+ * messages.  SPRO_PROTO_ARENA_BYTES(len) bytes always suffice for an input
+ * of len bytes. */
+struct spro_arena {
+    uint8_t *base;
+    size_t len, cap;
+};
+#define SPRO_PROTO_ARENA_BYTES(len) (64 * (size_t)(len) + 256)
+
 struct spro_msg {
     enum spro_msg_type type;
     union {
@@ -166,6 +283,10 @@ struct spro_msg {
         struct spro_msg_welcome welcome;
         struct spro_msg_wipe wipe;
         struct spro_msg_device_view pong; /* SPRO_MSG_PING has no fields */
+        struct spro_msg_push push;
+        struct spro_msg_push_reply push_reply;
+        struct spro_msg_pull pull;
+        struct spro_msg_pull_reply pull_reply;
     } u;
 };
 
@@ -173,6 +294,12 @@ struct spro_msg {
  * returns 0; on failure returns a negative SPRO_E* code and *m is
  * unspecified. */
 SPRO_MUST_CHECK int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m);
+
+/* Decodes a push, push_reply, pull or pull_reply (strictly, as
+ * spro_proto_decode() does the flat messages) into *m, arrays from arena.
+ * Other types: SPRO_EBADMSGTYPE.  Returns 0 or a negative SPRO_E* code. */
+SPRO_MUST_CHECK int spro_proto_decode_sync(const void *buf, size_t len, struct spro_arena *arena,
+                                           struct spro_msg *m);
 
 /* Appends the canonical encoding of *m to out.  Returns 0, or SPRO_ETOOLONG
  * if a field exceeds its limit (nothing appended then).  Likewise, so that
