@@ -1,5 +1,7 @@
 /*
- * struct spro_buf: the growable byte buffer the encoders append to.
+ * struct spro_buf: the growable byte buffer the encoders append to; and
+ * spro_arena_alloc(), the bump allocator of struct spro_arena (caller
+ * memory, never grown) that decoded sync messages take their arrays from.
  *
  * Zero-initialise a buffer, append to it, read data[0..len), then release
  * it with spro_buf_free().  Capacity grows geometrically (doubling, at
@@ -53,4 +55,22 @@ void spro_buf_free(struct spro_buf *b)
     b->data = NULL;
     b->len = 0;
     b->cap = 0;
+}
+
+/* Takes n bytes aligned to `align` from a: pads a->len up to the next
+ * aligned address, then adds n.  Returns NULL and takes nothing when they
+ * do not fit (or a is empty: base NULL).  Memory is not zeroed. */
+void *spro_arena_alloc(struct spro_arena *a, size_t n, size_t align)
+{
+    if (align == 0 || align > 16 || (align & (align - 1)) != 0)
+        SPRO_BUG("spro_arena_alloc: bad alignment");
+    if (a->base == NULL || a->len > a->cap)
+        return NULL; /* no arithmetic on a NULL base */
+    uintptr_t at = (uintptr_t)(a->base + a->len);
+    size_t pad = (size_t)((align - at % align) % align);
+    if (a->len > a->cap || pad > a->cap - a->len || n > a->cap - a->len - pad)
+        return NULL;
+    void *p = a->base + a->len + pad;
+    a->len += pad + n;
+    return p;
 }

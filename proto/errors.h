@@ -45,6 +45,8 @@
     XX(TICKET, "ticket_invalid", 403, "enrolment ticket unknown, wrong, expired or already used")  \
     XX(REPLAY, "replayed", 409, "handshake timestamp not newer than the last accepted one")        \
     XX(RATELIMIT, "rate_limited", 429, "too many failed attempts; wait and retry")                 \
+    XX(STOREFAIL, "storage_failed", 503,                                                           \
+       "the server could not make the write durable and is restarting; retry the same ops")        \
     /* Local errors: never sent with detail. */                                                    \
     XX(INTERNAL, "internal", 500, "internal error")                                                \
     XX(NOMEM, "internal", 500, "out of memory")                                                    \

@@ -27,8 +27,13 @@
  *      (MISSING); a type's optional fields form one group, present all
  *      together or not at all (one of them alone: MISSING).
  *
- * Encoding goes through msgpack-c's packer (this is the only file that
- * includes msgpack.h), which always picks the smallest representation.
+ * The sync messages (push, push_reply, pull, pull_reply) are nested and
+ * live in sync.c: they share steps 1-3 (spro_proto__envelope()), and
+ * spro_proto_decode() refuses them with SPRO_EBADMSGTYPE, as
+ * spro_proto_decode_sync() refuses the flat types.
+ *
+ * Encoding goes through msgpack-c's packer (only this file and sync.c
+ * include msgpack.h), which always picks the smallest representation.
  * Keys are written "v", "type", then the fields in table order.
  */
 #include "proto.h"
@@ -212,7 +217,7 @@ static const struct msgdesc *desc_of_name(const char *name, size_t len)
 const char *spro_proto_type_name(enum spro_msg_type t)
 {
     const struct msgdesc *d = desc_of_type(t);
-    return d != NULL ? d->name : NULL;
+    return d != NULL ? d->name : spro_proto__sync_name(t);
 }
 
 static bool key_is(const char *key, size_t len, const char *name)
@@ -323,19 +328,22 @@ static int decode_field(const struct field *f, const struct entry *e, struct spr
     return err;
 }
 
-int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m)
+/* Steps 1-3: reads the entries of the envelope into e[0..*n), checks the
+ * version and reads the type name (not yet looked up).  *ev and *et are
+ * the entries of "v" and "type". */
+static int read_envelope(const void *buf, size_t len, struct entry *e, uint32_t *n,
+                         const struct entry **ev, const struct entry **et, const char **name,
+                         size_t *nlen)
 {
-    struct entry e[SPRO_PROTO_MAX_FIELDS];
-    uint32_t n;
-    int err = read_entries(buf, len, e, &n);
+    int err = read_entries(buf, len, e, n);
     if (err != 0)
         return err;
 
     /* Step 2: version. */
-    const struct entry *ev = find_entry(e, n, "v");
-    if (ev == NULL)
+    *ev = find_entry(e, *n, "v");
+    if (*ev == NULL)
         return SPRO_EMISSING;
-    struct spro_mp_reader r = ev->val;
+    struct spro_mp_reader r = (*ev)->val;
     uint64_t version;
     err = spro_mp_read_uint(&r, 0, UINT64_MAX, &version);
     if (err == SPRO_ERANGE || (err == 0 && version != SPRO_PROTO_VERSION))
@@ -343,19 +351,35 @@ int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m)
     if (err != 0)
         return err;
 
-    /* Step 3: type. */
-    const struct entry *et = find_entry(e, n, "type");
-    if (et == NULL)
+    /* Step 3: type (its name; the caller looks it up). */
+    *et = find_entry(e, *n, "type");
+    if (*et == NULL)
         return SPRO_EMISSING;
-    r = et->val;
+    r = (*et)->val;
+    return spro_mp_read_str(&r, SPRO_PROTO_MAX_TYPE, name, nlen);
+}
+
+int spro_proto__envelope(const void *buf, size_t len, const char **name, size_t *nlen)
+{
+    struct entry e[SPRO_PROTO_MAX_FIELDS];
+    const struct entry *ev, *et;
+    uint32_t n;
+    return read_envelope(buf, len, e, &n, &ev, &et, name, nlen);
+}
+
+int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m)
+{
+    struct entry e[SPRO_PROTO_MAX_FIELDS];
+    const struct entry *ev, *et;
     const char *name;
     size_t nlen;
-    err = spro_mp_read_str(&r, SPRO_PROTO_MAX_TYPE, &name, &nlen);
+    uint32_t n;
+    int err = read_envelope(buf, len, e, &n, &ev, &et, &name, &nlen);
     if (err != 0)
         return err;
     const struct msgdesc *d = desc_of_name(name, nlen);
     if (d == NULL)
-        return SPRO_EBADMSGTYPE;
+        return SPRO_EBADMSGTYPE; /* unknown, or a sync type (spro_proto_decode_sync()) */
 
     /* Step 4: fields in byte order. */
     memset(m, 0, sizeof *m);
@@ -454,6 +478,8 @@ static void pack_field(msgpack_packer *pk, const struct field *f, const struct s
 
 int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out)
 {
+    if (spro_proto__sync_name(m->type) != NULL)
+        return spro_proto__encode_sync(m, out);
     const struct msgdesc *d = desc_of_type(m->type);
     if (d == NULL)
         SPRO_BUG("spro_proto_encode: invalid message type");
@@ -530,6 +556,8 @@ bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b)
 {
     if (a->type != b->type)
         return false;
+    if (spro_proto__sync_name(a->type) != NULL)
+        return spro_proto__sync_equal(a, b);
     const struct msgdesc *d = desc_of_type(a->type);
     if (d == NULL || has_optional(d, a) != has_optional(d, b))
         return false;

@@ -264,13 +264,20 @@ struct spro_msg_pull_reply {
 };
 
 /* Bump allocator over caller memory for the arrays of decoded sync
- * messages.  SPRO_PROTO_ARENA_BYTES(len) bytes always suffice for an input
- * of len bytes. */
+ * messages: base[0..len) is taken, base[len..cap) free; base may be NULL
+ * when cap is 0.  SPRO_PROTO_ARENA_BYTES(len) free bytes always suffice to
+ * decode an input of len bytes (len at most SIZE_MAX / 96): every array
+ * element is at least one byte of input, and no element type takes more
+ * than 96 bytes with its alignment (proof in proto/sync.c). */
 struct spro_arena {
     uint8_t *base;
     size_t len, cap;
 };
-#define SPRO_PROTO_ARENA_BYTES(len) (64 * (size_t)(len) + 256)
+#define SPRO_PROTO_ARENA_BYTES(len) (96 * (size_t)(len))
+
+/* n bytes aligned to `align` (a power of two, at most 16) from the arena,
+ * or NULL when it is full (nothing taken then). */
+void *spro_arena_alloc(struct spro_arena *a, size_t n, size_t align);
 
 struct spro_msg {
     enum spro_msg_type type;
@@ -292,12 +299,18 @@ struct spro_msg {
 
 /* Decodes one envelope.  On success fills *m (pointing into buf) and
  * returns 0; on failure returns a negative SPRO_E* code and *m is
- * unspecified. */
+ * unspecified.  The sync types (push, push_reply, pull, pull_reply) are
+ * SPRO_EBADMSGTYPE here: decode them with spro_proto_decode_sync(). */
 SPRO_MUST_CHECK int spro_proto_decode(const void *buf, size_t len, struct spro_msg *m);
 
 /* Decodes a push, push_reply, pull or pull_reply (strictly, as
  * spro_proto_decode() does the flat messages) into *m, arrays from arena.
- * Other types: SPRO_EBADMSGTYPE.  Returns 0 or a negative SPRO_E* code. */
+ * Other types: SPRO_EBADMSGTYPE.  Returns 0 or a negative SPRO_E* code.
+ * On success *m points into buf and into the arena, whose len has grown by
+ * what the arrays took; both must outlive *m.  A value's raw is its exact
+ * bytes in buf.  On failure *m is unspecified and the arena is as it was
+ * (the bytes the call took are zeroed first).  SPRO_ENOMEM only if the
+ * arena has fewer than SPRO_PROTO_ARENA_BYTES(len) free bytes. */
 SPRO_MUST_CHECK int spro_proto_decode_sync(const void *buf, size_t len, struct spro_arena *arena,
                                            struct spro_msg *m);
 
@@ -307,7 +320,16 @@ SPRO_MUST_CHECK int spro_proto_decode_sync(const void *buf, size_t len, struct s
  * its minimum or not of its required form (hex digits, fingerprint), or an
  * integer is outside its range, SPRO_EBADUTF8 if a string is not valid
  * UTF-8.  Optional fields left out (hello with has_ticket false) are neither
- * checked nor sent.  An invalid type is a bug (SPRO_BUG). */
+ * checked nor sent.  An invalid type is a bug (SPRO_BUG).
+ * Sync types follow the same rules (counts: SPRO_ETOOLONG above the
+ * maximum, SPRO_ERANGE below the minimum; SPRO_EDUPKEY for two fields of
+ * one set or fields map with the same name; SPRO_ERANGE for a removed
+ * record with fields).  A result's ver, code and fields are checked and
+ * sent only where its status takes them.  A value whose raw.p is not NULL
+ * is sent as raw, byte for byte, once raw has been checked to be exactly
+ * one value the decoder accepts (else the decoder's code: SPRO_EBADTYPE,
+ * SPRO_ERANGE, SPRO_ETRUNCATED, SPRO_ETRAILING, ...); kind, b, i and s are
+ * ignored then.  An invalid value kind or result status is a bug. */
 SPRO_MUST_CHECK int spro_proto_encode(const struct spro_msg *m, struct spro_buf *out);
 
 /* Appends the error message for err: code spro_errcode(err), message
@@ -320,7 +342,10 @@ void spro_proto_encode_error(int err, const char *detail, struct spro_buf *out);
 
 /* 1 if a and b are the same message: same type and equal fields (bytes
  * compared by content, wherever they point); optional fields left out by
- * both (has_ticket false) are not compared. */
+ * both (has_ticket false) are not compared.  Sync messages are compared
+ * deeply: values by what they stand for (raw when set, else kind and its
+ * member; an int 5 sent in 9 bytes equals one built from i = 5), a
+ * result's fields only where its status takes them. */
 bool spro_proto_msg_equal(const struct spro_msg *a, const struct spro_msg *b);
 
 /* Name of a message type ("echo", ...), or NULL if unknown. */
@@ -332,5 +357,16 @@ const char *spro_proto_type_name(enum spro_msg_type t);
  * characters (no overlong forms, surrogates or code points above
  * U+10FFFF); len exactly when all of s is valid. */
 size_t spro_proto__utf8_prefix(const uint8_t *s, size_t len);
+
+/* Steps 1-3 of decoding (messages.c): the structure of the whole body, its
+ * version, and its type name, which it points *name at (not looked up). */
+SPRO_MUST_CHECK int spro_proto__envelope(const void *buf, size_t len, const char **name,
+                                         size_t *nlen);
+
+/* sync.c: the name of a sync type (NULL for any other type), and what
+ * spro_proto_encode() and spro_proto_msg_equal() do for sync types. */
+const char *spro_proto__sync_name(enum spro_msg_type t);
+SPRO_MUST_CHECK int spro_proto__encode_sync(const struct spro_msg *m, struct spro_buf *out);
+bool spro_proto__sync_equal(const struct spro_msg *a, const struct spro_msg *b);
 
 #endif

@@ -23,6 +23,9 @@
 #define MAX_HELLO 1024
 #define MSG2_MAX (32 + 16 + 512) /* e, payload tag, welcome or wipe */
 #define FRAME_HEAD (SPRO_SESSION_ID_BYTES + 8)
+/* Bytes of records a pull answer may hold: one sealed frame (65,535 bytes of
+ * ciphertext) less the tag and room for the envelope. */
+#define SYNC_ANSWER_MAX (SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES - 512)
 #define ENROL_WINDOW_S 600    /* failed ticket redemptions are counted per address */
 #define ENROL_MAX_FAILURES 10 /* ... and refused beyond this many per window */
 
@@ -345,13 +348,62 @@ struct sealed_job {
     struct job super;
     struct sealed_req sr;
     int64_t rowid;
+    uint8_t *plain; /* sync routes: the job's own copy of the plaintext (the
+                     * request's memory may go while a worker reads) */
+    size_t plain_len;
     uint64_t gen; /* devices generation read before the database was */
     /* results */
     int rc;
     struct spro_device dev;
+    bool has_answer; /* sync routes: answer encoded by the worker */
+    struct spro_buf answer;
+    bool fatal; /* the push's outcome is unknown: fail-stop */
 };
 
 /* The device's state, from the database. */
+/* Sync routes, on the worker: decode, run the engine, encode the answer
+ * (a sealed error for failures of the request). */
+static void sync_run(struct sealed_job *sj, struct server *s)
+{
+    /* Room to decode the request and to build the answer (at most one
+     * frame's worth of records or results). */
+    size_t cap =
+        SPRO_PROTO_ARENA_BYTES(sj->plain_len) + SPRO_SYNC_PULL_ARENA_BYTES(SYNC_ANSWER_MAX);
+    struct spro_arena arena = {spro_server__job_alloc(cap), 0, cap};
+    struct spro_msg in, out;
+    memset(&out, 0, sizeof out);
+    int rc = spro_proto_decode_sync(sj->plain, sj->plain_len, &arena, &in);
+    bool push = sj->sr.route == SPRO_ROUTE_SYNC_PUSH;
+    if (rc == 0 && in.type != (push ? SPRO_MSG_PUSH : SPRO_MSG_PULL))
+        rc = SPRO_EBADMSGTYPE;
+    if (rc == 0 && push) {
+        out.type = SPRO_MSG_PUSH_REPLY;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        rc = spro_sync_push(s->dd, &sj->dev, &in.u.push, now_ms,
+                            (int64_t)s->cfg->max_clock_drift * 1000, &arena, &out.u.push_reply);
+        if (rc == SPRO_ESTORE) {
+            sj->fatal = true; /* committed or not: unknown */
+            rc = SPRO_ESTOREFAIL;
+        }
+    } else if (rc == 0) {
+        out.type = SPRO_MSG_PULL_REPLY;
+        rc =
+            spro_sync_pull(s->dd, &sj->dev, &in.u.pull, SYNC_ANSWER_MAX, &arena, &out.u.pull_reply);
+    }
+    if (rc == 0 && spro_proto_encode(&out, &sj->answer) != 0) {
+        spro_memzero(sj->answer.data, sj->answer.len);
+        sj->answer.len = 0;
+        rc = SPRO_EINTERNAL;
+    }
+    if (rc != 0)
+        spro_proto_encode_error(rc, NULL, &sj->answer);
+    sj->has_answer = true;
+    spro_memzero(arena.base, arena.len);
+    free(arena.base);
+}
+
 static void sealed_run(struct job *j)
 {
     struct sealed_job *sj = (struct sealed_job *)j;
@@ -361,6 +413,19 @@ static void sealed_run(struct job *j)
         sj->rc = SPRO_EREVOKED;
     else if (sj->rc == 0 && sj->dev.state != SPRO_DEVICE_ACTIVE)
         sj->rc = SPRO_ESESSION; /* to be wiped: its next handshake carries the order */
+    else if (sj->rc == 0 && sj->plain != NULL)
+        sync_run(sj, j->srv);
+}
+
+static void sealed_free(struct job *j)
+{
+    struct sealed_job *sj = (struct sealed_job *)j;
+    if (sj->plain != NULL) {
+        spro_memzero(sj->plain, sj->plain_len);
+        free(sj->plain);
+    }
+    spro_memzero(sj->answer.data, sj->answer.len);
+    spro_buf_free(&sj->answer);
 }
 
 /* Seals the encoded answer b (freed) for the request's session and sends
@@ -450,7 +515,15 @@ static void sealed_done(struct job *j)
     }
     sess->checked_gen = sj->gen;
     sess->checked_ms = uv_now(&s->loop);
-    answer(s, req, &sj->sr, sess, &sj->dev);
+    if (!sj->has_answer) {
+        answer(s, req, &sj->sr, sess, &sj->dev);
+        return;
+    }
+    struct spro_buf b = sj->answer; /* send_sealed wipes and frees it */
+    sj->answer = (struct spro_buf){0};
+    send_sealed(s, req, &sj->sr, sess, &b);
+    if (sj->fatal)
+        spro_server__fail_stop(s, "a push commit failed: its outcome is unknown");
 }
 
 static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
@@ -486,9 +559,18 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
         .route = route, .plain = plain, .plain_len = ctlen - SPRO_NOISE_TAG_BYTES};
     memcpy(sr.sid, body, SPRO_SESSION_ID_BYTES);
     memcpy(sr.counter, body + SPRO_SESSION_ID_BYTES, 8);
+    bool sync = route == SPRO_ROUTE_SYNC_PUSH || route == SPRO_ROUTE_SYNC_PULL;
+    if (route == SPRO_ROUTE_SYNC_PUSH && s->failed) { /* fail-stop: no more writes */
+        struct spro_buf b = {0};
+        spro_proto_encode_error(SPRO_ESTOREFAIL, NULL, &b);
+        send_sealed(s, req, &sr, sess, &b);
+        return;
+    }
     /* No device changed state since the last check (and it is recent): the
-     * answer needs no database.  ping always reads the device afresh. */
-    if (route != SPRO_ROUTE_PING && spro_datadir_devices_generation(s->dd) == sess->checked_gen &&
+     * answer needs no database.  ping and the sync routes always go to a
+     * worker (they read the database anyway). */
+    if (route != SPRO_ROUTE_PING && !sync &&
+        spro_datadir_devices_generation(s->dd) == sess->checked_gen &&
         now - sess->checked_ms < SPRO_SESSION_RECHECK_MS) {
         answer(s, req, &sr, sess, NULL);
         return;
@@ -496,8 +578,14 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
     sj->sr = sr;
     sj->rowid = sess->device_rowid;
+    if (sync) {
+        sj->plain = spro_server__job_alloc(sr.plain_len + 1);
+        memcpy(sj->plain, sr.plain, sr.plain_len);
+        sj->plain_len = sr.plain_len;
+    }
     sj->super.run = sealed_run;
     sj->super.done = sealed_done;
+    sj->super.free = sealed_free;
     spro_server__offload(s, req, &sj->super);
 }
 
@@ -509,4 +597,14 @@ void spro_channel_ping(struct server *s, h2o_req_t *req)
 void spro_channel_sealed_echo(struct server *s, h2o_req_t *req)
 {
     sealed(s, req, SPRO_ROUTE_SEALED_ECHO);
+}
+
+void spro_channel_sync_push(struct server *s, h2o_req_t *req)
+{
+    sealed(s, req, SPRO_ROUTE_SYNC_PUSH);
+}
+
+void spro_channel_sync_pull(struct server *s, h2o_req_t *req)
+{
+    sealed(s, req, SPRO_ROUTE_SYNC_PULL);
 }

@@ -58,6 +58,8 @@ static const struct opt opts[] = {
      "end a device session unused this long (default 300)"},
     {"session-ttl", OPT_UINT, F(session_ttl), 0, 1, 604800, "SECONDS",
      "end a device session this long after its handshake (default 3600)"},
+    {"max-clock-drift", OPT_UINT, F(max_clock_drift), 0, 1, 86400, "SECONDS",
+     "device clocks further ahead than this are clamped (default 300)"},
     {"max-sessions", OPT_UINT, F(max_sessions), 0, 1, 10000000, "N",
      "device sessions open at once, at most (default 100000)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL",
@@ -104,6 +106,7 @@ static void defaults(struct spro_server_config *c)
     c->session_idle_ttl = 300;
     c->session_ttl = 3600;
     c->max_sessions = 100000;
+    c->max_clock_drift = 300;
     c->log_level = SPRO_LOG_INFO;
 }
 

@@ -270,6 +270,8 @@ static const struct route routes[] = {
     {"/v1/session", "POST", SPRO_ROUTE_SESSION, BODY_BYTES, false, spro_channel_session},
     {"/v1/ping", "POST", SPRO_ROUTE_PING, BODY_BYTES, false, spro_channel_ping},
     {"/v1/bench/echo", "POST", SPRO_ROUTE_ECHO, BODY_MSGPACK, true, handle_echo},
+    {"/v1/sync/push", "POST", SPRO_ROUTE_SYNC_PUSH, BODY_BYTES, false, spro_channel_sync_push},
+    {"/v1/sync/pull", "POST", SPRO_ROUTE_SYNC_PULL, BODY_BYTES, false, spro_channel_sync_pull},
     {"/v1/bench/sealed-echo", "POST", SPRO_ROUTE_SEALED_ECHO, BODY_BYTES, true,
      spro_channel_sealed_echo},
 };
@@ -521,15 +523,14 @@ static void on_sweep(uv_timer_t *t)
     spro_sessions_sweep(s->sessions, uv_now(&s->loop));
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+static void begin_shutdown(struct server *s, const char *reason)
 {
-    struct server *s = h->data;
     if (s->stopping)
         return;
     s->stopping = true;
     struct spro_logline l;
     spro_log_begin(&l, SPRO_LOG_INFO, "shutdown_started");
-    spro_log_str(&l, "signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    spro_log_str(&l, "reason", reason);
     spro_log_int(&l, "open_connections", s->nconns);
     spro_log_int(&l, "inflight_requests", s->inflight);
     spro_log_end(&l);
@@ -537,6 +538,23 @@ static void on_signal(uv_signal_t *h, int signum)
     h2o_context_request_shutdown(&s->ctx);
     s->drain_deadline = uv_now(&s->loop) + (uint64_t)s->cfg->shutdown_timeout * 1000;
     uv_timer_start(&s->drain, on_drain, 0, 20);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    begin_shutdown(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void spro_server__fail_stop(struct server *s, const char *why)
+{
+    if (s->failed)
+        return;
+    s->failed = true;
+    struct spro_logline l;
+    spro_log_begin(&l, SPRO_LOG_ERROR, "fail_stop");
+    spro_log_str(&l, "error", why);
+    spro_log_end(&l);
+    begin_shutdown(s, "storage failure");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -730,6 +748,8 @@ out:
     spro_keytab_destroy(s->addrs);
     spro_sessions_destroy(s->sessions);
     spro_keytab_destroy(s->enrol_failures);
+    if (rc == 0 && s->failed)
+        rc = SPRO_ESTOREFAIL;
     free(s->by_fd);
     free(s);
     uv_library_shutdown(); /* joins the worker threads, frees libuv's globals */

@@ -42,6 +42,8 @@ enum spro_route {
     SPRO_ROUTE_SESSION,
     SPRO_ROUTE_PING,
     SPRO_ROUTE_SEALED_ECHO,
+    SPRO_ROUTE_SYNC_PUSH,
+    SPRO_ROUTE_SYNC_PULL,
     SPRO_ROUTE_NONE, /* no route matched (404) */
     SPRO_ROUTE_COUNT
 };
@@ -113,6 +115,7 @@ struct server {
     struct spro_sessions *sessions;     /* open device sessions */
     struct spro_keytab *enrol_failures; /* failed ticket redemptions per address */
     uv_timer_t sweep;                   /* ends expired sessions every second */
+    bool failed; /* a write\'s outcome is unknown (storage error): writes refused, exiting */
 };
 
 /* Addresses whose failed ticket redemptions are tracked at once. */
@@ -166,5 +169,12 @@ void spro_channel_server_key(struct server *s, h2o_req_t *req);
 void spro_channel_session(struct server *s, h2o_req_t *req);
 void spro_channel_ping(struct server *s, h2o_req_t *req);
 void spro_channel_sealed_echo(struct server *s, h2o_req_t *req);
+void spro_channel_sync_push(struct server *s, h2o_req_t *req);
+void spro_channel_sync_pull(struct server *s, h2o_req_t *req);
+
+/* Fail-stop: a write's outcome is unknown (storage I/O error).  Refuses
+ * further writes, starts a shutdown, and makes the process exit non-zero so
+ * that its supervisor restarts it on a database it reopens from disk. */
+void spro_server__fail_stop(struct server *s, const char *why);
 
 #endif

@@ -12,7 +12,8 @@ static const double bucket_bounds[SPRO_METRICS_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
 
 static const char *const route_names[SPRO_ROUTE_COUNT] = {
-    "healthz", "metrics", "echo", "server_key", "session", "ping", "sealed_echo", "none"};
+    "healthz", "metrics",     "echo",      "server_key", "session",
+    "ping",    "sealed_echo", "sync_push", "sync_pull",  "none"};
 
 const char *spro_route_name(enum spro_route route)
 {

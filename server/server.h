@@ -34,6 +34,7 @@ struct spro_server_config {
     unsigned session_idle_ttl;  /* --session-idle-ttl seconds, 1..86400, default 300 */
     unsigned session_ttl;       /* --session-ttl seconds, 1..604800, default 3600 */
     unsigned max_sessions;      /* --max-sessions, 1..10^7, default 100000 */
+    unsigned max_clock_drift;   /* --max-clock-drift seconds, 1..86400, default 300 */
     enum spro_log_level log_level; /* --log-level, default info */
     bool bench;                    /* --bench: mount POST /v1/bench/echo */
 };

@@ -388,6 +388,11 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd)
     return dd->data;
 }
 
+struct spro_db *spro_datadir__keys(struct spro_datadir *dd)
+{
+    return dd->keys;
+}
+
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd)
 {
     return dd->master;

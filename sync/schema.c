@@ -55,6 +55,107 @@ const struct spro_migration spro_store__data_migrations[] = {
         "  failures    INTEGER NOT NULL DEFAULT 0" /* wrong secrets tried */
         ") STRICT;"
         "CREATE INDEX tickets_user ON tickets(user_id);"},
+    /* 3: records and their fields (docs/SYNC.md, "Store"), scope, blind
+     * indexes, answered ops, quarantine.  Record ids, beneficiary ids and
+     * device ids are lowercase UUIDs (checked by the engine); hlc values
+     * are positive (below 2^63); times are ms since the Unix epoch. */
+    {3, "CREATE TABLE sync_state ("
+        "  id         INTEGER PRIMARY KEY CHECK (id = 1),"
+        "  hlc        INTEGER NOT NULL CHECK (hlc >= 0),"       /* server clock: last value */
+        "  change_seq INTEGER NOT NULL CHECK (change_seq >= 0)" /* last change number */
+        ") STRICT;"
+        "INSERT INTO sync_state(id, hlc, change_seq) VALUES (1, 0, 0);"
+        "CREATE TABLE records ("
+        "  rtype          TEXT NOT NULL,"
+        "  rid            TEXT NOT NULL,"
+        "  ben            TEXT NOT NULL," /* fixed at creation; rid for a beneficiary */
+        "  created_by_org TEXT NOT NULL,"
+        "  created_at     INTEGER NOT NULL,"
+        "  changed_seq    INTEGER NOT NULL UNIQUE," /* change number of its last change */
+        "  PRIMARY KEY (rtype, rid)"
+        ") STRICT;"
+        "CREATE INDEX records_ben ON records(ben);"
+        /* A field's state: its siblings, one row each.  val is the value's
+         * msgpack, or for sealed = 1 that sealed under the beneficiary's
+         * data key (docs/CRYPTO.md) with context (rtype, rid, name, schema). */
+        "CREATE TABLE siblings ("
+        "  rtype  TEXT NOT NULL,"
+        "  rid    TEXT NOT NULL,"
+        "  name   TEXT NOT NULL,"
+        "  hlc    INTEGER NOT NULL CHECK (hlc > 0),"
+        "  origin TEXT NOT NULL,"
+        "  author TEXT NOT NULL,"
+        "  schema INTEGER NOT NULL," /* schema version of the op that wrote it */
+        "  sealed INTEGER NOT NULL CHECK (sealed IN (0, 1)),"
+        "  val    BLOB NOT NULL,"
+        "  PRIMARY KEY (rtype, rid, name, hlc, origin),"
+        "  FOREIGN KEY (rtype, rid) REFERENCES records(rtype, rid)"
+        ") STRICT, WITHOUT ROWID;"
+        /* The organisations whose devices receive a beneficiary's records. */
+        "CREATE TABLE scope ("
+        "  ben TEXT NOT NULL,"
+        "  org TEXT NOT NULL REFERENCES organisations(id),"
+        "  PRIMARY KEY (ben, org)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE TABLE blind_index ("
+        "  rtype TEXT NOT NULL,"
+        "  rid   TEXT NOT NULL,"
+        "  name  TEXT NOT NULL," /* the index: 'ine', 'dedup' */
+        "  ben   TEXT NOT NULL,"
+        "  value BLOB NOT NULL CHECK (length(value) = 16),"
+        "  PRIMARY KEY (rtype, rid, name),"
+        "  FOREIGN KEY (rtype, rid) REFERENCES records(rtype, rid)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE INDEX blind_index_value ON blind_index(name, value);"
+        /* Versions the server gave to ops whose hlc ran beyond the drift:
+         * a later op of that device names the version by its own hlc. */
+        "CREATE TABLE clamps ("
+        "  device_id TEXT NOT NULL,"
+        "  hlc       INTEGER NOT NULL," /* as the device wrote it */
+        "  ver_hlc   INTEGER NOT NULL," /* as the server stored it */
+        "  PRIMARY KEY (device_id, hlc)"
+        ") STRICT, WITHOUT ROWID;"
+        /* The answer given to every op (device, seq), for retries. */
+        "CREATE TABLE ops ("
+        "  device_id TEXT NOT NULL,"
+        "  seq       INTEGER NOT NULL CHECK (seq > 0),"
+        "  status    TEXT NOT NULL CHECK (status IN ('ack', 'conflict', 'reject')),"
+        "  hlc       INTEGER," /* ack, conflict: the version given */
+        "  origin    TEXT,"
+        "  code      TEXT," /* reject: why */
+        "  rtype     TEXT," /* conflict: the record of op_siblings */
+        "  rid       TEXT,"
+        "  ben       TEXT,"
+        "  at        INTEGER NOT NULL,"
+        "  PRIMARY KEY (device_id, seq)"
+        ") STRICT, WITHOUT ROWID;"
+        /* A conflict answer's siblings, copied as stored (sealed or not). */
+        "CREATE TABLE op_siblings ("
+        "  device_id TEXT NOT NULL,"
+        "  seq       INTEGER NOT NULL,"
+        "  fidx      INTEGER NOT NULL," /* position of the field in the answer */
+        "  name      TEXT NOT NULL,"
+        "  hlc       INTEGER NOT NULL,"
+        "  origin    TEXT NOT NULL,"
+        "  author    TEXT NOT NULL,"
+        "  schema    INTEGER NOT NULL,"
+        "  sealed    INTEGER NOT NULL CHECK (sealed IN (0, 1)),"
+        "  val       BLOB NOT NULL,"
+        "  PRIMARY KEY (device_id, seq, fidx, hlc, origin),"
+        "  FOREIGN KEY (device_id, seq) REFERENCES ops(device_id, seq)"
+        ") STRICT, WITHOUT ROWID;"
+        /* Rejected ops: op is the op as msgpack, sealed under the
+         * quarantine subkey of the master key. */
+        "CREATE TABLE quarantine ("
+        "  device_id TEXT NOT NULL,"
+        "  seq       INTEGER NOT NULL,"
+        "  ben       TEXT NOT NULL," /* as the op named it */
+        "  code      TEXT NOT NULL,"
+        "  at        INTEGER NOT NULL,"
+        "  op        BLOB NOT NULL,"
+        "  PRIMARY KEY (device_id, seq)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE INDEX quarantine_ben ON quarantine(ben);"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];
@@ -64,6 +165,13 @@ const struct spro_migration spro_store__keys_migrations[] = {
         "  name       TEXT PRIMARY KEY NOT NULL," /* 'noise' | 'sign' */
         "  public     BLOB NOT NULL,"
         "  sealed     BLOB NOT NULL," /* secret key sealed under the master key */
+        "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
+        ") STRICT;"},
+    /* 2: one data key per beneficiary (docs/CRYPTO.md, "Wrapped data key"):
+     * erasing a beneficiary deletes its row. */
+    {2, "CREATE TABLE data_keys ("
+        "  ben        TEXT PRIMARY KEY NOT NULL,"
+        "  wrapped    BLOB NOT NULL CHECK (length(wrapped) = 77)," /* names its KEK epoch */
         "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
         ") STRICT;"},
 };

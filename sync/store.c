@@ -7,8 +7,9 @@
  * SQLite message is put into the caller's `why` buffer or logged by the
  * caller, never passed to a client.
  *
- * Every public function takes the handle's mutex (see store.h); the static
- * helpers below expect it held.
+ * Every public function takes the handle's mutex (see store.h), except
+ * those of the sync engine, which run inside spro_store__transaction() and
+ * find it held; the static helpers below expect it held.
  */
 #include "store.h"
 
@@ -20,10 +21,22 @@
 
 #include <sqlite3.h>
 
+#define STMT_CACHE 48 /* statements of the sync engine, prepared once per handle */
+
 struct spro_db {
     sqlite3 *db;
     char *path;         /* for messages */
     pthread_mutex_t mu; /* held for each call, whole transactions included */
+    /* Inside spro_store__transaction(): set, with the thread running it. */
+    int in_tx;
+    pthread_t tx_thread;
+    /* Prepared statements, keyed by the address of their SQL text (a
+     * string literal of this file). */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[STMT_CACHE];
+    size_t ncache;
 };
 
 static int fail(sqlite3 *db, const char *path, const char *what, char *why, size_t whylen)
@@ -134,6 +147,8 @@ void spro_store__close(struct spro_db *db)
 {
     if (db == NULL)
         return;
+    for (size_t i = 0; i < db->ncache; i++)
+        sqlite3_finalize(db->cache[i].st);
     sqlite3_close_v2(db->db);
     pthread_mutex_destroy(&db->mu);
     free(db->path);
@@ -626,4 +641,634 @@ int spro_store__device_list(struct spro_db *db, struct spro_device **rows, size_
     *rows = v;
     *n = len;
     return 0;
+}
+
+/* ---- Transactions of the sync engine ---- */
+
+int spro_store__transaction(struct spro_db *db, enum spro_tx kind,
+                            int (*fn)(struct spro_db *db, void *arg), void *arg)
+{
+    lock(db);
+    if (exec(db->db, kind == SPRO_TX_WRITE ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
+        unlock(db);
+        return SPRO_ESTORE;
+    }
+    db->in_tx = 1;
+    db->tx_thread = pthread_self();
+    int rc = fn(db, arg);
+    db->in_tx = 0;
+    if (rc == 0 && kind == SPRO_TX_WRITE && exec(db->db, "COMMIT") != 0)
+        rc = SPRO_ESTORE;
+    if (rc != 0 || kind == SPRO_TX_READ)
+        exec(db->db, "ROLLBACK");
+    unlock(db);
+    return rc;
+}
+
+/* The statement for sql, prepared once and kept; NULL if it cannot be
+ * prepared.  Only inside a transaction of this thread. */
+static sqlite3_stmt *tx_stmt(struct spro_db *h, const char *sql)
+{
+    if (!h->in_tx || !pthread_equal(h->tx_thread, pthread_self()))
+        SPRO_BUG("store: a transaction function called outside spro_store__transaction()");
+    for (size_t i = 0; i < h->ncache; i++)
+        if (h->cache[i].sql == sql)
+            return h->cache[i].st;
+    if (h->ncache == STMT_CACHE)
+        SPRO_BUG("store: statement cache full (raise STMT_CACHE)");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v3(h->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    h->cache[h->ncache].sql = sql;
+    h->cache[h->ncache++].st = st;
+    return st;
+}
+
+/* Makes a kept statement ready for its next use. */
+static void tx_done(sqlite3_stmt *st)
+{
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+/* Steps a kept write statement: 0, SPRO_EEXISTS for a taken key, SPRO_ENOENT
+ * for a missing referenced row, else SPRO_ESTORE. */
+static int tx_write(sqlite3_stmt *st)
+{
+    int src = sqlite3_step(st);
+    tx_done(st);
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
+        return SPRO_EEXISTS;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return SPRO_ENOENT;
+    return SPRO_ESTORE;
+}
+
+/* Steps a kept query for whether it has a row: *yes. */
+static int tx_exists(sqlite3_stmt *st, int *yes)
+{
+    int src = sqlite3_step(st);
+    tx_done(st);
+    *yes = src == SQLITE_ROW;
+    return src == SQLITE_ROW || src == SQLITE_DONE ? 0 : SPRO_ESTORE;
+}
+
+static void bind_str(sqlite3_stmt *st, int i, const char *s)
+{
+    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* hlc values and op sequence numbers are below 2^63: they fit INTEGER. */
+static void bind_u63(sqlite3_stmt *st, int i, uint64_t v)
+{
+    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+static int column_u63(sqlite3_stmt *st, int col, uint64_t *v)
+{
+    sqlite3_int64 x = sqlite3_column_int64(st, col);
+    if (sqlite3_column_type(st, col) != SQLITE_INTEGER || x <= 0)
+        return SPRO_EINTEGRITY;
+    *v = (uint64_t)x;
+    return 0;
+}
+
+static int savepoint_exec(struct spro_db *h, const char *sql)
+{
+    sqlite3_stmt *st = tx_stmt(h, sql);
+    return st == NULL ? SPRO_ESTORE : tx_write(st);
+}
+
+int spro_store__savepoint(struct spro_db *db, int (*fn)(struct spro_db *db, void *arg), void *arg)
+{
+    static const char begin_sql[] = "SAVEPOINT op";
+    static const char undo_sql[] = "ROLLBACK TO op";
+    static const char release_sql[] = "RELEASE op";
+    int rc = savepoint_exec(db, begin_sql);
+    if (rc != 0)
+        return rc;
+    rc = fn(db, arg);
+    if (rc != 0 && savepoint_exec(db, undo_sql) != 0)
+        return SPRO_ESTORE;
+    int rel = savepoint_exec(db, release_sql);
+    return rc != 0 ? rc : rel;
+}
+
+/* ---- data.db, inside a transaction: records, fields, scope ---- */
+
+int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT hlc, change_seq FROM sync_state WHERE id = 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int src = sqlite3_step(st), rc = SPRO_ESTORE;
+    if (src == SQLITE_ROW) {
+        sqlite3_int64 h = sqlite3_column_int64(st, 0);
+        *seq = sqlite3_column_int64(st, 1);
+        *hlc = (uint64_t)h;
+        rc = h < 0 || *seq < 0 ? SPRO_EINTEGRITY : 0;
+    } else if (src == SQLITE_DONE) {
+        rc = SPRO_EINTEGRITY;
+    }
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__sync_state_put(struct spro_db *db, uint64_t hlc, int64_t seq)
+{
+    sqlite3_stmt *st = tx_stmt(db, "UPDATE sync_state SET hlc = ?1, change_seq = ?2 WHERE id = 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_u63(st, 1, hlc);
+    sqlite3_bind_int64(st, 2, seq);
+    return tx_write(st);
+}
+
+static int read_record(sqlite3_stmt *st, struct spro_stored_record *r)
+{
+    int rc;
+    if ((rc = copy_text(r->rtype, sizeof r->rtype, st, 0)) != 0 ||
+        (rc = copy_text(r->rid, sizeof r->rid, st, 1)) != 0 ||
+        (rc = copy_text(r->ben, sizeof r->ben, st, 2)) != 0 ||
+        (rc = copy_text(r->created_by_org, sizeof r->created_by_org, st, 3)) != 0)
+        return rc;
+    r->changed_seq = sqlite3_column_int64(st, 4);
+    return r->changed_seq > 0 ? 0 : SPRO_EINTEGRITY;
+}
+
+int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
+                           struct spro_stored_record *out)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
+                                   " FROM records WHERE rtype = ?1 AND rid = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? read_record(st, out)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__record_insert(struct spro_db *db, const struct spro_stored_record *r,
+                              int64_t now_ms)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT INTO records(rtype, rid, ben, created_by_org, created_at, changed_seq)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, r->rtype);
+    bind_str(st, 2, r->rid);
+    bind_str(st, 3, r->ben);
+    bind_str(st, 4, r->created_by_org);
+    sqlite3_bind_int64(st, 5, now_ms);
+    sqlite3_bind_int64(st, 6, r->changed_seq);
+    return tx_write(st);
+}
+
+int spro_store__record_touch(struct spro_db *db, const char *rtype, const char *rid, int64_t seq)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "UPDATE records SET changed_seq = ?3 WHERE rtype = ?1 AND rid = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    sqlite3_bind_int64(st, 3, seq);
+    return tx_write(st);
+}
+
+int spro_store__ben_touch(struct spro_db *db, const char *ben, int64_t *seq)
+{
+    /* Read the keys first: updating changed_seq while walking its order
+     * could visit a row twice. */
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid FROM records WHERE ben = ?1"
+                                   " ORDER BY changed_seq");
+    sqlite3_stmt *up =
+        tx_stmt(db, "UPDATE records SET changed_seq = ?3 WHERE rtype = ?1 AND rid = ?2");
+    if (st == NULL || up == NULL)
+        return SPRO_ESTORE;
+    struct key {
+        char rtype[SPRO_ID_MAX + 1], rid[SPRO_ID_MAX + 1];
+    } *keys = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, src;
+    bind_str(st, 1, ben);
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap && (keys = realloc(keys, (cap = cap ? 2 * cap : 8) * sizeof *keys)) == NULL)
+            SPRO_BUG("out of memory");
+        if ((rc = copy_text(keys[n].rtype, sizeof keys[n].rtype, st, 0)) == 0)
+            rc = copy_text(keys[n].rid, sizeof keys[n].rid, st, 1);
+        n++;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bind_str(up, 1, keys[i].rtype);
+        bind_str(up, 2, keys[i].rid);
+        sqlite3_bind_int64(up, 3, ++*seq);
+        rc = tx_write(up);
+    }
+    free(keys);
+    return rc;
+}
+
+int spro_store__org_exists(struct spro_db *db, const char *org, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM organisations WHERE id = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, org);
+    return tx_exists(st, yes);
+}
+
+int spro_store__scope_has(struct spro_db *db, const char *ben, const char *org, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM scope WHERE ben = ?1 AND org = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    bind_str(st, 2, org);
+    return tx_exists(st, yes);
+}
+
+int spro_store__scope_add(struct spro_db *db, const char *ben, const char *org, int *added)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO scope(ben, org) VALUES (?1, ?2)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    bind_str(st, 2, org);
+    int rc = tx_write(st);
+    *added = rc == 0 && sqlite3_changes(db->db) == 1;
+    return rc;
+}
+
+/* Reads a sibling row: name, hlc, origin, author, schema, sealed, val
+ * from column first on (fidx before them when with_fidx). */
+static int read_sibling(sqlite3_stmt *st, int with_fidx, struct spro_stored_sibling *s)
+{
+    int c = 0;
+    memset(s, 0, sizeof *s);
+    if (with_fidx) {
+        sqlite3_int64 f = sqlite3_column_int64(st, c++);
+        if (f < 0 || f >= SPRO_SYNC_MAX_FIELDS)
+            return SPRO_EINTEGRITY;
+        s->fidx = (size_t)f;
+    }
+    s->name = (const char *)sqlite3_column_text(st, c);
+    int rc = column_u63(st, c + 1, &s->hlc);
+    s->origin = (const char *)sqlite3_column_text(st, c + 2);
+    s->author = (const char *)sqlite3_column_text(st, c + 3);
+    sqlite3_int64 schema = sqlite3_column_int64(st, c + 4);
+    s->sealed = sqlite3_column_int(st, c + 5);
+    s->val = sqlite3_column_blob(st, c + 6);
+    s->val_len = (size_t)sqlite3_column_bytes(st, c + 6);
+    if (rc != 0 || s->name == NULL || s->origin == NULL || s->author == NULL || schema < 0 ||
+        schema > UINT32_MAX || sqlite3_column_type(st, c + 6) != SQLITE_BLOB)
+        return SPRO_EINTEGRITY;
+    s->schema = (uint32_t)schema;
+    return 0;
+}
+
+/* Steps a kept sibling query, calling fn on each row. */
+static int each_sibling(sqlite3_stmt *st, int with_fidx,
+                        int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
+{
+    struct spro_stored_sibling s;
+    int rc = 0, src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = read_sibling(st, with_fidx, &s)) == 0)
+            rc = fn(&s, arg);
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+#define SIBLING_COLUMNS "name, hlc, origin, author, schema, sealed, val"
+
+int spro_store__siblings_each(struct spro_db *db, const char *rtype, const char *rid,
+                              const char *name,
+                              int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
+{
+    sqlite3_stmt *st =
+        name ? tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM siblings"
+                           " WHERE rtype = ?1 AND rid = ?2 AND name = ?3 ORDER BY hlc, origin")
+             : tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM siblings"
+                           " WHERE rtype = ?1 AND rid = ?2 ORDER BY name, hlc, origin");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    if (name != NULL)
+        bind_str(st, 3, name);
+    return each_sibling(st, 0, fn, arg);
+}
+
+int spro_store__sibling_insert(struct spro_db *db, const char *rtype, const char *rid,
+                               const struct spro_stored_sibling *s)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO siblings(rtype, rid, " SIBLING_COLUMNS ")"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, s->name);
+    bind_u63(st, 4, s->hlc);
+    bind_str(st, 5, s->origin);
+    bind_str(st, 6, s->author);
+    sqlite3_bind_int64(st, 7, s->schema);
+    sqlite3_bind_int(st, 8, s->sealed != 0);
+    sqlite3_bind_blob(st, 9, s->val_len ? (const void *)s->val : "", (int)s->val_len,
+                      SQLITE_STATIC);
+    return tx_write(st);
+}
+
+int spro_store__sibling_delete(struct spro_db *db, const char *rtype, const char *rid,
+                               const char *name, uint64_t hlc, const char *origin)
+{
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM siblings WHERE rtype = ?1 AND rid = ?2"
+                                   " AND name = ?3 AND hlc = ?4 AND origin = ?5");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, name);
+    bind_u63(st, 4, hlc);
+    bind_str(st, 5, origin);
+    return tx_write(st);
+}
+
+int spro_store__field_count(struct spro_db *db, const char *rtype, const char *rid, size_t *n)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT count(DISTINCT name) FROM siblings WHERE rtype = ?1 AND rid = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        *n = (size_t)sqlite3_column_int64(st, 0);
+    tx_done(st);
+    return src == SQLITE_ROW ? 0 : SPRO_ESTORE;
+}
+
+int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
+                          const char *index, const uint8_t *value)
+{
+    sqlite3_stmt *st =
+        value ? tx_stmt(db, "INSERT OR REPLACE INTO blind_index(rtype, rid, name, ben, value)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5)")
+              : tx_stmt(db, "DELETE FROM blind_index WHERE rtype = ?1 AND rid = ?2 AND name = ?3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, index);
+    if (value != NULL) {
+        bind_str(st, 4, ben);
+        sqlite3_bind_blob(st, 5, value, SPRO_BLIND_INDEX_BYTES, SQLITE_STATIC);
+    }
+    return tx_write(st);
+}
+
+int spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
+                             int (*fn)(const struct spro_stored_record *r, void *arg), void *arg)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq"
+                    " FROM records AS r WHERE r.changed_seq > ?2"
+                    " AND EXISTS (SELECT 1 FROM scope AS s WHERE s.ben = r.ben AND s.org = ?1)"
+                    " ORDER BY r.changed_seq LIMIT ?3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, org);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    struct spro_stored_record r;
+    int rc = 0, src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = read_record(st, &r)) == 0)
+            rc = fn(&r, arg);
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+/* ---- data.db, inside a transaction: answered ops, clamps, quarantine ---- */
+
+static const char *const status_names[] = {[SPRO_RESULT_ACK] = "ack",
+                                           [SPRO_RESULT_CONFLICT] = "conflict",
+                                           [SPRO_RESULT_REJECT] = "reject"};
+
+/* A TEXT column that may be NULL ("" then). */
+static int copy_opt_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+        dst[0] = '\0';
+        return 0;
+    }
+    return copy_text(dst, cap, st, col);
+}
+
+static int read_op(sqlite3_stmt *st, struct spro_stored_op *op)
+{
+    const char *status = (const char *)sqlite3_column_text(st, 0);
+    int rc = SPRO_EINTEGRITY;
+    memset(op, 0, sizeof *op);
+    for (int i = SPRO_RESULT_ACK; status != NULL && i <= SPRO_RESULT_REJECT; i++)
+        if (strcmp(status, status_names[i]) == 0) {
+            op->status = (enum spro_result_status)i;
+            rc = 0;
+        }
+    if (rc == 0 && op->status != SPRO_RESULT_REJECT)
+        rc = column_u63(st, 1, &op->hlc);
+    if (rc != 0 || (rc = copy_opt_text(op->origin, sizeof op->origin, st, 2)) != 0 ||
+        (rc = copy_opt_text(op->code, sizeof op->code, st, 3)) != 0 ||
+        (rc = copy_opt_text(op->rtype, sizeof op->rtype, st, 4)) != 0 ||
+        (rc = copy_opt_text(op->rid, sizeof op->rid, st, 5)) != 0)
+        return rc;
+    return copy_opt_text(op->ben, sizeof op->ben, st, 6);
+}
+
+int spro_store__op_get(struct spro_db *db, const char *device, uint64_t seq,
+                       struct spro_stored_op *out)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT status, hlc, origin, code, rtype, rid, ben FROM ops"
+                                   " WHERE device_id = ?1 AND seq = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW ? read_op(st, out) : src == SQLITE_DONE ? SPRO_ENOENT : SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+/* Binds s, or NULL for "". */
+static void bind_opt_str(sqlite3_stmt *st, int i, const char *s)
+{
+    if (s[0] != '\0')
+        bind_str(st, i, s);
+}
+
+int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
+                       const struct spro_stored_op *op, int64_t at_ms)
+{
+    sqlite3_stmt *st = tx_stmt(
+        db, "INSERT INTO ops(device_id, seq, status, hlc, origin, code, rtype, rid, ben, at)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    if (op->status > SPRO_RESULT_REJECT)
+        SPRO_BUG("spro_store__op_put: invalid status");
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    bind_str(st, 3, status_names[op->status]);
+    if (op->status != SPRO_RESULT_REJECT)
+        bind_u63(st, 4, op->hlc);
+    bind_opt_str(st, 5, op->origin);
+    bind_opt_str(st, 6, op->code);
+    bind_opt_str(st, 7, op->rtype);
+    bind_opt_str(st, 8, op->rid);
+    bind_opt_str(st, 9, op->ben);
+    sqlite3_bind_int64(st, 10, at_ms);
+    return tx_write(st);
+}
+
+int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
+                                 const char *rtype, const char *rid, const char *name)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT INTO op_siblings(device_id, seq, fidx, " SIBLING_COLUMNS ")"
+                    " SELECT ?1, ?2, ?3, " SIBLING_COLUMNS " FROM siblings"
+                    " WHERE rtype = ?4 AND rid = ?5 AND name = ?6");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)fidx);
+    bind_str(st, 4, rtype);
+    bind_str(st, 5, rid);
+    bind_str(st, 6, name);
+    return tx_write(st);
+}
+
+int spro_store__op_siblings_each(struct spro_db *db, const char *device, uint64_t seq,
+                                 int (*fn)(const struct spro_stored_sibling *s, void *arg),
+                                 void *arg)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT fidx, " SIBLING_COLUMNS " FROM op_siblings"
+                                   " WHERE device_id = ?1 AND seq = ?2 ORDER BY fidx, hlc, origin");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    return each_sibling(st, 1, fn, arg);
+}
+
+int spro_store__clamp_any(struct spro_db *db, const char *device, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM clamps WHERE device_id = ?1 LIMIT 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    return tx_exists(st, yes);
+}
+
+int spro_store__clamp_put(struct spro_db *db, const char *device, uint64_t hlc, uint64_t ver_hlc)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO clamps(device_id, hlc, ver_hlc)"
+                                   " VALUES (?1, ?2, ?3)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, hlc);
+    bind_u63(st, 3, ver_hlc);
+    return tx_write(st);
+}
+
+int spro_store__clamp_get(struct spro_db *db, const char *device, uint64_t hlc, uint64_t *ver_hlc)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT ver_hlc FROM clamps WHERE device_id = ?1 AND hlc = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, hlc);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? column_u63(st, 0, ver_hlc)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__quarantine_put(struct spro_db *db, const char *device, uint64_t seq,
+                               const char *ben, const char *code, int64_t at_ms, const uint8_t *op,
+                               size_t oplen)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO quarantine(device_id, seq, ben, code, at, op)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    bind_str(st, 3, ben);
+    bind_str(st, 4, code);
+    sqlite3_bind_int64(st, 5, at_ms);
+    sqlite3_bind_blob(st, 6, op, (int)oplen, SQLITE_STATIC);
+    return tx_write(st);
+}
+
+/* ---- keys.db: data keys ---- */
+
+int spro_store__data_key_get(struct spro_db *db, const char *ben,
+                             uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+{
+    sqlite3_stmt *st;
+    lock(db);
+    int rc = prepare(db, "SELECT wrapped FROM data_keys WHERE ben = ?1", &st, NULL, 0);
+    if (rc == 0) {
+        bind_str(st, 1, ben);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            rc = SPRO_ENOENT;
+        else if (src != SQLITE_ROW)
+            rc = SPRO_ESTORE;
+        else if (sqlite3_column_bytes(st, 0) != SPRO_WRAPPED_KEY_BYTES)
+            rc = SPRO_EINTEGRITY;
+        else
+            memcpy(wrapped, sqlite3_column_blob(st, 0), SPRO_WRAPPED_KEY_BYTES);
+        sqlite3_finalize(st);
+    }
+    unlock(db);
+    return rc;
+}
+
+int spro_store__data_key_add(struct spro_db *db, const char *ben,
+                             const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+{
+    sqlite3_stmt *st;
+    lock(db);
+    int rc =
+        prepare(db, "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)", &st, NULL, 0);
+    if (rc == 0) {
+        bind_str(st, 1, ben);
+        sqlite3_bind_blob(st, 2, wrapped, SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+        rc = step_write(db, st, NULL, 0);
+    }
+    unlock(db);
+    return rc;
 }

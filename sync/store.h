@@ -5,9 +5,10 @@
  * SQLite call and every SQLite error code translation lives there.
  *
  * Threading: one struct spro_db may be shared by threads.  Each function
- * below holds the handle's mutex for its whole run, so a transaction of one
- * thread never takes in another thread's statements (SQLite's serialised
- * mode alone serialises calls, not transactions).  Writers of other
+ * below holds the handle's mutex for its whole run (those that run inside
+ * spro_store__transaction() through the transaction's), so a transaction
+ * of one thread never takes in another thread's statements (SQLite's
+ * serialised mode alone serialises calls, not transactions).  Writers of other
  * processes are waited for up to 5 s (busy timeout), then SPRO_ESTORE.
  */
 #ifndef SPRO_SYNC_STORE_H
@@ -123,10 +124,186 @@ SPRO_MUST_CHECK int spro_store__device_transition(struct spro_db *db, const char
 SPRO_MUST_CHECK int spro_store__device_list(struct spro_db *db, struct spro_device **rows,
                                             size_t *n);
 
+/* ---- Transactions of the sync engine (sync/engine.c) ----
+ *
+ * spro_store__transaction() runs a callback inside one transaction that
+ * holds the handle's mutex throughout.  The functions of the sections
+ * "inside a transaction" below run only from such a callback, on the
+ * thread that runs it: they do not take the mutex (a call outside is a
+ * bug: SPRO_BUG).  The callback must not call the functions of the other
+ * sections, which take the mutex, on the same handle (a deadlock); it may
+ * use another database's handle.  Lock order: data.db, then keys.db.
+ * Their statements are prepared once per handle and kept.
+ */
+
+enum spro_tx {
+    SPRO_TX_READ,  /* BEGIN: one snapshot, from the first read on */
+    SPRO_TX_WRITE, /* BEGIN IMMEDIATE: no other writer until the end */
+};
+
+/* Takes the mutex, begins a transaction of the given kind, calls
+ * fn(db, arg), then commits if fn returned 0 (a read transaction just
+ * ends) or rolls back if it did not, and releases the mutex.  Returns fn's
+ * result; or SPRO_ESTORE if the transaction could not begin (fn not
+ * called) or commit.  A failed commit is rolled back, but if it failed on
+ * an I/O error its outcome is unknown: the pages may be on disk. */
+SPRO_MUST_CHECK int spro_store__transaction(struct spro_db *db, enum spro_tx kind,
+                                            int (*fn)(struct spro_db *db, void *arg), void *arg);
+
+/* Inside a transaction: calls fn(db, arg) in a savepoint, kept if fn
+ * returns 0, rolled back (all that fn wrote undone) otherwise.  Returns
+ * fn's result, or SPRO_ESTORE (the enclosing transaction must then be
+ * rolled back). */
+SPRO_MUST_CHECK int spro_store__savepoint(struct spro_db *db,
+                                          int (*fn)(struct spro_db *db, void *arg), void *arg);
+
+/* ---- data.db, inside a transaction: records, fields, scope ----
+ * Strings are NUL-terminated; the engine validated them.  Reads fail with
+ * SPRO_EINTEGRITY for a row that cannot be what the schema says. */
+
+/* A row of records. */
+struct spro_stored_record {
+    char rtype[SPRO_ID_MAX + 1];
+    char rid[SPRO_ID_MAX + 1];
+    char ben[SPRO_ID_MAX + 1];
+    char created_by_org[SPRO_ID_MAX + 1];
+    int64_t changed_seq; /* change number of its last change, >= 1 */
+};
+
+/* A row of siblings (or op_siblings).  From a read, the pointers are valid
+ * during the callback only. */
+struct spro_stored_sibling {
+    const char *name;   /* the field */
+    size_t fidx;        /* op_siblings: position of the field in the answer */
+    uint64_t hlc;       /* 1..2^63-1 */
+    const char *origin; /* 1..SPRO_ID_MAX bytes */
+    const char *author; /* 1..SPRO_ID_MAX bytes */
+    uint32_t schema;    /* schema version of the op that wrote it */
+    int sealed;         /* val is sealed (1) or the value's msgpack (0) */
+    const uint8_t *val;
+    size_t val_len;
+};
+
+/* The clock and change counter of the server (sync_state). */
+SPRO_MUST_CHECK int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq);
+SPRO_MUST_CHECK int spro_store__sync_state_put(struct spro_db *db, uint64_t hlc, int64_t seq);
+
+/* The record (rtype, rid): 0, SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
+                                           struct spro_stored_record *out);
+/* A new record; SPRO_EEXISTS if (rtype, rid) or its change number is taken. */
+SPRO_MUST_CHECK int spro_store__record_insert(struct spro_db *db,
+                                              const struct spro_stored_record *r, int64_t now_ms);
+/* Sets the change number of (rtype, rid). */
+SPRO_MUST_CHECK int spro_store__record_touch(struct spro_db *db, const char *rtype, const char *rid,
+                                             int64_t seq);
+/* Gives every record of ben a new change number, *seq + 1 and on, in
+ * their change order; *seq receives the last one given. */
+SPRO_MUST_CHECK int spro_store__ben_touch(struct spro_db *db, const char *ben, int64_t *seq);
+
+/* *yes = whether the organisation exists. */
+SPRO_MUST_CHECK int spro_store__org_exists(struct spro_db *db, const char *org, int *yes);
+/* *yes = whether org's devices receive ben's records. */
+SPRO_MUST_CHECK int spro_store__scope_has(struct spro_db *db, const char *ben, const char *org,
+                                          int *yes);
+/* Adds (ben, org) to scope; *added = 0 if it was there already. */
+SPRO_MUST_CHECK int spro_store__scope_add(struct spro_db *db, const char *ben, const char *org,
+                                          int *added);
+
+/* Calls fn for each sibling of the field name of (rtype, rid), or of every
+ * field when name is NULL, ordered by name, hlc, origin; stops at fn's
+ * non-zero return and returns it. */
+SPRO_MUST_CHECK int
+spro_store__siblings_each(struct spro_db *db, const char *rtype, const char *rid, const char *name,
+                          int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
+/* Adds a sibling of (rtype, rid) (s->fidx unused); SPRO_EEXISTS if its
+ * version is there already. */
+SPRO_MUST_CHECK int spro_store__sibling_insert(struct spro_db *db, const char *rtype,
+                                               const char *rid,
+                                               const struct spro_stored_sibling *s);
+/* Removes the sibling (hlc, origin) of field name of (rtype, rid). */
+SPRO_MUST_CHECK int spro_store__sibling_delete(struct spro_db *db, const char *rtype,
+                                               const char *rid, const char *name, uint64_t hlc,
+                                               const char *origin);
+/* *n = the number of fields (distinct names) of (rtype, rid). */
+SPRO_MUST_CHECK int spro_store__field_count(struct spro_db *db, const char *rtype, const char *rid,
+                                            size_t *n);
+
+/* Sets the blind index `index` of (rtype, rid) to value (16 bytes), or
+ * removes it when value is NULL. */
+SPRO_MUST_CHECK int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid,
+                                          const char *ben, const char *index, const uint8_t *value);
+
+/* Calls fn for each record in scope of org with a change number above
+ * after, in change order, at most limit; stops at fn's non-zero return and
+ * returns it. */
+SPRO_MUST_CHECK int
+spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
+                         int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);
+
+/* ---- data.db, inside a transaction: answered ops, clamps, quarantine ---- */
+
+/* The answer given to an op (ops).  Strings are "" where they do not apply. */
+struct spro_stored_op {
+    enum spro_result_status status;
+    uint64_t hlc;                 /* ack, conflict */
+    char origin[SPRO_ID_MAX + 1]; /* ack, conflict */
+    char code[SPRO_ID_MAX + 1];   /* reject */
+    char rtype[SPRO_ID_MAX + 1];  /* conflict: the record of its op_siblings */
+    char rid[SPRO_ID_MAX + 1];
+    char ben[SPRO_ID_MAX + 1];
+};
+
+/* The answer to (device, seq): 0, SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__op_get(struct spro_db *db, const char *device, uint64_t seq,
+                                       struct spro_stored_op *out);
+/* Stores the answer to (device, seq); SPRO_EEXISTS if there is one. */
+SPRO_MUST_CHECK int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
+                                       const struct spro_stored_op *op, int64_t at_ms);
+/* Copies the current siblings of field name of (rtype, rid) into the
+ * answer to (device, seq), as field number fidx. */
+SPRO_MUST_CHECK int spro_store__op_siblings_copy(struct spro_db *db, const char *device,
+                                                 uint64_t seq, size_t fidx, const char *rtype,
+                                                 const char *rid, const char *name);
+/* Calls fn for each sibling of the answer to (device, seq), ordered by
+ * fidx, hlc, origin; stops at fn's non-zero return and returns it. */
+SPRO_MUST_CHECK int
+spro_store__op_siblings_each(struct spro_db *db, const char *device, uint64_t seq,
+                             int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
+
+/* *yes = whether the server ever clamped an op of device. */
+SPRO_MUST_CHECK int spro_store__clamp_any(struct spro_db *db, const char *device, int *yes);
+/* Records that device's write at hlc got the version ver_hlc (kept if one
+ * is recorded already). */
+SPRO_MUST_CHECK int spro_store__clamp_put(struct spro_db *db, const char *device, uint64_t hlc,
+                                          uint64_t ver_hlc);
+/* The version device's write at hlc got: 0, SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__clamp_get(struct spro_db *db, const char *device, uint64_t hlc,
+                                          uint64_t *ver_hlc);
+
+/* Quarantines the rejected op (device, seq): op is its sealed encoding. */
+SPRO_MUST_CHECK int spro_store__quarantine_put(struct spro_db *db, const char *device, uint64_t seq,
+                                               const char *ben, const char *code, int64_t at_ms,
+                                               const uint8_t *op, size_t oplen);
+
+/* ---- keys.db: data keys (one short transaction each, mutex taken) ---- */
+
+/* The wrapped data key of ben: 0, SPRO_ENOENT, SPRO_EINTEGRITY (not
+ * SPRO_WRAPPED_KEY_BYTES long). */
+SPRO_MUST_CHECK int spro_store__data_key_get(struct spro_db *db, const char *ben,
+                                             uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
+/* Stores ben's wrapped data key unless ben has one already (then nothing
+ * changes: a concurrent creator won; read the key back). */
+SPRO_MUST_CHECK int spro_store__data_key_add(struct spro_db *db, const char *ben,
+                                             const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
+
 /* ---- The data directory's internals, for the other files of sync/ ---- */
 
 /* data.db of dd (owned by dd). */
 struct spro_db *spro_datadir__data(struct spro_datadir *dd);
+
+/* keys.db of dd (owned by dd). */
+struct spro_db *spro_datadir__keys(struct spro_datadir *dd);
 
 /* The master key of dd (SPRO_KEY_BYTES in guarded memory, owned by dd). */
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd);

@@ -8,7 +8,8 @@
  *   keys.db     SQLite (WAL): wrapped keys, apart from the data so that their
  *               backups can have different retentions; holds the server's
  *               Noise static key (X25519) and Ed25519 signing key, sealed
- *               under a subkey of the master key.
+ *               under a subkey of the master key, and one data key per
+ *               beneficiary, wrapped under a key-encryption key.
  * Each database carries its schema version in PRAGMA user_version and is
  * migrated forward on open; a database newer than this program is refused.
  *
@@ -27,9 +28,10 @@
 
 #include "crypto/crypto.h"
 #include "proto/errors.h"
+#include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 2 /* schema version of data.db this program writes */
-#define SPRO_KEYS_SCHEMA 1 /* schema version of keys.db this program writes */
+#define SPRO_DATA_SCHEMA 3 /* schema version of data.db this program writes */
+#define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
 
@@ -187,5 +189,136 @@ uint64_t spro_datadir_devices_generation(const struct spro_datadir *dd);
 
 /* The server's Noise static secret key (X25519), 32 bytes, owned by dd. */
 const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd);
+
+/* ---- Record types (records.c; docs/SYNC.md, "Record types") ----
+ *
+ * The one table of record types and their fields.  The engine is generic
+ * over it: adding a field is a change of that table, not of the engine.
+ */
+
+enum spro_ftype {
+    SPRO_FTYPE_ANY,  /* a field the table does not know: any value */
+    SPRO_FTYPE_STR,  /* str (0..SPRO_SYNC_MAX_VALUE bytes) */
+    SPRO_FTYPE_INT,  /* int64 */
+    SPRO_FTYPE_BOOL, /* bool */
+    SPRO_FTYPE_DATE, /* str "YYYY-MM-DD", a real calendar date */
+    SPRO_FTYPE_TIME, /* str "YYYY-MM-DDTHH:MM:SSZ" (UTC) */
+    SPRO_FTYPE_ENUM, /* str, one of the field's choices */
+};
+
+#define SPRO_FFLAG_PERSONAL 1u   /* sealed at rest with the beneficiary's data key */
+#define SPRO_FFLAG_SEARCHABLE 2u /* a blind index of its normalised value is kept */
+#define SPRO_FFLAG_LOCAL 4u      /* never leaves the organisation that created the record */
+#define SPRO_FFLAG_SCOPE 8u      /* names an organisation that receives the beneficiary */
+
+struct spro_field_def {
+    const char *name;           /* 1..SPRO_ID_MAX bytes of [a-z0-9_] */
+    enum spro_ftype type;       /* nil is a valid value of every type */
+    unsigned flags;             /* SPRO_FFLAG_* */
+    const char *const *choices; /* SPRO_FTYPE_ENUM: the allowed strings, NULL-terminated */
+    const char *index;          /* SPRO_FFLAG_SEARCHABLE: name of its blind index */
+};
+
+struct spro_record_def {
+    const char *name; /* record type, 1..32 bytes of [a-z_] */
+    const struct spro_field_def *fields;
+    size_t nfields;
+    /* Fields whose provisional values make the duplicate-detection key of
+     * the record (family name, given name, birth date), or NULLs. */
+    const char *dedup[3];
+};
+
+/* The name of the record type of beneficiaries: its rid is its ben, and
+ * only a record of this type creates a beneficiary. */
+#define SPRO_RTYPE_BENEFICIARY "beneficiary"
+
+/* The record type named by name[0..len), or NULL if there is none. */
+const struct spro_record_def *spro_sync_record_type(const uint8_t *name, size_t len);
+
+/* The field named name[0..len) of type t.  A name the table does not know
+ * but that is well formed (1..SPRO_ID_MAX bytes of [a-z0-9_]) gets the
+ * definition of unknown fields: SPRO_FTYPE_ANY, personal, shareable.  NULL
+ * for a malformed name. */
+const struct spro_field_def *spro_sync_record_field(const struct spro_record_def *t,
+                                                    const uint8_t *name, size_t len);
+
+/* Whether v is a valid value of field f: 0, or SPRO_ERANGE (wrong kind,
+ * malformed date or time, not one of the choices). */
+SPRO_MUST_CHECK int spro_sync_value_check(const struct spro_field_def *f,
+                                          const struct spro_value *v);
+
+/* The record types, for listing: *n receives their count. */
+const struct spro_record_def *spro_sync_record_types(size_t *n);
+
+/* ---- Push and pull (engine.c; docs/SYNC.md, "Engine") ----
+ *
+ * Both run SQL and cryptography: call them off the event loop.  Answers
+ * point into the arena (reject codes: static strings), never into the
+ * request; personal values in them are plaintext: wipe the arena after
+ * encoding.  Neither keeps state between calls: keys, clock and change
+ * counter come from dd each time.
+ */
+
+/* Reject codes of push results (docs/PROTOCOL.md, "Sync"). */
+#define SPRO_REJECT_UNKNOWN_TYPE "unknown_type"
+#define SPRO_REJECT_BAD_VALUE "bad_value"
+#define SPRO_REJECT_NOT_FOUND "not_found"
+#define SPRO_REJECT_TOO_MANY_SIBLINGS "too_many_siblings"
+#define SPRO_REJECT_TOO_MANY_FIELDS "too_many_fields"
+#define SPRO_REJECT_VERSION_REUSED "version_reused"
+
+/* Applies a push of device dev (its org, user, id) in ONE write
+ * transaction, committed (synchronous=FULL) before returning, and fills
+ * *out with one result per op, in order (arrays and strings from arena).
+ * now_ms: the server's wall clock, ms since the Unix epoch.  max_drift_ms:
+ * the clock clamp: an op whose hlc has a physical part beyond now_ms +
+ * max_drift_ms gets a version made by the server's clock instead (within
+ * the drift; the result's ver says which).
+ *
+ * An op already answered (same device, same seq) gets its stored result
+ * again and changes nothing.  Rejected ops are quarantined (sealed) and
+ * their result stored, in the same transaction.
+ *
+ * Returns 0; or a negative code, and then *out is empty and nothing was
+ * applied: SPRO_ENOMEM if the arena cannot hold the results,
+ * SPRO_EINTEGRITY for stored data that does not open or decode (damaged
+ * data.db, a missing data key), SPRO_ESTORE for a database error.
+ * Exception: SPRO_ESTORE from a COMMIT that failed with an I/O error has an
+ * UNKNOWN outcome (the commit may have reached the disk); the server then
+ * stops taking pushes (fail-stop) and restarts, and the device retries the
+ * same ops, which idempotency answers either way. */
+SPRO_MUST_CHECK int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
+                                   const struct spro_msg_push *push, int64_t now_ms,
+                                   int64_t max_drift_ms, struct spro_arena *arena,
+                                   struct spro_msg_push_reply *out);
+
+/* Bytes of msgpack a pull_reply takes besides its records (envelope keys,
+ * the array header, the cursor and more), counted generously. */
+#define SPRO_SYNC_PULL_ENVELOPE 128
+
+/* Arena bytes that always suffice for a pull answer of at most max_bytes:
+ * the decoded structs and their strings take at most 6 times the bytes of
+ * their encoding. */
+#define SPRO_SYNC_PULL_ARENA_BYTES(max_bytes) (6 * (size_t)(max_bytes) + 4096)
+
+/* The changes after pull->cursor within dev's scope, in one read
+ * transaction: the full current state of each record changed after the
+ * cursor whose beneficiary is in scope of dev->org, in change order, at
+ * most pull->limit records and at most max_bytes of encoded pull_reply
+ * (sizes are counted conservatively; max_bytes must be at least
+ * SPRO_SYNC_PULL_ENVELOPE).  Personal fields are opened with the
+ * beneficiary's data key; fields local to an organisation (SPRO_FFLAG_LOCAL)
+ * are given only to devices of the organisation that created the record.
+ * out->cursor (8 bytes, big-endian change number, from arena) is the
+ * cursor for the next pull; out->more whether more changes remain.
+ *
+ * Returns 0; SPRO_ERANGE for a cursor this server did not make (its
+ * length is not 0 or 8); SPRO_ETOOLONG if the first record to send does
+ * not fit in max_bytes or the arena (it cannot be sent: the device is
+ * stuck on it until it shrinks); SPRO_EINTEGRITY for stored data that does
+ * not open or decode; SPRO_ESTORE. *out is empty on failure. */
+SPRO_MUST_CHECK int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
+                                   const struct spro_msg_pull *pull, size_t max_bytes,
+                                   struct spro_arena *arena, struct spro_msg_pull_reply *out);
 
 #endif

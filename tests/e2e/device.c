@@ -185,6 +185,26 @@ int dv_unseal(struct dv_dev *d, const struct h_response *r, const char *method, 
     return spro_proto_decode(plain, r->body_len - 8 - 16, m) == 0 ? 0 : -1;
 }
 
+int dv_unseal_sync(struct dv_dev *d, const struct h_response *r, const char *method,
+                   const char *path, const uint8_t *frame, uint8_t *plain, struct spro_arena *arena,
+                   struct spro_msg *m)
+{
+    uint8_t a[256];
+    if (r->status != 200 || r->body_len < 8 + 16)
+        return -1;
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n = n << 8 | r->body[i];
+    size_t alen = dv_ad(a, "spro-sync/1 res", method, path, d->sid, frame + 16);
+    if (spro_noise_cipher_decrypt_with_nonce(d->recv, n, a, alen, r->body + 8, r->body_len - 8,
+                                             plain, r->body_len - 8) != 0)
+        return -1;
+    size_t len = r->body_len - 8 - 16;
+    if (spro_proto_decode_sync(plain, len, arena, m) == 0)
+        return 0;
+    return spro_proto_decode(plain, len, m) == 0 ? 0 : -1; /* an error message */
+}
+
 /* Sends a sealed ping with the next counter; fills *m from the answer. */
 int dv_ping(struct dv_env *e, struct dv_dev *d, struct h_response *r, struct spro_msg *m,
             uint8_t *plain)

@@ -71,6 +71,12 @@ size_t dv_seal(struct dv_dev *d, const struct spro_msg *msg, const char *ad_meth
 int dv_unseal(struct dv_dev *d, const struct h_response *r, const char *method, const char *path,
               const uint8_t *frame, uint8_t *plain, struct spro_msg *m);
 
+/* The same for the sync routes: decodes with spro_proto_decode_sync (arena),
+ * or a plain error message. */
+int dv_unseal_sync(struct dv_dev *d, const struct h_response *r, const char *method,
+                   const char *path, const uint8_t *frame, uint8_t *plain, struct spro_arena *arena,
+                   struct spro_msg *m);
+
 /* Sends a sealed ping with the next counter; fills *m from the answer. */
 int dv_ping(struct dv_env *e, struct dv_dev *d, struct h_response *r, struct spro_msg *m,
             uint8_t *plain);

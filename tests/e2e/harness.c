@@ -225,6 +225,18 @@ int h_server_stop(struct h_server *s, int wait_ms)
     return rc;
 }
 
+void h_server_kill(struct h_server *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (running[i] == s->pid)
+            running[i] = 0;
+    s->pid = 0;
+}
+
 int h_connect(int port, const char *src)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -50,6 +50,9 @@ int h_server_start(struct h_server *s, const char *datadir, const char *const *e
  * or -1 if it had to be killed, or 128+signal if it died of a signal. */
 int h_server_stop(struct h_server *s, int wait_ms);
 
+/* SIGKILL, no shutdown: a crash.  Waits for the process. */
+void h_server_kill(struct h_server *s);
+
 /* Runs a program to completion; returns its exit status, capturing its
  * stdout+stderr into out (NUL-terminated, cut at cap). */
 int h_run(const char *const *argv, char *out, size_t cap);

@@ -2,8 +2,12 @@
  * test_client.c: end-to-end tests of spro-client against real spro-server
  * processes, set up with spro-admin: enrolment (and its refusals: a bad
  * ticket string, a ticket for another server, a used ticket, a home that is
- * already enrolled), ping, revocation, the wipe order, the home's file
- * modes, network failures and time-outs, TLS, help and usage errors.
+ * already enrolled), ping, revocation, the wipe order (the local store
+ * erased too), the home's file modes, network failures and time-outs, TLS,
+ * help and usage errors; and sync between devices (docs/PROTOCOL.md,
+ * "Sync"): two devices of one organisation editing one record offline (the
+ * same field: a conflict both see, then resolved on one; different fields:
+ * merged), and a device of another organisation that never sees it.
  *
  * usage: test_e2e_client SPRO_SERVER SPRO_ADMIN SPRO_CLIENT [TEST]...
  */
@@ -12,11 +16,15 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,17 +95,24 @@ static bool start(struct env *e, const char *name, const char *const *extra, boo
     return true;
 }
 
-/* A ticket for u1 from data directory `data`, naming url. */
-static bool invite(const char *data, const char *url, char *ticket, size_t cap)
+/* A ticket for `user` from data directory `data`, naming url. */
+static bool invite_user(const char *data, const char *user, const char *url, char *ticket,
+                        size_t cap)
 {
     char out[4096];
-    if (ADMIN(out, "--data", data, "device", "invite", "--user", "u1", "--url", url, "--no-qr") !=
+    if (ADMIN(out, "--data", data, "device", "invite", "--user", user, "--url", url, "--no-qr") !=
             0 ||
         !line_value(out, "ticket: ", ticket, cap)) {
         fprintf(stderr, "spro-admin device invite failed: %s\n", out);
         return false;
     }
     return true;
+}
+
+/* A ticket for u1. */
+static bool invite(const char *data, const char *url, char *ticket, size_t cap)
+{
+    return invite_user(data, "u1", url, ticket, cap);
 }
 
 static void home_path(char *out, size_t cap, const char *name)
@@ -317,9 +332,13 @@ static void test_wipe(void)
     CHECK(start(&e, "wipe", NULL, false));
     char home[600], id[128], out[4096];
     CHECK(enroll(&e, "home-wipe", home, sizeof home, id, sizeof id));
+    CHECK_EQ(CLIENT(out, "--home", home, "new", "beneficiary", "family_name=Wiped"), 0);
+    CHECK(exists(home, "local.db") && exists(home, "local.key"));
     CHECK_EQ(ADMIN(out, "--data", e.data, "device", "wipe", id), 0);
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 4);
+    CHECK_EQ(CLIENT(out, "--home", home, "sync"), 4);
     CHECK(strstr(out, "wipe order received: local data erased") != NULL);
+    CHECK(!exists(home, "local.db") && !exists(home, "local.key"));
+    CHECK(!exists(home, "local.db-wal") && !exists(home, "local.db-shm"));
     CHECK(!exists(home, "device.key") && !exists(home, "state"));
     CHECK(!exists(home, "device.key.tmp") && !exists(home, "state.tmp"));
     CHECK_EQ(CLIENT(out, "--home", home, "ping"), 1);
@@ -419,6 +438,407 @@ static void test_help_and_usage(void)
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "enroll"), 2);
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "enroll", "a", "b"), 2);
     CHECK_EQ(CLIENT(out, "--home"), 2);
+
+    /* The sync and local commands. */
+    static const char *const cmds[] = {"sync", "new",       "edit",   "show",
+                                       "list", "conflicts", "resolve"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char want[64];
+        CHECK_EQ(CLIENT(out, cmds[i], "--help"), 0);
+        snprintf(want, sizeof want, "usage: spro-client --home DIR %s ", cmds[i]);
+        CHECK(strstr(out, want) != NULL);
+        CHECK(strstr(out, "--json") != NULL);
+    }
+    const char *id = "0a2a57e7-eccb-456a-9999-58a0008fca1c";
+    CHECK_EQ(CLIENT(out, "new", "beneficiary", "a=1"), 2);
+    CHECK(strstr(out, "--home DIR is required") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "Bad-Type", "a=1"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "noequals"), 2);
+    CHECK(strstr(out, "is not FIELD=VALUE") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "a=1", "a=2"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "ben=x", "a=1"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "consent", "purpose=x"), 2);
+    CHECK(strstr(out, "ben=UUID") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "consent", "ben=nope", "a=1"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "--bogus", "beneficiary", "a=1"), 2);
+    CHECK(strstr(out, "unknown option '--bogus'") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "n=99999999999999999999"),
+             2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "edit", id), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "edit", "not-an-id", "a=1"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "show"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "show", id, id), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "list", "a", "b"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "conflicts", "x"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "phone"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "bad name", "x"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "sync", "extra"), 2);
+    /* A home that is not enrolled. */
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "list"), 1);
+    CHECK(strstr(out, "not enrolled") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "sync"), 1);
+    CHECK(strstr(out, "not enrolled") != NULL);
+}
+
+/* ---- Sync between devices ---- */
+
+/* A server with organisations o1 (counsellors u1, u2) and o2 (u3), and a
+ * device for each counsellor: a and b in o1, c in o2. */
+struct trio {
+    struct env e;
+    char a[600], b[600], c[600];
+};
+
+static bool enroll_user(const struct env *e, const char *user, const char *name, char *home,
+                        size_t hcap)
+{
+    char ticket[512], out[4096];
+    home_path(home, hcap, name);
+    if (!invite_user(e->data, user, e->url, ticket, sizeof ticket))
+        return false;
+    int rc = CLIENT(out, "--home", home, "enroll", ticket);
+    if (rc != 0) {
+        fprintf(stderr, "spro-client enroll exited %d: %s\n", rc, out);
+        return false;
+    }
+    return true;
+}
+
+static bool trio_start(struct trio *t, const char *name)
+{
+    char out[4096], ha[64], hb[64], hc[64];
+    if (!start(&t->e, name, NULL, false))
+        return false;
+    if (ADMIN(out, "--data", t->e.data, "user", "add", "u2", "--org", "o1") != 0 ||
+        ADMIN(out, "--data", t->e.data, "org", "add", "o2", "--name", "Mission locale Sud",
+              "--kind", "mission-locale") != 0 ||
+        ADMIN(out, "--data", t->e.data, "user", "add", "u3", "--org", "o2") != 0) {
+        fprintf(stderr, "spro-admin set-up failed: %s\n", out);
+        return false;
+    }
+    snprintf(ha, sizeof ha, "%s-a", name);
+    snprintf(hb, sizeof hb, "%s-b", name);
+    snprintf(hc, sizeof hc, "%s-c", name);
+    return enroll_user(&t->e, "u1", ha, t->a, sizeof t->a) &&
+           enroll_user(&t->e, "u2", hb, t->b, sizeof t->b) &&
+           enroll_user(&t->e, "u3", hc, t->c, sizeof t->c);
+}
+
+/* spro-client sync on home; its output into out; true on exit 0. */
+static bool sync_ok(const char *home, char *out, size_t cap)
+{
+    int rc = run(out, cap, h_client_bin, "--home", home, "sync", (const char *)NULL);
+    if (rc != 0)
+        fprintf(stderr, "spro-client sync exited %d: %s\n", rc, out);
+    return rc == 0;
+}
+
+/* A new beneficiary on home: its id into id. */
+static bool new_beneficiary(const char *home, const char *family, char *id, size_t cap)
+{
+    char out[4096], arg[128], enrol[64];
+    snprintf(arg, sizeof arg, "family_name=%s", family);
+    int rc = CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg);
+    if (rc != 0 || !line_value(out, "id: ", id, cap) ||
+        !line_value(out, "enrolment: ", enrol, sizeof enrol)) {
+        fprintf(stderr, "spro-client new exited %d: %s\n", rc, out);
+        return false;
+    }
+    return strlen(id) == 36 && strlen(enrol) == 36;
+}
+
+static void test_sync_same_field_conflict(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "conflict"));
+    char id[64], out[4096], want[256];
+    CHECK(new_beneficiary(t.a, "Martin", id, sizeof id));
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "phone:=0601"), 0);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 3 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(strstr(out, "pulled: 2 records\n") != NULL); /* the beneficiary and its enrolment */
+    CHECK_EQ(CLIENT(out, "--home", t.b, "list", "beneficiary"), 0);
+    snprintf(want, sizeof want, "beneficiary %s \"Léa Martin\"\n", id);
+    CHECK_STR(out, want);
+    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    CHECK(strstr(out, "phone: \"0601\"\n") != NULL);
+
+    /* Both edit the phone offline. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "phone:=0611"), 0);
+    CHECK_EQ(CLIENT(out, "--home", t.b, "edit", id, "phone:=0622"), 0);
+    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    CHECK(strstr(out, "phone: \"0622\" (unsynced)\n") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pushed: 0 acked, 1 conflicts, 0 rejected\n") != NULL);
+    CHECK(strstr(out, "in conflict: 1 fields") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "in conflict: 1 fields") != NULL);
+
+    /* Both devices list both values, with their authors. */
+    const char *homes[2] = {t.a, t.b};
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts"), 0);
+        snprintf(want, sizeof want, "beneficiary %s phone: 2 values\n", id);
+        CHECK(strstr(out, want) != NULL);
+        CHECK(strstr(out, "  \"0611\"  by u1, version ") != NULL);
+        CHECK(strstr(out, "  \"0622\"  by u2, version ") != NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK(strstr(out, " (conflict: 2 values)\n") != NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts", "--json"), 0);
+        CHECK(strstr(out, "\"field\": \"phone\"") != NULL);
+        CHECK(strstr(out, "{\"value\": \"0611\", \"by\": \"u1\", \"version\": [") != NULL);
+    }
+
+    /* Resolved on a: after both sync, one value everywhere. */
+    CHECK_EQ(CLIENT(out, "--home", t.b, "resolve", id, "given_name", "Zoé"), 1);
+    CHECK(strstr(out, "not in conflict") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "resolve", id, "phone", "0633"), 0);
+    CHECK(strstr(out, "resolved: ") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(strstr(out, "in conflict") == NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "in conflict") == NULL);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK(strstr(out, "phone: \"0633\"\n") != NULL);
+        CHECK(strstr(out, "conflict") == NULL && strstr(out, "unsynced") == NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts"), 0);
+        CHECK_STR(out, "");
+    }
+    h_server_stop(&t.e.s, 5000);
+}
+
+static void test_sync_different_fields_merge(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "merge"));
+    char id[64], out[4096];
+    CHECK(new_beneficiary(t.a, "Durand", id, sizeof id));
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "home_region=Hauts-de-France"), 0);
+    CHECK_EQ(CLIENT(out, "--home", t.b, "edit", id, "email=l.durand@example.fr", "dropout=true"),
+             0);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    const char *homes[2] = {t.a, t.b};
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK(strstr(out, "home_region: \"Hauts-de-France\"\n") != NULL);
+        CHECK(strstr(out, "email: \"l.durand@example.fr\"\n") != NULL);
+        CHECK(strstr(out, "dropout: true\n") != NULL);
+        CHECK(strstr(out, "family_name: \"Durand\"\n") != NULL);
+        CHECK(strstr(out, "conflict") == NULL && strstr(out, "unsynced") == NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", "--json", id), 0);
+        CHECK(strstr(out, "\"dropout\": {\"value\": true, \"unsynced\": false, \"conflict\": "
+                          "false, \"siblings\": [{\"value\": true, \"by\": \"u2\"") != NULL);
+    }
+    h_server_stop(&t.e.s, 5000);
+}
+
+static void test_sync_other_org_sees_nothing(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "scope"));
+    char id[64], out[4096];
+    CHECK(new_beneficiary(t.a, "Petit", id, sizeof id));
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 0 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    CHECK_STR(out, "");
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "--json"), 0);
+    CHECK_STR(out, "[]\n");
+    CHECK_EQ(CLIENT(out, "--home", t.c, "show", id), 1);
+    /* Still nothing after more edits on a. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "situation=school"), 0);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 0 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    CHECK_STR(out, "");
+
+    /* Offline: the sync fails, the edit waits, nothing is lost. */
+    h_server_stop(&t.e.s, 5000);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "situation=work"), 0);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "sync"), 1);
+    CHECK(strstr(out, "cannot reach the server") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "show", id), 0);
+    CHECK(strstr(out, "situation: \"work\" (unsynced)\n") != NULL);
+}
+
+/* ---- A sync cut at any byte ---- */
+
+/* A TCP relay in a child process between devices and the server, which
+ * can cut the server's answers: the plan file holds "RUN BUDGET"; from
+ * the first connection of a new RUN on, at most BUDGET bytes (all
+ * connections together; -1: no limit) go from the server to the device,
+ * then the connection is closed.  The bytes relayed in the current run
+ * are written to the stats file after each connection. */
+struct relay {
+    pid_t pid;
+    int port;
+    char plan[600], stats[600];
+};
+
+static void relay_write(const char *path, long a, long b)
+{
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fprintf(f, "%ld %ld\n", a, b);
+    fclose(f);
+    rename(tmp, path);
+}
+
+static void relay_read(const char *path, long *a, long *b)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fscanf(f, "%ld %ld", a, b) != 2)
+        *a = *b = -1;
+    if (f != NULL)
+        fclose(f);
+}
+
+static _Noreturn void relay_loop(int lfd, int server_port, const char *plan, const char *stats)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(600);
+    long run = -2, budget = -1, used = 0;
+    for (;;) {
+        int c = accept(lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        long r, b;
+        relay_read(plan, &r, &b);
+        if (r != run) {
+            run = r;
+            budget = b;
+            used = 0;
+        }
+        int sfd = h_connect(server_port, NULL);
+        struct pollfd pf[2] = {{c, POLLIN, 0}, {sfd, POLLIN, 0}};
+        bool live = sfd >= 0 && (budget < 0 || used < budget);
+        while (live && poll(pf, 2, 30000) > 0) {
+            char buf[4096];
+            if (pf[0].revents != 0) {
+                ssize_t n = read(c, buf, sizeof buf);
+                if (n <= 0 || write(sfd, buf, (size_t)n) != n)
+                    live = false;
+            }
+            if (live && pf[1].revents != 0) {
+                ssize_t n = read(sfd, buf, sizeof buf);
+                if (n > 0 && budget >= 0 && n > budget - used)
+                    n = budget - used;
+                if (n <= 0 || write(c, buf, (size_t)n) != n)
+                    live = false;
+                else
+                    used += n;
+                if (budget >= 0 && used >= budget)
+                    live = false;
+            }
+        }
+        close(c);
+        if (sfd >= 0)
+            close(sfd);
+        relay_write(stats, run, used);
+    }
+}
+
+static bool relay_start(struct relay *rl, int server_port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    socklen_t slen = sizeof sa;
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 16) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &slen) != 0)
+        return false;
+    rl->port = ntohs(sa.sin_port);
+    snprintf(rl->plan, sizeof rl->plan, "%s/relay-plan", h_tmpdir());
+    snprintf(rl->stats, sizeof rl->stats, "%s/relay-stats", h_tmpdir());
+    relay_write(rl->plan, 0, -1);
+    fflush(NULL);
+    if ((rl->pid = fork()) == 0)
+        relay_loop(fd, server_port, rl->plan, rl->stats);
+    close(fd);
+    return rl->pid > 0;
+}
+
+static void relay_stop(struct relay *rl)
+{
+    kill(rl->pid, SIGKILL);
+    waitpid(rl->pid, NULL, 0);
+}
+
+/*
+ * Device a reaches the server through the relay.  Round after round it
+ * edits its beneficiary (the field `note`, and a field of its own per
+ * round), then syncs with the server's answers cut after n bytes, n swept
+ * across the whole of a sync (handshake, push, pull), then syncs again
+ * without a cut: that one must succeed, with every edit acked once and no
+ * conflict.  At the end device b holds every round's value.
+ */
+static void test_sync_resumes_after_cuts(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "cuts"));
+    struct relay rl;
+    CHECK(relay_start(&rl, t.e.s.port));
+    char url[64], ticket[512], out[4096], home[600], id[64], f[32], v[32];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rl.port);
+    CHECK(invite_user(t.e.data, "u1", url, ticket, sizeof ticket));
+    home_path(home, sizeof home, "cuts-relay");
+    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 0);
+    CHECK(new_beneficiary(home, "Cut", id, sizeof id));
+    CHECK(sync_ok(home, out, sizeof out));
+    CHECK(sync_ok(t.b, out, sizeof out));
+
+    /* The bytes of one whole sync of a round, measured. */
+    long plan = 1, r, total;
+    CHECK_EQ(CLIENT(out, "--home", home, "edit", id, "note=measure"), 0);
+    relay_write(rl.plan, plan++, -1);
+    CHECK(sync_ok(home, out, sizeof out));
+    relay_read(rl.stats, &r, &total);
+    CHECK(total > 300);
+
+    enum { ROUNDS = 40 };
+    for (int k = 0; k < ROUNDS; k++) {
+        snprintf(f, sizeof f, "f%d=%d", k, k);
+        snprintf(v, sizeof v, "note=round %d", k);
+        CHECK_EQ(CLIENT(out, "--home", home, "edit", id, f, v), 0);
+        relay_write(rl.plan, plan++, total * k / ROUNDS);
+        int rc = CLIENT(out, "--home", home, "sync");
+        CHECK(rc == 0 || rc == 1);
+        relay_write(rl.plan, plan++, -1);
+        CHECK(sync_ok(home, out, sizeof out));
+        CHECK(strstr(out, " 0 conflicts, 0 rejected\n") != NULL);
+        CHECK(strstr(out, "in conflict") == NULL);
+        CHECK_EQ(CLIENT(out, "--home", home, "show", id), 0);
+        CHECK(strstr(out, "unsynced") == NULL && strstr(out, "conflict") == NULL);
+    }
+    relay_stop(&rl);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    snprintf(v, sizeof v, "note: \"round %d\"\n", ROUNDS - 1);
+    CHECK(strstr(out, v) != NULL);
+    for (int k = 0; k < ROUNDS; k++) {
+        snprintf(f, sizeof f, "\nf%d: %d\n", k, k);
+        CHECK(strstr(out, f) != NULL);
+    }
+    CHECK(strstr(out, "conflict") == NULL);
+    h_server_stop(&t.e.s, 5000);
 }
 
 static const struct check_test tests[] = {
@@ -434,6 +854,10 @@ static const struct check_test tests[] = {
     {"network_errors", test_network_errors},
     {"tls", test_tls},
     {"help_and_usage", test_help_and_usage},
+    {"sync_same_field_conflict", test_sync_same_field_conflict},
+    {"sync_different_fields_merge", test_sync_different_fields_merge},
+    {"sync_other_org_sees_nothing", test_sync_other_org_sees_nothing},
+    {"sync_resumes_after_cuts", test_sync_resumes_after_cuts},
 };
 
 int main(int argc, char **argv)

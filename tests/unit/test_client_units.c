@@ -7,13 +7,16 @@
  *   channel_*  the device side of the Noise channel against a responder
  *              built here from crypto/ and proto/ alone: the framing of
  *              docs/PROTOCOL.md byte for byte, and every kind of answer that
- *              must not open (tampered, replayed, for another request)
+ *              must not open (tampered, replayed, for another request); the
+ *              sync answers (nested messages into an arena)
+ *   values_*   FIELD=VALUE typing on the command line, values as JSON
  */
 #include "check.h"
 
 #include "channel.h"
 #include "http.h"
 #include "state.h"
+#include "values.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -249,19 +252,32 @@ static void test_state_erase(void)
     write_file(dir, "state.tmp", "x", 0600);
     write_file(dir, "device.key.tmp", "y", 0600);
     write_file(dir, "notes.txt", "not ours", 0600);
+    /* The local store's files (sync/local.h). */
+    write_file(dir, "local.key", "0123456789abcdef0123456789abcdef", 0600);
+    write_file(dir, "local.db", "db", 0600);
+    write_file(dir, "local.db-wal", "wal", 0600);
+    write_file(dir, "local.db-shm", "shm", 0600);
 
-    /* Keep a descriptor on the key to see its bytes after the erase. */
+    /* Keep descriptors on the keys to see their bytes after the erase. */
     char p[256];
     snprintf(p, sizeof p, "%s/device.key", dir);
     int fd = open(p, O_RDONLY);
     CHECK(fd >= 0);
+    snprintf(p, sizeof p, "%s/local.key", dir);
+    int lfd = open(p, O_RDONLY);
+    CHECK(lfd >= 0);
     CHECK_EQ(spro_client_home_erase(&home, why, sizeof why), 0);
     uint8_t after[SPRO_KEY_BYTES], zero[SPRO_KEY_BYTES] = {0};
     CHECK_EQ(pread(fd, after, sizeof after, 0), (ssize_t)sizeof after);
     close(fd);
     CHECK_BYTES(after, sizeof after, zero, sizeof zero);
+    CHECK_EQ(pread(lfd, after, sizeof after, 0), (ssize_t)sizeof after);
+    close(lfd);
+    CHECK_BYTES(after, sizeof after, zero, sizeof zero);
     CHECK(!present(dir, "device.key") && !present(dir, "state"));
     CHECK(!present(dir, "device.key.tmp") && !present(dir, "state.tmp"));
+    CHECK(!present(dir, "local.key") && !present(dir, "local.db"));
+    CHECK(!present(dir, "local.db-wal") && !present(dir, "local.db-shm"));
     CHECK(present(dir, "notes.txt"));                            /* only ours */
     CHECK_EQ(spro_client_home_erase(&home, why, sizeof why), 0); /* nothing left: fine */
     spro_client_home_close(&home);
@@ -639,6 +655,166 @@ static void test_channel_rejects_answers(void)
     }
 }
 
+/* Sync answers open with spro_client_channel_open_sync(): nested messages
+ * into the arena, an error answer as a flat message. */
+static void test_channel_sync_answers(void)
+{
+    struct server s;
+    struct device d;
+    CHECK(open_pair(&s, &d));
+    struct spro_arena arena = {.cap = SPRO_PROTO_ARENA_BYTES(SPRO_NOISE_MAX_MESSAGE)};
+    arena.base = malloc(arena.cap);
+    CHECK(arena.base != NULL);
+    struct spro_msg ping = {.type = SPRO_MSG_PING}, got;
+
+    static const uint8_t cursor[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+    struct spro_value v = {.kind = SPRO_VALUE_STR, .s = B("Martin")};
+    struct spro_wire_sibling sib = {.val = v, .ver = {7, B("dev-2")}, .by = B("u2")};
+    struct spro_wire_field field = {B("family_name"), &sib, 1};
+    struct spro_wire_record rec = {.rtype = B("beneficiary"),
+                                   .rid = B("0a2a57e7-eccb-456a-9999-58a0008fca1c"),
+                                   .ben = B("0a2a57e7-eccb-456a-9999-58a0008fca1c"),
+                                   .fields = &field,
+                                   .nfields = 1};
+    struct spro_msg reply = {.type = SPRO_MSG_PULL_REPLY};
+    reply.u.pull_reply = (struct spro_msg_pull_reply){&rec, 1, {cursor, 8}, true};
+    struct spro_msg err = {.type = SPRO_MSG_ERROR};
+    err.u.error = (struct spro_msg_error){B("bad_value"), B("no")};
+    const struct spro_msg *answers[] = {&reply, &err};
+    for (uint64_t i = 0; i < 2; i++) {
+        struct spro_buf req = {0}, res = {0};
+        uint8_t be[8];
+        CHECK_EQ(spro_client_channel_seal(d.ch, "POST", "/v1/sync/pull", &ping, &req), 0);
+        CHECK_EQ(server_open(&s, &req, "POST", "/v1/sync/pull", i, be), SPRO_MSG_PING);
+        server_seal(&s, answers[i], "POST", "/v1/sync/pull", be, &res);
+        arena.len = 0;
+        CHECK_EQ(spro_client_channel_open_sync(d.ch, res.data, res.len, &arena, &got), 0);
+        CHECK(spro_proto_msg_equal(&got, answers[i]));
+        spro_buf_free(&req);
+        spro_buf_free(&res);
+    }
+    free(arena.base);
+    server_free(&s, &d);
+}
+
+/* ---- Values on the command line and in output ---- */
+
+static void test_values_assign_table(void)
+{
+    static const struct {
+        const char *arg;
+        int rc;
+        const char *name;
+        enum spro_value_kind kind;
+        int64_t i; /* int; bool as 0/1 */
+        const char *s;
+    } cases[] = {
+        {"given_name=Léa", 0, "given_name", SPRO_VALUE_STR, 0, "Léa"},
+        {"a=true", 0, "a", SPRO_VALUE_BOOL, 1, NULL},
+        {"a=false", 0, "a", SPRO_VALUE_BOOL, 0, NULL},
+        {"a=null", 0, "a", SPRO_VALUE_NIL, 0, NULL},
+        {"a=0", 0, "a", SPRO_VALUE_INT, 0, NULL},
+        {"a=42", 0, "a", SPRO_VALUE_INT, 42, NULL},
+        {"a=-7", 0, "a", SPRO_VALUE_INT, -7, NULL},
+        {"a=9223372036854775807", 0, "a", SPRO_VALUE_INT, INT64_MAX, NULL},
+        {"a=-9223372036854775808", 0, "a", SPRO_VALUE_INT, INT64_MIN, NULL},
+        {"a=9223372036854775808", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"phone=0601020304", 0, "phone", SPRO_VALUE_STR, 0, "0601020304"}, /* leading zero */
+        {"a=-0", 0, "a", SPRO_VALUE_STR, 0, "-0"},
+        {"a=+3", 0, "a", SPRO_VALUE_STR, 0, "+3"},
+        {"a=1.5", 0, "a", SPRO_VALUE_STR, 0, "1.5"},
+        {"a=True", 0, "a", SPRO_VALUE_STR, 0, "True"},
+        {"a=", 0, "a", SPRO_VALUE_STR, 0, ""},
+        {"a=x=y", 0, "a", SPRO_VALUE_STR, 0, "x=y"},
+        {"a:=true", 0, "a", SPRO_VALUE_STR, 0, "true"},
+        {"a:=12", 0, "a", SPRO_VALUE_STR, 0, "12"},
+        {"a:=null", 0, "a", SPRO_VALUE_STR, 0, "null"},
+        {"A-b_9=1", 0, "A-b_9", SPRO_VALUE_INT, 1, NULL},
+        {"noequals", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"=x", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {":=x", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"a b=x", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"é=x", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"a:b=x", SPRO_ERANGE, NULL, 0, 0, NULL},
+        {"a123456789a123456789a123456789a123456789a123456789a123456789abcd=1", 0,
+         "a123456789a123456789a123456789a123456789a123456789a123456789abcd", SPRO_VALUE_INT, 1,
+         NULL},
+        {"a123456789a123456789a123456789a123456789a123456789a123456789abcde=1", SPRO_ERANGE, NULL,
+         0, 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct spro_client_assign a;
+        char why[256] = "";
+        int rc = spro_client_assign_parse(&a, cases[i].arg, why, sizeof why);
+        if (rc != cases[i].rc)
+            fprintf(stderr, "case %zu: %s\n", i, cases[i].arg);
+        CHECK_EQ(rc, cases[i].rc);
+        if (rc != 0) {
+            CHECK(why[0] != '\0');
+            continue;
+        }
+        CHECK_STR(a.name, cases[i].name);
+        CHECK_EQ(a.val.kind, cases[i].kind);
+        if (cases[i].kind == SPRO_VALUE_INT)
+            CHECK_EQ(a.val.i, cases[i].i);
+        if (cases[i].kind == SPRO_VALUE_BOOL)
+            CHECK_EQ(a.val.b, cases[i].i);
+        if (cases[i].kind == SPRO_VALUE_STR)
+            CHECK_BYTES(a.val.s.p, a.val.s.len, cases[i].s, strlen(cases[i].s));
+    }
+    /* Strings up to the wire's limit. */
+    char big[SPRO_SYNC_MAX_VALUE + 8];
+    memset(big, 'x', sizeof big);
+    big[0] = 'a';
+    big[1] = '=';
+    big[2 + SPRO_SYNC_MAX_VALUE] = '\0';
+    struct spro_client_assign a;
+    char why[256];
+    CHECK_EQ(spro_client_assign_parse(&a, big, why, sizeof why), 0);
+    CHECK_EQ(a.val.s.len, SPRO_SYNC_MAX_VALUE);
+    big[2 + SPRO_SYNC_MAX_VALUE] = 'x';
+    big[3 + SPRO_SYNC_MAX_VALUE] = '\0';
+    CHECK_EQ(spro_client_assign_parse(&a, big, why, sizeof why), SPRO_ETOOLONG);
+}
+
+/* What spro_client_value_print() writes for v. */
+static const char *printed(const struct spro_value *v)
+{
+    static char out[256];
+    FILE *f = fmemopen(out, sizeof out, "w");
+    spro_client_value_print(f, v);
+    fclose(f);
+    return out;
+}
+
+static void test_values_print(void)
+{
+    struct spro_value v = {.kind = SPRO_VALUE_NIL};
+    CHECK_STR(printed(&v), "null");
+    v = (struct spro_value){.kind = SPRO_VALUE_BOOL, .b = true};
+    CHECK_STR(printed(&v), "true");
+    v = (struct spro_value){.kind = SPRO_VALUE_INT, .i = INT64_MIN};
+    CHECK_STR(printed(&v), "-9223372036854775808");
+    static const struct {
+        const char *in, *out;
+    } strs[] = {
+        {"Léa", "\"Léa\""},
+        {"a\"b\\c", "\"a\\\"b\\\\c\""},
+        {"l1\nl2\tx", "\"l1\\nl2\\tx\""},
+        {"\x1b[31mred", "\"\\u001b[31mred\""}, /* no terminal escapes */
+        {"del\x7f", "\"del\\u007f\""},         /* DEL */
+        {"c1\xc2\x9b"
+         "31m",
+         "\"c1\\u009b31m\""},                 /* U+009B, a C1 control (CSI) */
+        {"nbsp\xc2\xa0", "\"nbsp\xc2\xa0\""}, /* U+00A0 is no control */
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        v = (struct spro_value){.kind = SPRO_VALUE_STR,
+                                .s = {(const uint8_t *)strs[i].in, strlen(strs[i].in)}};
+        CHECK_STR(printed(&v), strs[i].out);
+    }
+}
+
 static const struct check_test tests[] = {
     {"url_table", test_url_table},
     {"state_round_trip", test_state_round_trip},
@@ -650,6 +826,9 @@ static const struct check_test tests[] = {
     {"channel_wipe_and_tampering", test_channel_wipe_and_tampering},
     {"channel_sealed_framing", test_channel_sealed_framing},
     {"channel_rejects_answers", test_channel_rejects_answers},
+    {"channel_sync_answers", test_channel_sync_answers},
+    {"values_assign_table", test_values_assign_table},
+    {"values_print", test_values_print},
 };
 
 int main(int argc, char **argv)

@@ -1990,7 +1990,9 @@ static void test_type_names(void)
     CHECK_STR(spro_proto_type_name(SPRO_MSG_WIPE), "wipe");
     CHECK_STR(spro_proto_type_name(SPRO_MSG_PING), "ping");
     CHECK_STR(spro_proto_type_name(SPRO_MSG_PONG), "pong");
-    CHECK(spro_proto_type_name((enum spro_msg_type)(SPRO_MSG_PONG + 1)) == NULL);
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_PUSH), "push"); /* sync: test_proto_sync.c */
+    CHECK_STR(spro_proto_type_name(SPRO_MSG_PULL_REPLY), "pull_reply");
+    CHECK(spro_proto_type_name((enum spro_msg_type)(SPRO_MSG_PULL_REPLY + 1)) == NULL);
     CHECK(spro_proto_type_name((enum spro_msg_type)0) == NULL);
     CHECK(spro_proto_type_name((enum spro_msg_type)99) == NULL);
 }

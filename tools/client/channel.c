@@ -232,8 +232,9 @@ int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
     return 0;
 }
 
-int spro_client_channel_open(struct spro_client_channel *ch, const uint8_t *body, size_t len,
-                             struct spro_msg *m)
+/* Checks and decrypts the answer to the pending request into ch->plain;
+ * *plen its length. */
+static int open_plain(struct spro_client_channel *ch, const uint8_t *body, size_t len, size_t *plen)
 {
     if (ch->dead)
         return SPRO_EINTEGRITY;
@@ -244,8 +245,8 @@ int spro_client_channel_open(struct spro_client_channel *ch, const uint8_t *body
     uint64_t counter = get_be64(body);
     if (ch->answered && counter <= ch->last_answer)
         return poison(ch); /* an old answer replayed */
-    size_t plen = len - 8 - SPRO_NOISE_TAG_BYTES;
-    if (plen > sizeof ch->plain)
+    *plen = len - 8 - SPRO_NOISE_TAG_BYTES;
+    if (*plen > sizeof ch->plain)
         return poison(ch);
     if (spro_noise_cipher_decrypt_with_nonce(ch->rx, counter, ch->ad.data, ch->ad.len, body + 8,
                                              len - 8, ch->plain, sizeof ch->plain) != 0)
@@ -253,5 +254,28 @@ int spro_client_channel_open(struct spro_client_channel *ch, const uint8_t *body
     ch->pending = false;
     ch->answered = true;
     ch->last_answer = counter;
-    return spro_proto_decode(ch->plain, plen, m);
+    return 0;
+}
+
+int spro_client_channel_open(struct spro_client_channel *ch, const uint8_t *body, size_t len,
+                             struct spro_msg *m)
+{
+    size_t plen = 0;
+    int rc = open_plain(ch, body, len, &plen);
+    return rc != 0 ? rc : spro_proto_decode(ch->plain, plen, m);
+}
+
+int spro_client_channel_open_sync(struct spro_client_channel *ch, const uint8_t *body, size_t len,
+                                  struct spro_arena *arena, struct spro_msg *m)
+{
+    size_t plen = 0;
+    int rc = open_plain(ch, body, len, &plen);
+    if (rc != 0)
+        return rc;
+    if (arena->cap - arena->len < SPRO_PROTO_ARENA_BYTES(plen))
+        SPRO_BUG("spro_client_channel_open_sync: arena too small");
+    rc = spro_proto_decode_sync(ch->plain, plen, arena, m);
+    if (rc == SPRO_EBADMSGTYPE)
+        rc = spro_proto_decode(ch->plain, plen, m); /* an error answer is a flat message */
+    return rc;
 }

@@ -88,4 +88,14 @@ SPRO_MUST_CHECK int spro_client_channel_seal(struct spro_client_channel *ch, con
 SPRO_MUST_CHECK int spro_client_channel_open(struct spro_client_channel *ch, const uint8_t *body,
                                              size_t len, struct spro_msg *m);
 
+/* As spro_client_channel_open(), for the sync routes: a push, push_reply,
+ * pull or pull_reply is decoded with spro_proto_decode_sync(), its arrays
+ * from arena (which must have SPRO_PROTO_ARENA_BYTES(len) bytes free: an
+ * API misuse otherwise), any other message (an `error`) with
+ * spro_proto_decode().  The decoded message points into the channel and
+ * the arena.  Same returns as spro_client_channel_open(). */
+SPRO_MUST_CHECK int spro_client_channel_open_sync(struct spro_client_channel *ch,
+                                                  const uint8_t *body, size_t len,
+                                                  struct spro_arena *arena, struct spro_msg *m);
+
 #endif

@@ -6,15 +6,21 @@
  *   spro-client --home DIR enroll TICKET   enrol this device with a ticket from spro-admin
  *   spro-client --home DIR ping            open a session, ask the server who we are
  *
- * The home directory holds the device's key and state (state.h).  Every
- * request but GET /v1/server-key travels in the Noise channel (channel.h)
- * over HTTP/1.1 (http.h).  Sessions are not kept between runs.
+ *   spro-client --home DIR sync            push the outbox, pull what changed
+ *
+ * and the local commands of records.c (new, edit, show, list, conflicts,
+ * resolve), which work offline on the device's local store (sync/local.h).
+ * The home directory holds the device's key and state (state.h) and its
+ * local store.  Every request but GET /v1/server-key travels in the Noise
+ * channel (channel.h) over HTTP/1.1 (http.h).  Sessions are not kept
+ * between runs.
  *
  * Exit status: 0 success; 1 failure; 2 usage error (bad ticket string
  * included); 3 the device is revoked; 4 the server ordered the device wiped
  * and its local data was erased.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,28 +31,18 @@
 #include <unistd.h>
 
 #include "channel.h"
+#include "cli.h"
 #include "crypto/crypto.h"
 #include "http.h"
 #include "proto/proto.h"
 #include "state.h"
+#include "sync/local.h"
+#include "values.h"
 
-enum {
-    EXIT_OK = 0,
-    EXIT_FAIL = 1,
-    EXIT_USAGE = 2,
-    EXIT_REVOKED = 3,
-    EXIT_WIPED = 4,
-};
-
-#define CLIENT_SCHEMA 1 /* the data schema this device speaks (hello.schema) */
 #define CLIENT_APP "spro-client/" SPRO_VERSION
 #define DEFAULT_TIMEOUT_S 30
 #define MAX_TIMEOUT_S 3600
-
-struct options {
-    const char *home; /* NULL until --home */
-    struct spro_client_http_options http;
-};
+#define PULL_LIMIT 200 /* records asked for by one pull */
 
 struct command {
     const char *name;
@@ -160,13 +156,6 @@ static int network_error(const char *cmd, const char *url, const char *why)
 
 /* ---- Pieces of the commands ---- */
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Erases the local data on the server's authenticated order. */
 static int obey_wipe(const char *cmd, const struct spro_client_home *home)
 {
@@ -197,7 +186,7 @@ static int open_session(const char *cmd, const struct options *o,
 {
     char why[512];
     *chp = NULL;
-    uint64_t ts = wall_ms();
+    uint64_t ts = spro_client__wall_ms();
     if (ts <= st->last_ts)
         ts = st->last_ts + 1;
     if (ts > (uint64_t)INT64_MAX) {
@@ -291,15 +280,6 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
-static int need_home(const struct options *o, const char *cmd)
-{
-    if (o->home == NULL) {
-        fprintf(stderr, "spro-client %s: --home DIR is required (see spro-client --help)\n", cmd);
-        return EXIT_USAGE;
-    }
-    return 0;
-}
-
 /* Reads the ticket line of `enroll -` from stdin into buf. */
 static bool read_ticket_line(char *buf, size_t cap)
 {
@@ -375,7 +355,7 @@ static int cmd_enroll(const struct options *o, int argc, char **argv)
                "nothing of the attempt is left in DIR.\n");
         return EXIT_OK;
     }
-    int rc = need_home(o, "enroll");
+    int rc = spro_client__need_home(o, "enroll");
     if (rc != 0)
         return rc;
     if (argc != 1) {
@@ -514,7 +494,7 @@ static int cmd_ping(const struct options *o, int argc, char **argv)
                "it wiped (DIR's key and state are then erased).\n");
         return EXIT_OK;
     }
-    int rc = need_home(o, "ping");
+    int rc = spro_client__need_home(o, "ping");
     if (rc != 0)
         return rc;
     if (argc > 0) {
@@ -593,9 +573,309 @@ static int cmd_ping(const struct options *o, int argc, char **argv)
     return exit_code;
 }
 
+/* ---- sync ---- */
+
+struct sync_ctx {
+    const struct options *o;
+    struct spro_client_home *home;
+    struct spro_client_state *st;
+    uint8_t sk[SPRO_KEY_BYTES];
+    struct spro_client_channel *ch; /* the open session, or NULL */
+    struct spro_local *local;       /* NULL while a handshake runs */
+    struct spro_arena arena;        /* for the decoded answers */
+    bool json;
+    struct spro_buf rejects; /* --json: the items of "rejected_ops" */
+    size_t nrejects;
+};
+
+/* Opens a new session.  The local store is closed meanwhile: a wipe order
+ * (obeyed inside open_session) erases it. */
+static int sync_session(struct sync_ctx *c)
+{
+    spro_client_channel_destroy(c->ch);
+    c->ch = NULL;
+    spro_local_close(c->local);
+    c->local = NULL;
+    struct spro_msg_welcome w;
+    int rc = open_session("sync", c->o, c->home, c->st, c->sk, NULL, &c->ch, &w);
+    if (rc != EXIT_OK)
+        return rc;
+    return spro_client__open_local("sync", c->home, c->st, &c->local);
+}
+
+/*
+ * Sends req sealed to `path` and opens the answer into *m (pointing into
+ * the channel and c->arena, valid until the next exchange).  A session the
+ * server ended (restart, idle, expiry) gets one fresh handshake and the
+ * request is sent again: pushes and pulls may be repeated (the server
+ * answers a retried op as the first time).  Returns EXIT_OK with *m of
+ * type want, or the exit status with the error reported.
+ */
+static int exchange(struct sync_ctx *c, const char *path, const struct spro_msg *req,
+                    enum spro_msg_type want, struct spro_msg *m)
+{
+    char why[512];
+    for (int attempt = 0;; attempt++) {
+        struct spro_buf body = {0};
+        struct spro_client_http_response res = {0};
+        int rc = spro_client_channel_seal(c->ch, "POST", path, req, &body);
+        if (rc != 0) {
+            spro_buf_free(&body);
+            fprintf(stderr, "spro-client sync: cannot seal the request to %s: %s\n", path,
+                    spro_strerror(rc));
+            return EXIT_FAIL;
+        }
+        rc = spro_client_http_request(c->st->url, "POST", path, "application/octet-stream",
+                                      body.data, body.len, &c->o->http, &res, why, sizeof why);
+        spro_buf_free(&body);
+        if (rc != 0)
+            return network_error("sync", c->st->url, why);
+        if (res.status != 200) {
+            struct spro_msg e;
+            bool again =
+                attempt == 0 && spro_proto_decode(res.body.data, res.body.len, &e) == 0 &&
+                e.type == SPRO_MSG_ERROR &&
+                (code_is(&e.u.error, "session_invalid") || code_is(&e.u.error, "decrypt_failed"));
+            int exit_code = again ? EXIT_OK : report_http("sync", c->st->url, &res);
+            spro_client_http_response_free(&res);
+            if (exit_code != EXIT_OK)
+                return exit_code;
+            if ((exit_code = sync_session(c)) != EXIT_OK)
+                return exit_code;
+            continue;
+        }
+        c->arena.len = 0;
+        rc = spro_client_channel_open_sync(c->ch, res.body.data, res.body.len, &c->arena, m);
+        spro_client_http_response_free(&res);
+        if (rc == SPRO_EINTEGRITY) {
+            fprintf(stderr, "spro-client sync: the answer of %s failed authentication\n", path);
+            return EXIT_FAIL;
+        }
+        if (rc != 0) {
+            fprintf(stderr, "spro-client sync: the answer of %s cannot be decoded (%s)\n", path,
+                    spro_errcode(rc));
+            return EXIT_FAIL;
+        }
+        if (m->type == SPRO_MSG_ERROR)
+            return report_error("sync", 200, &m->u.error, true);
+        if (m->type != want) {
+            fprintf(stderr, "spro-client sync: %s answered a %s, not a %s\n", path,
+                    spro_proto_type_name(m->type), spro_proto_type_name(want));
+            return EXIT_FAIL;
+        }
+        return EXIT_OK;
+    }
+}
+
+/* An op the server rejected: printed now (text), or kept for the JSON. */
+static void on_reject(void *arg, const struct spro_wire_op *op, const struct spro_bytes *code)
+{
+    struct sync_ctx *c = arg;
+    if (!c->json) {
+        printf("rejected: op %" PRIu64 " (", op->seq);
+        print_text(stdout, op->rtype.p, op->rtype.len);
+        putchar(' ');
+        print_text(stdout, op->rid.p, op->rid.len);
+        printf("): ");
+        print_text(stdout, code->p, code->len);
+        printf(" (kept in the local quarantine)\n");
+        return;
+    }
+    /* The JSON items are made with the printer of values.h, through a
+     * memory stream. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        SPRO_BUG("out of memory");
+    fprintf(f, "%s{\"seq\": %" PRIu64 ", \"type\": ", c->nrejects ? ", " : "", op->seq);
+    spro_client_json_string(f, op->rtype.p, op->rtype.len);
+    fprintf(f, ", \"id\": ");
+    spro_client_json_string(f, op->rid.p, op->rid.len);
+    fprintf(f, ", \"code\": ");
+    spro_client_json_string(f, code->p, code->len);
+    fputc('}', f);
+    fclose(f);
+    spro_buf_append(&c->rejects, text, len);
+    free(text);
+    c->nrejects++;
+}
+
+static int count_conflict(void *arg, const struct spro_local_record *r,
+                          const struct spro_local_field *f)
+{
+    (void)r;
+    (void)f;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+/* Pushes the whole outbox, batch after batch. */
+static int sync_push(struct sync_ctx *c, struct spro_local_push_stats *stats)
+{
+    char why[512];
+    for (;;) {
+        struct spro_local_batch *b;
+        if (spro_local_push_next(c->local, &b, why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client sync: %s\n", why);
+            return EXIT_FAIL;
+        }
+        if (b == NULL)
+            return EXIT_OK;
+        const struct spro_msg *push = spro_local_batch_msg(b);
+        struct spro_msg m;
+        int rc = exchange(c, "/v1/sync/push", push, SPRO_MSG_PUSH_REPLY, &m);
+        size_t before = stats->acked + stats->conflicts + stats->rejected;
+        if (rc == EXIT_OK &&
+            spro_local_push_done(c->local, b, &m.u.push_reply, spro_client__wall_ms(), stats,
+                                 on_reject, c, why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client sync: the server answered, but %s\n", why);
+            rc = EXIT_FAIL;
+        }
+        if (rc == EXIT_OK && stats->acked + stats->conflicts + stats->rejected == before) {
+            fprintf(stderr,
+                    "spro-client sync: the server answered none of the %zu ops sent; they stay "
+                    "in the outbox\n",
+                    push->u.push.nops);
+            rc = EXIT_FAIL;
+        }
+        spro_local_batch_free(b);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+}
+
+/* Pulls until the server has nothing more. */
+static int sync_pull(struct sync_ctx *c, size_t *pulled)
+{
+    char why[512];
+    for (;;) {
+        uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
+        size_t clen;
+        if (spro_local_cursor(c->local, cursor, &clen, why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client sync: %s\n", why);
+            return EXIT_FAIL;
+        }
+        struct spro_msg req = {.type = SPRO_MSG_PULL};
+        req.u.pull = (struct spro_msg_pull){{cursor, clen}, PULL_LIMIT};
+        struct spro_msg m;
+        int rc = exchange(c, "/v1/sync/pull", &req, SPRO_MSG_PULL_REPLY, &m);
+        if (rc != EXIT_OK)
+            return rc;
+        const struct spro_msg_pull_reply *r = &m.u.pull_reply;
+        bool same = r->cursor.len == clen && (clen == 0 || memcmp(r->cursor.p, cursor, clen) == 0);
+        if (spro_local_pull_apply(c->local, r, spro_client__wall_ms(), why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client sync: %s\n", why);
+            return EXIT_FAIL;
+        }
+        *pulled += r->nrecords;
+        if (!r->more)
+            return EXIT_OK;
+        if (r->nrecords == 0 && same) {
+            fprintf(stderr, "spro-client sync: the server announced more records but sent none; "
+                            "stopping (run sync again later)\n");
+            return EXIT_FAIL;
+        }
+    }
+}
+
+static int cmd_sync(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("sync", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR sync [--json]\n"
+               "Open a session, push the edits waiting in the outbox (batches that fit one\n"
+               "sealed request), then pull every record that changed in this device's\n"
+               "scope since the last sync.  Prints `pushed: N acked, N conflicts, N\n"
+               "rejected` and `pulled: N records`; each rejected op is printed and kept in\n"
+               "the local quarantine.  Fields left in conflict are counted (see spro-client\n"
+               "conflicts).  A sync cut short (network, crash) loses nothing: run it again.\n"
+               "--json prints {\"pushed\": {\"acked\", \"conflicts\", \"rejected\"}, \"pulled\",\n"
+               "\"in_conflict\", \"rejected_ops\": [{\"seq\", \"type\", \"id\", \"code\"}]}.\n"
+               "Exits 3 if the device has been revoked, 4 if the server ordered it wiped.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "sync")) != 0)
+        return rc;
+    if (a.n > 0) {
+        fprintf(stderr,
+                "spro-client sync: unexpected argument '%s' (see spro-client sync "
+                "--help)\n",
+                argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    if ((rc = spro_client__open_device("sync", o, &home, &st)) != EXIT_OK)
+        return rc;
+    struct sync_ctx c = {.o = o, .home = &home, .st = &st, .json = a.json};
+    char why[512];
+    rc = spro_client_key_load(&home, c.sk, why, sizeof why);
+    if (rc == SPRO_ENOENT) {
+        fprintf(stderr,
+                "spro-client sync: %s/device.key is missing: this home is damaged "
+                "(re-enrol)\n",
+                home.path);
+        spro_client_home_close(&home);
+        return EXIT_FAIL;
+    } else if (rc != 0) {
+        fprintf(stderr, "spro-client sync: %s\n", why);
+        spro_client_home_close(&home);
+        return EXIT_FAIL;
+    }
+    c.arena.cap = SPRO_PROTO_ARENA_BYTES(SPRO_NOISE_MAX_MESSAGE);
+    if ((c.arena.base = malloc(c.arena.cap)) == NULL)
+        SPRO_BUG("out of memory");
+
+    struct spro_local_push_stats stats = {0};
+    size_t pulled = 0, in_conflict = 0;
+    int exit_code = sync_session(&c);
+    if (exit_code == EXIT_OK)
+        exit_code = sync_push(&c, &stats);
+    if (exit_code == EXIT_OK && !a.json)
+        printf("pushed: %zu acked, %zu conflicts, %zu rejected\n", stats.acked, stats.conflicts,
+               stats.rejected);
+    if (exit_code == EXIT_OK)
+        exit_code = sync_pull(&c, &pulled);
+    if (exit_code == EXIT_OK &&
+        spro_local_conflicts(c.local, count_conflict, &in_conflict, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client sync: %s\n", why);
+        exit_code = EXIT_FAIL;
+    }
+    if (exit_code == EXIT_OK && a.json) {
+        printf("{\"pushed\": {\"acked\": %zu, \"conflicts\": %zu, \"rejected\": %zu}, "
+               "\"pulled\": %zu, \"in_conflict\": %zu, \"rejected_ops\": [%.*s]}\n",
+               stats.acked, stats.conflicts, stats.rejected, pulled, in_conflict,
+               (int)c.rejects.len, c.rejects.data ? (const char *)c.rejects.data : "");
+    } else if (exit_code == EXIT_OK) {
+        printf("pulled: %zu records\n", pulled);
+        if (in_conflict > 0)
+            printf("in conflict: %zu fields (see spro-client conflicts)\n", in_conflict);
+    }
+    spro_client_channel_destroy(c.ch);
+    spro_local_close(c.local);
+    spro_memzero(c.arena.base, c.arena.cap);
+    free(c.arena.base);
+    spro_buf_free(&c.rejects);
+    spro_memzero(c.sk, sizeof c.sk);
+    spro_client_home_close(&home);
+    return exit_code;
+}
+
 static const struct command commands[] = {
     {"enroll", "TICKET", "enrol this device with a ticket (spro-admin device invite)", cmd_enroll},
     {"ping", "", "open a session and show the server's view of this device", cmd_ping},
+    {"sync", "", "push this device's edits, pull what changed", cmd_sync},
+    {"new", "TYPE FIELD=VALUE...", "create a record (offline)", spro_client__cmd_new},
+    {"edit", "ID FIELD=VALUE...", "set fields of a record (offline)", spro_client__cmd_edit},
+    {"show", "ID", "show a record, conflicts in full", spro_client__cmd_show},
+    {"list", "[TYPE]", "list the records on this device", spro_client__cmd_list},
+    {"conflicts", "", "list the fields in conflict", spro_client__cmd_conflicts},
+    {"resolve", "ID FIELD VALUE", "settle a conflict with one value (offline)",
+     spro_client__cmd_resolve},
 };
 
 static void usage(FILE *f)
@@ -603,8 +883,9 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: spro-client --home DIR [--timeout SECONDS] [--insecure] COMMAND [ARG]...\n"
             "The reference spro-sync device: enrol, then talk to spro-server over the\n"
-            "Noise channel.\n\n"
-            "  --home DIR          this device's directory: key and state (required)\n"
+            "Noise channel; keep records offline in a local store and sync them.\n\n"
+            "  --home DIR          this device's directory: key, state and local store\n"
+            "                      (required)\n"
             "  --timeout SECONDS   limit of each HTTP request, connecting included\n"
             "                      (default %d)\n"
             "  --insecure          https: do not verify the server's TLS certificate\n"
@@ -614,7 +895,7 @@ static void usage(FILE *f)
             "  --version           show the version\n\ncommands:\n",
             DEFAULT_TIMEOUT_S);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-7s %-7s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+        fprintf(f, "  %-9s %-19s %s\n", commands[i].name, commands[i].args, commands[i].summary);
     fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error, 3 device revoked,\n"
                "4 device wiped on the server's order (local data erased)\n");
 }

@@ -19,6 +19,8 @@
 
 #define KEY_FILE "device.key"
 #define STATE_FILE "state"
+#define LOCAL_KEY_FILE "local.key" /* the local store's (sync/local.h) */
+#define LOCAL_DB_FILE "local.db"
 #define TMP_SUFFIX ".tmp"
 #define STATE_MAX 4096 /* bytes of a state file; a full one is under 700 */
 
@@ -372,13 +374,26 @@ static int zero_key_file(const struct spro_client_home *home, const char *name, 
 
 int spro_client_home_erase(const struct spro_client_home *home, char *why, size_t whylen)
 {
-    int first = zero_key_file(home, KEY_FILE, why, whylen);
-    int rc =
-        zero_key_file(home, KEY_FILE TMP_SUFFIX, first == 0 ? why : NULL, first == 0 ? whylen : 0);
-    if (first == 0)
-        first = rc;
-    static const char *const ours[] = {KEY_FILE, KEY_FILE TMP_SUFFIX, STATE_FILE,
-                                       STATE_FILE TMP_SUFFIX};
+    /* The device key, then the local store's key: without it local.db's
+     * values and ops cannot be opened, whatever is left of its blocks. */
+    static const char *const keys[] = {KEY_FILE, KEY_FILE TMP_SUFFIX, LOCAL_KEY_FILE,
+                                       LOCAL_KEY_FILE TMP_SUFFIX};
+    int first = 0;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int rc = zero_key_file(home, keys[i], first == 0 ? why : NULL, first == 0 ? whylen : 0);
+        if (first == 0)
+            first = rc;
+    }
+    static const char *const ours[] = {KEY_FILE,
+                                       KEY_FILE TMP_SUFFIX,
+                                       STATE_FILE,
+                                       STATE_FILE TMP_SUFFIX,
+                                       LOCAL_KEY_FILE,
+                                       LOCAL_KEY_FILE TMP_SUFFIX,
+                                       LOCAL_DB_FILE,
+                                       LOCAL_DB_FILE "-wal",
+                                       LOCAL_DB_FILE "-shm",
+                                       LOCAL_DB_FILE "-journal"};
     for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
         if (unlinkat(home->dirfd, ours[i], 0) != 0 && errno != ENOENT && first == 0) {
             int err = errno;

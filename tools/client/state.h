@@ -3,16 +3,19 @@
  *
  *   HOME/            mode 0700, locked (flock) by the one spro-client using it
  *   HOME/device.key  the device's X25519 static secret key: 32 raw bytes, 0600
+ *   HOME/local.key, HOME/local.db   the local store (sync/local.h)
  *   HOME/state       text, one `key=value` per line, 0600:
  *                      url=<server base URL>
  *                      server_key=<64 hex digits: the pinned X25519 public key>
  *                      device=<id>, user=<id>, org=<id>   (once enrolled)
  *                      last_ts=<last handshake timestamp sent, ms since the epoch>
  *
- * Every file is replaced atomically: written to NAME.tmp, fsync'd, renamed
- * over NAME, then the directory fsync'd; a crash leaves the old or the new
- * version, never a mix.  Nothing else is stored: the enrolment ticket's
- * secret never reaches the disk, and sessions are not kept between runs.
+ * device.key and state are replaced atomically: written to NAME.tmp,
+ * fsync'd, renamed over NAME, then the directory fsync'd; a crash leaves
+ * the old or the new version, never a mix.  The local store keeps its own
+ * crash safety (SQLite transactions).  Nothing else is stored: the
+ * enrolment ticket's secret never reaches the disk, and sessions are not
+ * kept between runs.
  *
  * Usage: spro_client_home_open(), then load and save state and key through
  * the handle, spro_client_home_close().  Functions that fail put one human
@@ -85,9 +88,11 @@ SPRO_MUST_CHECK int spro_client_key_save(const struct spro_client_home *home,
                                          const uint8_t sk[SPRO_KEY_BYTES], char *why,
                                          size_t whylen);
 
-/* Erases everything of ours in HOME: device.key is overwritten with zeros
- * and synced before it is removed, then state and any leftover temporary
- * files are removed and the directory synced.  The directory itself stays
+/* Erases everything of ours in HOME: device.key and local.key are
+ * overwritten with zeros and synced before they are removed, then state,
+ * local.db (with its -wal, -shm and -journal files) and any leftover
+ * temporary files are removed and the directory synced.  Close the local
+ * store first.  The directory itself stays
  * (and stays locked).  Returns 0, or the first -errno met (it still tries
  * every file). */
 SPRO_MUST_CHECK int spro_client_home_erase(const struct spro_client_home *home, char *why,

@@ -1,0 +1,1339 @@
+/*
+ * engine.c: push and pull, the sync engine (sync.h; docs/SYNC.md, "Engine").
+ *
+ * spro_sync_push() applies a device's ops in one write transaction of
+ * data.db: for each op, the answer kept from an earlier delivery if there
+ * is one; otherwise the checks (record type, values, scope), the op's
+ * version (clamped by the server's clock), then each field merged by
+ * spro_merge_apply() inside a savepoint, so that a refused field undoes the
+ * whole op.  spro_sync_pull() reads, in one read transaction, the records
+ * changed after a cursor within the device's scope.
+ *
+ * Personal fields are sealed with the beneficiary's data key (keys.db,
+ * wrapped under the KEK of an epoch, docs/CRYPTO.md); the merge works on
+ * plaintext, so stored siblings are opened first, in memory that is wiped
+ * after use.  Nothing personal is written in clear: blind indexes are keyed
+ * hashes, the answers kept for retries copy sealed siblings as stored, and
+ * quarantined ops are sealed under the quarantine subkey of the master key.
+ *
+ * Every SQL statement is in store.c.  No global state: keys, clock and
+ * counters come from the data directory for each call.
+ */
+#include "merge.h"
+#include "store.h"
+#include "sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define UUID_CHARS 36
+#define KEK_EPOCH 1 /* the current key-encryption key epoch */
+#define KEY_CACHE 8 /* data keys kept during one call */
+#define QUARANTINE_CTX "quaranti"
+#define QUARANTINE_AD "spro-sync quarantine v1"
+/* Bytes of a value's msgpack: a str 16 header and SPRO_SYNC_MAX_VALUE bytes. */
+#define VALUE_MAX (SPRO_SYNC_MAX_VALUE + 3)
+#define SEALED_MAX SPRO_FIELD_SEALED_BYTES(VALUE_MAX)
+/* Stops a walk of the store early (not an error). */
+#define STOP 1
+
+/* ---- Keys: KEK, blind-index key, quarantine key, data keys ---- */
+
+enum { K_KEK, K_BLIND, K_QUARANTINE, K_DATA };
+
+/* Keys derived or unwrapped during one call, in memory wiped at the end. */
+struct keys {
+    struct spro_datadir *dd;
+    uint8_t *mem;       /* (K_DATA + KEY_CACHE) keys of SPRO_KEY_BYTES */
+    uint32_t kek_epoch; /* epoch of the KEK held, 0: none */
+    int have_blind, have_quarantine;
+    char ben[KEY_CACHE][UUID_CHARS + 1]; /* whose data key each slot holds */
+    size_t next;                         /* slot replaced next */
+};
+
+#define KEYS_BYTES ((K_DATA + KEY_CACHE) * SPRO_KEY_BYTES)
+
+static void keys_init(struct keys *k, struct spro_datadir *dd)
+{
+    memset(k, 0, sizeof *k);
+    k->dd = dd;
+    k->mem = spro_crypto_state_alloc(KEYS_BYTES);
+    memset(k->mem, 0, KEYS_BYTES);
+}
+
+static void keys_free(struct keys *k)
+{
+    spro_crypto_state_free(k->mem, KEYS_BYTES);
+    k->mem = NULL;
+}
+
+static uint8_t *key_slot(struct keys *k, size_t i)
+{
+    return k->mem + i * SPRO_KEY_BYTES;
+}
+
+static const uint8_t *kek(struct keys *k, uint32_t epoch)
+{
+    if (k->kek_epoch != epoch) {
+        if (spro_field_kek_derive(key_slot(k, K_KEK), spro_datadir__master(k->dd), epoch) != 0)
+            SPRO_BUG("engine: KEK epoch 0");
+        k->kek_epoch = epoch;
+    }
+    return key_slot(k, K_KEK);
+}
+
+static const uint8_t *blind_key(struct keys *k)
+{
+    if (!k->have_blind++)
+        spro_blind_key_derive(key_slot(k, K_BLIND), spro_datadir__master(k->dd));
+    return key_slot(k, K_BLIND);
+}
+
+static const uint8_t *quarantine_key(struct keys *k)
+{
+    if (!k->have_quarantine++)
+        spro_crypto_derive(key_slot(k, K_QUARANTINE), spro_datadir__master(k->dd), 1,
+                           QUARANTINE_CTX);
+    return key_slot(k, K_QUARANTINE);
+}
+
+/* Makes, wraps and stores a data key for ben unless one exists. */
+static int data_key_create(struct keys *k, const char *ben)
+{
+    uint8_t dk[SPRO_KEY_BYTES], wrapped[SPRO_WRAPPED_KEY_BYTES];
+    spro_field_key_new(dk);
+    int rc = spro_field_key_wrap(wrapped, dk, kek(k, KEK_EPOCH), KEK_EPOCH, ben);
+    spro_memzero(dk, sizeof dk);
+    return rc != 0 ? rc : spro_store__data_key_add(spro_datadir__keys(k->dd), ben, wrapped);
+}
+
+/* ben's data key in *dk (owned by k, valid until KEY_CACHE other keys were
+ * asked for).  With create, a beneficiary without one gets one (committed
+ * to keys.db at once: a data.db transaction that then fails leaves an
+ * unused key, never data without its key).  Without create a missing key
+ * is SPRO_EINTEGRITY: sealed data whose key is gone. */
+static int data_key(struct keys *k, const char *ben, int create, const uint8_t **dk)
+{
+    for (size_t i = 0; i < KEY_CACHE; i++)
+        if (strcmp(k->ben[i], ben) == 0) {
+            *dk = key_slot(k, K_DATA + i);
+            return 0;
+        }
+    struct spro_db *keys = spro_datadir__keys(k->dd);
+    uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
+    int rc = spro_store__data_key_get(keys, ben, wrapped);
+    if (rc == SPRO_ENOENT && create && (rc = data_key_create(k, ben)) == 0)
+        rc = spro_store__data_key_get(keys, ben, wrapped);
+    if (rc == SPRO_ENOENT)
+        return SPRO_EINTEGRITY;
+    if (rc != 0)
+        return rc;
+    size_t slot = k->next;
+    uint32_t epoch = spro_field_key_epoch(wrapped, sizeof wrapped);
+    k->ben[slot][0] = '\0';
+    if (epoch == 0 || spro_field_key_unwrap(key_slot(k, K_DATA + slot), wrapped, sizeof wrapped,
+                                            kek(k, epoch), epoch, ben) != 0)
+        return SPRO_EINTEGRITY;
+    memcpy(k->ben[slot], ben, UUID_CHARS + 1);
+    k->next = (slot + 1) % KEY_CACHE;
+    *dk = key_slot(k, K_DATA + slot);
+    return 0;
+}
+
+/* ---- Small helpers ---- */
+
+static int is_hex(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
+
+static int hexval(uint8_t c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* A lowercase UUID: 8-4-4-4-12 hex digits. */
+static int is_uuid(const struct spro_bytes *b)
+{
+    if (b->len != UUID_CHARS)
+        return 0;
+    for (size_t i = 0; i < UUID_CHARS; i++)
+        if (i == 8 || i == 13 || i == 18 || i == 23 ? b->p[i] != '-' : !is_hex(b->p[i]))
+            return 0;
+    return 1;
+}
+
+/* The 16 raw bytes of a UUID (is_uuid): the key id of its data key. */
+static void uuid_bytes(const char *uuid, uint8_t out[SPRO_FIELD_KEY_ID_BYTES])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < UUID_CHARS; i += uuid[i] == '-' ? 1 : 2)
+        if (uuid[i] != '-')
+            out[n++] = (uint8_t)(hexval((uint8_t)uuid[i]) << 4 | hexval((uint8_t)uuid[i + 1]));
+}
+
+/* Copies b into dst (cap bytes with the NUL); 0 if it does not fit or
+ * holds a NUL. */
+static int to_cstr(char *dst, size_t cap, const struct spro_bytes *b)
+{
+    if (b->len >= cap || (b->len > 0 && memchr(b->p, '\0', b->len) != NULL))
+        return 0;
+    if (b->len > 0)
+        memcpy(dst, b->p, b->len);
+    dst[b->len] = '\0';
+    return 1;
+}
+
+static void *arena_copy(struct spro_arena *a, const void *p, size_t n)
+{
+    uint8_t *q = spro_arena_alloc(a, n ? n : 1, 1);
+    if (q != NULL && n > 0)
+        memcpy(q, p, n);
+    return q;
+}
+
+/* The bytes of a NUL-terminated string, copied into the arena (p NULL if
+ * full). */
+static struct spro_bytes arena_str(struct spro_arena *a, const char *s)
+{
+    size_t n = strlen(s);
+    return (struct spro_bytes){arena_copy(a, s, n), n};
+}
+
+/* Decodes one value (nil, bool, int64, str) that is exactly raw[0..len),
+ * pointing into raw.  0 or SPRO_EINTEGRITY. */
+static int value_decode(const uint8_t *raw, size_t len, struct spro_value *v)
+{
+    struct spro_mp_reader r;
+    const char *s;
+    memset(v, 0, sizeof *v);
+    spro_mp_reader_init(&r, raw, len);
+    if (spro_mp_read_nil(&r) == 0)
+        v->kind = SPRO_VALUE_NIL;
+    else if (spro_mp_read_bool(&r, &v->b) == 0)
+        v->kind = SPRO_VALUE_BOOL;
+    else if (spro_mp_read_int(&r, INT64_MIN, INT64_MAX, &v->i) == 0)
+        v->kind = SPRO_VALUE_INT;
+    else if (spro_mp_read_str(&r, SPRO_SYNC_MAX_VALUE, &s, &v->s.len) == 0)
+        v->kind = SPRO_VALUE_STR, v->s.p = (const uint8_t *)s;
+    else
+        return SPRO_EINTEGRITY;
+    v->raw = (struct spro_bytes){raw, len};
+    return spro_mp_finish(&r) == 0 ? 0 : SPRO_EINTEGRITY;
+}
+
+/* Whether a received value's raw bytes say what its decoded fields say. */
+static int value_consistent(const struct spro_value *v)
+{
+    struct spro_value d;
+    if (v->raw.p == NULL || value_decode(v->raw.p, v->raw.len, &d) != 0 || d.kind != v->kind)
+        return 0;
+    switch (v->kind) {
+    case SPRO_VALUE_NIL:
+        return 1;
+    case SPRO_VALUE_BOOL:
+        return d.b == v->b;
+    case SPRO_VALUE_INT:
+        return d.i == v->i;
+    case SPRO_VALUE_STR:
+        return d.s.len == v->s.len && (d.s.len == 0 || memcmp(d.s.p, v->s.p, d.s.len) == 0);
+    }
+    return 0;
+}
+
+/* A sibling of the merge, copied into the arena for an answer. */
+static int wire_sibling(struct spro_arena *a, const struct spro_sibling *s,
+                        struct spro_wire_sibling *w)
+{
+    const uint8_t *raw = arena_copy(a, s->value, s->value_len);
+    w->ver.hlc = s->v.hlc;
+    w->ver.origin = arena_str(a, s->v.origin);
+    w->by = arena_str(a, s->author);
+    if (raw == NULL || w->ver.origin.p == NULL || w->by.p == NULL)
+        return SPRO_ENOMEM;
+    return value_decode(raw, s->value_len, &w->val);
+}
+
+/* ---- A field's siblings in memory ---- */
+
+/* The siblings of one field, opened: the merge's input.  Heap memory,
+ * wiped after each use (it holds plaintext). */
+struct field {
+    struct spro_sibling s[SPRO_MERGE_MAX_SIBLINGS];
+    char author[SPRO_MERGE_MAX_SIBLINGS][SPRO_ID_MAX + 1];
+    uint8_t val[SPRO_MERGE_MAX_SIBLINGS][VALUE_MAX];
+    size_t n;
+};
+
+static struct field *field_new(void)
+{
+    struct field *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        SPRO_BUG("out of memory");
+    return f;
+}
+
+/* Wipes the values that were loaded (not the whole buffer: it is large). */
+static void field_clear(struct field *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        spro_memzero(f->val[i], f->s[i].value_len);
+    memset(f->s, 0, sizeof f->s);
+    f->n = 0;
+}
+
+static void field_free(struct field *f)
+{
+    if (f == NULL)
+        return;
+    spro_memzero(f, sizeof *f);
+    free(f);
+}
+
+/* What opening a stored sibling needs: its record and the data key. */
+struct opener {
+    struct keys *keys;
+    const char *rtype, *rid, *ben;
+    int create; /* create the data key if missing (push) */
+};
+
+/* Opens (or copies) the value of a stored sibling into out (VALUE_MAX). */
+static int open_value(const struct opener *o, const struct spro_stored_sibling *s, uint8_t *out,
+                      size_t *len)
+{
+    if (!s->sealed) {
+        if (s->val_len > VALUE_MAX)
+            return SPRO_EINTEGRITY;
+        memcpy(out, s->val, s->val_len);
+        *len = s->val_len;
+        return 0;
+    }
+    const uint8_t *dk;
+    uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES];
+    int rc = data_key(o->keys, o->ben, o->create, &dk);
+    if (rc != 0)
+        return rc;
+    uuid_bytes(o->ben, key_id);
+    struct spro_field_context ctx = {o->rtype, o->rid, s->name, s->schema};
+    rc = spro_field_open(out, VALUE_MAX, len, s->val, s->val_len, &ctx, key_id, dk);
+    return rc == 0 ? 0 : SPRO_EINTEGRITY;
+}
+
+struct loader {
+    struct field *f;
+    const struct opener *o;
+};
+
+/* spro_store__siblings_each() callback: one more sibling into the field. */
+static int load_sibling(const struct spro_stored_sibling *s, void *arg)
+{
+    struct loader *l = arg;
+    struct field *f = l->f;
+    size_t k = f->n;
+    if (k == SPRO_MERGE_MAX_SIBLINGS || strlen(s->origin) > SPRO_ORIGIN_MAX ||
+        strlen(s->author) > SPRO_ID_MAX)
+        return SPRO_EINTEGRITY;
+    struct spro_sibling *x = &f->s[k];
+    int rc = open_value(l->o, s, f->val[k], &x->value_len);
+    if (rc != 0)
+        return rc;
+    x->v.hlc = s->hlc;
+    strcpy(x->v.origin, s->origin);
+    strcpy(f->author[k], s->author);
+    x->value = f->val[k];
+    x->author = f->author[k];
+    f->n++;
+    return 0;
+}
+
+/* Loads the current siblings of a field into f. */
+static int field_load(struct spro_db *db, const struct opener *o, const char *name, struct field *f)
+{
+    field_clear(f);
+    struct loader l = {f, o};
+    return spro_store__siblings_each(db, o->rtype, o->rid, name, load_sibling, &l);
+}
+
+/* ---- Push ---- */
+
+struct push {
+    struct spro_db *db;
+    const struct spro_device *dev;
+    const struct spro_msg_push *msg;
+    uint64_t now_ms, drift_ms;
+    struct spro_arena *arena;
+    struct spro_wire_result *results;
+    struct keys keys;
+    struct field *field;
+    struct spro_hlc clock;
+    int64_t seq;              /* the last change number given */
+    int clamps;               /* whether the device has clamped versions */
+    struct spro_bytes origin; /* dev->id, in the arena */
+};
+
+/* One op being applied. */
+struct op {
+    struct push *p;
+    const struct spro_wire_op *w;
+    struct spro_wire_result *res;
+    const struct spro_record_def *type;
+    const struct spro_field_def *defs[SPRO_SYNC_MAX_FIELDS];
+    char names[SPRO_SYNC_MAX_FIELDS][SPRO_ID_MAX + 1];
+    char rid[UUID_CHARS + 1], ben[UUID_CHARS + 1];
+    struct spro_stored_record rec; /* the record; created when is_new */
+    int is_new, new_ben;
+    struct spro_version ver; /* the version of the op's edits */
+    int clamped;
+    const char *reject;                     /* set: the op is refused with this code */
+    size_t conflicts[SPRO_SYNC_MAX_FIELDS]; /* edits whose field ends in conflict */
+    size_t nconflicts;
+    struct spro_wire_field *fields; /* their answer, in the arena */
+    int changed, scope_added, dedup;
+};
+
+static struct opener op_opener(struct op *o)
+{
+    return (struct opener){&o->p->keys, o->type->name, o->rid, o->ben, 1};
+}
+
+/* Whether name is one of the record type's duplicate-detection fields. */
+static int is_dedup_field(const struct spro_record_def *t, const char *name)
+{
+    for (int i = 0; i < 3; i++)
+        if (t->dedup[i] != NULL && strcmp(t->dedup[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* A scope field's value must be nil or an existing organisation. */
+static int check_scope_value(struct op *o, const struct spro_value *v, int *ok)
+{
+    char org[SPRO_ID_MAX + 1];
+    *ok = v->kind == SPRO_VALUE_NIL;
+    if (v->kind != SPRO_VALUE_STR || !to_cstr(org, sizeof org, &v->s))
+        return 0;
+    return spro_store__org_exists(o->p->db, org, ok);
+}
+
+/* The op's type, ids, field names and values; sets o->reject. */
+static int check_shape(struct op *o)
+{
+    const struct spro_wire_op *w = o->w;
+    if (is_uuid(&w->ben))
+        to_cstr(o->ben, sizeof o->ben, &w->ben);
+    o->type = spro_sync_record_type(w->rtype.p, w->rtype.len);
+    if (o->type == NULL) {
+        o->reject = SPRO_REJECT_UNKNOWN_TYPE;
+        return 0;
+    }
+    o->reject = SPRO_REJECT_BAD_VALUE;
+    if (!is_uuid(&w->rid) || !is_uuid(&w->ben) || w->nset == 0 || w->nset > SPRO_SYNC_MAX_FIELDS)
+        return 0;
+    to_cstr(o->rid, sizeof o->rid, &w->rid);
+    if (strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0 && strcmp(o->rid, o->ben) != 0)
+        return 0;
+    for (size_t j = 0; j < w->nset; j++) {
+        const struct spro_wire_edit *e = &w->set[j];
+        const struct spro_field_def *d = spro_sync_record_field(o->type, e->name.p, e->name.len);
+        if (d == NULL || !value_consistent(&e->val) || spro_sync_value_check(d, &e->val) != 0 ||
+            e->nbase > SPRO_SYNC_MAX_SIBLINGS)
+            return 0;
+        for (size_t b = 0; b < e->nbase; b++)
+            if (e->base[b].origin.len == 0 || e->base[b].origin.len > SPRO_ORIGIN_MAX ||
+                memchr(e->base[b].origin.p, '\0', e->base[b].origin.len) != NULL)
+                return 0;
+        to_cstr(o->names[j], sizeof o->names[j], &e->name);
+        for (size_t i = 0; i < j; i++)
+            if (strcmp(o->names[i], o->names[j]) == 0)
+                return 0;
+        int ok = 1, rc;
+        if ((d->flags & SPRO_FFLAG_SCOPE) && (rc = check_scope_value(o, &e->val, &ok)) != 0)
+            return rc;
+        if (!ok)
+            return 0;
+        o->defs[j] = d;
+    }
+    o->reject = NULL;
+    return 0;
+}
+
+/* Whether the device may write this op's record: an existing record of
+ * the same beneficiary in scope of its organisation (local fields only by
+ * the organisation that created it), or a new record of a beneficiary in
+ * scope, or a new beneficiary.  Anything else is not_found, whether or not
+ * it exists.  Sets o->reject. */
+static int check_scope(struct op *o)
+{
+    struct push *p = o->p;
+    int rc = spro_store__record_get(p->db, o->type->name, o->rid, &o->rec), yes = 0;
+    o->reject = SPRO_REJECT_NOT_FOUND;
+    if (rc == SPRO_ENOENT) {
+        o->is_new = 1;
+        o->new_ben = strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0;
+        if (o->new_ben) {
+            o->reject = NULL;
+            return 0;
+        }
+    } else if (rc != 0) {
+        return rc;
+    } else if (strcmp(o->rec.ben, o->ben) != 0) {
+        return 0;
+    }
+    if ((rc = spro_store__scope_has(p->db, o->ben, p->dev->org, &yes)) != 0 || !yes)
+        return rc;
+    for (size_t j = 0; !o->is_new && j < o->w->nset; j++)
+        if ((o->defs[j]->flags & SPRO_FFLAG_LOCAL) &&
+            strcmp(o->rec.created_by_org, p->dev->org) != 0)
+            return 0;
+    o->reject = NULL;
+    return 0;
+}
+
+/* The op's base of edit e as merge versions; a version of this device
+ * that the server clamped is named by the device with its own hlc. */
+static int base_versions(struct op *o, const struct spro_wire_edit *e,
+                         struct spro_version base[SPRO_MERGE_MAX_SIBLINGS])
+{
+    struct push *p = o->p;
+    for (size_t b = 0; b < e->nbase; b++) {
+        base[b].hlc = e->base[b].hlc;
+        to_cstr(base[b].origin, sizeof base[b].origin, &e->base[b].origin);
+        if (!p->clamps || strcmp(base[b].origin, p->dev->id) != 0)
+            continue;
+        int rc = spro_store__clamp_get(p->db, p->dev->id, base[b].hlc, &base[b].hlc);
+        if (rc != 0 && rc != SPRO_ENOENT)
+            return rc;
+    }
+    return 0;
+}
+
+/* Stores the edit's sibling, sealed when the field is personal. */
+static int insert_edit(struct op *o, size_t j, const struct spro_sibling *edit)
+{
+    struct push *p = o->p;
+    struct spro_stored_sibling s = {
+        .name = o->names[j],
+        .hlc = edit->v.hlc,
+        .origin = edit->v.origin,
+        .author = edit->author,
+        .schema = o->w->schema,
+        .sealed = (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) != 0,
+        .val = edit->value,
+        .val_len = edit->value_len,
+    };
+    if (!s.sealed)
+        return spro_store__sibling_insert(p->db, o->type->name, o->rid, &s);
+    uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
+    const uint8_t *dk;
+    int rc = data_key(&p->keys, o->ben, 1, &dk);
+    if (rc != 0)
+        return rc;
+    uuid_bytes(o->ben, key_id);
+    struct spro_field_context ctx = {o->type->name, o->rid, s.name, s.schema};
+    if ((rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, edit->value, edit->value_len, &ctx,
+                              key_id, dk)) != 0)
+        return rc;
+    s.val = sealed;
+    return spro_store__sibling_insert(p->db, o->type->name, o->rid, &s);
+}
+
+static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (spro_merge_version_cmp(v, &s[i].v) == 0)
+            return 1;
+    return 0;
+}
+
+/* Writes the merge's result: removes the siblings it superseded, adds the
+ * edit. */
+static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
+                       const struct spro_sibling *out, size_t nout)
+{
+    struct field *f = o->p->field;
+    for (size_t i = 0; i < f->n; i++) {
+        if (in_set(&f->s[i].v, out, nout))
+            continue;
+        int rc = spro_store__sibling_delete(o->p->db, o->type->name, o->rid, o->names[j],
+                                            f->s[i].v.hlc, f->s[i].v.origin);
+        if (rc != 0)
+            return rc;
+    }
+    return insert_edit(o, j, edit);
+}
+
+/* The answer's entry for a field in conflict, from the merge's result. */
+static int conflict_field(struct op *o, size_t j, const struct spro_sibling *out, size_t nout)
+{
+    struct spro_arena *a = o->p->arena;
+    struct spro_wire_field *wf = &o->fields[o->nconflicts];
+    struct spro_wire_sibling *ws = spro_arena_alloc(a, nout * sizeof *ws, 16);
+    wf->name = arena_str(a, o->names[j]);
+    if (ws == NULL || wf->name.p == NULL)
+        return SPRO_ENOMEM;
+    for (size_t i = 0; i < nout; i++) {
+        int rc = wire_sibling(a, &out[i], &ws[i]);
+        if (rc != 0)
+            return rc;
+    }
+    wf->siblings = ws;
+    wf->nsiblings = nout;
+    o->conflicts[o->nconflicts++] = j;
+    return 0;
+}
+
+/* The blind index of a value: "ine" over the normalised INE, any other
+ * index over the normalised name.  0 if the value has none (not a string,
+ * or not normalisable). */
+static int index_value(struct keys *k, const char *index, const struct spro_value *v,
+                       uint8_t out[SPRO_BLIND_INDEX_BYTES])
+{
+    char in[SPRO_SYNC_MAX_VALUE + 1], norm[SPRO_SYNC_MAX_VALUE + 1];
+    int n = -1;
+    if (v->kind == SPRO_VALUE_STR && to_cstr(in, sizeof in, &v->s))
+        n = strcmp(index, "ine") == 0 ? spro_normalize_ine(in, norm, sizeof norm)
+                                      : spro_normalize_name(in, norm, sizeof norm);
+    if (n > 0)
+        spro_blind_index(out, blind_key(k), index, norm, (size_t)n);
+    spro_memzero(in, sizeof in);
+    spro_memzero(norm, sizeof norm);
+    return n > 0;
+}
+
+/* Keeps the blind index of a searchable field over its provisional value. */
+static int index_field(struct op *o, size_t j, const struct spro_sibling *shown)
+{
+    struct spro_value v;
+    uint8_t idx[SPRO_BLIND_INDEX_BYTES];
+    const char *index = o->defs[j]->index;
+    int rc = value_decode(shown->value, shown->value_len, &v);
+    if (rc != 0)
+        return rc;
+    int has = index_value(&o->p->keys, index, &v, idx);
+    return spro_store__blind_put(o->p->db, o->type->name, o->rid, o->ben, index, has ? idx : NULL);
+}
+
+/* Grants scope to the organisation a scope field names. */
+static int grant_scope(struct op *o, const struct spro_value *v)
+{
+    char org[SPRO_ID_MAX + 1];
+    int added = 0;
+    if (v->kind != SPRO_VALUE_STR || !to_cstr(org, sizeof org, &v->s))
+        return 0;
+    int rc = spro_store__scope_add(o->p->db, o->ben, org, &added);
+    o->scope_added |= added;
+    return rc;
+}
+
+/* Merges edit j of the op into its field and stores the result. */
+static int apply_field(struct op *o, size_t j)
+{
+    struct push *p = o->p;
+    const struct spro_wire_edit *e = &o->w->set[j];
+    struct spro_version base[SPRO_MERGE_MAX_SIBLINGS];
+    struct spro_sibling out[SPRO_MERGE_MAX_SIBLINGS];
+    struct opener op = op_opener(o);
+    size_t nout;
+    enum spro_merge_outcome outcome;
+    int rc;
+    if ((rc = base_versions(o, e, base)) != 0 ||
+        (rc = field_load(p->db, &op, o->names[j], p->field)) != 0)
+        return rc;
+    struct spro_sibling edit = {o->ver, e->val.raw.p, e->val.raw.len, p->dev->user};
+    rc = spro_merge_apply(p->field->s, p->field->n, &edit, base, e->nbase, out, &nout, &outcome);
+    if (rc == SPRO_ETOOLONG || rc == SPRO_EEXISTS) {
+        o->reject =
+            rc == SPRO_ETOOLONG ? SPRO_REJECT_TOO_MANY_SIBLINGS : SPRO_REJECT_VERSION_REUSED;
+        return SPRO_ERANGE; /* undoes the op's savepoint */
+    }
+    if (rc != 0)
+        return rc;
+    if (outcome != SPRO_MERGE_DUPLICATE) {
+        o->changed = 1;
+        o->dedup |= is_dedup_field(o->type, o->names[j]);
+        if ((rc = store_merge(o, j, &edit, out, nout)) != 0 ||
+            ((o->defs[j]->flags & SPRO_FFLAG_SCOPE) && (rc = grant_scope(o, &e->val)) != 0))
+            return rc;
+    }
+    if (nout >= 2 && (rc = conflict_field(o, j, out, nout)) != 0)
+        return rc;
+    if (o->defs[j]->flags & SPRO_FFLAG_SEARCHABLE)
+        return index_field(o, j, &out[nout - 1]);
+    return 0;
+}
+
+/* The provisional value of field name of the op's record, as a C string
+ * in out (SPRO_SYNC_MAX_VALUE + 1 bytes); "" if it is not a string. */
+static int provisional_str(struct op *o, const char *name, char *out)
+{
+    struct opener op = op_opener(o);
+    struct field *f = o->p->field;
+    struct spro_value v;
+    int rc = field_load(o->p->db, &op, name, f);
+    out[0] = '\0';
+    if (rc != 0 || f->n == 0)
+        return rc;
+    const struct spro_sibling *s = &f->s[spro_merge_provisional(f->s, f->n)];
+    if ((rc = value_decode(s->value, s->value_len, &v)) == 0 && v.kind == SPRO_VALUE_STR &&
+        !to_cstr(out, SPRO_SYNC_MAX_VALUE + 1, &v.s))
+        out[0] = '\0';
+    return rc;
+}
+
+/* Keeps the duplicate-detection index of the record over the provisional
+ * values of its dedup fields, when all three make a key. */
+static int index_dedup(struct op *o)
+{
+    char(*v)[SPRO_SYNC_MAX_VALUE + 1] = malloc(3 * sizeof *v);
+    char key[SPRO_DEDUP_KEY_MAX + 1];
+    uint8_t idx[SPRO_BLIND_INDEX_BYTES];
+    int rc = 0, n = -1;
+    if (v == NULL)
+        SPRO_BUG("out of memory");
+    for (int i = 0; i < 3 && rc == 0; i++)
+        rc = provisional_str(o, o->type->dedup[i], v[i]);
+    if (rc == 0)
+        n = spro_dedup_key(v[0], v[1], v[2], key, sizeof key);
+    if (n > 0)
+        spro_blind_index(idx, blind_key(&o->p->keys), "dedup", key, (size_t)n);
+    if (rc == 0)
+        rc = spro_store__blind_put(o->p->db, o->type->name, o->rid, o->ben, "dedup",
+                                   n > 0 ? idx : NULL);
+    spro_memzero(v, 3 * sizeof *v);
+    spro_memzero(key, sizeof key);
+    free(v);
+    return rc;
+}
+
+/* Creates the op's record (and, for a new beneficiary, its scope). */
+static int create_record(struct op *o)
+{
+    struct push *p = o->p;
+    int added, rc;
+    memset(&o->rec, 0, sizeof o->rec);
+    strcpy(o->rec.rtype, o->type->name);
+    strcpy(o->rec.rid, o->rid);
+    strcpy(o->rec.ben, o->ben);
+    strcpy(o->rec.created_by_org, p->dev->org);
+    o->rec.changed_seq = ++p->seq;
+    if ((rc = spro_store__record_insert(p->db, &o->rec, (int64_t)p->now_ms)) != 0)
+        return rc == SPRO_EEXISTS ? SPRO_EINTEGRITY : rc;
+    return o->new_ben ? spro_store__scope_add(p->db, o->ben, p->dev->org, &added) : 0;
+}
+
+/* The op's writes, inside its savepoint (spro_store__savepoint callback). */
+static int apply_op(struct spro_db *db, void *arg)
+{
+    struct op *o = arg;
+    struct push *p = o->p;
+    size_t nfields;
+    int rc = o->is_new ? create_record(o) : 0;
+    if (rc == 0 && o->clamped) {
+        rc = spro_store__clamp_put(db, p->dev->id, o->w->hlc, o->ver.hlc);
+        p->clamps = 1;
+    }
+    for (size_t j = 0; rc == 0 && j < o->w->nset; j++)
+        rc = apply_field(o, j);
+    if (rc == 0 && (rc = spro_store__field_count(db, o->type->name, o->rid, &nfields)) == 0 &&
+        nfields > SPRO_SYNC_MAX_FIELDS) {
+        o->reject = SPRO_REJECT_TOO_MANY_FIELDS;
+        rc = SPRO_ERANGE;
+    }
+    if (rc == 0 && o->dedup && o->type->dedup[0] != NULL)
+        rc = index_dedup(o);
+    if (rc == 0 && o->changed && !o->is_new)
+        rc = spro_store__record_touch(db, o->type->name, o->rid, ++p->seq);
+    /* A new organisation in scope must receive the beneficiary's records
+     * whatever its devices' cursors: they all change. */
+    if (rc == 0 && o->scope_added)
+        rc = spro_store__ben_touch(db, o->ben, &p->seq);
+    return rc;
+}
+
+/* ---- Push: quarantine ---- */
+
+static void mp_byte(struct spro_buf *b, uint8_t c)
+{
+    spro_buf_append(b, &c, 1);
+}
+
+static void mp_be(struct spro_buf *b, uint8_t tag, uint64_t v, int bytes)
+{
+    mp_byte(b, tag);
+    for (int i = bytes - 1; i >= 0; i--)
+        mp_byte(b, (uint8_t)(v >> (8 * i)));
+}
+
+static void mp_uint(struct spro_buf *b, uint64_t v)
+{
+    if (v < 0x80)
+        mp_byte(b, (uint8_t)v);
+    else if (v <= UINT8_MAX)
+        mp_be(b, 0xcc, v, 1);
+    else if (v <= UINT16_MAX)
+        mp_be(b, 0xcd, v, 2);
+    else if (v <= UINT32_MAX)
+        mp_be(b, 0xce, v, 4);
+    else
+        mp_be(b, 0xcf, v, 8);
+}
+
+/* A map (0x80) or array (0x90) header of n <= 65535 entries. */
+static void mp_head(struct spro_buf *b, uint8_t fix, size_t n)
+{
+    if (n < 16)
+        mp_byte(b, (uint8_t)(fix | n));
+    else
+        mp_be(b, fix == 0x80 ? 0xde : 0xdc, n, 2);
+}
+
+static void mp_str(struct spro_buf *b, const void *p, size_t n)
+{
+    if (n < 32)
+        mp_byte(b, (uint8_t)(0xa0 | n));
+    else if (n <= UINT8_MAX)
+        mp_be(b, 0xd9, n, 1);
+    else if (n <= UINT16_MAX)
+        mp_be(b, 0xda, n, 2);
+    else
+        mp_be(b, 0xdb, n, 4);
+    spro_buf_append(b, p, n);
+}
+
+static void mp_key(struct spro_buf *b, const char *k)
+{
+    mp_str(b, k, strlen(k));
+}
+
+/* The op as canonical msgpack, without seq (the quarantine row's key):
+ * {rtype, rid, ben, schema, hlc, set: {name: {val, base: [[hlc, origin]]}}}. */
+static void encode_op(const struct spro_wire_op *w, struct spro_buf *b)
+{
+    mp_head(b, 0x80, 6);
+    mp_key(b, "rtype"), mp_str(b, w->rtype.p, w->rtype.len);
+    mp_key(b, "rid"), mp_str(b, w->rid.p, w->rid.len);
+    mp_key(b, "ben"), mp_str(b, w->ben.p, w->ben.len);
+    mp_key(b, "schema"), mp_uint(b, w->schema);
+    mp_key(b, "hlc"), mp_uint(b, w->hlc);
+    mp_key(b, "set"), mp_head(b, 0x80, w->nset);
+    for (size_t j = 0; j < w->nset; j++) {
+        const struct spro_wire_edit *e = &w->set[j];
+        mp_str(b, e->name.p, e->name.len);
+        mp_head(b, 0x80, 2);
+        mp_key(b, "val");
+        if (e->val.raw.p != NULL && e->val.raw.len > 0)
+            spro_buf_append(b, e->val.raw.p, e->val.raw.len);
+        else
+            mp_byte(b, 0xc0);
+        mp_key(b, "base"), mp_head(b, 0x90, e->nbase);
+        for (size_t i = 0; i < e->nbase; i++) {
+            mp_head(b, 0x90, 2);
+            mp_uint(b, e->base[i].hlc);
+            mp_str(b, e->base[i].origin.p, e->base[i].origin.len);
+        }
+    }
+}
+
+/* Quarantines the op: its encoding sealed under the quarantine subkey,
+ * bound to (device, seq). */
+static int quarantine(struct op *o)
+{
+    struct push *p = o->p;
+    struct spro_buf pt = {0};
+    uint8_t ad[sizeof QUARANTINE_AD + SPRO_ID_MAX + 1 + 8];
+    size_t idlen = strlen(p->dev->id), adlen = sizeof QUARANTINE_AD + idlen + 1 + 8;
+    memcpy(ad, QUARANTINE_AD, sizeof QUARANTINE_AD);
+    memcpy(ad + sizeof QUARANTINE_AD, p->dev->id, idlen + 1);
+    for (int i = 0; i < 8; i++)
+        ad[adlen - 8 + i] = (uint8_t)(o->w->seq >> (56 - 8 * i));
+    encode_op(o->w, &pt);
+    uint8_t *sealed = malloc(pt.len + SPRO_SEAL_OVERHEAD);
+    if (sealed == NULL)
+        SPRO_BUG("out of memory");
+    spro_crypto_seal(sealed, pt.data, pt.len, ad, adlen, quarantine_key(&p->keys));
+    int rc = spro_store__quarantine_put(p->db, p->dev->id, o->w->seq, o->ben, o->reject,
+                                        (int64_t)p->now_ms, sealed, pt.len + SPRO_SEAL_OVERHEAD);
+    spro_memzero(pt.data, pt.cap);
+    spro_buf_free(&pt);
+    free(sealed);
+    return rc;
+}
+
+/* ---- Push: answers ---- */
+
+/* Refuses the op: quarantine and answer, kept for retries. */
+static int reject(struct op *o)
+{
+    struct spro_stored_op st = {.status = SPRO_RESULT_REJECT};
+    o->res->status = SPRO_RESULT_REJECT;
+    o->res->code = (struct spro_bytes){(const uint8_t *)o->reject, strlen(o->reject)};
+    snprintf(st.code, sizeof st.code, "%s", o->reject);
+    int rc = quarantine(o);
+    return rc != 0
+               ? rc
+               : spro_store__op_put(o->p->db, o->p->dev->id, o->w->seq, &st, (int64_t)o->p->now_ms);
+}
+
+/* Answers an applied op (ack or conflict) and keeps the answer: for a
+ * conflict, the fields' siblings are copied as stored (sealed or not). */
+static int answer(struct op *o)
+{
+    struct push *p = o->p;
+    struct spro_stored_op st = {.status = o->nconflicts ? SPRO_RESULT_CONFLICT : SPRO_RESULT_ACK,
+                                .hlc = o->ver.hlc};
+    snprintf(st.origin, sizeof st.origin, "%s", o->ver.origin);
+    if (o->nconflicts) {
+        strcpy(st.rtype, o->type->name);
+        strcpy(st.rid, o->rid);
+        strcpy(st.ben, o->ben);
+    }
+    o->res->status = st.status;
+    o->res->ver = (struct spro_wire_version){o->ver.hlc, p->origin};
+    o->res->fields = o->fields;
+    o->res->nfields = o->nconflicts;
+    int rc = spro_store__op_put(p->db, p->dev->id, o->w->seq, &st, (int64_t)p->now_ms);
+    for (size_t i = 0; rc == 0 && i < o->nconflicts; i++)
+        rc = spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->type->name, o->rid,
+                                          o->names[o->conflicts[i]]);
+    return rc;
+}
+
+/* Rebuilding a kept conflict answer: siblings counted, then filled. */
+struct replay {
+    struct push *p;
+    const struct spro_stored_op *st;
+    struct keys *keys;
+    size_t count[SPRO_SYNC_MAX_FIELDS];
+    struct spro_wire_field *fields;
+    struct spro_wire_sibling *sibs[SPRO_SYNC_MAX_FIELDS]; /* fields[i].siblings */
+    size_t nfields;
+    int fill;
+};
+
+static int replay_sibling(const struct spro_stored_sibling *s, void *arg)
+{
+    struct replay *r = arg;
+    if (!r->fill) {
+        if (++r->count[s->fidx] > SPRO_MERGE_MAX_SIBLINGS)
+            return SPRO_EINTEGRITY;
+        r->nfields = s->fidx + 1 > r->nfields ? s->fidx + 1 : r->nfields;
+        return 0;
+    }
+    if (s->fidx >= r->nfields || r->fields[s->fidx].nsiblings == r->count[s->fidx])
+        return SPRO_EINTEGRITY;
+    struct spro_wire_field *f = &r->fields[s->fidx];
+    struct opener op = {r->keys, r->st->rtype, r->st->rid, r->st->ben, 0};
+    struct spro_sibling x = {.v.hlc = s->hlc, .author = s->author};
+    uint8_t val[VALUE_MAX];
+    if (strlen(s->origin) > SPRO_ORIGIN_MAX)
+        return SPRO_EINTEGRITY;
+    strcpy(x.v.origin, s->origin);
+    int rc = open_value(&op, s, val, &x.value_len);
+    x.value = val;
+    if (rc == 0 && f->name.p == NULL && (f->name = arena_str(r->p->arena, s->name)).p == NULL)
+        rc = SPRO_ENOMEM;
+    if (rc == 0)
+        rc = wire_sibling(r->p->arena, &x, &r->sibs[s->fidx][f->nsiblings++]);
+    spro_memzero(val, sizeof val);
+    return rc;
+}
+
+/* The conflict fields of a kept answer, into the arena. */
+static int replay_fields(struct push *p, uint64_t seq, const struct spro_stored_op *st,
+                         struct spro_wire_result *res)
+{
+    struct replay r = {.p = p, .st = st, .keys = &p->keys};
+    int rc = spro_store__op_siblings_each(p->db, p->dev->id, seq, replay_sibling, &r);
+    if (rc != 0 || r.nfields == 0)
+        return rc != 0 ? rc : SPRO_EINTEGRITY;
+    r.fields = spro_arena_alloc(p->arena, r.nfields * sizeof *r.fields + 1, 16);
+    if (r.fields == NULL)
+        return SPRO_ENOMEM;
+    for (size_t i = 0; i < r.nfields; i++) {
+        r.fields[i] = (struct spro_wire_field){0};
+        if (r.count[i] == 0)
+            return SPRO_EINTEGRITY;
+        r.sibs[i] = spro_arena_alloc(p->arena, r.count[i] * sizeof *r.sibs[i], 16);
+        if (r.sibs[i] == NULL)
+            return SPRO_ENOMEM;
+        r.fields[i].siblings = r.sibs[i];
+    }
+    r.fill = 1;
+    if ((rc = spro_store__op_siblings_each(p->db, p->dev->id, seq, replay_sibling, &r)) != 0)
+        return rc;
+    res->fields = r.fields;
+    res->nfields = r.nfields;
+    return 0;
+}
+
+/* The kept answer to an op already answered: 0 and *res filled, or
+ * SPRO_ENOENT if the op is new. */
+static int replay(struct push *p, const struct spro_wire_op *w, struct spro_wire_result *res)
+{
+    struct spro_stored_op st;
+    int rc = spro_store__op_get(p->db, p->dev->id, w->seq, &st);
+    if (rc != 0)
+        return rc;
+    res->status = st.status;
+    if (st.status == SPRO_RESULT_REJECT) {
+        res->code = arena_str(p->arena, st.code);
+        return res->code.p == NULL ? SPRO_ENOMEM : 0;
+    }
+    res->ver = (struct spro_wire_version){st.hlc, arena_str(p->arena, st.origin)};
+    if (res->ver.origin.p == NULL)
+        return SPRO_ENOMEM;
+    return st.status == SPRO_RESULT_CONFLICT ? replay_fields(p, w->seq, &st, res) : 0;
+}
+
+/* ---- Push: one op, the whole push ---- */
+
+/* The op's version: its own hlc, or the server clock's value when the hlc
+ * runs beyond the drift (then unique and within the drift). */
+static void op_version(struct op *o)
+{
+    struct push *p = o->p;
+    bool clamped;
+    uint64_t h = spro_hlc_receive(&p->clock, o->w->hlc, p->now_ms, p->drift_ms, &clamped);
+    o->clamped = clamped;
+    o->ver.hlc = clamped ? h : o->w->hlc;
+    snprintf(o->ver.origin, sizeof o->ver.origin, "%s", p->dev->id);
+}
+
+static int push_op(struct push *p, size_t i)
+{
+    struct op *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        SPRO_BUG("out of memory");
+    o->p = p;
+    o->w = &p->msg->ops[i];
+    o->res = &p->results[i];
+    o->res->seq = o->w->seq;
+    int rc = replay(p, o->w, o->res);
+    if (rc != SPRO_ENOENT)
+        goto out;
+    op_version(o);
+    if ((rc = check_shape(o)) != 0 || (!o->reject && (rc = check_scope(o)) != 0))
+        goto out;
+    if (!o->reject) {
+        o->fields = spro_arena_alloc(p->arena, o->w->nset * sizeof *o->fields, 16);
+        if (o->fields == NULL) {
+            rc = SPRO_ENOMEM;
+            goto out;
+        }
+        int64_t seq = p->seq;
+        rc = spro_store__savepoint(p->db, apply_op, o);
+        if (rc != 0)
+            p->seq = seq; /* the change numbers it took were undone */
+        if (rc == SPRO_ERANGE && o->reject)
+            rc = 0;
+        else if (rc == 0)
+            rc = answer(o);
+    }
+    if (rc == 0 && o->reject)
+        rc = reject(o);
+out:
+    spro_memzero(o, sizeof *o);
+    free(o);
+    return rc;
+}
+
+static int push_tx(struct spro_db *db, void *arg)
+{
+    struct push *p = arg;
+    int rc = spro_store__sync_state_get(db, &p->clock.last, &p->seq);
+    if (rc == 0)
+        rc = spro_store__clamp_any(db, p->dev->id, &p->clamps);
+    for (size_t i = 0; rc == 0 && i < p->msg->nops; i++)
+        rc = push_op(p, i);
+    return rc != 0 ? rc : spro_store__sync_state_put(db, p->clock.last, p->seq);
+}
+
+int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
+                   const struct spro_msg_push *push, int64_t now_ms, int64_t max_drift_ms,
+                   struct spro_arena *arena, struct spro_msg_push_reply *out)
+{
+    if (dd == NULL || dev == NULL || push == NULL || arena == NULL || out == NULL ||
+        (push->ops == NULL && push->nops > 0))
+        SPRO_BUG("spro_sync_push: NULL argument");
+    memset(out, 0, sizeof *out);
+    size_t mark = arena->len;
+    struct push p = {
+        .db = spro_datadir__data(dd),
+        .dev = dev,
+        .msg = push,
+        .now_ms = now_ms > 0 ? (uint64_t)now_ms : 0,
+        .drift_ms = max_drift_ms > 0 ? (uint64_t)max_drift_ms : 0,
+        .arena = arena,
+    };
+    p.results = spro_arena_alloc(arena, push->nops * sizeof *p.results + 1, 16);
+    p.origin = arena_str(arena, dev->id);
+    if (p.results == NULL || p.origin.p == NULL) {
+        arena->len = mark;
+        return SPRO_ENOMEM;
+    }
+    memset(p.results, 0, push->nops * sizeof *p.results);
+    keys_init(&p.keys, dd);
+    p.field = field_new();
+    int rc = spro_store__transaction(p.db, SPRO_TX_WRITE, push_tx, &p);
+    keys_free(&p.keys);
+    field_free(p.field);
+    if (rc != 0) {
+        spro_memzero(arena->base + mark, arena->len - mark);
+        arena->len = mark;
+        return rc;
+    }
+    out->results = p.results;
+    out->nresults = push->nops;
+    return 0;
+}
+
+/* ---- Pull ---- */
+
+/* Bytes of the msgpack header of a str of n bytes, of an array or map of n
+ * entries, of a uint. */
+static size_t str_size(size_t n)
+{
+    return n + (n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5);
+}
+
+static size_t head_size(size_t n)
+{
+    return n < 16 ? 1 : n < 65536 ? 3 : 5;
+}
+
+#define UINT_SIZE 9
+
+/* One sibling read for the record being built (values opened). */
+struct row {
+    char name[SPRO_ID_MAX + 1];
+    uint64_t hlc;
+    char origin[SPRO_ORIGIN_MAX + 1];
+    char author[SPRO_ID_MAX + 1];
+    size_t off, len; /* the value in pull.vals */
+};
+
+struct pull {
+    struct spro_datadir *dd;
+    const struct spro_device *dev;
+    struct spro_arena *arena;
+    struct keys keys;
+    size_t max_bytes, used, limit;
+    struct spro_wire_record *recs;
+    size_t n, cap;
+    int64_t last;
+    bool more;
+    /* The record being built. */
+    const struct spro_stored_record *rec;
+    const struct spro_record_def *type;
+    struct row *rows;
+    size_t nrows, rows_cap;
+    struct spro_buf vals; /* plaintext values of rows: wiped */
+};
+
+/* spro_store__siblings_each() callback: one sibling of the record, unless
+ * its field is local to another organisation. */
+static int read_row(const struct spro_stored_sibling *s, void *arg)
+{
+    struct pull *q = arg;
+    const struct spro_field_def *d =
+        spro_sync_record_field(q->type, (const uint8_t *)s->name, strlen(s->name));
+    if (d == NULL || strlen(s->origin) > SPRO_ORIGIN_MAX || strlen(s->author) > SPRO_ID_MAX)
+        return SPRO_EINTEGRITY;
+    if ((d->flags & SPRO_FFLAG_LOCAL) && strcmp(q->rec->created_by_org, q->dev->org) != 0)
+        return 0;
+    if (q->nrows == q->rows_cap &&
+        (q->rows = realloc(q->rows, (q->rows_cap = q->rows_cap ? 2 * q->rows_cap : 64) *
+                                        sizeof *q->rows)) == NULL)
+        SPRO_BUG("out of memory");
+    struct row *r = &q->rows[q->nrows];
+    struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0};
+    uint8_t val[VALUE_MAX];
+    int rc = open_value(&op, s, val, &r->len);
+    if (rc == 0) {
+        strcpy(r->name, s->name);
+        strcpy(r->origin, s->origin);
+        strcpy(r->author, s->author);
+        r->hlc = s->hlc;
+        r->off = q->vals.len;
+        spro_buf_append(&q->vals, val, r->len);
+        q->nrows++;
+    }
+    spro_memzero(val, sizeof val);
+    return rc;
+}
+
+/* Bytes of the record's encoding, counted generously (canonical integers
+ * and headers are never longer than counted; values are their msgpack). */
+static size_t record_size(const struct pull *q, size_t nfields)
+{
+    const struct spro_stored_record *r = q->rec;
+    size_t n = 1 + str_size(5) + str_size(strlen(r->rtype)) + str_size(3) +
+               str_size(strlen(r->rid)) + str_size(3) + str_size(strlen(r->ben)) + str_size(6) +
+               head_size(nfields) + str_size(7) + 1;
+    for (size_t i = 0; i < q->nrows; i++) {
+        const struct row *w = &q->rows[i];
+        if (i == 0 || strcmp(w->name, q->rows[i - 1].name) != 0)
+            n += str_size(strlen(w->name)) + head_size(SPRO_MERGE_MAX_SIBLINGS);
+        n += 1 + str_size(3) + w->len + str_size(3) + 1 + UINT_SIZE + str_size(strlen(w->origin)) +
+             str_size(2) + str_size(strlen(w->author));
+    }
+    return n;
+}
+
+/* Fills the fields of the record from its rows, in the arena. */
+static int build_fields(struct pull *q, struct spro_wire_record *wr, size_t nfields)
+{
+    struct spro_arena *a = q->arena;
+    struct spro_wire_field *f = spro_arena_alloc(a, nfields * sizeof *f + 1, 16);
+    struct spro_wire_sibling *s = spro_arena_alloc(a, q->nrows * sizeof *s + 1, 16);
+    if (f == NULL || s == NULL)
+        return SPRO_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < q->nrows; i++) {
+        const struct row *w = &q->rows[i];
+        if (i == 0 || strcmp(w->name, q->rows[i - 1].name) != 0) {
+            f[k++] = (struct spro_wire_field){arena_str(a, w->name), &s[i], 0};
+            if (f[k - 1].name.p == NULL)
+                return SPRO_ENOMEM;
+        }
+        if (++f[k - 1].nsiblings > SPRO_MERGE_MAX_SIBLINGS)
+            return SPRO_EINTEGRITY;
+        struct spro_sibling x = {.v.hlc = w->hlc,
+                                 .value = q->vals.data + w->off,
+                                 .value_len = w->len,
+                                 .author = w->author};
+        strcpy(x.v.origin, w->origin);
+        int rc = wire_sibling(a, &x, &s[i]);
+        if (rc != 0)
+            return rc;
+    }
+    wr->fields = f;
+    wr->nfields = nfields;
+    return 0;
+}
+
+/* Adds one record in its current state to the answer, or cuts the answer
+ * before it when it does not fit (STOP; SPRO_ETOOLONG for the first). */
+static int add_record(struct pull *q, const struct spro_stored_record *r)
+{
+    size_t nfields = 0, mark = q->arena->len;
+    q->rec = r;
+    q->nrows = 0;
+    q->vals.len = 0;
+    if ((q->type = spro_sync_record_type((const uint8_t *)r->rtype, strlen(r->rtype))) == NULL)
+        return SPRO_EINTEGRITY;
+    int rc =
+        spro_store__siblings_each(spro_datadir__data(q->dd), r->rtype, r->rid, NULL, read_row, q);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < q->nrows; i++)
+        nfields += i == 0 || strcmp(q->rows[i].name, q->rows[i - 1].name) != 0;
+    if (nfields > SPRO_SYNC_MAX_FIELDS)
+        return SPRO_EINTEGRITY;
+    size_t size = record_size(q, nfields);
+    struct spro_wire_record *wr = &q->recs[q->n];
+    if (size <= q->max_bytes - q->used) {
+        *wr = (struct spro_wire_record){arena_str(q->arena, r->rtype),
+                                        arena_str(q->arena, r->rid),
+                                        arena_str(q->arena, r->ben),
+                                        NULL,
+                                        0,
+                                        false};
+        rc = wr->rtype.p && wr->rid.p && wr->ben.p ? build_fields(q, wr, nfields) : SPRO_ENOMEM;
+        if (rc == 0) {
+            q->used += size;
+            q->last = r->changed_seq;
+            q->n++;
+            return 0;
+        }
+        if (rc != SPRO_ENOMEM)
+            return rc;
+    }
+    spro_memzero(q->arena->base + mark, q->arena->len - mark);
+    q->arena->len = mark;
+    q->more = true;
+    return q->n == 0 ? SPRO_ETOOLONG : STOP;
+}
+
+/* spro_store__changes_each() callback. */
+static int pull_record(const struct spro_stored_record *r, void *arg)
+{
+    struct pull *q = arg;
+    if (q->n == q->limit || q->n == q->cap) {
+        q->more = true;
+        return STOP;
+    }
+    return add_record(q, r);
+}
+
+static int pull_tx(struct spro_db *db, void *arg)
+{
+    struct pull *q = arg;
+    int rc = spro_store__changes_each(db, q->dev->org, q->last, q->limit + 1, pull_record, q);
+    return rc == STOP ? 0 : rc;
+}
+
+/* The change number a cursor names: empty is 0, else 8 bytes big-endian. */
+static int cursor_parse(const struct spro_bytes *c, int64_t *seq)
+{
+    uint64_t v = 0;
+    if (c->len != 0 && c->len != 8)
+        return SPRO_ERANGE;
+    for (size_t i = 0; i < c->len; i++)
+        v = v << 8 | c->p[i];
+    if (v > INT64_MAX)
+        return SPRO_ERANGE;
+    *seq = (int64_t)v;
+    return 0;
+}
+
+/* The smallest encoding of a record (ids of 36 characters, no field). */
+#define RECORD_MIN_BYTES 100
+
+int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
+                   const struct spro_msg_pull *pull, size_t max_bytes, struct spro_arena *arena,
+                   struct spro_msg_pull_reply *out)
+{
+    if (dd == NULL || dev == NULL || pull == NULL || arena == NULL || out == NULL)
+        SPRO_BUG("spro_sync_pull: NULL argument");
+    memset(out, 0, sizeof *out);
+    struct pull q = {.dd = dd, .dev = dev, .arena = arena};
+    int rc = cursor_parse(&pull->cursor, &q.last);
+    if (rc != 0)
+        return rc;
+    if (max_bytes < SPRO_SYNC_PULL_ENVELOPE + RECORD_MIN_BYTES)
+        return SPRO_ETOOLONG;
+    size_t mark = arena->len;
+    q.max_bytes = max_bytes - SPRO_SYNC_PULL_ENVELOPE;
+    q.limit = pull->limit == 0                      ? 1
+              : pull->limit > SPRO_SYNC_MAX_RECORDS ? SPRO_SYNC_MAX_RECORDS
+                                                    : pull->limit;
+    q.cap =
+        q.limit < q.max_bytes / RECORD_MIN_BYTES + 1 ? q.limit : q.max_bytes / RECORD_MIN_BYTES + 1;
+    q.recs = spro_arena_alloc(arena, q.cap * sizeof *q.recs, 16);
+    uint8_t *cursor = spro_arena_alloc(arena, 8, 1);
+    if (q.recs == NULL || cursor == NULL) {
+        arena->len = mark;
+        return SPRO_ENOMEM;
+    }
+    keys_init(&q.keys, dd);
+    rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_READ, pull_tx, &q);
+    keys_free(&q.keys);
+    if (q.vals.data != NULL)
+        spro_memzero(q.vals.data, q.vals.cap);
+    spro_buf_free(&q.vals);
+    free(q.rows);
+    if (rc != 0) {
+        spro_memzero(arena->base + mark, arena->len - mark);
+        arena->len = mark;
+        return rc;
+    }
+    for (int i = 0; i < 8; i++)
+        cursor[i] = (uint8_t)((uint64_t)q.last >> (56 - 8 * i));
+    out->records = q.recs;
+    out->nrecords = q.n;
+    out->cursor = (struct spro_bytes){cursor, 8};
+    out->more = q.more;
+    return 0;
+}

@@ -1,0 +1,343 @@
+/*
+ * test_sync.c: end-to-end tests of POST /v1/sync/push and /v1/sync/pull
+ * against a real spro-server, through the channel (tests/e2e/device.c):
+ * scope between organisations, no personal value in clear anywhere in the
+ * data directory or the logs, and durability: the server is killed
+ * (SIGKILL) at random points of pushes, 50 times, and every acknowledged op
+ * must be there after restart while every retried op is applied exactly
+ * once.
+ *
+ * usage: test_e2e_sync SPRO_SERVER SPRO_ADMIN [TEST]...
+ */
+#include "check.h"
+#include "device.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)];
+static uint8_t plain[65536];
+static uint8_t frame[65600];
+
+static void uuid(char out[37], uint32_t a, uint32_t b)
+{
+    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012x", a, b & 0xffff, (b >> 16) & 0xfff, a & 0xfff,
+             b ^ 0x5a5a5a);
+}
+
+/* One op: a new beneficiary `ben` with given_name = value (and, when
+ * family is not NULL, family_name = family). */
+struct op_spec {
+    uint64_t seq;
+    char ben[37];
+    char value[64];
+    const char *family;
+    uint64_t hlc;
+};
+
+static void fill_op(struct spro_wire_op *op, struct spro_wire_edit *ed, const struct op_spec *o)
+{
+    memset(op, 0, sizeof *op);
+    op->seq = o->seq;
+    op->rtype = (struct spro_bytes){(const uint8_t *)"beneficiary", 11};
+    op->rid = op->ben = (struct spro_bytes){(const uint8_t *)o->ben, 36};
+    op->schema = 1;
+    op->hlc = o->hlc;
+    size_t n = 0;
+    memset(ed, 0, 2 * sizeof *ed);
+    ed[n].name = (struct spro_bytes){(const uint8_t *)"given_name", 10};
+    ed[n].val.kind = SPRO_VALUE_STR;
+    ed[n].val.s = (struct spro_bytes){(const uint8_t *)o->value, strlen(o->value)};
+    n++;
+    if (o->family != NULL) {
+        ed[n].name = (struct spro_bytes){(const uint8_t *)"family_name", 11};
+        ed[n].val.kind = SPRO_VALUE_STR;
+        ed[n].val.s = (struct spro_bytes){(const uint8_t *)o->family, strlen(o->family)};
+        n++;
+    }
+    op->set = ed;
+    op->nset = n;
+}
+
+/* Pushes ops; on a complete answer fills acked[i] (1 ack, 2 other) and
+ * returns 0; -1 when no answer came (connection cut, server gone). */
+static int push(struct dv_env *e, struct dv_dev *d, const struct op_spec *ops, size_t n, int *acked)
+{
+    struct spro_wire_op wops[64];
+    struct spro_wire_edit eds[64][2];
+    for (size_t i = 0; i < n; i++)
+        fill_op(&wops[i], eds[i], &ops[i]);
+    struct spro_msg m = {.type = SPRO_MSG_PUSH};
+    m.u.push.ops = wops;
+    m.u.push.nops = n;
+    size_t len = dv_seal(d, &m, "POST", "/v1/sync/push", d->counter++, frame, sizeof frame);
+    struct h_response *r = malloc(sizeof *r);
+    int rc =
+        h_request(e->srv.port, "POST", "/v1/sync/push", "application/octet-stream", frame, len, r);
+    struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
+    struct spro_msg reply;
+    if (rc == 0 && dv_unseal_sync(d, r, "POST", "/v1/sync/push", frame, plain, &a, &reply) == 0 &&
+        reply.type == SPRO_MSG_PUSH_REPLY && reply.u.push_reply.nresults == n) {
+        for (size_t i = 0; i < n; i++)
+            acked[i] = reply.u.push_reply.results[i].status == SPRO_RESULT_ACK ? 1 : 2;
+        rc = 0;
+    } else {
+        rc = -1;
+    }
+    free(r);
+    return rc;
+}
+
+/* Pulls everything in scope; calls fn for every record. */
+static int pull_all(struct dv_env *e, struct dv_dev *d,
+                    void (*fn)(const struct spro_wire_record *r, void *arg), void *arg)
+{
+    uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
+    size_t clen = 0;
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        struct spro_msg m = {.type = SPRO_MSG_PULL};
+        m.u.pull.cursor = (struct spro_bytes){cursor, clen};
+        m.u.pull.limit = 200;
+        size_t len = dv_seal(d, &m, "POST", "/v1/sync/pull", d->counter++, frame, sizeof frame);
+        struct h_response *r = malloc(sizeof *r);
+        int rc = h_request(e->srv.port, "POST", "/v1/sync/pull", "application/octet-stream", frame,
+                           len, r);
+        struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
+        struct spro_msg reply;
+        rc = rc == 0 ? dv_unseal_sync(d, r, "POST", "/v1/sync/pull", frame, plain, &a, &reply) : -1;
+        free(r);
+        if (rc != 0 || reply.type != SPRO_MSG_PULL_REPLY)
+            return -1;
+        for (size_t i = 0; i < reply.u.pull_reply.nrecords; i++)
+            fn(&reply.u.pull_reply.records[i], arg);
+        clen = reply.u.pull_reply.cursor.len;
+        memcpy(cursor, reply.u.pull_reply.cursor.p, clen);
+        if (!reply.u.pull_reply.more)
+            return 0;
+    }
+    return -1;
+}
+
+static const struct spro_wire_field *field(const struct spro_wire_record *r, const char *name)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        if (dv_bytes_is(r->fields[i].name, name))
+            return &r->fields[i];
+    return NULL;
+}
+
+/* ---- scope and sentinel ---------------------------------------------- */
+
+struct seen {
+    int records;
+    bool found;
+    const char *ben;
+    char family[64];
+};
+
+static void note_record(const struct spro_wire_record *r, void *arg)
+{
+    struct seen *s = arg;
+    s->records++;
+    if (dv_bytes_is(r->rid, s->ben)) {
+        s->found = true;
+        const struct spro_wire_field *f = field(r, "family_name");
+        if (f != NULL && f->nsiblings == 1)
+            snprintf(s->family, sizeof s->family, "%.*s", (int)f->siblings[0].val.s.len,
+                     (const char *)f->siblings[0].val.s.p);
+    }
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return memmem(buf, n, needle, strlen(needle)) != NULL;
+}
+
+static void test_scope_and_sentinel(void)
+{
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "scope", NULL), 0);
+    struct dv_dev a, b, other;
+    CHECK_EQ(dv_enrolled(&e, &a, "alice"), 0);
+    CHECK_EQ(dv_enrolled(&e, &other, "bob"), 0); /* another organisation */
+    CHECK_EQ(spro_user_add(e.dd, "carol", "cio-nord", "counsellor", NULL, 0), 0);
+    CHECK_EQ(dv_enrolled(&e, &b, "carol"), 0);
+    static const char sentinel[] = "SENTINEL-Zoubida-7f3a";
+    struct op_spec o = {.seq = 1, .family = sentinel, .hlc = (uint64_t)time(NULL) * 1000 << 16};
+    uuid(o.ben, 0xabc00001, 0x1234);
+    snprintf(o.value, sizeof o.value, "SENTINEL-given-91c2");
+    int acked = 0;
+    CHECK_EQ(push(&e, &a, &o, 1, &acked), 0);
+    CHECK_EQ(acked, 1);
+    struct seen sb = {.ben = o.ben}, so = {.ben = o.ben};
+    CHECK_EQ(pull_all(&e, &b, note_record, &sb), 0);
+    CHECK(sb.found);
+    CHECK_STR(sb.family, sentinel);
+    CHECK_EQ(pull_all(&e, &other, note_record, &so), 0);
+    CHECK(!so.found);
+    CHECK_EQ(so.records, 0);
+    dv_dev_end_session(&a);
+    dv_dev_end_session(&b);
+    dv_dev_end_session(&other);
+    CHECK_EQ(dv_env_stop(&e), 0);
+    /* No personal value in clear in the data directory, WAL included, or
+     * in the server's log. */
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/scope", h_tmpdir());
+    DIR *dp = opendir(dir);
+    CHECK(dp != NULL);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(dp)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        files++;
+        if (file_contains(path, sentinel) || file_contains(path, "SENTINEL-given-91c2"))
+            CHECK__FAIL("a personal value is in clear in %s", de->d_name);
+    }
+    closedir(dp);
+    CHECK_INT(files, >=, 3);
+    CHECK(!file_contains(e.srv.log, sentinel));
+}
+
+/* ---- durability under kill -9 ------------------------------------------ */
+
+struct killer {
+    pid_t pid;
+    unsigned delay_us;
+};
+
+static void *kill_later(void *arg)
+{
+    struct killer *k = arg;
+    usleep(k->delay_us);
+    kill(k->pid, SIGKILL);
+    return NULL;
+}
+
+#define KILL_ROUNDS 50
+#define BATCH 40
+
+struct tally {
+    int records;
+    int ops_total;
+    int bad; /* a record of ours with other than exactly one sibling */
+    const struct op_spec *ops;
+};
+
+static void count_record(const struct spro_wire_record *r, void *arg)
+{
+    struct tally *t = arg;
+    const struct spro_wire_field *f = field(r, "given_name");
+    for (int i = 0; i < t->ops_total; i++)
+        if (dv_bytes_is(r->rid, t->ops[i].ben)) {
+            t->records++;
+            if (f == NULL || f->nsiblings != 1 ||
+                !dv_bytes_is(f->siblings[0].val.s, t->ops[i].value))
+                t->bad++;
+        }
+}
+
+static void test_durability_under_kill(void)
+{
+    static struct op_spec ops[KILL_ROUNDS * BATCH];
+    static int acked[KILL_ROUNDS * BATCH];
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "kill", NULL), 0);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/kill", h_tmpdir());
+    struct dv_dev d;
+    CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
+    uint64_t hlc = (uint64_t)time(NULL) * 1000 << 16;
+    int total = 0, acked_before_kill = 0;
+    srand(4242);
+    for (int round = 0; round < KILL_ROUNDS; round++) {
+        if (e.srv.pid == 0) {
+            CHECK_EQ(h_server_start(&e.srv, dir, NULL), 0);
+            struct h_response r;
+            CHECK_EQ(dv_handshake(&e, &d, NULL, &r), 0);
+        }
+        /* New ops, plus every op not acknowledged yet (retried as is). */
+        struct op_spec batch[BATCH * 2];
+        int idx[BATCH * 2], n = 0;
+        for (int i = 0; i < total && n < BATCH; i++)
+            if (!acked[i])
+                batch[n] = ops[i], idx[n++] = i;
+        while (n < BATCH * 2 && total < KILL_ROUNDS * BATCH && n < 60) {
+            struct op_spec *o = &ops[total];
+            o->seq = (uint64_t)total + 1;
+            uuid(o->ben, 0x0d000000u + (uint32_t)total, (uint32_t)round);
+            snprintf(o->value, sizeof o->value, "op-%d", total);
+            o->hlc = ++hlc;
+            batch[n] = *o, idx[n++] = total++;
+        }
+        struct killer k = {e.srv.pid, (unsigned)(rand() % 40000)};
+        pthread_t t;
+        pthread_create(&t, NULL, kill_later, &k);
+        int res[BATCH * 2];
+        int rc = push(&e, &d, batch, (size_t)n, res);
+        pthread_join(t, NULL);
+        if (rc == 0)
+            for (int i = 0; i < n; i++)
+                if (res[i] == 1 && !acked[idx[i]])
+                    acked[idx[i]] = 1, acked_before_kill++;
+        h_server_kill(&e.srv);
+        dv_dev_end_session(&d);
+    }
+    /* Restart; retry until every op is acknowledged. */
+    CHECK_EQ(h_server_start(&e.srv, dir, NULL), 0);
+    struct h_response r;
+    CHECK_EQ(dv_handshake(&e, &d, NULL, &r), 0);
+    for (int pass = 0; pass < 100; pass++) {
+        struct op_spec batch[BATCH];
+        int idx[BATCH], n = 0;
+        for (int i = 0; i < total && n < BATCH; i++)
+            if (!acked[i])
+                batch[n] = ops[i], idx[n++] = i;
+        if (n == 0)
+            break;
+        int res[BATCH];
+        CHECK_EQ(push(&e, &d, batch, (size_t)n, res), 0);
+        for (int i = 0; i < n; i++)
+            acked[idx[i]] = res[i] == 1;
+    }
+    /* Re-send some acknowledged ops: same answers, nothing applied twice. */
+    int res[BATCH];
+    CHECK_EQ(push(&e, &d, ops, BATCH, res), 0);
+    for (int i = 0; i < BATCH; i++)
+        CHECK_EQ(res[i], 1);
+    struct tally tl = {.ops_total = total, .ops = ops};
+    CHECK_EQ(pull_all(&e, &d, count_record, &tl), 0);
+    dv_dev_end_session(&d);
+    CHECK_EQ(dv_env_stop(&e), 0);
+    printf("durability: %d ops, %d acknowledged before a kill, %d kills\n", total,
+           acked_before_kill, KILL_ROUNDS);
+    CHECK_EQ(tl.records, total); /* every op's record is there */
+    CHECK_EQ(tl.bad, 0);         /* each exactly once, with its value */
+    CHECK_INT(acked_before_kill, >, 0);
+}
+
+static const struct check_test tests[] = {
+    {"scope_and_sentinel", test_scope_and_sentinel},
+    {"durability_under_kill", test_durability_under_kill},
+};
+
+int main(int argc, char **argv)
+{
+    if (spro_crypto_init() != 0)
+        return 1;
+    return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
+}

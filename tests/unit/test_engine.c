@@ -1,0 +1,1230 @@
+/*
+ * test_engine.c: the sync engine (spro_sync_push, spro_sync_pull) and the
+ * record types table, against a real data directory.
+ *
+ * Pushes are built by hand as the decoder would make them (values with
+ * their raw msgpack), so the engine is tested without the codec; the codec
+ * is used only to encode answers, to compare retried answers byte for byte
+ * and to measure pull answers against max_bytes.  Scenarios: creation and
+ * pull across organisations, conflicts and their resolution, concurrent
+ * edits of different fields, retries, scope refusals that leak nothing,
+ * rejects and quarantine, the sibling and field limits without partial
+ * writes, clock clamping, scope granted by an enrolment, fields local to an
+ * organisation, personal values never stored in clear, wrapped data keys,
+ * pull paging by limit and by size.
+ */
+#include "check.h"
+#include "sync/store.h"
+#include "sync/sync.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define NOW_MS INT64_C(1700000000000)
+#define DRIFT_MS 60000
+#define ARENA_CAP (2u << 20)
+
+static char tmp[256];
+static char dir[300];
+static struct spro_datadir *dd;
+
+static const struct spro_device dev_a = {.id = "aaaaaaaa-0000-4000-8000-00000000000a",
+                                         .user = "ua",
+                                         .org = "org1",
+                                         .role = "counsellor"};
+static const struct spro_device dev_b = {.id = "bbbbbbbb-0000-4000-8000-00000000000b",
+                                         .user = "ub",
+                                         .org = "org1",
+                                         .role = "supervisor"};
+static const struct spro_device dev_c = {.id = "cccccccc-0000-4000-8000-00000000000c",
+                                         .user = "uc",
+                                         .org = "org2",
+                                         .role = "counsellor"};
+static const struct spro_device dev_d = {.id = "dddddddd-0000-4000-8000-00000000000d",
+                                         .user = "ud",
+                                         .org = "org3",
+                                         .role = "counsellor"};
+static const struct spro_device dev_e = {.id = "eeeeeeee-0000-4000-8000-00000000000e",
+                                         .user = "ue",
+                                         .org = "org4",
+                                         .role = "counsellor"};
+
+/* ---- Memory of the test: a bump pool, and arenas freed at the end ---- */
+
+static uint8_t pool[8u << 20];
+static size_t pool_used;
+
+static void *palloc(size_t n)
+{
+    size_t at = (pool_used + 15) & ~(size_t)15;
+    if (at + n > sizeof pool)
+        abort();
+    pool_used = at + n;
+    memset(pool + at, 0, n);
+    return pool + at;
+}
+
+static struct spro_arena *arenas[256];
+static size_t narenas;
+
+static struct spro_arena *new_arena(size_t cap)
+{
+    struct spro_arena *a = malloc(sizeof *a);
+    if (a == NULL || narenas == sizeof arenas / sizeof arenas[0] ||
+        (a->base = malloc(cap ? cap : 1)) == NULL)
+        abort();
+    a->len = 0;
+    a->cap = cap;
+    arenas[narenas++] = a;
+    return a;
+}
+
+static struct spro_bytes B(const char *s) {
+    return (struct spro_bytes){(const uint8_t *)s, strlen(s)};
+}
+
+/* A fresh record id: a lowercase UUID. */
+static const char *
+uuid(void)
+{
+    static unsigned n;
+    char *s = palloc(37);
+    n++;
+    snprintf(s, 37, "%08x-1111-4111-8111-%012x", n, n * 7919u);
+    return s;
+}
+
+/* A device hlc at NOW_MS, increasing. */
+static uint64_t tick(void)
+{
+    static unsigned t;
+    return ((uint64_t)NOW_MS << 16) + ++t;
+}
+
+/* ---- Values, as the decoder makes them: raw is their msgpack ---- */
+
+static struct spro_value vstr(const char *s)
+{
+    size_t n = strlen(s), h = n < 32 ? 1 : n < 256 ? 2 : 3;
+    uint8_t *raw = palloc(h + n);
+    if (n < 32) {
+        raw[0] = (uint8_t)(0xa0 | n);
+    } else if (n < 256) {
+        raw[0] = 0xd9, raw[1] = (uint8_t)n;
+    } else {
+        raw[0] = 0xda, raw[1] = (uint8_t)(n >> 8), raw[2] = (uint8_t)n;
+    }
+    memcpy(raw + h, s, n);
+    return (struct spro_value){.kind = SPRO_VALUE_STR, .s = {raw + h, n}, .raw = {raw, h + n}};
+}
+
+static struct spro_value vint(int64_t i)
+{
+    uint8_t *raw = palloc(9);
+    size_t len = 1;
+    if (i >= 0 && i < 128) {
+        raw[0] = (uint8_t)i;
+    } else {
+        raw[0] = 0xd3;
+        for (int k = 0; k < 8; k++)
+            raw[1 + k] = (uint8_t)((uint64_t)i >> (56 - 8 * k));
+        len = 9;
+    }
+    return (struct spro_value){.kind = SPRO_VALUE_INT, .i = i, .raw = {raw, len}};
+}
+
+static struct spro_value vbool(bool b)
+{
+    uint8_t *raw = palloc(1);
+    raw[0] = b ? 0xc3 : 0xc2;
+    return (struct spro_value){.kind = SPRO_VALUE_BOOL, .b = b, .raw = {raw, 1}};
+}
+
+static struct spro_value vnil(void)
+{
+    uint8_t *raw = palloc(1);
+    raw[0] = 0xc0;
+    return (struct spro_value){.kind = SPRO_VALUE_NIL, .raw = {raw, 1}};
+}
+
+/* ---- Ops ---- */
+
+#define SET_CAP (SPRO_SYNC_MAX_FIELDS + 2)
+
+static struct spro_wire_op *op_new(uint64_t seq, const char *rtype, const char *rid,
+                                   const char *ben, uint64_t hlc)
+{
+    struct spro_wire_op *op = palloc(sizeof *op);
+    *op = (struct spro_wire_op){.seq = seq,
+                                .rtype = B(rtype),
+                                .rid = B(rid),
+                                .ben = B(ben),
+                                .schema = 1,
+                                .hlc = hlc,
+                                .set = palloc(SET_CAP * sizeof(struct spro_wire_edit))};
+    return op;
+}
+
+static struct spro_wire_version ver(uint64_t hlc, const char *origin)
+{
+    return (struct spro_wire_version){hlc, B(origin)};
+}
+
+/* Adds the edit name = v, seen from base[0..nbase), to op. */
+static void op_set(struct spro_wire_op *op, const char *name, struct spro_value v,
+                   const struct spro_wire_version *base, size_t nbase)
+{
+    if (op->nset == SET_CAP)
+        abort();
+    struct spro_wire_version *b = palloc(nbase * sizeof *b + 1);
+    if (nbase > 0)
+        memcpy(b, base, nbase * sizeof *b);
+    ((struct spro_wire_edit *)op->set)[op->nset++] =
+        (struct spro_wire_edit){.name = B(name), .val = v, .base = b, .nbase = nbase};
+}
+
+static uint64_t seqs[5]; /* each device's last seq */
+
+static uint64_t next_seq(const struct spro_device *d)
+{
+    return ++seqs[d->id[0] - 'a'];
+}
+
+static int push_at(const struct spro_device *d, struct spro_wire_op *const *ops, size_t n,
+                   int64_t now_ms, struct spro_arena *a, struct spro_msg_push_reply *out)
+{
+    struct spro_wire_op *arr = palloc(n * sizeof *arr);
+    for (size_t i = 0; i < n; i++)
+        arr[i] = *ops[i];
+    struct spro_msg_push p = {arr, n};
+    return spro_sync_push(dd, d, &p, now_ms, DRIFT_MS, a, out);
+}
+
+static int push(const struct spro_device *d, struct spro_wire_op *const *ops, size_t n,
+                struct spro_msg_push_reply *out)
+{
+    return push_at(d, ops, n, NOW_MS, new_arena(ARENA_CAP), out);
+}
+
+static int push1(const struct spro_device *d, struct spro_wire_op *op,
+                 struct spro_msg_push_reply *out)
+{
+    return push(d, &op, 1, out);
+}
+
+/* A new beneficiary of d with one field; returns its id. */
+static const char *new_ben(const struct spro_device *d, const char *name, struct spro_value v)
+{
+    const char *ben = uuid();
+    struct spro_wire_op *op = op_new(next_seq(d), "beneficiary", ben, ben, tick());
+    op_set(op, name, v, NULL, 0);
+    struct spro_msg_push_reply r;
+    if (push1(d, op, &r) != 0 || r.nresults != 1 || r.results[0].status != SPRO_RESULT_ACK)
+        abort();
+    return ben;
+}
+
+/* ---- Reading answers ---- */
+
+static int bytes_is(struct spro_bytes b, const char *s)
+{
+    return b.len == strlen(s) && (b.len == 0 || memcmp(b.p, s, b.len) == 0);
+}
+
+static const struct spro_wire_field *field_of(const struct spro_wire_field *f, size_t n,
+                                              const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bytes_is(f[i].name, name))
+            return &f[i];
+    return NULL;
+}
+
+static int sib_str(const struct spro_wire_sibling *s, const char *str)
+{
+    return s->val.kind == SPRO_VALUE_STR && bytes_is(s->val.s, str);
+}
+
+static int pull_at(const struct spro_device *d, struct spro_bytes cursor, uint32_t limit,
+                   size_t max_bytes, struct spro_msg_pull_reply *out)
+{
+    struct spro_msg_pull p = {cursor, limit};
+    return spro_sync_pull(dd, d, &p, max_bytes, new_arena(SPRO_SYNC_PULL_ARENA_BYTES(max_bytes)),
+                          out);
+}
+
+/* Everything in d's scope, from the start, in one answer. */
+static int pull_all(const struct spro_device *d, struct spro_msg_pull_reply *out)
+{
+    return pull_at(d, (struct spro_bytes){NULL, 0}, SPRO_SYNC_MAX_RECORDS, 256u << 10, out);
+}
+
+static const struct spro_wire_record *record_of(const struct spro_msg_pull_reply *r,
+                                                const char *rid)
+{
+    for (size_t i = 0; i < r->nrecords; i++)
+        if (bytes_is(r->records[i].rid, rid))
+            return &r->records[i];
+    return NULL;
+}
+
+static const struct spro_wire_field *rec_field(const struct spro_wire_record *r, const char *name)
+{
+    return r ? field_of(r->fields, r->nfields, name) : NULL;
+}
+
+/* ---- Looking into the files ---- */
+
+static char *path_of(const char *name)
+{
+    char *p = palloc(400);
+    snprintf(p, 400, "%s/%s", dir, name);
+    return p;
+}
+
+/* The first integer column of sql's first row on data.db (-1 if none);
+ * ?1 is bound to arg when not NULL. */
+static int64_t query_int(const char *sql, const char *arg)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+    if (sqlite3_open_v2(path_of("data.db"), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (arg != NULL)
+            sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static int64_t change_seq(void)
+{
+    return query_int("SELECT change_seq FROM sync_state", NULL);
+}
+
+/* The first blob column of sql's first row on file into out (cap bytes);
+ * its length, or -1. */
+static long query_blob(const char *file, const char *sql, const char *a1, const char *a2,
+                       uint8_t *out, size_t cap, int64_t *second)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    long n = -1;
+    if (sqlite3_open_v2(path_of(file), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, a1, -1, SQLITE_STATIC);
+        if (a2 != NULL)
+            sqlite3_bind_text(st, 2, a2, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && (size_t)sqlite3_column_bytes(st, 0) <= cap) {
+            n = sqlite3_column_bytes(st, 0);
+            memcpy(out, sqlite3_column_blob(st, 0), (size_t)n);
+            if (second != NULL)
+                *second = sqlite3_column_int64(st, 1);
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Whole content of dir/name, or NULL if absent (malloc'd). */
+static uint8_t *slurp(const char *name, size_t *len)
+{
+    FILE *f = fopen(path_of(name), "rb");
+    *len = 0;
+    if (f == NULL)
+        return NULL;
+    uint8_t *buf = NULL;
+    size_t cap = 0, n;
+    do {
+        cap += 1u << 20;
+        if ((buf = realloc(buf, cap)) == NULL)
+            abort();
+        n = fread(buf + *len, 1, cap - *len, f);
+        *len += n;
+    } while (*len == cap);
+    fclose(f);
+    return buf;
+}
+
+/* Whether needle occurs in any file of the databases. */
+static int on_disk(const void *needle, size_t n)
+{
+    static const char *const files[] = {"data.db", "data.db-wal", "keys.db", "keys.db-wal"};
+    int found = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        size_t len;
+        uint8_t *buf = slurp(files[i], &len);
+        if (buf != NULL)
+            found |= memmem(buf, len, needle, n) != NULL;
+        free(buf);
+    }
+    return found;
+}
+
+/* ---- Tests ---- */
+
+static void test_schema_versions(void)
+{
+    CHECK_EQ(SPRO_DATA_SCHEMA, 3);
+    CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
+    CHECK_EQ(spro_datadir_schema(dd), 3);
+    CHECK_EQ(change_seq(), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
+                       " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine')",
+                       NULL),
+             8);
+}
+
+static void test_value_checks(void)
+{
+    static const struct {
+        const char *rtype, *field;
+        int kind; /* 0 str, 1 int, 2 bool, 3 nil */
+        const char *s;
+        int64_t i;
+        int ok;
+    } cases[] = {
+        {"beneficiary", "family_name", 0, "Lefèvre", 0, 1},
+        {"beneficiary", "family_name", 1, NULL, 3, 0},
+        {"beneficiary", "family_name", 3, NULL, 0, 1},
+        {"beneficiary", "birth_date", 0, "2008-02-29", 0, 1},
+        {"beneficiary", "birth_date", 0, "2007-02-29", 0, 0},
+        {"beneficiary", "birth_date", 0, "2007-13-01", 0, 0},
+        {"beneficiary", "birth_date", 0, "2007-1-01", 0, 0},
+        {"beneficiary", "birth_date", 0, "14/03/2007", 0, 0},
+        {"beneficiary", "dropout", 2, NULL, 1, 1},
+        {"beneficiary", "dropout", 0, "yes", 0, 0},
+        {"beneficiary", "state", 0, "closed", 0, 1},
+        {"beneficiary", "state", 0, "deleted", 0, 0},
+        {"consent", "notice_version", 1, NULL, 3, 1},
+        {"consent", "notice_version", 0, "3", 0, 0},
+        {"consent", "given_by", 0, "guardian", 0, 1},
+        {"appointment", "at", 0, "2024-01-31T09:30:00Z", 0, 1},
+        {"appointment", "at", 0, "2024-01-31T24:00:00Z", 0, 0},
+        {"appointment", "at", 0, "2024-01-31 09:30:00", 0, 0},
+        {"referral", "status", 0, "accepted", 0, 1},
+        {"referral", "status", 0, "Accepted", 0, 0},
+        {"enrolment", "future_field", 1, NULL, -5, 1},
+        {"enrolment", "future_field", 0, "anything", 0, 1},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const struct spro_record_def *t =
+            spro_sync_record_type((const uint8_t *)cases[k].rtype, strlen(cases[k].rtype));
+        CHECK(t != NULL);
+        const struct spro_field_def *f =
+            spro_sync_record_field(t, (const uint8_t *)cases[k].field, strlen(cases[k].field));
+        CHECK(f != NULL);
+        struct spro_value v = cases[k].kind == 0   ? vstr(cases[k].s)
+                              : cases[k].kind == 1 ? vint(cases[k].i)
+                              : cases[k].kind == 2 ? vbool(cases[k].i != 0)
+                                                   : vnil();
+        if ((spro_sync_value_check(f, &v) == 0) != cases[k].ok)
+            CHECK__FAIL("case %zu: %s.%s", k, cases[k].rtype, cases[k].field);
+    }
+    CHECK(spro_sync_record_type((const uint8_t *)"spaceship", 9) == NULL);
+    const struct spro_record_def *t = spro_sync_record_type((const uint8_t *)"interaction", 11);
+    CHECK(t != NULL);
+    CHECK(spro_sync_record_field(t, (const uint8_t *)"Note", 4) == NULL);
+    CHECK(spro_sync_record_field(t, (const uint8_t *)"", 0) == NULL);
+    const struct spro_field_def *note = spro_sync_record_field(t, (const uint8_t *)"note", 4);
+    CHECK(note != NULL && (note->flags & SPRO_FFLAG_LOCAL) && (note->flags & SPRO_FFLAG_PERSONAL));
+    const struct spro_field_def *unk = spro_sync_record_field(t, (const uint8_t *)"zz_9", 4);
+    CHECK(unk != NULL && unk->type == SPRO_FTYPE_ANY && unk->flags == SPRO_FFLAG_PERSONAL);
+    size_t n;
+    CHECK(spro_sync_record_types(&n) != NULL && n == 6);
+}
+
+static void test_create_and_pull(void)
+{
+    const char *ben = uuid(), *enr = uuid();
+    struct spro_wire_op *ops[2];
+    uint64_t h0 = tick(), h1 = tick();
+    ops[0] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h0);
+    op_set(ops[0], "family_name", vstr("Lefèvre"), NULL, 0);
+    op_set(ops[0], "given_name", vstr("Élodie"), NULL, 0);
+    op_set(ops[0], "birth_date", vstr("2007-03-14"), NULL, 0);
+    op_set(ops[0], "ine", vstr("12345-67890-a"), NULL, 0);
+    op_set(ops[0], "home_region", vstr("53"), NULL, 0);
+    op_set(ops[0], "dropout", vbool(true), NULL, 0);
+    ops[1] = op_new(next_seq(&dev_a), "enrolment", enr, ben, h1);
+    op_set(ops[1], "programme", vstr("spro"), NULL, 0);
+    op_set(ops[1], "owner_org", vstr("org1"), NULL, 0);
+    int64_t before = change_seq();
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_a, ops, 2, &r), 0);
+    CHECK_EQ(r.nresults, 2);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(r.results[i].seq, ops[i]->seq);
+        CHECK_EQ(r.results[i].status, SPRO_RESULT_ACK);
+        CHECK_EQ(r.results[i].ver.hlc, i == 0 ? h0 : h1);
+        CHECK(bytes_is(r.results[i].ver.origin, dev_a.id));
+        CHECK_EQ(r.results[i].nfields, 0);
+    }
+    CHECK_EQ(change_seq(), before + 2);
+    /* Blind indexes: the INE and the duplicate-detection key. */
+    CHECK_EQ(query_int("SELECT count(*) FROM blind_index WHERE rid = ?1", ben), 2);
+
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_record *b = record_of(&p, ben), *e = record_of(&p, enr);
+    CHECK(b != NULL && e != NULL);
+    CHECK(bytes_is(b->rtype, "beneficiary") && bytes_is(b->ben, ben) && !b->removed);
+    CHECK(bytes_is(e->rtype, "enrolment") && bytes_is(e->ben, ben));
+    CHECK_EQ(b->nfields, 6);
+    CHECK_EQ(e->nfields, 2);
+    const struct spro_wire_field *f = rec_field(b, "family_name");
+    CHECK(f != NULL && f->nsiblings == 1 && sib_str(&f->siblings[0], "Lefèvre"));
+    CHECK_EQ(f->siblings[0].ver.hlc, h0);
+    CHECK(bytes_is(f->siblings[0].ver.origin, dev_a.id) && bytes_is(f->siblings[0].by, "ua"));
+    CHECK((f = rec_field(b, "ine")) != NULL && sib_str(&f->siblings[0], "12345-67890-a"));
+    CHECK((f = rec_field(b, "given_name")) != NULL && sib_str(&f->siblings[0], "Élodie"));
+    CHECK((f = rec_field(b, "dropout")) != NULL);
+    CHECK(f->siblings[0].val.kind == SPRO_VALUE_BOOL && f->siblings[0].val.b);
+    CHECK((f = rec_field(e, "owner_org")) != NULL && sib_str(&f->siblings[0], "org1"));
+    CHECK_EQ(p.cursor.len, 8);
+    CHECK(!p.more);
+
+    /* The answer encodes and fits where it said. */
+    struct spro_msg m = {.type = SPRO_MSG_PULL_REPLY, .u.pull_reply = p};
+    struct spro_buf enc = {0};
+    CHECK_EQ(spro_proto_encode(&m, &enc), 0);
+    spro_buf_free(&enc);
+
+    /* Another organisation sees none of it. */
+    CHECK_EQ(pull_all(&dev_c, &p), 0);
+    CHECK(record_of(&p, ben) == NULL && record_of(&p, enr) == NULL);
+}
+
+static void test_conflict_then_resolve(void)
+{
+    const char *ben = uuid();
+    uint64_t h0 = tick(), h1 = tick(), h2 = tick(), h3 = tick();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h0);
+    op_set(op, "family_name", vstr("Martin"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    struct spro_wire_version v0 = ver(h0, dev_a.id);
+
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h1);
+    op_set(op, "family_name", vstr("Martine"), &v0, 1);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+
+    /* Same base from another device of the organisation: both kept. */
+    op = op_new(next_seq(&dev_b), "beneficiary", ben, ben, h2);
+    op_set(op, "family_name", vstr("Martinez"), &v0, 1);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_CONFLICT);
+    CHECK_EQ(r.results[0].ver.hlc, h2);
+    CHECK(bytes_is(r.results[0].ver.origin, dev_b.id));
+    CHECK_EQ(r.results[0].nfields, 1);
+    const struct spro_wire_field *f = &r.results[0].fields[0];
+    CHECK(bytes_is(f->name, "family_name") && f->nsiblings == 2);
+    CHECK(sib_str(&f->siblings[0], "Martine") && f->siblings[0].ver.hlc == h1);
+    CHECK(bytes_is(f->siblings[0].by, "ua"));
+    CHECK(sib_str(&f->siblings[1], "Martinez") && f->siblings[1].ver.hlc == h2);
+    CHECK(bytes_is(f->siblings[1].by, "ub"));
+
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    CHECK((f = rec_field(record_of(&p, ben), "family_name")) != NULL && f->nsiblings == 2);
+
+    /* A base that covers both siblings resolves. */
+    struct spro_wire_version both[2] = {ver(h1, dev_a.id), ver(h2, dev_b.id)};
+    op = op_new(next_seq(&dev_b), "beneficiary", ben, ben, h3);
+    op_set(op, "family_name", vstr("Martin-Lopez"), both, 2);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    CHECK((f = rec_field(record_of(&p, ben), "family_name")) != NULL && f->nsiblings == 1);
+    CHECK(sib_str(&f->siblings[0], "Martin-Lopez") && f->siblings[0].ver.hlc == h3);
+    CHECK(bytes_is(f->siblings[0].ver.origin, dev_b.id));
+}
+
+static void test_different_fields_merge(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Durand"));
+    struct spro_msg_push_reply r;
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "phone", vstr("0600000000"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    op = op_new(next_seq(&dev_b), "beneficiary", ben, ben, tick());
+    op_set(op, "email", vstr("d@example.org"), NULL, 0);
+    op_set(op, "situation", vstr("student"), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_record *rec = record_of(&p, ben);
+    CHECK(rec != NULL && rec->nfields == 4);
+    static const char *const names[] = {"family_name", "phone", "email", "situation"};
+    for (int i = 0; i < 4; i++) {
+        const struct spro_wire_field *f = rec_field(rec, names[i]);
+        CHECK(f != NULL && f->nsiblings == 1);
+    }
+}
+
+/* Encodes a push reply (answers compared byte for byte). */
+static int encode_reply(const struct spro_msg_push_reply *r, struct spro_buf *out)
+{
+    struct spro_msg m = {.type = SPRO_MSG_PUSH_REPLY, .u.push_reply = *r};
+    return spro_proto_encode(&m, out);
+}
+
+static void test_retry_is_identical(void)
+{
+    const char *ben = uuid();
+    uint64_t h0 = tick(), h1 = tick(), h2 = tick(), h3 = tick();
+    struct spro_wire_op *ops[3];
+    ops[0] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h0);
+    op_set(ops[0], "family_name", vstr("Petit"), NULL, 0);
+    op_set(ops[0], "given_name", vstr("Léa"), NULL, 0);
+    struct spro_wire_version v0 = ver(h0, dev_a.id);
+    ops[1] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h1);
+    op_set(ops[1], "family_name", vstr("Petit-Jean"), &v0, 1);
+    ops[2] = op_new(next_seq(&dev_a), "spaceship", ben, ben, h2);
+    op_set(ops[2], "x", vint(1), NULL, 0);
+    struct spro_msg_push_reply r1, r2;
+    CHECK_EQ(push(&dev_a, ops, 3, &r1), 0);
+    int64_t seq = change_seq();
+    int64_t nq = query_int("SELECT count(*) FROM quarantine", NULL);
+    CHECK_EQ(push(&dev_a, ops, 3, &r2), 0);
+    CHECK_EQ(change_seq(), seq);
+    CHECK_EQ(query_int("SELECT count(*) FROM quarantine", NULL), nq);
+    struct spro_buf e1 = {0}, e2 = {0};
+    CHECK_EQ(encode_reply(&r1, &e1), 0);
+    CHECK_EQ(encode_reply(&r2, &e2), 0);
+    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
+    spro_buf_free(&e1);
+    spro_buf_free(&e2);
+
+    /* A conflict answer is kept as given, even once the conflict is
+     * resolved: the retry does not bring the superseded write back. */
+    struct spro_wire_op *c = op_new(next_seq(&dev_b), "beneficiary", ben, ben, h3);
+    op_set(c, "family_name", vstr("Petitjean"), &v0, 1);
+    struct spro_msg_push_reply rc1, rc2, rr;
+    CHECK_EQ(push1(&dev_b, c, &rc1), 0);
+    CHECK_EQ(rc1.results[0].status, SPRO_RESULT_CONFLICT);
+    struct spro_wire_version both[2] = {ver(h1, dev_a.id), ver(h3, dev_b.id)};
+    struct spro_wire_op *fix = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(fix, "family_name", vstr("Petit"), both, 2);
+    CHECK_EQ(push1(&dev_a, fix, &rr), 0);
+    CHECK_EQ(rr.results[0].status, SPRO_RESULT_ACK);
+    seq = change_seq();
+    CHECK_EQ(push1(&dev_b, c, &rc2), 0);
+    CHECK_EQ(change_seq(), seq);
+    CHECK_EQ(encode_reply(&rc1, &e1), 0);
+    CHECK_EQ(encode_reply(&rc2, &e2), 0);
+    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
+    spro_buf_free(&e1);
+    spro_buf_free(&e2);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, ben), "family_name");
+    CHECK(f != NULL && f->nsiblings == 1 && sib_str(&f->siblings[0], "Petit"));
+}
+
+/* Whether two answers are the same but for seq. */
+static int same_answer(const struct spro_wire_result *a, const struct spro_wire_result *b)
+{
+    return a->status == b->status && a->code.len == b->code.len &&
+           memcmp(a->code.p, b->code.p, a->code.len) == 0 && a->ver.hlc == b->ver.hlc &&
+           a->ver.origin.len == b->ver.origin.len && a->nfields == b->nfields;
+}
+
+static void test_not_found_leaks_nothing(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Bernard"));
+    const char *other = new_ben(&dev_a, "family_name", vstr("Thomas"));
+    const char *enr = uuid();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "enrolment", enr, ben, tick());
+    op_set(op, "status", vstr("open"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    int64_t seq = change_seq();
+
+    /* From another organisation: an existing enrolment, a new record of an
+     * existing beneficiary, the beneficiary itself, and the same for a
+     * beneficiary that does not exist: one answer. */
+    const char *ghost = uuid();
+    struct spro_wire_op *ops[6];
+    ops[0] = op_new(next_seq(&dev_c), "enrolment", enr, ben, tick());
+    ops[1] = op_new(next_seq(&dev_c), "enrolment", uuid(), ghost, tick());
+    ops[2] = op_new(next_seq(&dev_c), "interaction", uuid(), ben, tick());
+    ops[3] = op_new(next_seq(&dev_c), "interaction", uuid(), ghost, tick());
+    ops[4] = op_new(next_seq(&dev_c), "beneficiary", ben, ben, tick());
+    ops[5] = op_new(next_seq(&dev_c), "consent", uuid(), ghost, tick());
+    static const char *const fields[6] = {"status", "status",      "kind",
+                                          "kind",   "family_name", "purpose"};
+    for (int i = 0; i < 6; i++)
+        op_set(ops[i], fields[i], vstr("x"), NULL, 0);
+    CHECK_EQ(push(&dev_c, ops, 6, &r), 0);
+    for (int i = 0; i < 6; i++) {
+        CHECK_EQ(r.results[i].status, SPRO_RESULT_REJECT);
+        CHECK(bytes_is(r.results[i].code, SPRO_REJECT_NOT_FOUND));
+        CHECK(same_answer(&r.results[i], &r.results[0]));
+    }
+    CHECK_EQ(change_seq(), seq);
+    CHECK_EQ(query_int("SELECT count(*) FROM quarantine WHERE device_id = ?1", dev_c.id), 6);
+
+    /* A record's beneficiary is fixed at creation. */
+    op = op_new(next_seq(&dev_a), "enrolment", enr, other, tick());
+    op_set(op, "status", vstr("moved"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_REJECT);
+    CHECK(bytes_is(r.results[0].code, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(change_seq(), seq);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, enr), "status");
+    CHECK(f != NULL && f->nsiblings == 1 && sib_str(&f->siblings[0], "open"));
+    const struct spro_wire_record *rec = record_of(&p, enr);
+    CHECK(rec != NULL && bytes_is(rec->ben, ben));
+}
+
+static void test_rejects_are_quarantined(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Robert"));
+    struct spro_value inconsistent = vstr("abc");
+    inconsistent.kind = SPRO_VALUE_INT; /* raw says str */
+    static const char upper[] = "ABCDEF00-1111-4111-8111-000000000001";
+    const struct {
+        const char *rtype, *rid, *ben, *field;
+        struct spro_value v;
+        const char *code;
+    } cases[] = {
+        {"spaceship", NULL, ben, "family_name", vstr("x"), SPRO_REJECT_UNKNOWN_TYPE},
+        {"Beneficiary", ben, ben, "family_name", vstr("x"), SPRO_REJECT_UNKNOWN_TYPE},
+        {"beneficiary", ben, ben, "birth_date", vstr("2007-02-30"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "birth_date", vstr("14/03/2007"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "dropout", vstr("yes"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "state", vstr("deleted"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "Family-Name", vstr("x"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "family_name", vint(7), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", ben, ben, "family_name", inconsistent, SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", NULL, NULL, "family_name", vstr("x"), SPRO_REJECT_BAD_VALUE},
+        {"beneficiary", upper, upper, "family_name", vstr("x"), SPRO_REJECT_BAD_VALUE},
+        {"consent", NULL, ben, "notice_version", vstr("3"), SPRO_REJECT_BAD_VALUE},
+        {"appointment", NULL, ben, "at", vstr("2024-01-31 09:30"), SPRO_REJECT_BAD_VALUE},
+        {"enrolment", NULL, ben, "owner_org", vstr("no-such-org"), SPRO_REJECT_BAD_VALUE},
+    };
+    size_t n = sizeof cases / sizeof cases[0];
+    struct spro_wire_op **ops = palloc(n * sizeof *ops);
+    for (size_t k = 0; k < n; k++) {
+        /* NULL rid: a new one; NULL ben: a beneficiary whose rid is not its ben. */
+        const char *rid = cases[k].rid ? cases[k].rid : uuid();
+        ops[k] = op_new(next_seq(&dev_a), cases[k].rtype, rid, cases[k].ben ? cases[k].ben : ben,
+                        tick());
+        op_set(ops[k], cases[k].field, cases[k].v, NULL, 0);
+    }
+    int64_t seq = change_seq();
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_a, ops, n, &r), 0);
+    CHECK_EQ(r.nresults, n);
+    for (size_t k = 0; k < n; k++) {
+        if (r.results[k].status != SPRO_RESULT_REJECT ||
+            !bytes_is(r.results[k].code, cases[k].code))
+            CHECK__FAIL("case %zu: status %d, code %.*s", k, (int)r.results[k].status,
+                        (int)r.results[k].code.len, (const char *)r.results[k].code.p);
+        char seqs_s[32];
+        snprintf(seqs_s, sizeof seqs_s, "%" PRIu64, ops[k]->seq);
+        CHECK_EQ(query_int("SELECT count(*) FROM quarantine WHERE device_id = '"
+                           "aaaaaaaa-0000-4000-8000-00000000000a' AND seq = ?1",
+                           seqs_s),
+                 1);
+    }
+    CHECK_EQ(change_seq(), seq);
+
+    /* Two edits of one field in one op are refused too. */
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "phone", vstr("1"), NULL, 0);
+    op_set(op, "phone", vstr("2"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(bytes_is(r.results[0].code, SPRO_REJECT_BAD_VALUE));
+
+    /* Unknown fields of a known type are kept, sealed, and passed on. */
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "future_field", vint(-123456789), NULL, 0);
+    op_set(op, "birth_date", vnil(), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT sealed FROM siblings WHERE rid = ?1 AND name = 'future_field'", ben),
+             1);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, ben), "future_field");
+    CHECK(f != NULL && f->siblings[0].val.kind == SPRO_VALUE_INT);
+    CHECK_EQ(f->siblings[0].val.i, -123456789);
+    CHECK((f = rec_field(record_of(&p, ben), "birth_date")) != NULL);
+    CHECK(f->siblings[0].val.kind == SPRO_VALUE_NIL);
+}
+
+static void test_too_many_siblings_no_partial_write(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("v0"));
+    struct spro_wire_op *ops[SPRO_SYNC_MAX_SIBLINGS];
+    char name[16];
+    /* 31 edits that saw nothing: 32 siblings. */
+    for (int i = 0; i < SPRO_SYNC_MAX_SIBLINGS - 1; i++) {
+        snprintf(name, sizeof name, "v%d", i + 1);
+        ops[i] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+        op_set(ops[i], "family_name", vstr(name), NULL, 0);
+    }
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_a, ops, SPRO_SYNC_MAX_SIBLINGS - 1, &r), 0);
+    for (int i = 0; i < SPRO_SYNC_MAX_SIBLINGS - 1; i++)
+        CHECK_EQ(r.results[i].status, SPRO_RESULT_CONFLICT);
+    CHECK_EQ(r.results[SPRO_SYNC_MAX_SIBLINGS - 2].fields[0].nsiblings, SPRO_SYNC_MAX_SIBLINGS);
+
+    /* One more: refused whole, its other field included. */
+    int64_t seq = change_seq();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "phone", vstr("0611111111"), NULL, 0);
+    op_set(op, "family_name", vstr("v32"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_REJECT);
+    CHECK(bytes_is(r.results[0].code, SPRO_REJECT_TOO_MANY_SIBLINGS));
+    CHECK_EQ(change_seq(), seq);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1 AND name = 'phone'", ben), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben),
+             SPRO_SYNC_MAX_SIBLINGS);
+    CHECK_EQ(query_int("SELECT count(*) FROM quarantine WHERE code = 'too_many_siblings'", NULL),
+             1);
+
+    /* An edit whose base covers them all resolves. */
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, ben), "family_name");
+    CHECK(f != NULL && f->nsiblings == SPRO_SYNC_MAX_SIBLINGS);
+    struct spro_wire_version base[SPRO_SYNC_MAX_SIBLINGS];
+    for (size_t i = 0; i < f->nsiblings; i++)
+        base[i] = f->siblings[i].ver;
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "family_name", vstr("Final"), base, f->nsiblings);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 1);
+}
+
+static void test_too_many_fields(void)
+{
+    const char *ben = uuid();
+    char *names = palloc(SPRO_SYNC_MAX_FIELDS * 8);
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    for (int i = 0; i < SPRO_SYNC_MAX_FIELDS; i++) {
+        snprintf(names + 8 * i, 8, "f%02d", i);
+        op_set(op, names + 8 * i, vint(i), NULL, 0);
+    }
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "f99", vint(1), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(bytes_is(r.results[0].code, SPRO_REJECT_TOO_MANY_FIELDS));
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "f00", vint(100), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_CONFLICT); /* it saw nothing */
+}
+
+static void test_version_reused(void)
+{
+    const char *ben = uuid();
+    uint64_t h = tick();
+    struct spro_wire_op *ops[3];
+    ops[0] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h);
+    op_set(ops[0], "family_name", vstr("Once"), NULL, 0);
+    ops[1] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h);
+    op_set(ops[1], "family_name", vstr("Twice"), NULL, 0);
+    ops[2] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h);
+    op_set(ops[2], "family_name", vstr("Once"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_a, ops, 3, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(r.results[1].status, SPRO_RESULT_REJECT);
+    CHECK(bytes_is(r.results[1].code, SPRO_REJECT_VERSION_REUSED));
+    CHECK_EQ(r.results[2].status, SPRO_RESULT_ACK); /* the same write: a duplicate */
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 1);
+}
+
+static void test_clock_clamped(void)
+{
+    const char *ben = uuid();
+    uint64_t ahead = (uint64_t)(NOW_MS + 3600 * 1000) << 16;
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, ahead);
+    op_set(op, "family_name", vstr("Early"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    uint64_t v1 = r.results[0].ver.hlc;
+    CHECK(v1 != ahead);
+    CHECK_INT(v1 >> 16, >=, NOW_MS + DRIFT_MS);
+    CHECK_INT(v1 >> 16, <=, NOW_MS + DRIFT_MS + 1);
+    CHECK(bytes_is(r.results[0].ver.origin, dev_a.id));
+
+    /* The device goes on from its own view of its write. */
+    struct spro_wire_version own = ver(ahead, dev_a.id);
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, ahead + 1);
+    op_set(op, "family_name", vstr("Later"), &own, 1);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    uint64_t v2 = r.results[0].ver.hlc;
+    CHECK_INT(v2, >, v1);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, ben), "family_name");
+    CHECK(f != NULL && f->nsiblings == 1 && sib_str(&f->siblings[0], "Later"));
+    CHECK_EQ(f->siblings[0].ver.hlc, v2);
+
+    /* Within the drift, the device's hlc is the version. */
+    uint64_t near = (uint64_t)(NOW_MS + 30 * 1000) << 16;
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, near);
+    op_set(op, "phone", vstr("0622222222"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].ver.hlc, near);
+}
+
+static void test_scope_grant_and_local_fields(void)
+{
+    /* org2's device has read everything it may. */
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_all(&dev_c, &p), 0);
+    CHECK(!p.more);
+    struct spro_bytes cursor = p.cursor;
+
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Garcia"));
+    const char *inter = uuid(), *enr = uuid();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "interaction", inter, ben, tick());
+    op_set(op, "kind", vstr("visit"), NULL, 0);
+    op_set(op, "note", vstr("Local note of org1"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(pull_at(&dev_c, cursor, 100, 60000, &p), 0);
+    CHECK_EQ(p.nrecords, 0);
+
+    /* An enrolment owned by org2 brings the beneficiary to org2, records
+     * written before included, whatever org2's cursor. */
+    op = op_new(next_seq(&dev_a), "enrolment", enr, ben, tick());
+    op_set(op, "owner_org", vstr("org2"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(pull_at(&dev_c, cursor, 100, 60000, &p), 0);
+    CHECK_EQ(p.nrecords, 3);
+    const struct spro_wire_record *rec = record_of(&p, inter);
+    CHECK(rec != NULL && record_of(&p, ben) != NULL && record_of(&p, enr) != NULL);
+    CHECK(rec_field(rec, "kind") != NULL);
+    CHECK(rec_field(rec, "note") == NULL);
+
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, inter), "note");
+    CHECK(f != NULL && sib_str(&f->siblings[0], "Local note of org1"));
+
+    /* org2 may edit shared fields, not org1's local ones. */
+    op = op_new(next_seq(&dev_c), "interaction", inter, ben, tick());
+    op_set(op, "note", vstr("org2 writes"), NULL, 0);
+    CHECK_EQ(push1(&dev_c, op, &r), 0);
+    CHECK(bytes_is(r.results[0].code, SPRO_REJECT_NOT_FOUND));
+    op = op_new(next_seq(&dev_c), "interaction", inter, ben, tick());
+    op_set(op, "outcome_codes", vstr("A1"), NULL, 0);
+    CHECK_EQ(push1(&dev_c, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+}
+
+static void test_personal_never_in_clear(void)
+{
+    static const char *const secret[] = {
+        "SENTINEL-FAMILY-9d2f",     "SENTINEL-GIVEN-9d2f",   "SENTINEL-NOTE-9d2f",
+        "SENTINEL-UNKNOWN-9d2f",    "SENTINEL-QUARANT-9d2f", "SENTINEL-CONFLICT-A-9d2f",
+        "SENTINEL-CONFLICT-B-9d2f", "SENT1NEL9D2",
+    };
+    const char *ben = uuid(), *inter = uuid();
+    uint64_t h0 = tick();
+    struct spro_wire_op *ops[4];
+    ops[0] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, h0);
+    op_set(ops[0], "family_name", vstr(secret[0]), NULL, 0);
+    op_set(ops[0], "given_name", vstr(secret[1]), NULL, 0);
+    op_set(ops[0], "future_field", vstr(secret[3]), NULL, 0);
+    op_set(ops[0], "ine", vstr(secret[7]), NULL, 0);
+    op_set(ops[0], "home_region", vstr("CLEAR-CONTROL-9d2f"), NULL, 0);
+    ops[1] = op_new(next_seq(&dev_a), "interaction", inter, ben, tick());
+    op_set(ops[1], "note", vstr(secret[2]), NULL, 0);
+    ops[2] = op_new(next_seq(&dev_a), "dossier", uuid(), ben, tick());
+    op_set(ops[2], "family_name", vstr(secret[4]), NULL, 0);
+    struct spro_wire_version v0 = ver(h0, dev_a.id);
+    ops[3] = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(ops[3], "given_name", vstr(secret[5]), &v0, 1);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_a, ops, 4, &r), 0);
+    CHECK_EQ(r.results[2].status, SPRO_RESULT_REJECT);
+    struct spro_wire_op *op = op_new(next_seq(&dev_b), "beneficiary", ben, ben, tick());
+    op_set(op, "given_name", vstr(secret[6]), &v0, 1);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_CONFLICT); /* copied to op_siblings, sealed */
+    CHECK_EQ(query_int("SELECT count(*) FROM op_siblings WHERE device_id = ?1 AND"
+                       " seq = (SELECT max(seq) FROM op_siblings WHERE device_id = ?1)",
+                       dev_b.id),
+             2);
+
+    CHECK(on_disk("CLEAR-CONTROL-9d2f", 18)); /* the scan sees what is in clear */
+    for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++)
+        if (on_disk(secret[i], strlen(secret[i])))
+            CHECK__FAIL("%s is on disk in clear", secret[i]);
+}
+
+static void test_data_key_wrapped(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Wrapped-Key-Name"));
+    uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES + 8], master[SPRO_KEY_BYTES], kek[SPRO_KEY_BYTES];
+    uint8_t dk[SPRO_KEY_BYTES];
+    CHECK_EQ(query_blob("keys.db", "SELECT wrapped FROM data_keys WHERE ben = ?1", ben, NULL,
+                        wrapped, sizeof wrapped, NULL),
+             SPRO_WRAPPED_KEY_BYTES);
+    CHECK_EQ(spro_field_key_epoch(wrapped, SPRO_WRAPPED_KEY_BYTES), 1);
+    size_t mlen;
+    uint8_t *m = slurp("master.key", &mlen);
+    CHECK(m != NULL && mlen == SPRO_KEY_BYTES);
+    memcpy(master, m, SPRO_KEY_BYTES);
+    free(m);
+    CHECK_EQ(spro_field_kek_derive(kek, master, 1), 0);
+    CHECK_EQ(spro_field_key_unwrap(dk, wrapped, SPRO_WRAPPED_KEY_BYTES, kek, 1, ben), 0);
+    CHECK(!on_disk(dk, sizeof dk));
+
+    /* The stored value opens with it, for its record, field and schema. */
+    uint8_t sealed[256], plain[256], key_id[SPRO_FIELD_KEY_ID_BYTES];
+    int64_t schema = -1;
+    long n = query_blob("data.db",
+                        "SELECT val, schema FROM siblings WHERE rtype = 'beneficiary' AND"
+                        " rid = ?1 AND name = ?2",
+                        ben, "family_name", sealed, sizeof sealed, &schema);
+    CHECK_INT(n, >, SPRO_FIELD_OVERHEAD);
+    CHECK_EQ(schema, 1);
+    for (int i = 0, j = 0; i < 16; i++, j += 2) {
+        j += ben[j] == '-';
+        key_id[i] = (uint8_t)(check_hexval(ben[j]) << 4 | check_hexval(ben[j + 1]));
+    }
+    struct spro_field_context ctx = {"beneficiary", ben, "family_name", 1};
+    size_t plen;
+    CHECK_EQ(spro_field_open(plain, sizeof plain, &plen, sealed, (size_t)n, &ctx, key_id, dk), 0);
+    struct spro_value v = vstr("Wrapped-Key-Name");
+    CHECK_BYTES(plain, plen, v.raw.p, v.raw.len);
+    ctx.field_name = "given_name";
+    CHECK_EQ(spro_field_open(plain, sizeof plain, &plen, sealed, (size_t)n, &ctx, key_id, dk),
+             SPRO_EINTEGRITY);
+}
+
+static void test_pull_paging(void)
+{
+    const char *bens[5];
+    struct spro_wire_op *ops[5];
+    for (int i = 0; i < 5; i++) {
+        bens[i] = uuid();
+        ops[i] = op_new(next_seq(&dev_d), "beneficiary", bens[i], bens[i], tick());
+        op_set(ops[i], "qualification", vstr(i % 2 ? "V" : "IV"), NULL, 0);
+    }
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_d, ops, 5, &r), 0);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(r.results[i].status, SPRO_RESULT_ACK);
+    struct spro_msg_pull_reply p;
+    struct spro_bytes cursor = {NULL, 0};
+    static const size_t pages[] = {2, 2, 1};
+    int seen = 0;
+    for (size_t k = 0; k < 3; k++) {
+        CHECK_EQ(pull_at(&dev_d, cursor, 2, 60000, &p), 0);
+        CHECK_EQ(p.nrecords, pages[k]);
+        CHECK_EQ(p.more, k < 2);
+        for (size_t i = 0; i < p.nrecords; i++)
+            CHECK(bytes_is(p.records[i].rid, bens[seen++]));
+        CHECK_EQ(p.cursor.len, 8);
+        cursor = p.cursor;
+    }
+    CHECK_EQ(pull_at(&dev_d, cursor, 2, 60000, &p), 0);
+    CHECK_EQ(p.nrecords, 0);
+    CHECK(!p.more);
+    CHECK_BYTES(p.cursor.p, p.cursor.len, cursor.p, cursor.len);
+
+    /* An edit brings its record again, at the end. */
+    struct spro_wire_op *op = op_new(next_seq(&dev_d), "beneficiary", bens[0], bens[0], tick());
+    op_set(op, "qualification", vstr("III"), NULL, 0);
+    CHECK_EQ(push1(&dev_d, op, &r), 0);
+    CHECK_EQ(pull_at(&dev_d, cursor, 2, 60000, &p), 0);
+    CHECK_EQ(p.nrecords, 1);
+    CHECK(bytes_is(p.records[0].rid, bens[0]));
+
+    /* Cursors this server did not make. */
+    static const uint8_t three[3] = {0, 0, 1}, big[8] = {0x80, 0, 0, 0, 0, 0, 0, 0};
+    CHECK_EQ(pull_at(&dev_d, (struct spro_bytes){three, 3}, 2, 60000, &p), SPRO_ERANGE);
+    CHECK_EQ(pull_at(&dev_d, (struct spro_bytes){big, 8}, 2, 60000, &p), SPRO_ERANGE);
+}
+
+static void test_pull_max_bytes(void)
+{
+    char *big = palloc(2001);
+    memset(big, 'x', 2000);
+    struct spro_wire_op *ops[6];
+    for (int i = 0; i < 6; i++) {
+        const char *ben = uuid();
+        big[0] = (char)('a' + i);
+        ops[i] = op_new(next_seq(&dev_e), "beneficiary", ben, ben, tick());
+        op_set(ops[i], "address", vstr(big), NULL, 0);
+        op_set(ops[i], "home_region", vstr("53"), NULL, 0);
+    }
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_e, ops, 6, &r), 0);
+    struct spro_bytes cursor = {NULL, 0};
+    size_t total = 0, pages = 0;
+    struct spro_msg_pull_reply p;
+    do {
+        CHECK_EQ(pull_at(&dev_e, cursor, 1000, 5000, &p), 0);
+        CHECK_INT(p.nrecords, >=, 1);
+        struct spro_msg m = {.type = SPRO_MSG_PULL_REPLY, .u.pull_reply = p};
+        struct spro_buf enc = {0};
+        CHECK_EQ(spro_proto_encode(&m, &enc), 0);
+        CHECK_INT(enc.len, <=, 5000);
+        CHECK_INT(enc.len, >, 2000 * p.nrecords);
+        spro_buf_free(&enc);
+        total += p.nrecords;
+        pages++;
+        cursor = p.cursor;
+    } while (p.more);
+    CHECK_EQ(total, 6);
+    CHECK_INT(pages, >=, 3);
+
+    /* A record larger than the answer may be cannot be sent. */
+    CHECK_EQ(pull_at(&dev_e, (struct spro_bytes){NULL, 0}, 1000, 1500, &p), SPRO_ETOOLONG);
+    CHECK_EQ(p.nrecords, 0);
+}
+
+static void test_push_arena_too_small(void)
+{
+    const char *ben = uuid();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "family_name", vstr("Small"), NULL, 0);
+    int64_t seq = change_seq();
+    struct spro_msg_push_reply r;
+    struct spro_arena *a = new_arena(16);
+    CHECK_EQ(push_at(&dev_a, &op, 1, NOW_MS, a, &r), SPRO_ENOMEM);
+    CHECK_EQ(r.nresults, 0);
+    CHECK_EQ(a->len, 0);
+    CHECK_EQ(change_seq(), seq);
+    CHECK_EQ(query_int("SELECT count(*) FROM records WHERE rid = ?1", ben), 0);
+}
+
+struct pusher {
+    const struct spro_device *dev;
+    struct spro_msg_push push;
+    struct spro_arena *arena;
+    struct spro_msg_push_reply reply;
+    int rc;
+};
+
+static void *pusher_run(void *arg)
+{
+    struct pusher *w = arg;
+    w->rc = spro_sync_push(dd, w->dev, &w->push, NOW_MS, DRIFT_MS, w->arena, &w->reply);
+    return NULL;
+}
+
+static void test_concurrent_pushes(void)
+{
+    enum { OPS = 40 };
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Concurrent"));
+    struct pusher w[2] = {{.dev = &dev_a}, {.dev = &dev_b}};
+    for (int t = 0; t < 2; t++) {
+        struct spro_wire_op *ops = palloc(OPS * sizeof *ops);
+        for (int i = 0; i < OPS; i++) {
+            struct spro_wire_op *op =
+                op_new(next_seq(w[t].dev), "interaction", uuid(), ben, tick());
+            op_set(op, "kind", vstr(t ? "call" : "visit"), NULL, 0);
+            ops[i] = *op;
+        }
+        w[t].push = (struct spro_msg_push){ops, OPS};
+        w[t].arena = new_arena(ARENA_CAP);
+    }
+    int64_t seq = change_seq();
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        CHECK_EQ(pthread_create(&th[t], NULL, pusher_run, &w[t]), 0);
+    for (int t = 0; t < 2; t++)
+        CHECK_EQ(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < 2; t++) {
+        CHECK_EQ(w[t].rc, 0);
+        CHECK_EQ(w[t].reply.nresults, OPS);
+        for (int i = 0; i < OPS; i++)
+            CHECK_EQ(w[t].reply.results[i].status, SPRO_RESULT_ACK);
+    }
+    CHECK_EQ(change_seq(), seq + 2 * OPS);
+    CHECK_EQ(
+        query_int("SELECT count(*) FROM records WHERE rtype = 'interaction' AND ben = ?1", ben),
+        2 * OPS);
+}
+
+static const struct check_test tests[] = {
+    {"schema_versions", test_schema_versions},
+    {"value_checks", test_value_checks},
+    {"create_and_pull", test_create_and_pull},
+    {"conflict_then_resolve", test_conflict_then_resolve},
+    {"different_fields_merge", test_different_fields_merge},
+    {"retry_is_identical", test_retry_is_identical},
+    {"not_found_leaks_nothing", test_not_found_leaks_nothing},
+    {"rejects_are_quarantined", test_rejects_are_quarantined},
+    {"too_many_siblings_no_partial_write", test_too_many_siblings_no_partial_write},
+    {"too_many_fields", test_too_many_fields},
+    {"version_reused", test_version_reused},
+    {"clock_clamped", test_clock_clamped},
+    {"scope_grant_and_local_fields", test_scope_grant_and_local_fields},
+    {"personal_never_in_clear", test_personal_never_in_clear},
+    {"data_key_wrapped", test_data_key_wrapped},
+    {"pull_paging", test_pull_paging},
+    {"pull_max_bytes", test_pull_max_bytes},
+    {"push_arena_too_small", test_push_arena_too_small},
+    {"concurrent_pushes", test_concurrent_pushes},
+};
+
+int main(int argc, char **argv)
+{
+    snprintf(tmp, sizeof tmp, "%s/spro-engine-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(tmp) == NULL || spro_crypto_init() != 0)
+        return 1;
+    umask(077);
+    snprintf(dir, sizeof dir, "%s/dd", tmp);
+    char why[512] = "";
+    if (spro_datadir_init(dir, why, sizeof why) != 0 ||
+        spro_datadir_open(dir, &dd, why, sizeof why) != 0) {
+        fprintf(stderr, "cannot create %s: %s\n", dir, why);
+        return 1;
+    }
+    static const char *const orgs[] = {"org1", "org2", "org3", "org4"};
+    static const char *const users[][2] = {
+        {"ua", "org1"}, {"ub", "org1"}, {"uc", "org2"}, {"ud", "org3"}, {"ue", "org4"}};
+    for (size_t i = 0; i < 4; i++)
+        if (spro_org_add(dd, orgs[i], "Organisation", "cio", why, sizeof why) != 0)
+            return 1;
+    for (size_t i = 0; i < 5; i++)
+        if (spro_user_add(dd, users[i][0], users[i][1], "counsellor", why, sizeof why) != 0)
+            return 1;
+    int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
+    spro_datadir_close(dd);
+    for (size_t i = 0; i < narenas; i++) {
+        free(arenas[i]->base);
+        free(arenas[i]);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return rc;
+}

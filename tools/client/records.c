@@ -1,0 +1,771 @@
+/*
+ * records.c: spro-client's local commands, which work offline on the
+ * device's local store (sync/local.h) and never touch the network:
+ *
+ *   new TYPE FIELD=VALUE...      a new record (and, for a beneficiary, its
+ *                                first enrolment with this organisation)
+ *   edit ID FIELD=VALUE...       set fields of a record
+ *   show ID                      a record's fields, conflicts in full
+ *   list [TYPE]                  the records on this device
+ *   conflicts                    the fields in conflict
+ *   resolve [--string] ID FIELD VALUE
+ *                                settle a conflict with one value
+ *
+ * Edits wait in the outbox until `spro-client sync` sends them.  Values are
+ * typed and printed as values.h says.  Also here: opening a device's home
+ * and local store, shared with client.c (cli.h).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "values.h"
+
+#define BENEFICIARY "beneficiary"
+#define ENROLMENT "enrolment"
+#define RECEPTION_PROGRAMME "spro-reception" /* the first enrolment of a new beneficiary */
+
+/* ---- Shared with client.c ---- */
+
+uint64_t spro_client__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int spro_client__need_home(const struct options *o, const char *cmd)
+{
+    if (o->home == NULL) {
+        fprintf(stderr, "spro-client %s: --home DIR is required (see spro-client --help)\n", cmd);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int spro_client__args(const char *cmd, int argc, char **argv, bool allow_string, struct cli_args *a)
+{
+    *a = (struct cli_args){0};
+    bool flags = true;
+    for (int i = 0; i < argc; i++) {
+        char *s = argv[i];
+        if (flags && strcmp(s, "--") == 0) {
+            flags = false;
+        } else if (flags && (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0)) {
+            a->help = true;
+        } else if (flags && strcmp(s, "--json") == 0) {
+            a->json = true;
+        } else if (flags && allow_string && strcmp(s, "--string") == 0) {
+            a->string = true;
+        } else if (flags && s[0] == '-' && s[1] == '-') {
+            fprintf(stderr, "spro-client %s: unknown option '%s' (see spro-client %s --help)\n",
+                    cmd, s, cmd);
+            return EXIT_USAGE;
+        } else {
+            argv[a->n++] = s;
+        }
+    }
+    return 0;
+}
+
+int spro_client__open_device(const char *cmd, const struct options *o,
+                             struct spro_client_home *home, struct spro_client_state *st)
+{
+    int rc = spro_client__need_home(o, cmd);
+    if (rc != 0)
+        return rc;
+    char why[512];
+    rc = spro_client_home_open(home, o->home, false, NULL, why, sizeof why);
+    if (rc == SPRO_ENOENT) {
+        fprintf(stderr,
+                "spro-client %s: %s does not exist: not enrolled (run spro-client --home %s "
+                "enroll TICKET)\n",
+                cmd, o->home, o->home);
+        return EXIT_FAIL;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        return EXIT_FAIL;
+    }
+    rc = spro_client_state_load(home, st, why, sizeof why);
+    if (rc == SPRO_ENOENT || (rc == 0 && st->device[0] == '\0')) {
+        fprintf(stderr,
+                "spro-client %s: %s holds no enrolled device: not enrolled (run spro-client "
+                "--home %s enroll TICKET)\n",
+                cmd, home->path, home->path);
+        spro_client_home_close(home);
+        return EXIT_FAIL;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        spro_client_home_close(home);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+int spro_client__open_local(const char *cmd, const struct spro_client_home *home,
+                            const struct spro_client_state *st, struct spro_local **out)
+{
+    char why[512];
+    struct spro_local_identity id = {st->device, st->user, CLIENT_SCHEMA};
+    if (spro_local_open(out, home->path, &id, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+/* ---- Output ---- */
+
+/* Text a server or another device chose, control characters replaced. */
+static void print_safe(const char *s)
+{
+    for (; *s != '\0'; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static void json_cstr(const char *s)
+{
+    spro_client_json_string(stdout, s, strlen(s));
+}
+
+static void print_sibling_text(const struct spro_local_sibling *s)
+{
+    printf("  ");
+    spro_client_value_print(stdout, &s->val);
+    printf("  by ");
+    print_safe(s->by);
+    printf(", version %" PRIu64 "/", s->hlc);
+    print_safe(s->origin);
+    putchar('\n');
+}
+
+static void print_siblings_json(const struct spro_local_field *f)
+{
+    printf("[");
+    for (size_t k = 0; k < f->nsiblings; k++) {
+        const struct spro_local_sibling *s = &f->siblings[k];
+        printf("%s{\"value\": ", k ? ", " : "");
+        spro_client_value_print(stdout, &s->val);
+        printf(", \"by\": ");
+        json_cstr(s->by);
+        printf(", \"version\": [%" PRIu64 ", ", s->hlc);
+        json_cstr(s->origin);
+        printf("]}");
+    }
+    printf("]");
+}
+
+static void print_record(const struct spro_local_record *r, bool json)
+{
+    if (json) {
+        printf("{\"id\": ");
+        json_cstr(r->rid);
+        printf(", \"type\": ");
+        json_cstr(r->rtype);
+        printf(", \"ben\": ");
+        json_cstr(r->ben);
+        printf(", \"fields\": {");
+        for (size_t i = 0; i < r->nfields; i++) {
+            const struct spro_local_field *f = &r->fields[i];
+            printf("%s\n  ", i ? "," : "");
+            json_cstr(f->name);
+            printf(": {\"value\": ");
+            if (f->shown != NULL)
+                spro_client_value_print(stdout, f->shown);
+            else
+                printf("null");
+            printf(", \"unsynced\": %s, \"conflict\": %s, \"siblings\": ",
+                   f->pending ? "true" : "false", f->conflict ? "true" : "false");
+            print_siblings_json(f);
+            printf("}");
+        }
+        printf("%s}}\n", r->nfields ? "\n" : "");
+        return;
+    }
+    printf("id: ");
+    print_safe(r->rid);
+    printf("\ntype: ");
+    print_safe(r->rtype);
+    printf("\nben: ");
+    print_safe(r->ben);
+    putchar('\n');
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct spro_local_field *f = &r->fields[i];
+        print_safe(f->name);
+        printf(": ");
+        if (f->shown != NULL)
+            spro_client_value_print(stdout, f->shown);
+        else
+            printf("null");
+        if (f->pending)
+            printf(" (unsynced)");
+        else if (f->conflict)
+            printf(" (conflict: %zu values)", f->nsiblings);
+        putchar('\n');
+        for (size_t k = 0; f->conflict && k < f->nsiblings; k++)
+            print_sibling_text(&f->siblings[k]);
+    }
+}
+
+/* ---- Helpers of the commands ---- */
+
+/* Reports a failure of the local store: 1, or 2 for what the command line
+ * got wrong (a value the store refuses). */
+static int local_failed(const char *cmd, int rc, const char *why)
+{
+    fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+    return rc == SPRO_ERANGE ? EXIT_USAGE : EXIT_FAIL;
+}
+
+/* Parses the FIELD=VALUE arguments argv[0..n) into sets (which point into
+ * a[]); the one named `ben`, if ben != NULL, goes to *ben instead. */
+static int parse_assignments(const char *cmd, char **argv, int n, struct spro_client_assign *a,
+                             struct spro_local_set *sets, size_t *nsets, const char **ben)
+{
+    char why[256];
+    *nsets = 0;
+    for (int i = 0; i < n; i++) {
+        if (spro_client_assign_parse(&a[i], argv[i], why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+            return EXIT_USAGE;
+        }
+        if (ben != NULL && strcmp(a[i].name, "ben") == 0) {
+            if (a[i].val.kind != SPRO_VALUE_STR) {
+                fprintf(stderr, "spro-client %s: ben must be a beneficiary id (a UUID)\n", cmd);
+                return EXIT_USAGE;
+            }
+            *ben = (const char *)a[i].val.s.p;
+            continue;
+        }
+        for (size_t k = 0; k < *nsets; k++)
+            if (strcmp(sets[k].name, a[i].name) == 0) {
+                fprintf(stderr, "spro-client %s: field %s is set twice\n", cmd, a[i].name);
+                return EXIT_USAGE;
+            }
+        sets[*nsets] = (struct spro_local_set){a[i].name, a[i].val};
+        (*nsets)++;
+    }
+    return 0;
+}
+
+/* A record id from the command line, lowercased into out. */
+static bool read_id(const char *s, char out[SPRO_LOCAL_UUID_CHARS + 1])
+{
+    size_t n = strlen(s);
+    if (n != SPRO_LOCAL_UUID_CHARS)
+        return false;
+    for (size_t i = 0; i <= n; i++)
+        out[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] - 'A' + 'a' : s[i]);
+    return spro_local_uuid_ok(out);
+}
+
+static bool rtype_arg_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > SPRO_LOCAL_RTYPE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Opens home, state and local store for a local command. */
+static int open_all(const char *cmd, const struct options *o, struct spro_client_home *home,
+                    struct spro_client_state *st, struct spro_local **local)
+{
+    *local = NULL;
+    int rc = spro_client__open_device(cmd, o, home, st);
+    if (rc != EXIT_OK)
+        return rc;
+    if ((rc = spro_client__open_local(cmd, home, st, local)) != EXIT_OK)
+        spro_client_home_close(home);
+    return rc;
+}
+
+static void close_all(struct spro_client_home *home, struct spro_local *local)
+{
+    spro_local_close(local);
+    spro_client_home_close(home);
+}
+
+/* Looks up record id (lowercased into rid) and its type. */
+static int find_record(const char *cmd, struct spro_local *l, const char *arg,
+                       char rid[SPRO_LOCAL_UUID_CHARS + 1], char rtype[SPRO_LOCAL_RTYPE_MAX + 1])
+{
+    char why[512], ben[SPRO_LOCAL_UUID_CHARS + 1];
+    if (!read_id(arg, rid)) {
+        fprintf(stderr, "spro-client %s: '%.80s' is not a record id (a UUID)\n", cmd, arg);
+        return EXIT_USAGE;
+    }
+    if (spro_local_find(l, rid, rtype, ben, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static void print_queued(bool json, const char *what, const char *rid, uint64_t seq)
+{
+    if (json) {
+        printf("{\"id\": \"%s\", \"seq\": %" PRIu64 "}\n", rid, seq);
+        return;
+    }
+    printf("%s: %s (op %" PRIu64 ", sent by the next sync)\n", what, rid, seq);
+}
+
+/* ---- Commands ---- */
+
+int spro_client__cmd_new(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("new", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR new [--json] TYPE FIELD=VALUE...\n"
+               "Create a record of type TYPE (beneficiary, consent, enrolment, interaction,\n"
+               "appointment, referral, ...) with the fields given, and print its new id\n"
+               "as `id: UUID`.  A record other than a beneficiary belongs to one:\n"
+               "give its id as ben=UUID.  A new beneficiary also gets its first\n"
+               "enrolment, with this device's organisation (owner_org), programme\n"
+               "\"" RECEPTION_PROGRAMME "\" and status \"open\": printed as `enrolment: UUID`.\n"
+               "VALUE: true, false, null, an integer, or a string; FIELD:=VALUE is always a\n"
+               "string.  The record stays on this device until `spro-client sync`.\n"
+               "--json prints {\"id\": ..., \"enrolment\": ...}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "new")) != 0)
+        return rc;
+    if (a.n < 2) {
+        fprintf(stderr, "spro-client new: expects TYPE FIELD=VALUE... (see spro-client new "
+                        "--help)\n");
+        return EXIT_USAGE;
+    }
+    const char *rtype = argv[0];
+    if (!rtype_arg_ok(rtype)) {
+        fprintf(stderr, "spro-client new: '%.40s' is not a record type (a-z 0-9 _)\n", rtype);
+        return EXIT_USAGE;
+    }
+    bool is_ben = strcmp(rtype, BENEFICIARY) == 0;
+    struct spro_client_assign *as = calloc((size_t)a.n, sizeof *as);
+    struct spro_local_set *sets = calloc((size_t)a.n, sizeof *sets);
+    if (as == NULL || sets == NULL)
+        SPRO_BUG("out of memory");
+    size_t nsets;
+    const char *ben_arg = NULL;
+    char ben[SPRO_LOCAL_UUID_CHARS + 1] = "";
+    rc = parse_assignments("new", argv + 1, a.n - 1, as, sets, &nsets, &ben_arg);
+    if (rc == 0 && is_ben && ben_arg != NULL) {
+        fprintf(stderr, "spro-client new: a beneficiary is its own ben; do not give one\n");
+        rc = EXIT_USAGE;
+    } else if (rc == 0 && !is_ben && ben_arg == NULL) {
+        fprintf(stderr, "spro-client new: a %s belongs to a beneficiary: give ben=UUID\n", rtype);
+        rc = EXIT_USAGE;
+    } else if (rc == 0 && !is_ben && !read_id(ben_arg, ben)) {
+        fprintf(stderr, "spro-client new: ben=%.80s is not a beneficiary id (a UUID)\n", ben_arg);
+        rc = EXIT_USAGE;
+    } else if (rc == 0 && nsets == 0) {
+        fprintf(stderr, "spro-client new: give at least one FIELD=VALUE\n");
+        rc = EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l = NULL;
+    if (rc == 0)
+        rc = open_all("new", o, &home, &st, &l);
+    if (rc != 0) {
+        free(as);
+        free(sets);
+        return rc;
+    }
+    char why[512], rid[SPRO_LOCAL_UUID_CHARS + 1], erid[SPRO_LOCAL_UUID_CHARS + 1];
+    spro_local_uuid(rid);
+    if (is_ben) {
+        memcpy(ben, rid, sizeof ben);
+    } else {
+        struct spro_local_record *b;
+        int lrc = spro_local_get(l, BENEFICIARY, ben, &b, why, sizeof why);
+        spro_local_record_free(b);
+        if (lrc == SPRO_ENOENT) {
+            fprintf(stderr,
+                    "spro-client new: no beneficiary %s on this device (create it, or sync to "
+                    "receive it)\n",
+                    ben);
+            rc = EXIT_FAIL;
+        } else if (lrc != 0) {
+            fprintf(stderr, "spro-client new: %s\n", why);
+            rc = EXIT_FAIL;
+        }
+    }
+    if (rc == 0) {
+        struct spro_local_set enrol[3] = {
+            {"programme", {.kind = SPRO_VALUE_STR}},
+            {"owner_org", {.kind = SPRO_VALUE_STR}},
+            {"status", {.kind = SPRO_VALUE_STR}},
+        };
+        enrol[0].val.s =
+            (struct spro_bytes){(const uint8_t *)RECEPTION_PROGRAMME, strlen(RECEPTION_PROGRAMME)};
+        enrol[1].val.s = (struct spro_bytes){(const uint8_t *)st.org, strlen(st.org)};
+        enrol[2].val.s = (struct spro_bytes){(const uint8_t *)"open", 4};
+        spro_local_uuid(erid);
+        struct spro_local_edit e[2] = {
+            {rtype, rid, ben, true, sets, nsets},
+            {ENROLMENT, erid, rid, true, enrol, 3},
+        };
+        int lrc =
+            spro_local_write(l, e, is_ben ? 2 : 1, spro_client__wall_ms(), NULL, why, sizeof why);
+        if (lrc != 0) {
+            rc = local_failed("new", lrc, why);
+        } else if (a.json) {
+            printf("{\"id\": \"%s\"", rid);
+            if (is_ben)
+                printf(", \"enrolment\": \"%s\"", erid);
+            printf("}\n");
+        } else {
+            printf("id: %s\n", rid);
+            if (is_ben)
+                printf("enrolment: %s\n", erid);
+        }
+    }
+    close_all(&home, l);
+    free(as);
+    free(sets);
+    return rc;
+}
+
+int spro_client__cmd_edit(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("edit", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR edit [--json] ID FIELD=VALUE...\n"
+               "Set fields of record ID (its type is known here).  VALUE: true, false,\n"
+               "null, an integer (0, or digits without a leading zero), or a string;\n"
+               "FIELD:=VALUE is always a string.  The edit is based on the field's values\n"
+               "as this device last heard of them: if someone changed the field meanwhile,\n"
+               "the next sync reports a conflict instead of overwriting.  Sent by the\n"
+               "next `spro-client sync`.  --json prints {\"id\": ..., \"seq\": ...}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "edit")) != 0)
+        return rc;
+    if (a.n < 2) {
+        fprintf(stderr, "spro-client edit: expects ID FIELD=VALUE... (see spro-client edit "
+                        "--help)\n");
+        return EXIT_USAGE;
+    }
+    struct spro_client_assign *as = calloc((size_t)a.n, sizeof *as);
+    struct spro_local_set *sets = calloc((size_t)a.n, sizeof *sets);
+    if (as == NULL || sets == NULL)
+        SPRO_BUG("out of memory");
+    size_t nsets;
+    char rid[SPRO_LOCAL_UUID_CHARS + 1], rtype[SPRO_LOCAL_RTYPE_MAX + 1], why[512];
+    rc = parse_assignments("edit", argv + 1, a.n - 1, as, sets, &nsets, NULL);
+    if (rc == 0 && !read_id(argv[0], rid)) {
+        fprintf(stderr, "spro-client edit: '%.80s' is not a record id (a UUID)\n", argv[0]);
+        rc = EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l = NULL;
+    if (rc == 0 && (rc = open_all("edit", o, &home, &st, &l)) == EXIT_OK) {
+        if ((rc = find_record("edit", l, rid, rid, rtype)) == EXIT_OK) {
+            struct spro_local_edit e = {rtype, rid, NULL, false, sets, nsets};
+            uint64_t seq;
+            int lrc = spro_local_write(l, &e, 1, spro_client__wall_ms(), &seq, why, sizeof why);
+            if (lrc != 0)
+                rc = local_failed("edit", lrc, why);
+            else
+                print_queued(a.json, "edited", rid, seq);
+        }
+        close_all(&home, l);
+    }
+    free(as);
+    free(sets);
+    return rc;
+}
+
+int spro_client__cmd_show(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("show", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf(
+            "usage: spro-client --home DIR show [--json] ID\n"
+            "Print record ID: `id:`, `type:`, `ben:`, then one `FIELD: VALUE` line per\n"
+            "field (values as JSON literals).  A field this device edited and not yet\n"
+            "synced shows its new value, marked (unsynced).  A field in conflict shows\n"
+            "the most recent value, marked (conflict: N values), then every value on\n"
+            "its own line with its author and version; `spro-client resolve` settles\n"
+            "it.  --json prints {\"id\", \"type\", \"ben\", \"fields\": {FIELD: {\"value\",\n"
+            "\"unsynced\", \"conflict\", \"siblings\": [{\"value\", \"by\", \"version\"}]}}}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "show")) != 0)
+        return rc;
+    if (a.n != 1) {
+        fprintf(stderr, "spro-client show: expects one argument, ID (see spro-client show "
+                        "--help)\n");
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("show", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char rid[SPRO_LOCAL_UUID_CHARS + 1], rtype[SPRO_LOCAL_RTYPE_MAX + 1], why[512];
+    if ((rc = find_record("show", l, argv[0], rid, rtype)) == EXIT_OK) {
+        struct spro_local_record *r;
+        if (spro_local_get(l, rtype, rid, &r, why, sizeof why) != 0) {
+            fprintf(stderr, "spro-client show: %s\n", why);
+            rc = EXIT_FAIL;
+        } else {
+            print_record(r, a.json);
+            spro_local_record_free(r);
+        }
+    }
+    close_all(&home, l);
+    return rc;
+}
+
+struct list_ctx {
+    bool json;
+    size_t n;
+};
+
+static int list_one(void *arg, const char *rtype, const char *rid, const char *ben,
+                    const char *name)
+{
+    struct list_ctx *c = arg;
+    if (c->json) {
+        printf("%s\n  {\"type\": ", c->n ? "," : "");
+        json_cstr(rtype);
+        printf(", \"id\": ");
+        json_cstr(rid);
+        printf(", \"ben\": ");
+        json_cstr(ben);
+        printf(", \"name\": ");
+        if (name != NULL)
+            json_cstr(name);
+        else
+            printf("null");
+        printf("}");
+    } else {
+        print_safe(rtype);
+        putchar(' ');
+        print_safe(rid);
+        if (name != NULL) {
+            putchar(' ');
+            json_cstr(name);
+        }
+        putchar('\n');
+    }
+    c->n++;
+    return 0;
+}
+
+int spro_client__cmd_list(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("list", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR list [--json] [TYPE]\n"
+               "One line per record on this device (of type TYPE only, when given), by\n"
+               "type then id: `TYPE ID \"NAME\"`, NAME being its beneficiary's given and\n"
+               "family names when this device knows them.  --json prints an array of\n"
+               "{\"type\", \"id\", \"ben\", \"name\"} (name null when unknown).\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "list")) != 0)
+        return rc;
+    if (a.n > 1) {
+        fprintf(stderr,
+                "spro-client list: unexpected argument '%s' (see spro-client list "
+                "--help)\n",
+                argv[1]);
+        return EXIT_USAGE;
+    }
+    if (a.n == 1 && !rtype_arg_ok(argv[0])) {
+        fprintf(stderr, "spro-client list: '%.40s' is not a record type (a-z 0-9 _)\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("list", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char why[512];
+    struct list_ctx c = {a.json, 0};
+    if (a.json)
+        printf("[");
+    if (spro_local_list(l, a.n == 1 ? argv[0] : NULL, list_one, &c, why, sizeof why) != 0) {
+        if (a.json)
+            printf("]\n");
+        fprintf(stderr, "spro-client list: %s\n", why);
+        rc = EXIT_FAIL;
+    } else if (a.json) {
+        printf("%s]\n", c.n ? "\n" : "");
+    }
+    close_all(&home, l);
+    return rc;
+}
+
+static int conflict_one(void *arg, const struct spro_local_record *r,
+                        const struct spro_local_field *f)
+{
+    struct list_ctx *c = arg;
+    if (c->json) {
+        printf("%s\n  {\"type\": ", c->n ? "," : "");
+        json_cstr(r->rtype);
+        printf(", \"id\": ");
+        json_cstr(r->rid);
+        printf(", \"field\": ");
+        json_cstr(f->name);
+        printf(", \"siblings\": ");
+        print_siblings_json(f);
+        printf("}");
+    } else {
+        print_safe(r->rtype);
+        putchar(' ');
+        print_safe(r->rid);
+        putchar(' ');
+        print_safe(f->name);
+        printf(": %zu values\n", f->nsiblings);
+        for (size_t k = 0; k < f->nsiblings; k++)
+            print_sibling_text(&f->siblings[k]);
+    }
+    c->n++;
+    return 0;
+}
+
+int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("conflicts", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR conflicts [--json]\n"
+               "List the fields in conflict: edited on two devices (or more) that had not\n"
+               "seen each other's edit.  Both values are kept until someone resolves the\n"
+               "conflict (spro-client resolve).  One line `TYPE ID FIELD: N values` per\n"
+               "field, then each value with its author and version.  Fields this device\n"
+               "edited since are not listed: its edit settles them at the next sync.\n"
+               "--json prints an array of {\"type\", \"id\", \"field\", \"siblings\"}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "conflicts")) != 0)
+        return rc;
+    if (a.n > 0) {
+        fprintf(stderr,
+                "spro-client conflicts: unexpected argument '%s' (see spro-client conflicts "
+                "--help)\n",
+                argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("conflicts", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char why[512];
+    struct list_ctx c = {a.json, 0};
+    if (a.json)
+        printf("[");
+    if (spro_local_conflicts(l, conflict_one, &c, why, sizeof why) != 0) {
+        if (a.json)
+            printf("]\n");
+        fprintf(stderr, "spro-client conflicts: %s\n", why);
+        rc = EXIT_FAIL;
+    } else if (a.json) {
+        printf("%s]\n", c.n ? "\n" : "");
+    }
+    close_all(&home, l);
+    return rc;
+}
+
+int spro_client__cmd_resolve(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("resolve", argc, argv, true, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR resolve [--json] [--string] ID FIELD VALUE\n"
+               "Settle the conflict of FIELD in record ID with VALUE: an edit whose base is\n"
+               "every value in conflict, so that after the next sync the field holds VALUE\n"
+               "alone on every device.  VALUE is typed as in edit (true, false, null, an\n"
+               "integer, or a string); --string takes it as a string whatever it looks\n"
+               "like.  Refused when the field is not in conflict (use edit).  --json prints\n"
+               "{\"id\": ..., \"seq\": ...}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "resolve")) != 0)
+        return rc;
+    if (a.n != 3) {
+        fprintf(stderr, "spro-client resolve: expects ID FIELD VALUE (see spro-client resolve "
+                        "--help)\n");
+        return EXIT_USAGE;
+    }
+    char rid[SPRO_LOCAL_UUID_CHARS + 1], rtype[SPRO_LOCAL_RTYPE_MAX + 1], why[512];
+    struct spro_value v;
+    if (!read_id(argv[0], rid)) {
+        fprintf(stderr, "spro-client resolve: '%.80s' is not a record id (a UUID)\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    if (!spro_client_field_name_ok(argv[1])) {
+        fprintf(stderr, "spro-client resolve: '%.80s' is not a field name\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    if (spro_client_value_parse(&v, argv[2], a.string, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client resolve: %s\n", why);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("resolve", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    struct spro_local_record *r = NULL;
+    if ((rc = find_record("resolve", l, rid, rid, rtype)) == EXIT_OK &&
+        spro_local_get(l, rtype, rid, &r, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client resolve: %s\n", why);
+        rc = EXIT_FAIL;
+    }
+    const struct spro_local_field *f = NULL;
+    for (size_t i = 0; r != NULL && i < r->nfields; i++)
+        if (strcmp(r->fields[i].name, argv[1]) == 0)
+            f = &r->fields[i];
+    if (rc == EXIT_OK && (f == NULL || !f->conflict)) {
+        fprintf(stderr, "spro-client resolve: field %s of %s is not in conflict%s\n", argv[1], rid,
+                f != NULL && f->pending ? " (it has an unsynced edit: sync first)"
+                                        : " (use spro-client edit)");
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK) {
+        struct spro_local_set set = {argv[1], v};
+        struct spro_local_edit e = {rtype, rid, NULL, false, &set, 1};
+        uint64_t seq;
+        int lrc = spro_local_write(l, &e, 1, spro_client__wall_ms(), &seq, why, sizeof why);
+        if (lrc != 0)
+            rc = local_failed("resolve", lrc, why);
+        else
+            print_queued(a.json, "resolved", rid, seq);
+    }
+    spro_local_record_free(r);
+    close_all(&home, l);
+    return rc;
+}
