@@ -110,6 +110,7 @@ struct spro_local_edit {
  * field), SPRO_ENOENT (an edited record unknown here), SPRO_EEXISTS (a
  * created record exists), SPRO_ETOOLONG (an op would not fit in one push,
  * or a field's base would list more than SPRO_SYNC_MAX_SIBLINGS versions),
+ * SPRO_EBADUTF8 (a string value that is not UTF-8: the encoder's check),
  * SPRO_ESTORE.
  */
 SPRO_MUST_CHECK int spro_local_write(struct spro_local *l, const struct spro_local_edit *e,
@@ -132,7 +133,8 @@ struct spro_local_field {
     bool pending;                   /* the device's own edit waits for its answer */
     struct spro_value pending_val;  /* when pending */
     const struct spro_value *shown; /* the value to display: pending_val or the
-                                       provisional sibling's */
+                                       provisional sibling's (NULL only for a
+                                       damaged field with neither) */
     bool conflict;                  /* nsiblings >= 2 and not pending */
 };
 

@@ -220,7 +220,7 @@ static void print_record(const struct spro_local_record *r, bool json)
 static int local_failed(const char *cmd, int rc, const char *why)
 {
     fprintf(stderr, "spro-client %s: %s\n", cmd, why);
-    return rc == SPRO_ERANGE ? EXIT_USAGE : EXIT_FAIL;
+    return rc == SPRO_ERANGE || rc == SPRO_EBADUTF8 ? EXIT_USAGE : EXIT_FAIL;
 }
 
 /* Parses the FIELD=VALUE arguments argv[0..n) into sets (which point into
