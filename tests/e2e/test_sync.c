@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)];
@@ -350,9 +351,85 @@ static void test_durability_under_kill(void)
     CHECK_INT(acked_before_kill, <, total); /* and some before it */
 }
 
+/* ---- fail-stop on a storage error ------------------------------------- */
+
+/* fsync fails (EIO) while the flag file exists: the push answered after it
+ * is storage_failed (or no answer at all), the server exits 1 on its own,
+ * and after a restart the retried op is applied exactly once. */
+static void test_fail_stop_on_fsync_error(void)
+{
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "failstop", NULL), 0);
+    char dir[600], flag[700];
+    snprintf(dir, sizeof dir, "%s/failstop", h_tmpdir());
+    snprintf(flag, sizeof flag, "%s/failsync.flag", h_tmpdir());
+    struct dv_dev d;
+    CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
+    dv_dev_end_session(&d);
+    h_server_stop(&e.srv, 5000);
+    /* The same server, now with fsync failing on demand. */
+    setenv("LD_PRELOAD", SPRO_FAILSYNC_LIB, 1);
+    setenv("SPRO_FAILSYNC_FLAG", flag, 1);
+    setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
+    int started = h_server_start(&e.srv, dir, NULL);
+    unsetenv("LD_PRELOAD");
+    unsetenv("SPRO_FAILSYNC_FLAG");
+    unsetenv("ASAN_OPTIONS");
+    CHECK_EQ(started, 0);
+    struct h_response r;
+    CHECK_EQ(dv_handshake(&e, &d, NULL, &r), 0);
+    uint64_t hlc = (uint64_t)time(NULL) * 1000 << 16;
+    struct op_spec ok = {.seq = 1, .hlc = ++hlc}, doomed = {.seq = 2, .hlc = ++hlc};
+    uuid(ok.ben, 0xfa110001u, 1);
+    uuid(doomed.ben, 0xfa110002u, 2);
+    snprintf(ok.value, sizeof ok.value, "before");
+    snprintf(doomed.value, sizeof doomed.value, "during");
+    int res = 0;
+    CHECK_EQ(push(&e, &d, &ok, 1, &res), 0);
+    CHECK_EQ(res, 1);
+    FILE *f = fopen(flag, "w");
+    CHECK(f != NULL);
+    fclose(f);
+    res = 0;
+    push(&e, &d, &doomed, 1, &res); /* storage_failed, or no answer */
+    CHECK(res != 1);                /* never acknowledged */
+    int status = -2;
+    for (int i = 0; i < 100 && status == -2; i++) { /* exits by itself, within 5 s */
+        int st;
+        if (waitpid(e.srv.pid, &st, WNOHANG) == e.srv.pid)
+            status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        else
+            usleep(50000);
+    }
+    if (status == -2)
+        h_server_kill(&e.srv);
+    else
+        e.srv.pid = 0;
+    unlink(flag);
+    CHECK_EQ(status, 1);
+    char *log = h_server_log(&e.srv);
+    int logged = strstr(log, "\"event\":\"fail_stop\"") != NULL;
+    free(log);
+    CHECK(logged);
+    /* Restart on a healthy disk: the retried op is applied exactly once. */
+    dv_dev_end_session(&d);
+    CHECK_EQ(h_server_start(&e.srv, dir, NULL), 0);
+    CHECK_EQ(dv_handshake(&e, &d, NULL, &r), 0);
+    CHECK_EQ(push(&e, &d, &doomed, 1, &res), 0);
+    CHECK_EQ(res, 1);
+    struct op_spec both[2] = {ok, doomed};
+    struct tally tl = {.ops_total = 2, .ops = both};
+    CHECK_EQ(pull_all(&e, &d, count_record, &tl), 0);
+    dv_dev_end_session(&d);
+    CHECK_EQ(dv_env_stop(&e), 0);
+    CHECK_EQ(tl.records, 2);
+    CHECK_EQ(tl.bad, 0);
+}
+
 static const struct check_test tests[] = {
     {"scope_and_sentinel", test_scope_and_sentinel},
     {"durability_under_kill", test_durability_under_kill},
+    {"fail_stop_on_fsync_error", test_fail_stop_on_fsync_error},
 };
 
 int main(int argc, char **argv)
