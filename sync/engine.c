@@ -6,8 +6,10 @@
  * is one; otherwise the checks (record type, values, scope), the op's
  * version (clamped by the server's clock), then each field merged by
  * spro_merge_apply() inside a savepoint, so that a refused field undoes the
- * whole op.  spro_sync_pull() reads, in one read transaction, the records
- * changed after a cursor within the device's scope.
+ * whole op; referrals add their own rules and change scope ("Push:
+ * referrals").  spro_sync_pull() reads, in one read transaction, the
+ * records changed after a cursor within the device's scope, and the
+ * removal events of records that left it.
  *
  * Personal fields are sealed with the beneficiary's data key (keys.db,
  * wrapped under the KEK of an epoch, docs/CRYPTO.md); the merge works on
@@ -372,6 +374,15 @@ struct push {
     struct spro_bytes origin; /* dev->id, in the arena */
 };
 
+/* What an op does to a referral (see "Push: referrals"). */
+enum referral_step {
+    REF_NONE,    /* not a referral, or none of its rules applies */
+    REF_PROPOSE, /* creates it: to_org receives the referral record */
+    REF_ACCEPT,  /* proposed -> accepted: to_org receives the beneficiary */
+    REF_REFUSE,  /* proposed -> refused */
+    REF_DONE,    /* accepted -> done */
+};
+
 /* One op being applied. */
 struct op {
     struct push *p;
@@ -390,6 +401,10 @@ struct op {
     size_t nconflicts;
     struct spro_wire_field *fields; /* their answer, in the arena */
     int changed, scope_added, dedup;
+    int record_only; /* the device's organisation has the record in scope, not its ben */
+    enum referral_step step;
+    char ref_from[SPRO_ID_MAX + 1], ref_to[SPRO_ID_MAX + 1]; /* the referral's organisations */
+    int ref_transfer;                                        /* its kind is transfer */
 };
 
 static struct opener op_opener(struct op *o)
@@ -460,9 +475,11 @@ static int check_shape(struct op *o)
 
 /* Whether the device may write this op's record: an existing record of
  * the same beneficiary in scope of its organisation (local fields only by
- * the organisation that created it), or a new record of a beneficiary in
- * scope, or a new beneficiary.  Anything else is not_found, whether or not
- * it exists.  Sets o->reject. */
+ * the organisation that created it) or, failing that, a record in scope of
+ * its organisation alone (o->record_only: what it may write of it is for
+ * the rules of its type to say, see check_referral()), or a new record of a
+ * beneficiary in scope, or a new beneficiary.  Anything else is not_found,
+ * whether or not it exists.  Sets o->reject. */
 static int check_scope(struct op *o)
 {
     struct push *p = o->p;
@@ -480,7 +497,13 @@ static int check_scope(struct op *o)
     } else if (strcmp(o->rec.ben, o->ben) != 0) {
         return 0;
     }
-    if ((rc = spro_store__scope_has(p->db, o->ben, p->dev->org, &yes)) != 0 || !yes)
+    if ((rc = spro_store__scope_has(p->db, o->ben, p->dev->org, &yes)) != 0)
+        return rc;
+    if (!yes && !o->is_new) {
+        rc = spro_store__record_scope_has(p->db, o->type->name, o->rid, p->dev->org, &yes);
+        o->record_only = yes;
+    }
+    if (rc != 0 || !yes)
         return rc;
     for (size_t j = 0; !o->is_new && j < o->w->nset; j++)
         if ((o->defs[j]->flags & SPRO_FFLAG_LOCAL) &&
@@ -706,6 +729,200 @@ static int index_dedup(struct op *o)
     return rc;
 }
 
+/* ---- Push: referrals ----
+ *
+ * A referral record hands a beneficiary from one organisation to another
+ * (docs/SYNC.md, "Referrals and transfers").  Its fields merge like any
+ * other; on top, the engine checks who may write what (check_referral(),
+ * before the op's savepoint) and changes scope when its status moves
+ * (referral_apply(), inside it):
+ *   proposed  (creation, by a device of from_org): to_org's devices receive
+ *             the referral record alone (scope_record);
+ *   accepted  (by a device of to_org): to_org gets the beneficiary in
+ *             scope; a transfer also takes it from from_org, whose devices
+ *             then receive a removal event per record of the beneficiary;
+ *   refused   (by a device of to_org), done (from accepted, by a device of
+ *             either): no scope change.
+ */
+
+/* The edit of field name in the op, or NULL. */
+static const struct spro_wire_edit *op_edit(const struct op *o, const char *name)
+{
+    for (size_t j = 0; j < o->w->nset; j++)
+        if (strcmp(o->names[j], name) == 0)
+            return &o->w->set[j];
+    return NULL;
+}
+
+/* Whether v is the string s. */
+static int value_is(const struct spro_value *v, const char *s)
+{
+    size_t n = strlen(s);
+    return v->kind == SPRO_VALUE_STR && v->s.len == n && memcmp(v->s.p, s, n) == 0;
+}
+
+/* The provisional value of field name of the op's record into out (cap
+ * bytes): "" unless it is a string shorter than cap.  Leaves the field's
+ * siblings loaded in o->p->field. */
+static int provisional_id(struct op *o, const char *name, char *out, size_t cap)
+{
+    char *v = malloc(SPRO_SYNC_MAX_VALUE + 1);
+    if (v == NULL)
+        SPRO_BUG("out of memory");
+    int rc = provisional_str(o, name, v);
+    size_t n = strlen(v);
+    out[0] = '\0';
+    if (rc == 0 && n < cap)
+        memcpy(out, v, n + 1);
+    free(v);
+    return rc;
+}
+
+/* *yes = whether the base of edit e lists every sibling of its field as
+ * loaded in o->p->field: the writer decided on the current value. */
+static int base_covers(struct op *o, const struct spro_wire_edit *e, int *yes)
+{
+    struct spro_version base[SPRO_MERGE_MAX_SIBLINGS];
+    const struct field *f = o->p->field;
+    int rc = base_versions(o, e, base);
+    *yes = 0;
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < f->n; i++) {
+        int listed = 0;
+        for (size_t b = 0; b < e->nbase; b++)
+            listed |= spro_merge_version_cmp(&f->s[i].v, &base[b]) == 0;
+        if (!listed)
+            return 0;
+    }
+    *yes = 1;
+    return 0;
+}
+
+/* A new referral: from_org must be the device's organisation, to_org
+ * another organisation that exists, status proposed (kind is optional:
+ * nil or absent is a referral); anything else is bad_value. */
+static int referral_propose(struct op *o)
+{
+    struct push *p = o->p;
+    const struct spro_wire_edit *from = op_edit(o, SPRO_REFERRAL_FROM),
+                                *to = op_edit(o, SPRO_REFERRAL_TO),
+                                *status = op_edit(o, SPRO_REFERRAL_STATUS),
+                                *kind = op_edit(o, SPRO_REFERRAL_KIND);
+    int exists = 0, rc;
+    o->reject = SPRO_REJECT_BAD_VALUE;
+    if (from == NULL || to == NULL || status == NULL || !value_is(&from->val, p->dev->org) ||
+        !value_is(&status->val, "proposed") || to->val.kind != SPRO_VALUE_STR ||
+        !to_cstr(o->ref_to, sizeof o->ref_to, &to->val.s) || strcmp(o->ref_to, p->dev->org) == 0)
+        return 0;
+    if ((rc = spro_store__org_exists(p->db, o->ref_to, &exists)) != 0 || !exists)
+        return rc;
+    snprintf(o->ref_from, sizeof o->ref_from, "%s", p->dev->org);
+    o->ref_transfer = kind != NULL && value_is(&kind->val, "transfer");
+    o->step = REF_PROPOSE;
+    o->reject = NULL;
+    return 0;
+}
+
+/* An edit of an existing referral.  from_org, to_org and kind are fixed at
+ * creation (bad_value).  The status moves proposed -> accepted or refused,
+ * by a device of to_org, then accepted -> done, by a device of from_org or
+ * to_org; a status written by a device of any other organisation is
+ * not_found (as for a record out of scope), a step out of that order, an
+ * edit whose base misses the current status (decided on a status its
+ * writer had not seen) and the acceptance of a beneficiary that from_org
+ * no longer has are bad_transition.  A device whose organisation has the
+ * referral alone in scope may write its status and nothing else
+ * (not_found). */
+static int referral_update(struct op *o)
+{
+    struct push *p = o->p;
+    const struct spro_wire_edit *status = op_edit(o, SPRO_REFERRAL_STATUS);
+    char cur[16], kind[16];
+    int rc, ok = 0;
+    o->reject = SPRO_REJECT_NOT_FOUND;
+    if (o->record_only && (status == NULL || o->w->nset != 1))
+        return 0;
+    o->reject = SPRO_REJECT_BAD_VALUE;
+    if (op_edit(o, SPRO_REFERRAL_FROM) != NULL || op_edit(o, SPRO_REFERRAL_TO) != NULL ||
+        op_edit(o, SPRO_REFERRAL_KIND) != NULL)
+        return 0;
+    o->reject = NULL;
+    if (status == NULL)
+        return 0;
+    /* The status last: its siblings stay loaded for base_covers(). */
+    if ((rc = provisional_id(o, SPRO_REFERRAL_FROM, o->ref_from, sizeof o->ref_from)) != 0 ||
+        (rc = provisional_id(o, SPRO_REFERRAL_TO, o->ref_to, sizeof o->ref_to)) != 0 ||
+        (rc = provisional_id(o, SPRO_REFERRAL_KIND, kind, sizeof kind)) != 0 ||
+        (rc = provisional_id(o, SPRO_REFERRAL_STATUS, cur, sizeof cur)) != 0)
+        return rc;
+    int is_to = strcmp(p->dev->org, o->ref_to) == 0,
+        is_from = strcmp(p->dev->org, o->ref_from) == 0;
+    const struct spro_value *v = &status->val;
+    o->reject = SPRO_REJECT_NOT_FOUND;
+    if (value_is(v, "accepted") || value_is(v, "refused")) {
+        if (!is_to)
+            return 0;
+        o->step = value_is(v, "accepted") ? REF_ACCEPT : REF_REFUSE;
+        ok = strcmp(cur, "proposed") == 0;
+    } else {
+        if (!is_to && !is_from)
+            return 0;
+        o->step = REF_DONE;
+        ok = value_is(v, "done") && strcmp(cur, "accepted") == 0;
+    }
+    if (ok && o->step == REF_ACCEPT &&
+        (rc = spro_store__scope_has(p->db, o->ben, o->ref_from, &ok)) != 0)
+        return rc;
+    if (ok && (rc = base_covers(o, status, &ok)) != 0)
+        return rc;
+    o->ref_transfer = strcmp(kind, "transfer") == 0;
+    o->reject = ok ? NULL : SPRO_REJECT_BAD_TRANSITION;
+    if (!ok)
+        o->step = REF_NONE;
+    return 0;
+}
+
+/* The rules of the op's record type beyond the schema table: those of
+ * referrals; a device that has a record of another type alone in scope may
+ * write nothing of it.  Sets o->reject. */
+static int check_referral(struct op *o)
+{
+    if (strcmp(o->type->name, SPRO_RTYPE_REFERRAL) != 0) {
+        if (o->record_only)
+            o->reject = SPRO_REJECT_NOT_FOUND;
+        return 0;
+    }
+    return o->is_new ? referral_propose(o) : referral_update(o);
+}
+
+/* The scope changes of the referral step checked by check_referral(),
+ * inside the op's savepoint. */
+static int referral_apply(struct op *o)
+{
+    struct push *p = o->p;
+    int added = 0, removed = 0, rc;
+    switch (o->step) {
+    case REF_PROPOSE:
+        return spro_store__record_scope_add(p->db, o->type->name, o->rid, o->ref_to);
+    case REF_ACCEPT:
+        /* to_org's devices now receive the referral with the beneficiary. */
+        if ((rc = spro_store__record_scope_remove(p->db, o->type->name, o->rid, o->ref_to)) != 0 ||
+            (rc = spro_store__scope_add(p->db, o->ben, o->ref_to, &added)) != 0)
+            return rc;
+        o->scope_added |= added;
+        if (o->ref_transfer &&
+            (rc = spro_store__scope_remove(p->db, o->ben, o->ref_from, &removed)) == 0 && removed)
+            rc = spro_store__removal_log(p->db, o->ben, o->ref_from, &p->seq);
+        return rc;
+    case REF_NONE:
+    case REF_REFUSE:
+    case REF_DONE:
+        break;
+    }
+    return 0;
+}
+
 /* Creates the op's record (and, for a new beneficiary, its scope). */
 static int create_record(struct op *o)
 {
@@ -744,6 +961,8 @@ static int apply_op(struct spro_db *db, void *arg)
         rc = index_dedup(o);
     if (rc == 0 && o->changed && !o->is_new)
         rc = spro_store__record_touch(db, o->type->name, o->rid, ++p->seq);
+    if (rc == 0 && o->step != REF_NONE)
+        rc = referral_apply(o);
     /* A new organisation in scope must receive the beneficiary's records
      * whatever its devices' cursors: they all change. */
     if (rc == 0 && o->scope_added)
@@ -1013,7 +1232,8 @@ static int push_op(struct push *p, size_t i)
     if (rc != SPRO_ENOENT)
         goto out;
     op_version(o);
-    if ((rc = check_shape(o)) != 0 || (!o->reject && (rc = check_scope(o)) != 0))
+    if ((rc = check_shape(o)) != 0 || (!o->reject && (rc = check_scope(o)) != 0) ||
+        (!o->reject && (rc = check_referral(o)) != 0))
         goto out;
     if (!o->reject) {
         o->fields = spro_arena_alloc(p->arena, o->w->nset * sizeof *o->fields, 16);
@@ -1223,8 +1443,10 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
     q->vals.len = 0;
     if ((q->type = spro_sync_record_type((const uint8_t *)r->rtype, strlen(r->rtype))) == NULL)
         return SPRO_EINTEGRITY;
-    int rc =
-        spro_store__siblings_each(spro_datadir__data(q->dd), r->rtype, r->rid, NULL, read_row, q);
+    /* A removal event is the record's ids alone, removed. */
+    int rc = r->removed ? 0
+                        : spro_store__siblings_each(spro_datadir__data(q->dd), r->rtype, r->rid,
+                                                    NULL, read_row, q);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < q->nrows; i++)
@@ -1239,8 +1461,10 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
                                         arena_str(q->arena, r->ben),
                                         NULL,
                                         0,
-                                        false};
-        rc = wr->rtype.p && wr->rid.p && wr->ben.p ? build_fields(q, wr, nfields) : SPRO_ENOMEM;
+                                        r->removed != 0};
+        rc = !(wr->rtype.p && wr->rid.p && wr->ben.p) ? SPRO_ENOMEM
+             : r->removed                             ? 0
+                                                      : build_fields(q, wr, nfields);
         if (rc == 0) {
             q->used += size;
             q->last = r->changed_seq;

@@ -6,8 +6,10 @@
  * record type and each field, checks each value here, seals personal
  * fields, keeps blind indexes of searchable ones, withholds local ones from
  * other organisations and grants scope through scope fields.  Adding a
- * field is a line below.  Field names never change meaning once shipped:
- * devices and stored data name them.
+ * field is a line below.  One record type has rules of its own besides:
+ * referral (engine.c, "Push: referrals"; the names of the fields they read
+ * are in sync.h).  Field names never change meaning once shipped: devices
+ * and stored data name them.
  */
 #include "sync.h"
 
@@ -27,6 +29,7 @@
 static const char *const ben_states[] = {"active", "closed", "merged", NULL};
 static const char *const givers[] = {"self", "guardian", NULL};
 static const char *const referral_states[] = {"proposed", "accepted", "refused", "done", NULL};
+static const char *const referral_kinds[] = {"referral", "transfer", NULL};
 
 /* One field per row. */
 /* clang-format off */
@@ -85,6 +88,7 @@ static const struct spro_field_def referral[] = {
     {"reason", STR, 0, NULL, NULL},
     {"consent", STR, 0, NULL, NULL},
     {"status", ENUM, 0, referral_states, NULL},
+    {"kind", ENUM, 0, referral_kinds, NULL}, /* nil: referral */
 };
 /* clang-format on */
 

@@ -156,6 +156,27 @@ const struct spro_migration spro_store__data_migrations[] = {
         "  PRIMARY KEY (device_id, seq)"
         ") STRICT, WITHOUT ROWID;"
         "CREATE INDEX quarantine_ben ON quarantine(ben);"},
+    /* 4: referrals and transfers (docs/SYNC.md, "Referrals and
+     * transfers").  scope_record: organisations whose devices receive one
+     * record alone, not its beneficiary (a referral proposed to them).
+     * scope_removed: removal events, one per record of a beneficiary that
+     * left an organisation's scope, numbered by the change counter like
+     * the changes of records (seq is never the changed_seq of a record). */
+    {4, "CREATE TABLE scope_record ("
+        "  rtype TEXT NOT NULL,"
+        "  rid   TEXT NOT NULL,"
+        "  org   TEXT NOT NULL REFERENCES organisations(id),"
+        "  PRIMARY KEY (rtype, rid, org),"
+        "  FOREIGN KEY (rtype, rid) REFERENCES records(rtype, rid)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE TABLE scope_removed ("
+        "  seq   INTEGER PRIMARY KEY CHECK (seq > 0)," /* change number of the event */
+        "  org   TEXT NOT NULL,"                       /* the organisation that lost it */
+        "  rtype TEXT NOT NULL,"
+        "  rid   TEXT NOT NULL,"
+        "  ben   TEXT NOT NULL"
+        ") STRICT;"
+        "CREATE INDEX scope_removed_org ON scope_removed(org, seq);"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -795,6 +795,7 @@ static int read_record(sqlite3_stmt *st, struct spro_stored_record *r)
         (rc = copy_text(r->created_by_org, sizeof r->created_by_org, st, 3)) != 0)
         return rc;
     r->changed_seq = sqlite3_column_int64(st, 4);
+    r->removed = 0;
     return r->changed_seq > 0 ? 0 : SPRO_EINTEGRITY;
 }
 
@@ -909,6 +910,81 @@ int spro_store__scope_add(struct spro_db *db, const char *ben, const char *org, 
     int rc = tx_write(st);
     *added = rc == 0 && sqlite3_changes(db->db) == 1;
     return rc;
+}
+
+int spro_store__scope_remove(struct spro_db *db, const char *ben, const char *org, int *removed)
+{
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM scope WHERE ben = ?1 AND org = ?2");
+    sqlite3_stmt *rec = tx_stmt(db, "DELETE FROM scope_record WHERE org = ?2 AND (rtype, rid) IN"
+                                    " (SELECT rtype, rid FROM records WHERE ben = ?1)");
+    if (st == NULL || rec == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    bind_str(st, 2, org);
+    int rc = tx_write(st);
+    *removed = rc == 0 && sqlite3_changes(db->db) == 1;
+    if (rc == 0) {
+        bind_str(rec, 1, ben);
+        bind_str(rec, 2, org);
+        rc = tx_write(rec);
+    }
+    return rc;
+}
+
+int spro_store__removal_log(struct spro_db *db, const char *ben, const char *org, int64_t *seq)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT INTO scope_removed(seq, org, rtype, rid, ben)"
+                    " SELECT ?3 + row_number() OVER (ORDER BY changed_seq), ?2, rtype, rid, ben"
+                    " FROM records WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    bind_str(st, 2, org);
+    sqlite3_bind_int64(st, 3, *seq);
+    int rc = tx_write(st);
+    if (rc == 0)
+        *seq += sqlite3_changes(db->db);
+    return rc;
+}
+
+int spro_store__record_scope_has(struct spro_db *db, const char *rtype, const char *rid,
+                                 const char *org, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM scope_record"
+                                   " WHERE rtype = ?1 AND rid = ?2 AND org = ?3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, org);
+    return tx_exists(st, yes);
+}
+
+int spro_store__record_scope_add(struct spro_db *db, const char *rtype, const char *rid,
+                                 const char *org)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT OR IGNORE INTO scope_record(rtype, rid, org) VALUES (?1, ?2, ?3)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, org);
+    return tx_write(st);
+}
+
+int spro_store__record_scope_remove(struct spro_db *db, const char *rtype, const char *rid,
+                                    const char *org)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "DELETE FROM scope_record WHERE rtype = ?1 AND rid = ?2 AND org = ?3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, org);
+    return tx_write(st);
 }
 
 /* Reads a sibling row: name, hlc, origin, author, schema, sealed, val
@@ -1045,11 +1121,18 @@ int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid
 int spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
                              int (*fn)(const struct spro_stored_record *r, void *arg), void *arg)
 {
+    /* A first pull (after = 0) is a snapshot: the device holds nothing
+     * that a removal event could remove. */
     sqlite3_stmt *st =
-        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq"
+        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0"
                     " FROM records AS r WHERE r.changed_seq > ?2"
-                    " AND EXISTS (SELECT 1 FROM scope AS s WHERE s.ben = r.ben AND s.org = ?1)"
-                    " ORDER BY r.changed_seq LIMIT ?3");
+                    " AND (EXISTS (SELECT 1 FROM scope AS s WHERE s.ben = r.ben AND s.org = ?1)"
+                    " OR EXISTS (SELECT 1 FROM scope_record AS k"
+                    " WHERE k.rtype = r.rtype AND k.rid = r.rid AND k.org = ?1))"
+                    " UNION ALL"
+                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1 FROM scope_removed AS x"
+                    " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
+                    " ORDER BY 5 LIMIT ?3");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, org);
@@ -1058,8 +1141,10 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int64_t after,
     struct spro_stored_record r;
     int rc = 0, src;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
-        if ((rc = read_record(st, &r)) == 0)
+        if ((rc = read_record(st, &r)) == 0) {
+            r.removed = sqlite3_column_int(st, 5);
             rc = fn(&r, arg);
+        }
     if (rc == 0 && src != SQLITE_DONE)
         rc = SPRO_ESTORE;
     tx_done(st);

@@ -166,8 +166,9 @@ struct spro_stored_record {
     char rtype[SPRO_ID_MAX + 1];
     char rid[SPRO_ID_MAX + 1];
     char ben[SPRO_ID_MAX + 1];
-    char created_by_org[SPRO_ID_MAX + 1];
-    int64_t changed_seq; /* change number of its last change, >= 1 */
+    char created_by_org[SPRO_ID_MAX + 1]; /* "" in a removal event */
+    int64_t changed_seq; /* change number of its last change (of the removal event), >= 1 */
+    int removed;         /* spro_store__changes_each(): a removal event, not the record */
 };
 
 /* A row of siblings (or op_siblings).  From a read, the pointers are valid
@@ -209,6 +210,28 @@ SPRO_MUST_CHECK int spro_store__scope_has(struct spro_db *db, const char *ben, c
 /* Adds (ben, org) to scope; *added = 0 if it was there already. */
 SPRO_MUST_CHECK int spro_store__scope_add(struct spro_db *db, const char *ben, const char *org,
                                           int *added);
+/* Removes (ben, org) from scope, and org's scope_record rows on records of
+ * ben (the org sees nothing of ben afterwards); *removed = 0 if (ben, org)
+ * was not in scope. */
+SPRO_MUST_CHECK int spro_store__scope_remove(struct spro_db *db, const char *ben, const char *org,
+                                             int *removed);
+/* Logs a removal event for org of every record of ben (scope_removed),
+ * numbered *seq + 1 and on in the records' change order; *seq receives the
+ * last number given (unchanged when ben has no record). */
+SPRO_MUST_CHECK int spro_store__removal_log(struct spro_db *db, const char *ben, const char *org,
+                                            int64_t *seq);
+
+/* *yes = whether org's devices receive the record (rtype, rid) alone
+ * (scope_record). */
+SPRO_MUST_CHECK int spro_store__record_scope_has(struct spro_db *db, const char *rtype,
+                                                 const char *rid, const char *org, int *yes);
+/* Adds (rtype, rid, org) to scope_record (nothing if it is there); the
+ * record must exist (SPRO_ENOENT otherwise). */
+SPRO_MUST_CHECK int spro_store__record_scope_add(struct spro_db *db, const char *rtype,
+                                                 const char *rid, const char *org);
+/* Removes (rtype, rid, org) from scope_record, if it is there. */
+SPRO_MUST_CHECK int spro_store__record_scope_remove(struct spro_db *db, const char *rtype,
+                                                    const char *rid, const char *org);
 
 /* Calls fn for each sibling of the field name of (rtype, rid), or of every
  * field when name is NULL, ordered by name, hlc, origin; stops at fn's
@@ -234,9 +257,11 @@ SPRO_MUST_CHECK int spro_store__field_count(struct spro_db *db, const char *rtyp
 SPRO_MUST_CHECK int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid,
                                           const char *ben, const char *index, const uint8_t *value);
 
-/* Calls fn for each record in scope of org with a change number above
- * after, in change order, at most limit; stops at fn's non-zero return and
- * returns it. */
+/* Calls fn for each record in scope of org (its beneficiary in scope, or
+ * the record itself in scope_record) with a change number above after,
+ * and, when after > 0, for each removal event of org numbered above after
+ * (r->removed set, created_by_org ""), all in change order, at most limit;
+ * stops at fn's non-zero return and returns it. */
 SPRO_MUST_CHECK int
 spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
                          int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);

@@ -30,7 +30,7 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 3 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 4 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
@@ -232,6 +232,17 @@ struct spro_record_def {
  * only a record of this type creates a beneficiary. */
 #define SPRO_RTYPE_BENEFICIARY "beneficiary"
 
+/* The record type of referrals and transfers between organisations
+ * (docs/SYNC.md, "Referrals and transfers"), and the fields the engine
+ * reads to apply its rules: who refers (from_org) to whom (to_org), its
+ * status (proposed, then accepted or refused, then done) and its kind
+ * (referral, the default, or transfer). */
+#define SPRO_RTYPE_REFERRAL "referral"
+#define SPRO_REFERRAL_FROM "from_org"
+#define SPRO_REFERRAL_TO "to_org"
+#define SPRO_REFERRAL_STATUS "status"
+#define SPRO_REFERRAL_KIND "kind"
+
 /* The record type named by name[0..len), or NULL if there is none. */
 const struct spro_record_def *spro_sync_record_type(const uint8_t *name, size_t len);
 
@@ -266,9 +277,11 @@ const struct spro_record_def *spro_sync_record_types(size_t *n);
 #define SPRO_REJECT_TOO_MANY_SIBLINGS "too_many_siblings"
 #define SPRO_REJECT_TOO_MANY_FIELDS "too_many_fields"
 #define SPRO_REJECT_VERSION_REUSED "version_reused"
+#define SPRO_REJECT_BAD_TRANSITION "bad_transition" /* a referral's status out of order */
 
 /* Applies a push of device dev (its org, user, id) in ONE write
- * transaction, committed (synchronous=FULL) before returning, and fills
+ * transaction (referrals change scope in it: docs/SYNC.md, "Referrals and
+ * transfers"), committed (synchronous=FULL) before returning, and fills
  * *out with one result per op, in order (arrays and strings from arena).
  * now_ms: the server's wall clock, ms since the Unix epoch.  max_drift_ms:
  * the clock clamp: an op whose hlc has a physical part beyond now_ms +
@@ -303,7 +316,10 @@ SPRO_MUST_CHECK int spro_sync_push(struct spro_datadir *dd, const struct spro_de
 
 /* The changes after pull->cursor within dev's scope, in one read
  * transaction: the full current state of each record changed after the
- * cursor whose beneficiary is in scope of dev->org, in change order, at
+ * cursor whose beneficiary is in scope of dev->org (or that is in scope of
+ * dev->org alone: a referral proposed to it), and, after a non-empty
+ * cursor, a removed state (ids, no field) for each record that left the
+ * scope of dev->org after the cursor (a transfer), all in change order, at
  * most pull->limit records and at most max_bytes of encoded pull_reply
  * (sizes are counted conservatively; max_bytes must be at least
  * SPRO_SYNC_PULL_ENVELOPE).  Personal fields are opened with the

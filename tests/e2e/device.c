@@ -18,10 +18,17 @@ int dv_env_start(struct dv_env *e, const char *name, const char *const *extra)
         spro_user_add(e->dd, "alice", "cio-nord", "counsellor", why, sizeof why) != 0 ||
         spro_user_add(e->dd, "bob", "ml-sud", "supervisor", why, sizeof why) != 0) {
         fprintf(stderr, "setup failed: %s\n", why);
+        spro_datadir_close(e->dd);
+        e->dd = NULL;
         return -1;
     }
     memcpy(e->server_pk, spro_datadir_noise_public(e->dd), SPRO_KEY_BYTES);
-    return h_server_start(&e->srv, dir, extra);
+    if (h_server_start(&e->srv, dir, extra) != 0) {
+        spro_datadir_close(e->dd);
+        e->dd = NULL;
+        return -1;
+    }
+    return 0;
 }
 
 int dv_env_stop(struct dv_env *e)

@@ -7,7 +7,10 @@
  * help and usage errors; and sync between devices (docs/PROTOCOL.md,
  * "Sync"): two devices of one organisation editing one record offline (the
  * same field: a conflict both see, then resolved on one; different fields:
- * merged), and a device of another organisation that never sees it.
+ * merged), a device of another organisation that never sees it, and a
+ * referral between organisations (a transfer, accepted: the receiver gets
+ * the records without the sender's notes, the sender's devices delete
+ * theirs; a referral refused: nothing moves).
  *
  * usage: test_e2e_client SPRO_SERVER SPRO_ADMIN SPRO_CLIENT [TEST]...
  */
@@ -440,8 +443,8 @@ static void test_help_and_usage(void)
     CHECK_EQ(CLIENT(out, "--home"), 2);
 
     /* The sync and local commands. */
-    static const char *const cmds[] = {"sync", "new",       "edit",   "show",
-                                       "list", "conflicts", "resolve"};
+    static const char *const cmds[] = {"sync",      "new",     "edit",  "show",   "list",
+                                       "conflicts", "resolve", "refer", "accept", "refuse"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char want[64];
         CHECK_EQ(CLIENT(out, cmds[i], "--help"), 0);
@@ -474,6 +477,18 @@ static void test_help_and_usage(void)
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "phone"), 2);
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "bad name", "x"), 2);
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "sync", "extra"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id), 2);
+    CHECK(strstr(out, "expects ID --to ORG") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to"), 2);
+    CHECK(strstr(out, "--to needs a value") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o 2"), 2);
+    CHECK(strstr(out, "not an organisation id") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to=o2", "--to=o3"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", "nope", "--to", "o2"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o2", "--bogus"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "accept"), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refuse", id, id), 2);
+    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "accept", "not-an-id"), 2);
     /* A home that is not enrolled. */
     CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "list"), 1);
     CHECK(strstr(out, "not enrolled") != NULL);
@@ -700,6 +715,141 @@ static void test_sync_other_org_sees_nothing(void)
     CHECK(strstr(out, "situation: \"work\" (unsynced)\n") != NULL);
 }
 
+/*
+ * A transfer between organisations with real processes: a (o1) refers a
+ * beneficiary to o2 as a transfer; c (o2) receives the referral alone,
+ * accepts it, then receives the beneficiary's records without o1's note;
+ * a and b (o1) delete their copies at their next sync and receive nothing
+ * of it afterwards.
+ */
+static void test_sync_transfer(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "transfer"));
+    char id[64], inter[64], ref[64], other[64], ben_arg[80], out[8192], want[256];
+    CHECK(new_beneficiary(t.a, "Moreau", id, sizeof id));
+    snprintf(ben_arg, sizeof ben_arg, "ben=%s", id);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "new", "interaction", ben_arg, "kind=visit",
+                    "note=NOTE-OF-O1-ONLY"),
+             0);
+    CHECK(line_value(out, "id: ", inter, sizeof inter));
+    CHECK(new_beneficiary(t.a, "Stays", other, sizeof other));
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 5 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pulled: 5 records\n") != NULL);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 0 records\n") != NULL);
+
+    /* a refers: refused offline for an unknown beneficiary or its own
+     * organisation. */
+    CHECK_EQ(
+        CLIENT(out, "--home", t.a, "refer", "0a2a57e7-eccb-456a-9999-58a0008fca1c", "--to", "o2"),
+        1);
+    CHECK(strstr(out, "no beneficiary") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", id, "--to", "o1"), 2);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", id, "--to", "o2", "--reason", "moves to Lille",
+                    "--transfer"),
+             0);
+    CHECK(line_value(out, "id: ", ref, sizeof ref));
+    CHECK_EQ(strlen(ref), 36);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+
+    /* c: the referral alone. */
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 1 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "referral"), 0);
+    snprintf(want, sizeof want, "referral %s\n", ref);
+    CHECK_STR(out, want);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
+    CHECK_STR(out, "");
+    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK(strstr(out, "from_org: \"o1\"\n") != NULL && strstr(out, "to_org: \"o2\"\n") != NULL);
+    CHECK(strstr(out, "kind: \"transfer\"\n") != NULL);
+    CHECK(strstr(out, "reason: \"moves to Lille\"\n") != NULL);
+    CHECK(strstr(out, "status: \"proposed\"\n") != NULL);
+
+    /* Only o2 answers it, once. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "accept", ref), 1);
+    CHECK(strstr(out, "addressed to \"o2\", not to this device's organisation (o1)") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", id), 1);
+    CHECK(strstr(out, "no record") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", "--json", ref), 0);
+    CHECK(strstr(out, "{\"id\": \"") != NULL && strstr(out, "\"seq\": ") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", ref), 1);
+    CHECK(strstr(out, "is \"accepted\", not proposed") != NULL);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(strstr(out, "pulled: 4 records\n") != NULL);
+
+    /* c now holds the beneficiary, without o1's note. */
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
+    snprintf(want, sizeof want, "beneficiary %s \"Léa Moreau\"\n", id);
+    CHECK_STR(out, want);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "show", inter), 0);
+    CHECK(strstr(out, "kind: \"visit\"\n") != NULL);
+    CHECK(strstr(out, "note") == NULL && strstr(out, "NOTE-OF-O1-ONLY") == NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK(strstr(out, "status: \"accepted\"\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", id), 1);
+    CHECK(strstr(out, "is a beneficiary, not a referral") != NULL);
+
+    /* a and b: every record of it removed; the other beneficiary stays. */
+    const char *homes[2] = {t.a, t.b};
+    for (int i = 0; i < 2; i++) {
+        CHECK(sync_ok(homes[i], out, sizeof out));
+        CHECK(strstr(out, "pulled: 4 records\n") != NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "list"), 0);
+        CHECK(strstr(out, id) == NULL && strstr(out, inter) == NULL && strstr(out, ref) == NULL);
+        CHECK(strstr(out, other) != NULL);
+        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 1);
+    }
+
+    /* Afterwards: c's edits never reach o1. */
+    CHECK_EQ(CLIENT(out, "--home", t.c, "edit", id, "situation=apprentice"), 0);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pulled: 0 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "list", "--json"), 0);
+    CHECK(strstr(out, id) == NULL);
+    h_server_stop(&t.e.s, 5000);
+}
+
+/* A referral that c refuses: nothing moves; a still holds the beneficiary,
+ * c the refused referral alone. */
+static void test_sync_referral_refused(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "refuse"));
+    char id[64], ref[64], out[8192], want[256];
+    CHECK(new_beneficiary(t.a, "Roux", id, sizeof id));
+    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", "--json", id, "--to=o2"), 0);
+    CHECK(strncmp(out, "{\"id\": \"", 8) == 0 && strlen(out) > 8 + 36);
+    memcpy(ref, out + 8, 36);
+    ref[36] = '\0';
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 1 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK(strstr(out, "kind: \"referral\"\n") != NULL && strstr(out, "reason") == NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", ref), 0);
+    snprintf(want, sizeof want, "refused: %s (op ", ref);
+    CHECK(strstr(out, want) != NULL);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    snprintf(want, sizeof want, "referral %s\n", ref);
+    CHECK_STR(out, want);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pulled: 1 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "show", ref), 0);
+    CHECK(strstr(out, "status: \"refused\"\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "show", id), 0);
+    h_server_stop(&t.e.s, 5000);
+}
+
 /* ---- A sync cut at any byte ---- */
 
 /* A TCP relay in a child process between devices and the server, which
@@ -884,6 +1034,8 @@ static const struct check_test tests[] = {
     {"sync_same_field_conflict", test_sync_same_field_conflict},
     {"sync_different_fields_merge", test_sync_different_fields_merge},
     {"sync_other_org_sees_nothing", test_sync_other_org_sees_nothing},
+    {"sync_transfer", test_sync_transfer},
+    {"sync_referral_refused", test_sync_referral_refused},
     {"sync_resumes_after_cuts", test_sync_resumes_after_cuts},
 };
 

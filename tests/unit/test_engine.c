@@ -11,7 +11,10 @@
  * rejects and quarantine, the sibling and field limits without partial
  * writes, clock clamping, scope granted by an enrolment, fields local to an
  * organisation, personal values never stored in clear, wrapped data keys,
- * pull paging by limit and by size.
+ * pull paging by limit and by size; referrals and transfers between
+ * organisations (the referral record alone to the receiver, scope on
+ * acceptance, removal events to the sender of a transfer, local notes that
+ * stay behind, who may move a referral's status and in what order).
  */
 #include "check.h"
 #include "sync/store.h"
@@ -373,14 +376,15 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 3);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 4);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
-    CHECK_EQ(spro_datadir_schema(dd), 3);
+    CHECK_EQ(spro_datadir_schema(dd), 4);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
-                       " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine')",
+                       " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine',"
+                       " 'scope_record', 'scope_removed')",
                        NULL),
-             8);
+             10);
 }
 
 static void test_value_checks(void)
@@ -1171,6 +1175,449 @@ static void test_concurrent_pushes(void)
         2 * OPS);
 }
 
+/* ---- Referrals and transfers ---- */
+
+/* d's cursor once it pulled everything there is (several answers if need
+ * be). */
+static struct spro_bytes drained(const struct spro_device *d)
+{
+    struct spro_bytes c = {NULL, 0};
+    struct spro_msg_pull_reply p;
+    do {
+        if (pull_at(d, c, SPRO_SYNC_MAX_RECORDS, 256u << 10, &p) != 0)
+            abort();
+        c = p.cursor;
+    } while (p.more);
+    return c;
+}
+
+/* Everything after cursor c for d, in one answer (it must fit). */
+static int pull_after(const struct spro_device *d, struct spro_bytes c,
+                      struct spro_msg_pull_reply *out)
+{
+    int rc = pull_at(d, c, SPRO_SYNC_MAX_RECORDS, 256u << 10, out);
+    return rc == 0 && out->more ? -1 : rc;
+}
+
+/* How many records of the answer belong to ben, and how many of those are
+ * removal events. */
+static size_t count_ben(const struct spro_msg_pull_reply *p, const char *ben, size_t *removed)
+{
+    size_t n = 0;
+    *removed = 0;
+    for (size_t i = 0; i < p->nrecords; i++)
+        if (bytes_is(p->records[i].ben, ben)) {
+            n++;
+            *removed += p->records[i].removed;
+        }
+    return n;
+}
+
+/* The answer as the codec encodes it: 0 if it encodes. */
+static int encodes(const struct spro_msg_pull_reply *p)
+{
+    struct spro_msg m = {.type = SPRO_MSG_PULL_REPLY, .u.pull_reply = *p};
+    struct spro_buf enc = {0};
+    int rc = spro_proto_encode(&m, &enc);
+    spro_buf_free(&enc);
+    return rc;
+}
+
+/* The op of d creating referral rid of ben to organisation `to`, with
+ * from_org = d's organisation and status proposed (kind transfer when
+ * asked; no kind field otherwise). */
+static struct spro_wire_op *referral_op(const struct spro_device *d, const char *rid,
+                                        const char *ben, const char *to, bool transfer)
+{
+    struct spro_wire_op *op = op_new(next_seq(d), "referral", rid, ben, tick());
+    op_set(op, "from_org", vstr(d->org), NULL, 0);
+    op_set(op, "to_org", vstr(to), NULL, 0);
+    op_set(op, "reason", vstr("needs a work placement"), NULL, 0);
+    op_set(op, "status", vstr("proposed"), NULL, 0);
+    if (transfer)
+        op_set(op, "kind", vstr("transfer"), NULL, 0);
+    return op;
+}
+
+/* A referral of ben by d to `to`, acked; its id, and the version of its
+ * status in *status. */
+static const char *refer(const struct spro_device *d, const char *ben, const char *to,
+                         bool transfer, struct spro_wire_version *status)
+{
+    const char *rid = uuid();
+    struct spro_msg_push_reply r;
+    if (push1(d, referral_op(d, rid, ben, to, transfer), &r) != 0 ||
+        r.results[0].status != SPRO_RESULT_ACK)
+        abort();
+    *status = r.results[0].ver;
+    return rid;
+}
+
+/* d sets the status of referral rid (of ben) to value, with base *base
+ * (none when NULL); the answer in *r. */
+static int set_status(const struct spro_device *d, const char *rid, const char *ben,
+                      const char *value, const struct spro_wire_version *base,
+                      struct spro_msg_push_reply *r)
+{
+    struct spro_wire_op *op = op_new(next_seq(d), "referral", rid, ben, tick());
+    op_set(op, "status", vstr(value), base, base != NULL);
+    return push1(d, op, r);
+}
+
+/* Whether the answer is a reject with code. */
+static int rejected(const struct spro_msg_push_reply *r, const char *code)
+{
+    return r->nresults == 1 && r->results[0].status == SPRO_RESULT_REJECT &&
+           bytes_is(r->results[0].code, code);
+}
+
+/* One op of d setting field = v on (rtype, rid) of ben, pushed. */
+static int edit1(const struct spro_device *d, const char *rtype, const char *rid, const char *ben,
+                 const char *field, struct spro_value v, struct spro_msg_push_reply *r)
+{
+    struct spro_wire_op *op = op_new(next_seq(d), rtype, rid, ben, tick());
+    op_set(op, field, v, NULL, 0);
+    return push1(d, op, r);
+}
+
+static void test_referral_proposed_then_accepted(void)
+{
+    /* org1 follows a beneficiary; org2 and org3 have read all they may. */
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Referred"));
+    const char *inter = uuid();
+    struct spro_msg_push_reply r;
+    CHECK_EQ(edit1(&dev_a, "interaction", inter, ben, "note", vstr("org1's own note"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_bytes ca = drained(&dev_a), cc = drained(&dev_c), cd = drained(&dev_d);
+
+    /* A referral to org2: its devices receive the referral record, alone. */
+    struct spro_wire_version proposed;
+    const char *ref = refer(&dev_a, ben, "org2", false, &proposed);
+    CHECK(bytes_is(proposed.origin, dev_a.id));
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_record WHERE rid = ?1", ref), 1);
+    struct spro_msg_pull_reply p;
+    CHECK_EQ(pull_after(&dev_c, cc, &p), 0);
+    CHECK_EQ(p.nrecords, 1);
+    const struct spro_wire_record *rec = record_of(&p, ref);
+    CHECK(rec != NULL && bytes_is(rec->rtype, "referral") && bytes_is(rec->ben, ben));
+    CHECK(!rec->removed && rec->nfields == 4);
+    CHECK(sib_str(&rec_field(rec, "from_org")->siblings[0], "org1"));
+    CHECK(sib_str(&rec_field(rec, "to_org")->siblings[0], "org2"));
+    CHECK(sib_str(&rec_field(rec, "reason")->siblings[0], "needs a work placement"));
+    CHECK(sib_str(&rec_field(rec, "status")->siblings[0], "proposed"));
+    CHECK_EQ(encodes(&p), 0);
+    cc = p.cursor;
+    /* Nothing for an organisation it does not name. */
+    CHECK_EQ(pull_after(&dev_d, cd, &p), 0);
+    CHECK_EQ(p.nrecords, 0);
+
+    /* The referral alone: org2 may write its status, nothing else of it,
+     * nothing of the beneficiary. */
+    CHECK_EQ(edit1(&dev_c, "referral", ref, ben, "reason", vstr("org2 rewrites"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(edit1(&dev_c, "beneficiary", ben, ben, "situation", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(edit1(&dev_c, "interaction", inter, ben, "kind", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(edit1(&dev_c, "consent", uuid(), ben, "purpose", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    struct spro_wire_op *two = op_new(next_seq(&dev_c), "referral", ref, ben, tick());
+    op_set(two, "status", vstr("accepted"), &proposed, 1);
+    op_set(two, "consent", vstr("given"), NULL, 0);
+    CHECK_EQ(push1(&dev_c, two, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+
+    /* Accepted by org2: its devices receive every record of the
+     * beneficiary, the note of org1 left out. */
+    CHECK_EQ(set_status(&dev_c, ref, ben, "accepted", &proposed, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_wire_version accepted = r.results[0].ver;
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_record WHERE rid = ?1", ref), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1", ben), 2);
+    CHECK_EQ(pull_after(&dev_c, cc, &p), 0);
+    size_t removed;
+    CHECK_EQ(count_ben(&p, ben, &removed), 3);
+    CHECK_EQ(removed, 0);
+    CHECK(record_of(&p, ben) != NULL && record_of(&p, inter) != NULL);
+    CHECK(sib_str(&rec_field(record_of(&p, ref), "status")->siblings[0], "accepted"));
+    CHECK(rec_field(record_of(&p, inter), "note") == NULL);
+
+    /* A referral, not a transfer: org1 keeps the beneficiary, both follow
+     * it; org1's devices see the new status, nothing removed. */
+    CHECK_EQ(pull_after(&dev_a, ca, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 3);
+    CHECK_EQ(removed, 0);
+    CHECK(sib_str(&rec_field(record_of(&p, ref), "status")->siblings[0], "accepted"));
+    CHECK(rec_field(record_of(&p, inter), "note") != NULL);
+    CHECK_EQ(edit1(&dev_a, "beneficiary", ben, ben, "situation", vstr("training"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(edit1(&dev_c, "beneficiary", ben, ben, "dropout", vbool(false), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    /* The note stays org1's: org2 cannot write it. */
+    CHECK_EQ(edit1(&dev_c, "interaction", inter, ben, "note", vstr("org2's words"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+
+    /* Done, by either side, once; never back. */
+    CHECK_EQ(set_status(&dev_a, ref, ben, "done", &accepted, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_wire_version done = r.results[0].ver;
+    CHECK_EQ(set_status(&dev_c, ref, ben, "done", &done, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    CHECK_EQ(set_status(&dev_c, ref, ben, "proposed", &done, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1", ben), 2);
+}
+
+static void test_transfer_removes_from_sender(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Transferred"));
+    const char *inter = uuid(), *enr = uuid();
+    struct spro_msg_push_reply r;
+    CHECK_EQ(edit1(&dev_a, "interaction", inter, ben, "note", vstr("stays with org1"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(edit1(&dev_a, "enrolment", enr, ben, "owner_org", vstr("org1"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_bytes cb = drained(&dev_b), cd = drained(&dev_d);
+
+    struct spro_wire_version proposed;
+    const char *ref = refer(&dev_a, ben, "org3", true, &proposed);
+    /* Proposed only: org1 keeps it all. */
+    struct spro_msg_pull_reply p;
+    size_t removed;
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 1);
+    CHECK_EQ(removed, 0);
+    cb = p.cursor;
+    CHECK_EQ(pull_after(&dev_d, cd, &p), 0);
+    CHECK_EQ(p.nrecords, 1);
+    CHECK((rec_field(record_of(&p, ref), "kind")) != NULL);
+    cd = p.cursor;
+
+    int64_t nrec = query_int("SELECT count(*) FROM records WHERE ben = ?1", ben);
+    CHECK_EQ(nrec, 4);
+    CHECK_EQ(set_status(&dev_d, ref, ben, "accepted", &proposed, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1 AND org = 'org1'", ben), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1 AND org = 'org3'", ben), 1);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_removed WHERE ben = ?1", ben), nrec);
+
+    /* org1's devices: a removal event per record of the beneficiary, no
+     * content; then nothing more of it, whatever changes. */
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), (size_t)nrec);
+    CHECK_EQ(removed, (size_t)nrec);
+    const char *ids[4] = {ben, inter, enr, ref};
+    for (int i = 0; i < 4; i++) {
+        const struct spro_wire_record *rec = record_of(&p, ids[i]);
+        CHECK(rec != NULL && rec->removed && rec->nfields == 0);
+    }
+    CHECK_EQ(encodes(&p), 0);
+    cb = p.cursor;
+    CHECK_EQ(edit1(&dev_d, "beneficiary", ben, ben, "situation", vstr("apprentice"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 0);
+    /* A first pull of org1 is a snapshot: no removal events. */
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 0);
+    /* org1 may write nothing of it any more. */
+    CHECK_EQ(edit1(&dev_a, "beneficiary", ben, ben, "situation", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(set_status(&dev_a, ref, ben, "done", NULL, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+
+    /* org3's devices: every record, without org1's note, which stays on
+     * the server, readable by org1 alone. */
+    CHECK_EQ(pull_after(&dev_d, cd, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), (size_t)nrec);
+    CHECK_EQ(removed, 0);
+    const struct spro_wire_record *rec = record_of(&p, inter);
+    CHECK(rec != NULL && rec_field(rec, "note") == NULL);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1 AND name = 'note'", inter), 1);
+    CHECK_EQ(edit1(&dev_d, "interaction", inter, ben, "note", vstr("org3's words"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(pull_all(&dev_d, &p), 0);
+    CHECK(rec_field(record_of(&p, inter), "note") == NULL);
+}
+
+static void test_transfer_back_and_paging(void)
+{
+    enum { N = 9 };
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Many records"));
+    struct spro_msg_push_reply r;
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(edit1(&dev_a, "appointment", uuid(), ben, "place", vstr("Lille"), &r), 0);
+        CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    }
+    struct spro_bytes cb = drained(&dev_b);
+    struct spro_wire_version proposed;
+    const char *ref = refer(&dev_a, ben, "org2", true, &proposed);
+    CHECK_EQ(set_status(&dev_c, ref, ben, "accepted", &proposed, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+
+    /* N + 2 removal events, 3 at a time, each once. */
+    struct spro_msg_pull_reply p;
+    struct spro_bytes c = cb;
+    size_t total = 0, removed, pages = 0;
+    do {
+        CHECK_EQ(pull_at(&dev_b, c, 3, 60000, &p), 0);
+        CHECK_INT(p.nrecords, <=, 3);
+        size_t n = count_ben(&p, ben, &removed);
+        CHECK_EQ(removed, n);
+        total += n;
+        c = p.cursor;
+        pages++;
+    } while (p.more);
+    CHECK_EQ(total, N + 2);
+    CHECK_INT(pages, >=, 4);
+
+    /* org2 hands it back (a transfer again): org1's devices get the
+     * referral to accept, then every record again, after the removals. */
+    struct spro_wire_version back;
+    const char *ref2 = refer(&dev_c, ben, "org1", true, &back);
+    CHECK_EQ(pull_after(&dev_b, c, &p), 0);
+    CHECK_EQ(p.nrecords, 1);
+    CHECK(record_of(&p, ref2) != NULL && !record_of(&p, ref2)->removed);
+    CHECK_EQ(set_status(&dev_b, ref2, ben, "accepted", &back, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    /* From before the first transfer: removals first, then the records. */
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    size_t first = p.nrecords, last = 0;
+    for (size_t i = 0; i < p.nrecords; i++) {
+        if (!bytes_is(p.records[i].ben, ben))
+            continue;
+        if (p.records[i].removed)
+            last = i;
+        else if (first == p.nrecords)
+            first = i;
+    }
+    CHECK_INT(last, <, first);
+    CHECK_EQ(count_ben(&p, ben, &removed), 2 * (N + 2) + 1);
+    CHECK_EQ(removed, N + 2);
+    CHECK_EQ(edit1(&dev_b, "beneficiary", ben, ben, "situation", vstr("back"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    /* And org2 lost it. */
+    CHECK_EQ(edit1(&dev_c, "beneficiary", ben, ben, "situation", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+}
+
+static void test_referral_authorisation(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Authorised"));
+    struct spro_wire_version proposed;
+    const char *ref = refer(&dev_a, ben, "org2", false, &proposed);
+    struct spro_msg_push_reply r, ghost;
+
+    /* A third organisation accepting: the answer for a record that does
+     * not exist. */
+    CHECK_EQ(set_status(&dev_d, uuid(), ben, "accepted", &proposed, &ghost), 0);
+    CHECK(rejected(&ghost, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(set_status(&dev_d, ref, ben, "accepted", &proposed, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK(same_answer(&r.results[0], &ghost.results[0]));
+    /* The sender cannot accept or refuse its own referral either. */
+    CHECK_EQ(set_status(&dev_a, ref, ben, "accepted", &proposed, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(set_status(&dev_b, ref, ben, "refused", &proposed, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    /* Out of order, or decided on a status not seen. */
+    CHECK_EQ(set_status(&dev_c, ref, ben, "done", &proposed, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    CHECK_EQ(set_status(&dev_c, ref, ben, "accepted", NULL, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    struct spro_wire_op *op = op_new(next_seq(&dev_c), "referral", ref, ben, tick());
+    op_set(op, "status", vnil(), &proposed, 1);
+    CHECK_EQ(push1(&dev_c, op, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    /* Fixed at creation. */
+    struct spro_msg_push_reply r2;
+    CHECK_EQ(edit1(&dev_a, "referral", ref, ben, "to_org", vstr("org3"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_VALUE));
+    CHECK_EQ(edit1(&dev_a, "referral", ref, ben, "kind", vstr("transfer"), &r2), 0);
+    CHECK(rejected(&r2, SPRO_REJECT_BAD_VALUE));
+    /* The sender may still edit the rest. */
+    CHECK_EQ(edit1(&dev_a, "referral", ref, ben, "consent", vstr("given 2024-05-02"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+
+    /* Refused: no scope change; org2 keeps the refused referral alone. */
+    struct spro_bytes cc = drained(&dev_c);
+    CHECK_EQ(set_status(&dev_c, ref, ben, "refused", &proposed, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    struct spro_wire_version refused = r.results[0].ver;
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1", ben), 1);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_removed WHERE ben = ?1", ben), 0);
+    struct spro_msg_pull_reply p;
+    size_t removed;
+    CHECK_EQ(pull_after(&dev_c, cc, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 1);
+    CHECK(sib_str(&rec_field(record_of(&p, ref), "status")->siblings[0], "refused"));
+    CHECK_EQ(edit1(&dev_c, "beneficiary", ben, ben, "situation", vstr("x"), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(set_status(&dev_c, ref, ben, "accepted", &refused, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    CHECK(record_of(&p, ben) != NULL);
+}
+
+static void test_referral_creation_checks(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Checked"));
+    struct spro_msg_push_reply r;
+    int64_t seq = change_seq();
+    struct {
+        const char *field;
+        struct spro_value v; /* replaces the field; nil kind: removes it */
+    } bad[] = {
+        {"from_org", vstr("org2")},
+        {"to_org", vstr("org1")},
+        {"to_org", vstr("nowhere")},
+        {"to_org", vint(2)},
+        {"status", vstr("accepted")},
+        {"kind", vstr("handover")},
+        {"to_org", {0}},
+        {"from_org", {0}},
+        {"status", {0}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct spro_wire_op *op = referral_op(&dev_a, uuid(), ben, "org2", false);
+        struct spro_wire_edit *e = (struct spro_wire_edit *)op->set;
+        size_t j = 0;
+        while (j < op->nset && !bytes_is(e[j].name, bad[i].field))
+            j++;
+        if (j == op->nset)
+            op_set(op, bad[i].field, bad[i].v, NULL, 0);
+        else if (bad[i].v.raw.p == NULL)
+            e[j] = e[--op->nset];
+        else
+            e[j].val = bad[i].v;
+        CHECK_EQ(push1(&dev_a, op, &r), 0);
+        CHECK(rejected(&r, SPRO_REJECT_BAD_VALUE));
+    }
+    CHECK_EQ(change_seq(), seq);
+    /* A beneficiary out of scope, or none: not_found. */
+    CHECK_EQ(push1(&dev_d, referral_op(&dev_d, uuid(), ben, "org1", false), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(push1(&dev_a, referral_op(&dev_a, uuid(), uuid(), "org2", false), &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_record", NULL),
+             query_int("SELECT count(*) FROM scope_record AS k JOIN records AS r"
+                       " ON r.rtype = k.rtype AND r.rid = k.rid",
+                       NULL));
+
+    /* Two referrals pending; once a transfer took the beneficiary from
+     * org1, the other can no longer be accepted. */
+    struct spro_wire_version v1, v2;
+    const char *shared = refer(&dev_a, ben, "org2", false, &v1);
+    const char *moved = refer(&dev_a, ben, "org3", true, &v2);
+    CHECK_EQ(set_status(&dev_d, moved, ben, "accepted", &v2, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(set_status(&dev_c, shared, ben, "accepted", &v1, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_BAD_TRANSITION));
+    CHECK_EQ(set_status(&dev_c, shared, ben, "refused", &v1, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1", ben), 1);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -1191,6 +1638,11 @@ static const struct check_test tests[] = {
     {"pull_max_bytes", test_pull_max_bytes},
     {"push_arena_too_small", test_push_arena_too_small},
     {"concurrent_pushes", test_concurrent_pushes},
+    {"referral_proposed_then_accepted", test_referral_proposed_then_accepted},
+    {"transfer_removes_from_sender", test_transfer_removes_from_sender},
+    {"transfer_back_and_paging", test_transfer_back_and_paging},
+    {"referral_authorisation", test_referral_authorisation},
+    {"referral_creation_checks", test_referral_creation_checks},
 };
 
 int main(int argc, char **argv)

@@ -789,6 +789,13 @@ static void test_pull_cursor(void)
     CHECK_EQ(rows(d, "SELECT count(*) FROM fields WHERE rid = '" BEN1 "'"), 0);
     CHECK_EQ(rows(d, "SELECT count(*) FROM pending"), 0);
     CHECK_EQ(rows(d, "SELECT count(*) FROM outbox"), 1);
+    /* A removal of a record this device does not hold (a transfer removes
+     * every record of a beneficiary, seen or not): nothing to delete. */
+    long before = rows(d, "SELECT count(*) FROM records");
+    CHECK_EQ(pull(l, &w1.r, 1, "cursor-5", false), 0);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM records"), before);
+    CHECK_EQ(spro_local_cursor(l, cur, &n, why, sizeof why), 0);
+    CHECK_BYTES(cur, n, "cursor-5", 8);
     spro_local_close(l);
 }
 

@@ -1,8 +1,8 @@
 /*
  * cli.h: what the command files of spro-client share, internal to the
  * program: client.c (main, enroll, ping, sync) and records.c (the local
- * commands new, edit, show, list, conflicts, resolve, and the opening of a
- * device's home and local store).
+ * commands new, edit, show, list, conflicts, resolve, refer, accept,
+ * refuse, and the opening of a device's home and local store).
  */
 #ifndef SPRO_TOOLS_CLIENT_CLI_H
 #define SPRO_TOOLS_CLIENT_CLI_H
@@ -68,5 +68,8 @@ int spro_client__cmd_show(const struct options *o, int argc, char **argv);
 int spro_client__cmd_list(const struct options *o, int argc, char **argv);
 int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv);
 int spro_client__cmd_resolve(const struct options *o, int argc, char **argv);
+int spro_client__cmd_refer(const struct options *o, int argc, char **argv);
+int spro_client__cmd_accept(const struct options *o, int argc, char **argv);
+int spro_client__cmd_refuse(const struct options *o, int argc, char **argv);
 
 #endif

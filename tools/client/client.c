@@ -9,7 +9,8 @@
  *   spro-client --home DIR sync            push the outbox, pull what changed
  *
  * and the local commands of records.c (new, edit, show, list, conflicts,
- * resolve), which work offline on the device's local store (sync/local.h).
+ * resolve, refer, accept, refuse), which work offline on the device's local
+ * store (sync/local.h).
  * The home directory holds the device's key and state (state.h) and its
  * local store.  Every request but GET /v1/server-key travels in the Noise
  * channel (channel.h) over HTTP/1.1 (http.h).  Sessions are not kept
@@ -876,6 +877,10 @@ static const struct command commands[] = {
     {"conflicts", "", "list the fields in conflict", spro_client__cmd_conflicts},
     {"resolve", "ID FIELD VALUE", "settle a conflict with one value (offline)",
      spro_client__cmd_resolve},
+    {"refer", "ID --to ORG", "refer or transfer a beneficiary to an organisation (offline)",
+     spro_client__cmd_refer},
+    {"accept", "ID", "accept a referral to this organisation (offline)", spro_client__cmd_accept},
+    {"refuse", "ID", "refuse a referral to this organisation (offline)", spro_client__cmd_refuse},
 };
 
 static void usage(FILE *f)

@@ -10,6 +10,11 @@
  *   conflicts                    the fields in conflict
  *   resolve [--string] ID FIELD VALUE
  *                                settle a conflict with one value
+ *   refer ID --to ORG [--reason TEXT] [--transfer]
+ *                                refer (or transfer) a beneficiary to another
+ *                                organisation: a new referral record
+ *   accept ID, refuse ID         answer a referral proposed to this
+ *                                device's organisation
  *
  * Edits wait in the outbox until `spro-client sync` sends them.  Values are
  * typed and printed as values.h says.  Also here: opening a device's home
@@ -27,6 +32,7 @@
 
 #define BENEFICIARY "beneficiary"
 #define ENROLMENT "enrolment"
+#define REFERRAL "referral"
 #define RECEPTION_PROGRAMME "spro-reception" /* the first enrolment of a new beneficiary */
 
 /* ---- Shared with client.c ---- */
@@ -768,4 +774,271 @@ int spro_client__cmd_resolve(const struct options *o, int argc, char **argv)
     spro_local_record_free(r);
     close_all(&home, l);
     return rc;
+}
+
+/* ---- Referrals ---- */
+
+/* Whether s is an organisation id: 1..64 bytes of [A-Za-z0-9._-]. */
+static bool org_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > SPRO_LOCAL_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+static struct spro_value str_value(const char *s)
+{
+    return (struct spro_value){.kind = SPRO_VALUE_STR, .s = {(const uint8_t *)s, strlen(s)}};
+}
+
+/* Whether the value field `name` of r shows is the string s. */
+static bool shows(const struct spro_local_record *r, const char *name, const char *s)
+{
+    for (size_t i = 0; i < r->nfields; i++) {
+        const struct spro_value *v = r->fields[i].shown;
+        if (strcmp(r->fields[i].name, name) == 0)
+            return v != NULL && v->kind == SPRO_VALUE_STR && v->s.len == strlen(s) &&
+                   memcmp(v->s.p, s, v->s.len) == 0;
+    }
+    return false;
+}
+
+/* Prints the value field `name` of r shows, as a JSON literal. */
+static void print_shown(FILE *f, const struct spro_local_record *r, const char *name)
+{
+    for (size_t i = 0; i < r->nfields; i++)
+        if (strcmp(r->fields[i].name, name) == 0 && r->fields[i].shown != NULL) {
+            spro_client_value_print(f, r->fields[i].shown);
+            return;
+        }
+    fprintf(f, "null");
+}
+
+/* The options of refer taken out of argv[0..*argc) (before a `--`), the
+ * other arguments moved to the front.  0, or EXIT_USAGE (reported). */
+static int refer_options(int *argc, char **argv, const char **to, const char **reason,
+                         bool *transfer)
+{
+    int n = 0;
+    bool flags = true;
+    for (int i = 0; i < *argc; i++) {
+        char *s = argv[i];
+        const char **dst = NULL, *val = NULL;
+        if (flags && strcmp(s, "--") == 0) {
+            flags = false;
+            argv[n++] = s;
+            continue;
+        }
+        if (flags && (strcmp(s, "--to") == 0 || strcmp(s, "--reason") == 0)) {
+            if (i + 1 == *argc) {
+                fprintf(stderr,
+                        "spro-client refer: %s needs a value (see spro-client refer "
+                        "--help)\n",
+                        s);
+                return EXIT_USAGE;
+            }
+            dst = s[2] == 't' ? to : reason;
+            val = argv[++i];
+        } else if (flags && strncmp(s, "--to=", 5) == 0) {
+            dst = to, val = s + 5;
+        } else if (flags && strncmp(s, "--reason=", 9) == 0) {
+            dst = reason, val = s + 9;
+        } else if (flags && strcmp(s, "--transfer") == 0) {
+            *transfer = true;
+            continue;
+        } else {
+            argv[n++] = s;
+            continue;
+        }
+        if (*dst != NULL) {
+            fprintf(stderr, "spro-client refer: --%s is given twice\n",
+                    dst == to ? "to" : "reason");
+            return EXIT_USAGE;
+        }
+        *dst = val;
+    }
+    *argc = n;
+    return 0;
+}
+
+int spro_client__cmd_refer(const struct options *o, int argc, char **argv)
+{
+    const char *to = NULL, *reason = NULL;
+    bool transfer = false;
+    struct cli_args a;
+    int rc = refer_options(&argc, argv, &to, &reason, &transfer);
+    if (rc == 0)
+        rc = spro_client__args("refer", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR refer [--json] ID --to ORG [--reason TEXT] "
+               "[--transfer]\n"
+               "Propose to organisation ORG to follow beneficiary ID: a new referral record\n"
+               "(from_org this device's organisation, to_org ORG, reason TEXT, status\n"
+               "\"proposed\", kind \"referral\", or \"transfer\" with --transfer), sent by the\n"
+               "next sync.  ORG's devices then receive the referral alone, not the\n"
+               "beneficiary, and accept or refuse it (spro-client accept, refuse).  Once\n"
+               "it is accepted, ORG's devices receive the beneficiary's records.  After a\n"
+               "referral this organisation keeps the beneficiary too; after a transfer it\n"
+               "loses it, and its devices delete their copies at their next sync.  Notes\n"
+               "of interactions never leave this organisation.  Prints `id: UUID` (the\n"
+               "referral's id); --json prints {\"id\": ..., \"seq\": ...}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "refer")) != 0)
+        return rc;
+    char ben[SPRO_LOCAL_UUID_CHARS + 1], why[512];
+    if (a.n != 1 || to == NULL) {
+        fprintf(stderr, "spro-client refer: expects ID --to ORG (see spro-client refer --help)\n");
+        return EXIT_USAGE;
+    }
+    if (!read_id(argv[0], ben)) {
+        fprintf(stderr, "spro-client refer: '%.80s' is not a beneficiary id (a UUID)\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    if (!org_id_ok(to)) {
+        fprintf(stderr, "spro-client refer: '%.80s' is not an organisation id\n", to);
+        return EXIT_USAGE;
+    }
+    if (reason != NULL && strlen(reason) > SPRO_SYNC_MAX_VALUE) {
+        fprintf(stderr, "spro-client refer: the reason is longer than %d bytes\n",
+                SPRO_SYNC_MAX_VALUE);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("refer", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    struct spro_local_record *b = NULL;
+    int lrc = spro_local_get(l, BENEFICIARY, ben, &b, why, sizeof why);
+    spro_local_record_free(b);
+    if (lrc == SPRO_ENOENT) {
+        fprintf(stderr, "spro-client refer: no beneficiary %s on this device\n", ben);
+        rc = EXIT_FAIL;
+    } else if (lrc != 0) {
+        fprintf(stderr, "spro-client refer: %s\n", why);
+        rc = EXIT_FAIL;
+    } else if (strcmp(to, st.org) == 0) {
+        fprintf(stderr, "spro-client refer: %s is this device's organisation; refer to another\n",
+                to);
+        rc = EXIT_USAGE;
+    }
+    if (rc == EXIT_OK) {
+        char rid[SPRO_LOCAL_UUID_CHARS + 1];
+        struct spro_local_set sets[5] = {
+            {"from_org", str_value(st.org)},
+            {"to_org", str_value(to)},
+            {"status", str_value("proposed")},
+            {"kind", str_value(transfer ? "transfer" : "referral")},
+            {"reason", str_value(reason != NULL ? reason : "")},
+        };
+        spro_local_uuid(rid);
+        struct spro_local_edit e = {REFERRAL, rid, ben, true, sets, reason != NULL ? 5 : 4};
+        uint64_t seq;
+        lrc = spro_local_write(l, &e, 1, spro_client__wall_ms(), &seq, why, sizeof why);
+        if (lrc != 0)
+            rc = local_failed("refer", lrc, why);
+        else if (a.json)
+            printf("{\"id\": \"%s\", \"seq\": %" PRIu64 "}\n", rid, seq);
+        else
+            printf("id: %s\n", rid);
+    }
+    close_all(&home, l);
+    return rc;
+}
+
+/* accept and refuse: sets the status of a referral proposed to this
+ * device's organisation. */
+static int answer_referral(const char *cmd, const char *status, const struct options *o, int argc,
+                           char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args(cmd, argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR %s [--json] ID\n", cmd);
+        if (strcmp(cmd, "accept") == 0)
+            printf("Accept referral ID, proposed to this device's organisation (spro-client\n"
+                   "list referral): its status becomes \"accepted\" at the next sync, and the\n"
+                   "server then gives this organisation the beneficiary: this organisation's\n"
+                   "devices receive its records (spro-client sync).  A transfer also takes\n"
+                   "the beneficiary from the organisation that referred it.\n");
+        else
+            printf("Refuse referral ID, proposed to this device's organisation (spro-client\n"
+                   "list referral): its status becomes \"refused\" at the next sync; the\n"
+                   "beneficiary stays with the organisation that referred it.\n");
+        printf("Fails, changing nothing, when the referral is addressed to another\n"
+               "organisation or is no longer proposed.  --json prints {\"id\": ..., \"seq\":\n"
+               "...}.\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, cmd)) != 0)
+        return rc;
+    if (a.n != 1) {
+        fprintf(stderr, "spro-client %s: expects one argument, ID (see spro-client %s --help)\n",
+                cmd, cmd);
+        return EXIT_USAGE;
+    }
+    char rid[SPRO_LOCAL_UUID_CHARS + 1];
+    if (!read_id(argv[0], rid)) {
+        fprintf(stderr, "spro-client %s: '%.80s' is not a record id (a UUID)\n", cmd, argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all(cmd, o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char rtype[SPRO_LOCAL_RTYPE_MAX + 1], why[512];
+    struct spro_local_record *r = NULL;
+    if ((rc = find_record(cmd, l, rid, rid, rtype)) == EXIT_OK && strcmp(rtype, REFERRAL) != 0) {
+        fprintf(stderr, "spro-client %s: %s is a %s, not a referral\n", cmd, rid, rtype);
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK && spro_local_get(l, rtype, rid, &r, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK && !shows(r, "to_org", st.org)) {
+        fprintf(stderr, "spro-client %s: referral %s is addressed to ", cmd, rid);
+        print_shown(stderr, r, "to_org");
+        fprintf(stderr, ", not to this device's organisation (%s)\n", st.org);
+        rc = EXIT_FAIL;
+    } else if (rc == EXIT_OK && !shows(r, "status", "proposed")) {
+        fprintf(stderr, "spro-client %s: referral %s is ", cmd, rid);
+        print_shown(stderr, r, "status");
+        fprintf(stderr, ", not proposed\n");
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK) {
+        struct spro_local_set set = {"status", str_value(status)};
+        struct spro_local_edit e = {rtype, rid, NULL, false, &set, 1};
+        uint64_t seq;
+        int lrc = spro_local_write(l, &e, 1, spro_client__wall_ms(), &seq, why, sizeof why);
+        if (lrc != 0)
+            rc = local_failed(cmd, lrc, why);
+        else
+            print_queued(a.json, status, rid, seq);
+    }
+    spro_local_record_free(r);
+    close_all(&home, l);
+    return rc;
+}
+
+int spro_client__cmd_accept(const struct options *o, int argc, char **argv)
+{
+    return answer_referral("accept", "accepted", o, argc, argv);
+}
+
+int spro_client__cmd_refuse(const struct options *o, int argc, char **argv)
+{
+    return answer_referral("refuse", "refused", o, argc, argv);
 }
