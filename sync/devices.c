@@ -294,6 +294,18 @@ int spro_device_list(struct spro_datadir *dd, int (*fn)(const struct spro_device
     return rc;
 }
 
+int spro_sync_quarantine_list(struct spro_datadir *dd,
+                              int (*fn)(const struct spro_quarantined *q, void *arg), void *arg)
+{
+    struct spro_quarantined *rows;
+    size_t n;
+    int rc = spro_store__quarantine_list(spro_datadir__data(dd), &rows, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = fn(&rows[i], arg);
+    free(rows);
+    return rc;
+}
+
 const char *spro_device_state_name(enum spro_device_state s)
 {
     switch (s) {

@@ -643,6 +643,46 @@ int spro_store__device_list(struct spro_db *db, struct spro_device **rows, size_
     return 0;
 }
 
+int spro_store__quarantine_list(struct spro_db *db, struct spro_quarantined **rows, size_t *n)
+{
+    sqlite3_stmt *st;
+    struct spro_quarantined *v = NULL;
+    size_t len = 0, cap = 0;
+    *rows = NULL;
+    *n = 0;
+    lock(db);
+    int rc = prepare(db,
+                     "SELECT device_id, seq, ben, code, at FROM quarantine "
+                     "ORDER BY at, device_id, seq",
+                     &st, NULL, 0),
+        src = SQLITE_DONE;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            cap = cap ? 2 * cap : 16;
+            if ((v = realloc(v, cap * sizeof *v)) == NULL)
+                SPRO_BUG("out of memory");
+        }
+        struct spro_quarantined *q = &v[len++];
+        memset(q, 0, sizeof *q);
+        snprintf(q->device, sizeof q->device, "%s", (const char *)sqlite3_column_text(st, 0));
+        q->seq = (uint64_t)sqlite3_column_int64(st, 1);
+        snprintf(q->ben, sizeof q->ben, "%s", (const char *)sqlite3_column_text(st, 2));
+        snprintf(q->code, sizeof q->code, "%s", (const char *)sqlite3_column_text(st, 3));
+        q->at_ms = sqlite3_column_int64(st, 4);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = store_fail(db, "cannot list the quarantine", NULL, 0);
+    sqlite3_finalize(st);
+    unlock(db);
+    if (rc != 0) {
+        free(v);
+        return rc;
+    }
+    *rows = v;
+    *n = len;
+    return 0;
+}
+
 /* ---- Transactions of the sync engine ---- */
 
 int spro_store__transaction(struct spro_db *db, enum spro_tx kind,

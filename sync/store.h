@@ -311,6 +311,11 @@ SPRO_MUST_CHECK int spro_store__quarantine_put(struct spro_db *db, const char *d
                                                const char *ben, const char *code, int64_t at_ms,
                                                const uint8_t *op, size_t oplen);
 
+/* Every quarantined op, oldest first, without its sealed content: one short
+ * read, mutex taken.  *rows is malloc'd (free it), *n rows. */
+SPRO_MUST_CHECK int spro_store__quarantine_list(struct spro_db *db, struct spro_quarantined **rows,
+                                                size_t *n);
+
 /* ---- keys.db: data keys (one short transaction each, mutex taken) ---- */
 
 /* The wrapped data key of ben: 0, SPRO_ENOENT, SPRO_EINTEGRITY (not

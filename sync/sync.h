@@ -337,4 +337,23 @@ SPRO_MUST_CHECK int spro_sync_pull(struct spro_datadir *dd, const struct spro_de
                                    const struct spro_msg_pull *pull, size_t max_bytes,
                                    struct spro_arena *arena, struct spro_msg_pull_reply *out);
 
+/* ---- Quarantine ---- */
+
+/* A rejected op, as an administrator may see it: who sent it, which
+ * beneficiary it named (a pseudonymous id), why it was refused, when.  The
+ * op itself stays sealed: it may hold personal data. */
+struct spro_quarantined {
+    char device[SPRO_ID_MAX + 1];
+    uint64_t seq;
+    char ben[SPRO_ID_MAX + 1];
+    char code[SPRO_ID_MAX + 1];
+    int64_t at_ms;
+};
+
+/* Calls fn for every quarantined op, oldest first; stops at fn's non-zero
+ * return and returns it. */
+SPRO_MUST_CHECK int
+spro_sync_quarantine_list(struct spro_datadir *dd,
+                          int (*fn)(const struct spro_quarantined *q, void *arg), void *arg);
+
 #endif

@@ -465,6 +465,54 @@ static int cmd_device_list(const struct command *c, const char *dir, int argc, c
     return rc == 0 ? 0 : failed(c, rc, NULL);
 }
 
+/* ---- quarantine list ---- */
+
+/* Prints one quarantined op, as a table row or a JSON object. */
+static int print_quarantined(const struct spro_quarantined *q, void *arg)
+{
+    int *json = arg; /* 1: JSON, first row still to come; 2: JSON, later rows; 0: table */
+    char at[32];
+    iso8601(at, q->at_ms / 1000);
+    if (*json == 0) {
+        printf("%-36s  %10llu  %-36s  %-20s  %s\n", q->device, (unsigned long long)q->seq, q->ben,
+               q->code, at);
+        return 0;
+    }
+    printf("%s\n  {\"device\": ", *json == 2 ? "," : "");
+    json_string(q->device);
+    printf(", \"seq\": %llu, \"beneficiary\": ", (unsigned long long)q->seq);
+    json_string(q->ben);
+    printf(", \"code\": ");
+    json_string(q->code);
+    printf(", \"at\": ");
+    json_string(at);
+    printf("}");
+    *json = 2;
+    return 0;
+}
+
+static int cmd_quarantine_list(const struct command *c, const char *dir, int argc, char **argv)
+{
+    int json = 0;
+    const struct opt opts[] = {{"--json", NULL, 0, NULL, &json}};
+    int rc = parse_args(c, argc, argv, opts, 1, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    if (json)
+        printf("[");
+    else
+        printf("%-36s  %10s  %-36s  %-20s  %s\n", "DEVICE", "SEQ", "BENEFICIARY", "CODE", "AT");
+    int mode = json ? 1 : 0;
+    rc = spro_sync_quarantine_list(dd, print_quarantined, &mode);
+    spro_datadir_close(dd);
+    if (json)
+        printf("%s]\n", mode == 2 ? "\n" : "");
+    return rc == 0 ? 0 : failed(c, rc, NULL);
+}
+
 /* revoke and wipe: one device id, one state to set. */
 static int set_state(const struct command *c, const char *dir, int argc, char **argv,
                      enum spro_device_state state, const char *done)
@@ -560,6 +608,14 @@ static const struct command commands[] = {
      "tells it to erase its local data, then treats it as revoked.  A revoked or\n"
      "wiped device cannot be ordered to wipe.\n",
      cmd_device_wipe},
+    {"quarantine", "list", "[--json]", "list the ops the server refused",
+     "List every op a device pushed and the server refused (kept, never dropped),\n"
+     "oldest first: device id, op sequence number, the beneficiary it named (an\n"
+     "id, not a name), the reason code (docs/PROTOCOL.md, \"Sync\") and when.  The\n"
+     "op itself stays sealed: it may hold personal data.\n"
+     "  --json   a JSON array of objects with the keys device, seq, beneficiary,\n"
+     "           code and at\n",
+     cmd_quarantine_list},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -434,10 +434,59 @@ static void test_fail_stop_on_fsync_error(void)
     CHECK_EQ(tl.bad, 0);
 }
 
+/* A refused op is answered reject with its reason, and spro-admin lists it
+ * (without its content). */
+static void test_quarantine_visible_to_admin(void)
+{
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "quarantine", NULL), 0);
+    struct dv_dev d;
+    CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
+    struct op_spec o = {.seq = 7, .hlc = (uint64_t)time(NULL) * 1000 << 16};
+    uuid(o.ben, 0x9a000001u, 3);
+    snprintf(o.value, sizeof o.value, "SENTINEL-quarantined-55e1");
+    struct spro_wire_op op;
+    struct spro_wire_edit ed[2];
+    fill_op(&op, ed, &o);
+    ed[0].val.kind = SPRO_VALUE_INT; /* given_name is a string: bad_value */
+    ed[0].val.i = 42;
+    struct spro_msg m = {.type = SPRO_MSG_PUSH};
+    m.u.push.ops = &op;
+    m.u.push.nops = 1;
+    size_t len = dv_seal(&d, &m, "POST", "/v1/sync/push", d.counter++, frame, sizeof frame);
+    struct h_response *r = malloc(sizeof *r);
+    int rc =
+        h_request(e.srv.port, "POST", "/v1/sync/push", "application/octet-stream", frame, len, r);
+    struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
+    struct spro_msg reply;
+    if (rc == 0)
+        rc = dv_unseal_sync(&d, r, "POST", "/v1/sync/push", frame, plain, &a, &reply);
+    free(r);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(reply.type, SPRO_MSG_PUSH_REPLY);
+    CHECK_EQ(reply.u.push_reply.nresults, 1);
+    CHECK_EQ(reply.u.push_reply.results[0].status, SPRO_RESULT_REJECT);
+    CHECK(dv_bytes_is(reply.u.push_reply.results[0].code, "bad_value"));
+    char dir[600], out[8192];
+    snprintf(dir, sizeof dir, "%s/quarantine", h_tmpdir());
+    const char *argv[] = {h_admin_bin, "--data", dir, "quarantine", "list", "--json", NULL};
+    CHECK_EQ(h_run(argv, out, sizeof out), 0);
+    CHECK(strstr(out, d.device_id) != NULL);
+    CHECK(strstr(out, "\"seq\": 7") != NULL);
+    CHECK(strstr(out, "\"code\": \"bad_value\"") != NULL);
+    CHECK(strstr(out, o.ben) != NULL);
+    const char *argt[] = {h_admin_bin, "--data", dir, "quarantine", "list", NULL};
+    CHECK_EQ(h_run(argt, out, sizeof out), 0);
+    CHECK(strstr(out, "bad_value") != NULL);
+    dv_dev_end_session(&d);
+    CHECK_EQ(dv_env_stop(&e), 0);
+}
+
 static const struct check_test tests[] = {
     {"scope_and_sentinel", test_scope_and_sentinel},
     {"durability_under_kill", test_durability_under_kill},
     {"fail_stop_on_fsync_error", test_fail_stop_on_fsync_error},
+    {"quarantine_visible_to_admin", test_quarantine_visible_to_admin},
 };
 
 int main(int argc, char **argv)
