@@ -110,6 +110,53 @@ static int data_key_create(struct keys *k, const char *ben)
     return rc != 0 ? rc : spro_store__data_key_add(spro_datadir__keys(k->dd), ben, wrapped);
 }
 
+static int is_uuid(const struct spro_bytes *b);
+
+/* Before a push's transaction: one data key for every beneficiary the push
+ * creates and that has none yet, all committed to keys.db in one
+ * transaction (one fsync for the whole push, not one per beneficiary).  A
+ * push whose ops are then refused leaves unused keys, never data without
+ * its key.  Only beneficiary records create beneficiaries (rid == ben). */
+static int keys_for_new_beneficiaries(struct keys *k, const struct spro_msg_push *push)
+{
+    struct spro_db *keys = spro_datadir__keys(k->dd);
+    const char **bens = calloc(push->nops + 1, sizeof *bens);
+    char(*names)[UUID_CHARS + 1] = calloc(push->nops + 1, sizeof *names);
+    uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(push->nops + 1, sizeof *wrapped);
+    if (bens == NULL || names == NULL || wrapped == NULL)
+        SPRO_BUG("out of memory");
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < push->nops; i++) {
+        const struct spro_wire_op *op = &push->ops[i];
+        if (!(op->rtype.len == 11 && memcmp(op->rtype.p, "beneficiary", 11) == 0) ||
+            !is_uuid(&op->ben) || op->rid.len != op->ben.len ||
+            memcmp(op->rid.p, op->ben.p, op->ben.len) != 0)
+            continue;
+        memcpy(names[n], op->ben.p, UUID_CHARS);
+        names[n][UUID_CHARS] = '\0';
+        bool seen = false;
+        for (size_t j = 0; j < n && !seen; j++)
+            seen = strcmp(names[j], names[n]) == 0;
+        uint8_t have[SPRO_WRAPPED_KEY_BYTES];
+        if (seen || (rc = spro_store__data_key_get(keys, names[n], have)) != SPRO_ENOENT)
+            continue;
+        uint8_t dk[SPRO_KEY_BYTES];
+        spro_field_key_new(dk);
+        rc = spro_field_key_wrap(wrapped[n], dk, kek(k, KEK_EPOCH), KEK_EPOCH, names[n]);
+        spro_memzero(dk, sizeof dk);
+        bens[n] = names[n];
+        n++;
+    }
+    if (rc == 0 && n > 0)
+        rc = spro_store__data_keys_add(keys, bens,
+                                       (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped, n);
+    free(bens);
+    free(names);
+    free(wrapped);
+    return rc;
+}
+
 /* ben's data key in *dk (owned by k, valid until KEY_CACHE other keys were
  * asked for).  With create, a beneficiary without one gets one (committed
  * to keys.db at once: a data.db transaction that then fails leaves an
@@ -1295,7 +1342,9 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     memset(p.results, 0, push->nops * sizeof *p.results);
     keys_init(&p.keys, dd);
     p.field = field_new();
-    int rc = spro_store__transaction(p.db, SPRO_TX_WRITE, push_tx, &p);
+    int rc = keys_for_new_beneficiaries(&p.keys, push);
+    if (rc == 0)
+        rc = spro_store__transaction(p.db, SPRO_TX_WRITE, push_tx, &p);
     keys_free(&p.keys);
     field_free(p.field);
     if (rc != 0) {

@@ -1382,6 +1382,29 @@ int spro_store__data_key_get(struct spro_db *db, const char *ben,
     return rc;
 }
 
+int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
+                              const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES], size_t n)
+{
+    sqlite3_stmt *st;
+    lock(db);
+    int rc = exec(db->db, "BEGIN IMMEDIATE") == 0 ? 0 : SPRO_ESTORE;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = prepare(db, "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)", &st, NULL,
+                     0);
+        if (rc != 0)
+            break;
+        bind_str(st, 1, bens[i]);
+        sqlite3_bind_blob(st, 2, wrapped[i], SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+        rc = step_write(db, st, NULL, 0); /* finalizes st */
+    }
+    if (rc == 0)
+        rc = exec(db->db, "COMMIT") == 0 ? 0 : SPRO_ESTORE;
+    if (rc != 0)
+        exec(db->db, "ROLLBACK");
+    unlock(db);
+    return rc;
+}
+
 int spro_store__data_key_add(struct spro_db *db, const char *ben,
                              const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {

@@ -324,6 +324,11 @@ SPRO_MUST_CHECK int spro_store__data_key_get(struct spro_db *db, const char *ben
                                              uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
 /* Stores ben's wrapped data key unless ben has one already (then nothing
  * changes: a concurrent creator won; read the key back). */
+/* Stores n data keys at once, in one transaction (one fsync), each unless
+ * its beneficiary has one already. */
+SPRO_MUST_CHECK int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
+                                              const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES],
+                                              size_t n);
 SPRO_MUST_CHECK int spro_store__data_key_add(struct spro_db *db, const char *ben,
                                              const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
 

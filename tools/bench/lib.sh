@@ -1,6 +1,6 @@
 # Shared by the benchmark scripts of tools/bench (sourced, not run).
 #
-#   bench_start_server [SERVER-OPTION]...   init a data dir in $work, start a release
+#   bench_start_server [SERVER-OPTION]...   init a data dir in $work (unless there), start a release
 #                                           spro-server on a free loopback port: $port, $pid
 #                                           (pinned to the cores in $server_cpus when set)
 #   bench_machine                           one paragraph describing this machine
@@ -16,7 +16,8 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 bench_start_server() {
-    ./build/tools/spro-admin --data "$work/var" init >/dev/null
+    # A data directory already made in $work/var (e.g. loaded beforehand) is kept.
+    [ -e "$work/var/master.key" ] || ./build/tools/spro-admin --data "$work/var" init >/dev/null
     local pin=()
     [ -n "${server_cpus:-}" ] && pin=(taskset -c "$server_cpus")
     "${pin[@]}" ./build/server/spro-server --data "$work/var" --listen 127.0.0.1:0 "$@" \
