@@ -123,7 +123,11 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
     sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
     if (exec(db, "PRAGMA journal_mode = WAL") != 0 || exec(db, "PRAGMA synchronous = FULL") != 0 ||
-        exec(db, "PRAGMA foreign_keys = ON") != 0 || exec(db, "PRAGMA secure_delete = ON") != 0) {
+        exec(db, "PRAGMA foreign_keys = ON") != 0 || exec(db, "PRAGMA secure_delete = ON") != 0 ||
+        /* 64 MiB of page cache, and reads through a memory map: a region's
+         * records outgrow SQLite's 2 MiB default cache quickly. */
+        exec(db, "PRAGMA cache_size = -65536") != 0 ||
+        exec(db, "PRAGMA mmap_size = 1073741824") != 0) {
         int rc = fail(db, path, "cannot configure", why, whylen);
         sqlite3_close(db);
         return rc;
