@@ -261,6 +261,8 @@ struct spro_msg_pull_reply {
     size_t nrecords;
     struct spro_bytes cursor; /* bin 0..SPRO_SYNC_MAX_CURSOR */
     bool more;
+    bool reset; /* optional key, written only when true: the device's cursor is
+                   beyond the sync horizon; then no record and more is false */
 };
 
 /* Bump allocator over caller memory for the arrays of decoded sync

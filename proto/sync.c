@@ -80,7 +80,9 @@ _Static_assert(SPRO_PROTO_ARENA_BYTES(2) == 2 * ARENA_PER_BYTE,
 static const char *const push_keys[] = {"v", "type", "ops"};
 static const char *const push_reply_keys[] = {"v", "type", "results"};
 static const char *const pull_keys[] = {"v", "type", "cursor", "limit"};
-static const char *const pull_reply_keys[] = {"v", "type", "records", "cursor", "more"};
+/* pull_reply's "reset" is optional: complete() checks the first 5 keys. */
+static const char *const pull_reply_keys[] = {"v", "type", "records", "cursor", "more", "reset"};
+#define PULL_REPLY_REQUIRED 5
 
 struct sync_type {
     enum spro_msg_type type;
@@ -552,7 +554,7 @@ static int decode_body(const void *buf, size_t len, const struct sync_type *t, s
                 m->u.pull.limit = (uint32_t)limit;
             }
             break;
-        default: { /* records, cursor, more */
+        default: { /* records, cursor, more, reset */
             struct spro_msg_pull_reply *p = &m->u.pull_reply;
             if (k == 3) {
                 err = spro_mp_read_bin(&r, SPRO_SYNC_MAX_CURSOR, &p->cursor.p, &p->cursor.len);
@@ -560,6 +562,11 @@ static int decode_body(const void *buf, size_t len, const struct sync_type *t, s
             }
             if (k == 4) {
                 err = spro_mp_read_bool(&r, &p->more);
+                break;
+            }
+            if (k == 5) { /* reset: present only as true */
+                if ((err = spro_mp_read_bool(&r, &p->reset)) == 0 && !p->reset)
+                    err = SPRO_ERANGE;
                 break;
             }
             if ((err = read_count(&r, false, 0, SPRO_SYNC_MAX_RECORDS, &count)) != 0)
@@ -576,6 +583,13 @@ static int decode_body(const void *buf, size_t len, const struct sync_type *t, s
             break;
         }
         }
+    }
+    if (err == 0 && m->type == SPRO_MSG_PULL_REPLY) {
+        const struct spro_msg_pull_reply *p = &m->u.pull_reply;
+        if ((err = complete(seen, PULL_REPLY_REQUIRED)) == 0 && p->reset &&
+            (p->nrecords > 0 || p->more))
+            err = SPRO_ERANGE; /* a reset carries no record and no "more" */
+        return err;
     }
     return err != 0 ? err : complete(seen, nkeys);
 }
@@ -873,7 +887,9 @@ static int put_record(struct enc *e, const struct spro_wire_record *rec)
 static int put_body(struct enc *e, const struct spro_msg *m)
 {
     const char *name = spro_proto__sync_name(m->type);
-    size_t nfields = m->type == SPRO_MSG_PULL_REPLY ? 3 : m->type == SPRO_MSG_PULL ? 2 : 1;
+    size_t nfields = m->type == SPRO_MSG_PULL_REPLY ? 3u + m->u.pull_reply.reset
+                     : m->type == SPRO_MSG_PULL     ? 2
+                                                    : 1;
     int err = 0;
     (void)msgpack_pack_map(&e->pk, 2 + nfields);
     put_key(e, "v");
@@ -905,6 +921,8 @@ static int put_body(struct enc *e, const struct spro_msg *m)
         return put_uint(e, m->u.pull.limit, 1, SPRO_SYNC_MAX_RECORDS);
     default: {
         const struct spro_msg_pull_reply *p = &m->u.pull_reply;
+        if (p->reset && (p->nrecords > 0 || p->more))
+            return SPRO_ERANGE; /* as the decoder */
         put_key(e, "records");
         err = put_count(e, false, p->nrecords, 0, SPRO_SYNC_MAX_RECORDS, p->records);
         for (size_t k = 0; err == 0 && k < p->nrecords; k++)
@@ -919,6 +937,10 @@ static int put_body(struct enc *e, const struct spro_msg *m)
             (void)msgpack_pack_true(&e->pk);
         else
             (void)msgpack_pack_false(&e->pk);
+        if (p->reset) {
+            put_key(e, "reset");
+            (void)msgpack_pack_true(&e->pk);
+        }
         return 0;
     }
     }
@@ -1053,7 +1075,8 @@ bool spro_proto__sync_equal(const struct spro_msg *a, const struct spro_msg *b)
     case SPRO_MSG_PULL_REPLY:
         if (a->u.pull_reply.nrecords != b->u.pull_reply.nrecords ||
             !bytes_equal(a->u.pull_reply.cursor, b->u.pull_reply.cursor) ||
-            a->u.pull_reply.more != b->u.pull_reply.more)
+            a->u.pull_reply.more != b->u.pull_reply.more ||
+            a->u.pull_reply.reset != b->u.pull_reply.reset)
             return false;
         for (size_t k = 0; k < a->u.pull_reply.nrecords; k++)
             if (!record_equal(&a->u.pull_reply.records[k], &b->u.pull_reply.records[k]))

@@ -391,6 +391,25 @@ static void sync_run(struct sealed_job *sj, struct server *s)
         out.type = SPRO_MSG_PULL_REPLY;
         rc =
             spro_sync_pull(s->dd, &sj->dev, &in.u.pull, SYNC_ANSWER_MAX, &arena, &out.u.pull_reply);
+        /* The cursor sent is acknowledged (it may move the sync horizon).
+         * A failure here costs only a later purge: the answer stands. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        size_t purged = 0;
+        int arc = rc != 0 ? 0
+                          : spro_sync_ack(s->dd, &sj->dev, &in.u.pull, now_ms,
+                                          (int64_t)s->cfg->sync_idle_horizon * 1000, &purged);
+        if (arc != 0 || purged > 0) {
+            struct spro_logline l;
+            spro_log_begin(&l, arc != 0 ? SPRO_LOG_WARN : SPRO_LOG_INFO,
+                           arc != 0 ? "sync_ack_failed" : "removals_purged");
+            if (arc != 0)
+                spro_log_str(&l, "code", spro_errcode(arc));
+            else
+                spro_log_int(&l, "count", (int64_t)purged);
+            spro_log_end(&l);
+        }
     }
     if (rc == 0 && spro_proto_encode(&out, &sj->answer) != 0) {
         spro_memzero(sj->answer.data, sj->answer.len);

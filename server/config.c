@@ -60,6 +60,9 @@ static const struct opt opts[] = {
      "end a device session this long after its handshake (default 3600)"},
     {"max-clock-drift", OPT_UINT, F(max_clock_drift), 0, 1, 86400, "SECONDS",
      "device clocks further ahead than this are clamped (default 300)"},
+    {"sync-idle-horizon", OPT_UINT, F(sync_idle_horizon), 0, 0, 315360000, "SECONDS",
+     "devices that have not pulled for this long stop holding back the purge of "
+     "removal events (0: never; default 2592000, 30 days)"},
     {"max-sessions", OPT_UINT, F(max_sessions), 0, 1, 10000000, "N",
      "device sessions open at once, at most (default 100000)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL",
@@ -107,6 +110,7 @@ static void defaults(struct spro_server_config *c)
     c->session_ttl = 3600;
     c->max_sessions = 100000;
     c->max_clock_drift = 300;
+    c->sync_idle_horizon = 2592000;
     c->log_level = SPRO_LOG_INFO;
 }
 

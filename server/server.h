@@ -35,6 +35,8 @@ struct spro_server_config {
     unsigned session_ttl;       /* --session-ttl seconds, 1..604800, default 3600 */
     unsigned max_sessions;      /* --max-sessions, 1..10^7, default 100000 */
     unsigned max_clock_drift;   /* --max-clock-drift seconds, 1..86400, default 300 */
+    unsigned sync_idle_horizon; /* --sync-idle-horizon seconds, 0..315360000 (0: never),
+                                   default 2592000 (30 days) */
     enum spro_log_level log_level; /* --log-level, default info */
     bool bench;                    /* --bench: mount POST /v1/bench/echo */
 };

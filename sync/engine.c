@@ -1392,6 +1392,7 @@ struct pull {
     size_t n, cap;
     int64_t last;
     bool more;
+    bool reset; /* the cursor is below the purge point: nothing else is read */
     /* The record being built. */
     const struct spro_stored_record *rec;
     const struct spro_record_def *type;
@@ -1543,8 +1544,26 @@ static int pull_record(const struct spro_stored_record *r, void *arg)
 static int pull_tx(struct spro_db *db, void *arg)
 {
     struct pull *q = arg;
-    int rc = spro_store__changes_each(db, q->dev->org, q->last, q->limit + 1, pull_record, q);
-    return rc == STOP ? 0 : rc;
+    int64_t purged, counter;
+    uint64_t hlc;
+    int rc = spro_store__purged_get(db, &purged);
+    if (rc == 0)
+        rc = spro_store__sync_state_get(db, &hlc, &counter);
+    if (rc != 0)
+        return rc;
+    if (q->last > 0 && q->last < purged) { /* removal events it needs may be gone */
+        q->reset = true;
+        return 0;
+    }
+    rc = spro_store__changes_each(db, q->dev->org, q->last, q->limit + 1, pull_record, q);
+    if (rc == STOP)
+        rc = 0;
+    /* Nothing more in scope up to the change counter (one snapshot): the
+     * cursor may pass it, so that a device whose scope is quiet still
+     * moves the horizon. */
+    if (rc == 0 && !q->more && counter > q->last)
+        q->last = counter;
+    return rc;
 }
 
 /* The change number a cursor names: empty is 0, else 8 bytes big-endian. */
@@ -1602,6 +1621,12 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
         arena->len = mark;
         return rc;
     }
+    if (q.reset) { /* no record, an empty cursor: start again from a snapshot */
+        out->reset = true;
+        out->records = q.recs;
+        out->cursor = (struct spro_bytes){cursor, 0};
+        return 0;
+    }
     for (int i = 0; i < 8; i++)
         cursor[i] = (uint8_t)((uint64_t)q.last >> (56 - 8 * i));
     out->records = q.recs;
@@ -1609,4 +1634,60 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
     out->cursor = (struct spro_bytes){cursor, 8};
     out->more = q.more;
     return 0;
+}
+
+/* ---- The sync horizon (docs/SYNC.md, "Horizon and purge") ---- */
+
+struct ack {
+    const char *device;
+    int64_t seq, now_ms, idle_ms;
+    size_t purged;
+};
+
+/* The earliest acknowledgement time that still holds the horizon. */
+static int64_t holds_since(int64_t now_ms, int64_t idle_ms)
+{
+    return idle_ms <= 0 || now_ms < INT64_MIN + idle_ms ? INT64_MIN : now_ms - idle_ms;
+}
+
+static int purge_tx(struct spro_db *db, void *arg)
+{
+    struct ack *k = arg;
+    return spro_store__purge(db, holds_since(k->now_ms, k->idle_ms), &k->purged);
+}
+
+static int ack_tx(struct spro_db *db, void *arg)
+{
+    struct ack *k = arg;
+    int64_t refresh = k->idle_ms > 0 && k->idle_ms / 2 < SPRO_SYNC_ACK_REFRESH_MS
+                          ? k->idle_ms / 2
+                          : SPRO_SYNC_ACK_REFRESH_MS;
+    int written;
+    int rc = spro_store__device_ack(db, k->device, k->seq, k->now_ms, refresh, &written);
+    return rc != 0 || !written ? rc : purge_tx(db, arg);
+}
+
+int spro_sync_ack(struct spro_datadir *dd, const struct spro_device *dev,
+                  const struct spro_msg_pull *pull, int64_t now_ms, int64_t idle_ms, size_t *purged)
+{
+    if (dd == NULL || dev == NULL || pull == NULL)
+        SPRO_BUG("spro_sync_ack: NULL argument");
+    struct ack k = {.device = dev->id, .now_ms = now_ms, .idle_ms = idle_ms};
+    int rc = cursor_parse(&pull->cursor, &k.seq);
+    if (rc == 0)
+        rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_WRITE, ack_tx, &k);
+    if (purged != NULL)
+        *purged = rc == 0 ? k.purged : 0;
+    return rc;
+}
+
+int spro_sync_purge(struct spro_datadir *dd, int64_t now_ms, int64_t idle_ms, size_t *purged)
+{
+    if (dd == NULL)
+        SPRO_BUG("spro_sync_purge: NULL argument");
+    struct ack k = {.now_ms = now_ms, .idle_ms = idle_ms};
+    int rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_WRITE, purge_tx, &k);
+    if (purged != NULL)
+        *purged = rc == 0 ? k.purged : 0;
+    return rc;
 }

@@ -1898,6 +1898,28 @@ static int pull_record(struct spro_local *l, const struct spro_wire_record *w,
     return rc;
 }
 
+/* The server's "reset": forgets what the server sent (records, fields,
+ * cursor), so that the next pull is a snapshot.  The device's own work
+ * stays: the outbox, the quarantine, the pending edits and the records
+ * they are on (with their fields, until the snapshot replaces them). */
+static int pull_reset(struct spro_local *l, char *why, size_t whylen)
+{
+    static const char *const sql[] = {
+        "DELETE FROM fields WHERE NOT EXISTS (SELECT 1 FROM pending AS p"
+        " WHERE p.rtype = fields.rtype AND p.rid = fields.rid)",
+        "DELETE FROM records WHERE NOT EXISTS (SELECT 1 FROM pending AS p"
+        " WHERE p.rtype = records.rtype AND p.rid = records.rid)",
+        "DELETE FROM meta WHERE key = 'cursor'",
+    };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof sql / sizeof sql[0]; i++) {
+        sqlite3_stmt *st;
+        if ((rc = prep(l, sql[i], &st, why, whylen)) == 0)
+            rc = step_write(l, st, why, whylen);
+    }
+    return rc;
+}
+
 int spro_local_pull_apply(struct spro_local *l, const struct spro_msg_pull_reply *reply,
                           uint64_t wall_ms, char *why, size_t whylen)
 {
@@ -1906,6 +1928,8 @@ int spro_local_pull_apply(struct spro_local *l, const struct spro_msg_pull_reply
     int rc = begin(l, why, whylen);
     if (rc != 0)
         return rc;
+    if (reply->reset)
+        return finish(l, pull_reset(l, why, whylen), why, whylen);
     struct spro_hlc clock;
     struct spro_buf blob = {0};
     rc = hlc_load(l, &clock, why, whylen);

@@ -233,8 +233,12 @@ SPRO_MUST_CHECK int spro_local_cursor(struct spro_local *l, uint8_t cursor[SPRO_
 /* Stores a pull answer in one transaction: each record replaces the local
  * copy's type, beneficiary and every field (a removed one deletes the
  * record, its fields and its pending edits), then the answer's cursor is
- * saved.  Pending edits and the outbox stay.  Returns 0; SPRO_ESTORE
- * (nothing stored). */
+ * saved.  Pending edits and the outbox stay.  An answer with reset (the
+ * device's cursor is beyond the server's sync horizon) instead deletes
+ * every record without a pending edit, with its fields, and the cursor,
+ * so that the next pull is a snapshot; the outbox, the quarantine and the
+ * pending edits (and the records they are on) stay.  Returns 0;
+ * SPRO_ESTORE (nothing stored). */
 SPRO_MUST_CHECK int spro_local_pull_apply(struct spro_local *l,
                                           const struct spro_msg_pull_reply *reply, uint64_t wall_ms,
                                           char *why, size_t whylen);

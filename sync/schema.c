@@ -177,6 +177,18 @@ const struct spro_migration spro_store__data_migrations[] = {
         "  ben   TEXT NOT NULL"
         ") STRICT;"
         "CREATE INDEX scope_removed_org ON scope_removed(org, seq);"},
+    /* 5: the sync horizon (docs/SYNC.md, "Horizon and purge").  device_sync:
+     * per device, the cursor of its latest pull (it holds everything up to
+     * that change number) and when it pulled, ms since the Unix epoch.
+     * sync_state.purged_seq: removal events numbered up to it may have been
+     * purged; a pull from a non-empty cursor below it is told to reset. */
+    {5, "CREATE TABLE device_sync ("
+        "  device_id TEXT PRIMARY KEY NOT NULL,"
+        "  acked_seq INTEGER NOT NULL CHECK (acked_seq >= 0),"
+        "  acked_at  INTEGER NOT NULL"
+        ") STRICT, WITHOUT ROWID;"
+        "ALTER TABLE sync_state ADD COLUMN"
+        "  purged_seq INTEGER NOT NULL DEFAULT 0 CHECK (purged_seq >= 0);"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

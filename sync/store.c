@@ -830,6 +830,76 @@ int spro_store__sync_state_put(struct spro_db *db, uint64_t hlc, int64_t seq)
     return tx_write(st);
 }
 
+/* ---- data.db, inside a transaction: the sync horizon ---- */
+
+int spro_store__purged_get(struct spro_db *db, int64_t *purged)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT purged_seq FROM sync_state WHERE id = 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int src = sqlite3_step(st), rc = SPRO_ESTORE;
+    if (src == SQLITE_ROW) {
+        *purged = sqlite3_column_int64(st, 0);
+        rc = *purged < 0 ? SPRO_EINTEGRITY : 0;
+    } else if (src == SQLITE_DONE) {
+        rc = SPRO_EINTEGRITY;
+    }
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__device_ack(struct spro_db *db, const char *device, int64_t seq, int64_t at_ms,
+                           int64_t refresh_ms, int *written)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT INTO device_sync(device_id, acked_seq, acked_at)"
+                    " VALUES (?1, min(?2, (SELECT change_seq FROM sync_state WHERE id = 1)), ?3)"
+                    " ON CONFLICT (device_id) DO UPDATE SET acked_seq = excluded.acked_seq,"
+                    " acked_at = excluded.acked_at"
+                    " WHERE acked_seq != excluded.acked_seq OR acked_at <= excluded.acked_at - ?4");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    sqlite3_bind_int64(st, 2, seq);
+    sqlite3_bind_int64(st, 3, at_ms);
+    sqlite3_bind_int64(st, 4, refresh_ms);
+    int rc = tx_write(st);
+    *written = rc == 0 && sqlite3_changes(db->db) > 0;
+    return rc;
+}
+
+int spro_store__purge(struct spro_db *db, int64_t since_ms, size_t *purged)
+{
+    /* The horizon: the lowest acknowledged cursor of the active devices
+     * that pulled at or after since_ms, or the change counter when there
+     * is none. */
+    sqlite3_stmt *h = tx_stmt(db, "SELECT coalesce((SELECT min(s.acked_seq) FROM device_sync AS s"
+                                  " JOIN devices AS d ON d.id = s.device_id"
+                                  " WHERE d.state = 'active' AND s.acked_at >= ?1),"
+                                  " (SELECT change_seq FROM sync_state WHERE id = 1))");
+    if (h == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(h, 1, since_ms);
+    int src = sqlite3_step(h);
+    int64_t horizon = sqlite3_column_int64(h, 0);
+    tx_done(h);
+    if (src != SQLITE_ROW)
+        return SPRO_ESTORE;
+    sqlite3_stmt *mark = tx_stmt(db, "UPDATE sync_state SET purged_seq = max(purged_seq,"
+                                     " (SELECT coalesce(max(seq), 0) FROM scope_removed"
+                                     "  WHERE seq <= ?1)) WHERE id = 1");
+    sqlite3_stmt *del = tx_stmt(db, "DELETE FROM scope_removed WHERE seq <= ?1");
+    if (mark == NULL || del == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(mark, 1, horizon);
+    sqlite3_bind_int64(del, 1, horizon);
+    int rc = tx_write(mark);
+    if (rc == 0)
+        rc = tx_write(del);
+    *purged = rc == 0 ? (size_t)sqlite3_changes(db->db) : 0;
+    return rc;
+}
+
 static int read_record(sqlite3_stmt *st, struct spro_stored_record *r)
 {
     int rc;

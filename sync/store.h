@@ -189,6 +189,22 @@ struct spro_stored_sibling {
 SPRO_MUST_CHECK int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq);
 SPRO_MUST_CHECK int spro_store__sync_state_put(struct spro_db *db, uint64_t hlc, int64_t seq);
 
+/* The sync horizon (docs/SYNC.md, "Horizon and purge").  *purged: the
+ * purge point, sync_state.purged_seq (removal events numbered up to it may
+ * be gone). */
+SPRO_MUST_CHECK int spro_store__purged_get(struct spro_db *db, int64_t *purged);
+/* Records that device holds every change up to seq (clamped to the change
+ * counter), at at_ms: writes only if the acknowledged number differs from
+ * the stored one or the stored time is refresh_ms old or more; *written
+ * says whether it wrote. */
+SPRO_MUST_CHECK int spro_store__device_ack(struct spro_db *db, const char *device, int64_t seq,
+                                           int64_t at_ms, int64_t refresh_ms, int *written);
+/* Deletes the removal events numbered up to the horizon: the lowest
+ * acknowledged number of the active devices that acknowledged at or after
+ * since_ms (the change counter if none did), and raises the purge point to
+ * the highest number deleted.  *purged: the events deleted. */
+SPRO_MUST_CHECK int spro_store__purge(struct spro_db *db, int64_t since_ms, size_t *purged);
+
 /* The record (rtype, rid): 0, SPRO_ENOENT. */
 SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
                                            struct spro_stored_record *out);

@@ -30,7 +30,7 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 4 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 5 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
@@ -326,7 +326,12 @@ SPRO_MUST_CHECK int spro_sync_push(struct spro_datadir *dd, const struct spro_de
  * beneficiary's data key; fields local to an organisation (SPRO_FFLAG_LOCAL)
  * are given only to devices of the organisation that created the record.
  * out->cursor (8 bytes, big-endian change number, from arena) is the
- * cursor for the next pull; out->more whether more changes remain.
+ * cursor for the next pull (when nothing remains, at least the change
+ * counter read in the same snapshot); out->more whether more changes
+ * remain.  A
+ * non-empty cursor below the purge point (see "The sync horizon") gets
+ * out->reset, no record and an empty cursor: removal events it would need
+ * are gone, so the device must start again from a snapshot.
  *
  * Returns 0; SPRO_ERANGE for a cursor this server did not make (its
  * length is not 0 or 8); SPRO_ETOOLONG if the first record to send does
@@ -336,6 +341,41 @@ SPRO_MUST_CHECK int spro_sync_push(struct spro_datadir *dd, const struct spro_de
 SPRO_MUST_CHECK int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
                                    const struct spro_msg_pull *pull, size_t max_bytes,
                                    struct spro_arena *arena, struct spro_msg_pull_reply *out);
+
+/* ---- The sync horizon (engine.c; docs/SYNC.md, "Horizon and purge") ----
+ *
+ * A device acknowledges a cursor by sending it in a pull: it holds every
+ * change up to it.  The horizon is the lowest cursor acknowledged by the
+ * active devices that pulled within the last idle_ms (idle_ms <= 0: every
+ * active device that ever pulled); revoked and wiped devices, devices that
+ * never pulled and, with idle_ms > 0, devices idle longer do not hold it.
+ * Removal events (the tombstones of transfers) at or below the horizon
+ * are purged; a later pull from a non-empty cursor below the highest
+ * event purged is answered reset (spro_sync_pull()).
+ */
+
+/* An unchanged acknowledgement is written again at most this often (ms),
+ * or every idle_ms / 2 when that is shorter. */
+#define SPRO_SYNC_ACK_REFRESH_MS 60000
+
+/* Records, in one short write transaction, that dev acknowledged
+ * pull->cursor at now_ms (ms since the Unix epoch): written only when the
+ * cursor moved or the stored acknowledgement is SPRO_SYNC_ACK_REFRESH_MS
+ * old; when written, purges the removal events at or below the horizon
+ * (idle_ms as above) in the same transaction.  *purged (may be NULL): the
+ * events deleted.  Call it after a pull of dev succeeded.  Returns 0;
+ * SPRO_ERANGE for a cursor that is not 0 or 8 bytes; SPRO_ESTORE (nothing
+ * written). */
+SPRO_MUST_CHECK int spro_sync_ack(struct spro_datadir *dd, const struct spro_device *dev,
+                                  const struct spro_msg_pull *pull, int64_t now_ms, int64_t idle_ms,
+                                  size_t *purged);
+
+/* Purges the removal events at or below the horizon now (as
+ * spro_sync_ack() does), in one write transaction: for a horizon that
+ * moved without a pull (a device revoked or gone idle).  Returns 0 or
+ * SPRO_ESTORE; *purged (may be NULL) the events deleted. */
+SPRO_MUST_CHECK int spro_sync_purge(struct spro_datadir *dd, int64_t now_ms, int64_t idle_ms,
+                                    size_t *purged);
 
 /* ---- Quarantine ---- */
 

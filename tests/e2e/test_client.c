@@ -520,10 +520,12 @@ static bool enroll_user(const struct env *e, const char *user, const char *name,
     return true;
 }
 
-static bool trio_start(struct trio *t, const char *name)
+/* A server (extra arguments NULL-terminated, or NULL) with o1 (u1, u2)
+ * and o2 (u3); devices a (u1), b (u2), c (u3). */
+static bool trio_start_with(struct trio *t, const char *name, const char *const *extra)
 {
     char out[4096], ha[64], hb[64], hc[64];
-    if (!start(&t->e, name, NULL, false))
+    if (!start(&t->e, name, extra, false))
         return false;
     if (ADMIN(out, "--data", t->e.data, "user", "add", "u2", "--org", "o1") != 0 ||
         ADMIN(out, "--data", t->e.data, "org", "add", "o2", "--name", "Mission locale Sud",
@@ -538,6 +540,11 @@ static bool trio_start(struct trio *t, const char *name)
     return enroll_user(&t->e, "u1", ha, t->a, sizeof t->a) &&
            enroll_user(&t->e, "u2", hb, t->b, sizeof t->b) &&
            enroll_user(&t->e, "u3", hc, t->c, sizeof t->c);
+}
+
+static bool trio_start(struct trio *t, const char *name)
+{
+    return trio_start_with(t, name, NULL);
 }
 
 /* spro-client sync on home; its output into out; true on exit 0. */
@@ -817,6 +824,66 @@ static void test_sync_transfer(void)
     h_server_stop(&t.e.s, 5000);
 }
 
+/* a goes quiet with an unsynced edit while a transfer's removal events
+ * are purged past it (idle devices stop holding the horizon after 2 s
+ * here).  Its next sync pushes the edit (acked), is told to reset, and
+ * downloads a snapshot: the transferred beneficiary is gone, its own edit
+ * is kept, nothing is lost. */
+static void test_sync_reset_beyond_horizon(void)
+{
+    static const char *const extra[] = {"--sync-idle-horizon", "2", NULL};
+    struct trio t;
+    CHECK(trio_start_with(&t, "horizon", extra));
+    char id[64], ref[64], other[64], out[8192];
+    CHECK(new_beneficiary(t.a, "Moreau", id, sizeof id));
+    CHECK(new_beneficiary(t.a, "Stays", other, sizeof other));
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 4 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pulled: 4 records\n") != NULL);
+    CHECK(sync_ok(t.c, out, sizeof out));
+
+    /* a, offline: an edit waits in its outbox. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
+
+    /* b transfers Moreau to o2; c accepts; b receives the removals. */
+    CHECK_EQ(CLIENT(out, "--home", t.b, "refer", id, "--to", "o2", "--transfer"), 0);
+    CHECK(line_value(out, "id: ", ref, sizeof ref));
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", ref), 0);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(strstr(out, "pulled: 3 records\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "pulled: 3 records\n") != NULL);
+
+    /* a is idle past the horizon; b and c acknowledge past the removals:
+     * they are purged. */
+    usleep(2500 * 1000);
+    CHECK(sync_ok(t.c, out, sizeof out));
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "reset") == NULL);
+
+    /* a returns: its edit is accepted first, then it starts again. */
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(strstr(out, "reset: this device was beyond the server's sync horizon") != NULL);
+    CHECK(strstr(out, "pulled: 2 records\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "list"), 0);
+    CHECK(strstr(out, id) == NULL && strstr(out, ref) == NULL);
+    CHECK(strstr(out, other) != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "show", other), 0);
+    CHECK(strstr(out, "situation: \"apprentice\"\n") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 0 acked") != NULL && strstr(out, "reset") == NULL);
+
+    /* b sees a's edit. */
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", t.b, "show", other), 0);
+    CHECK(strstr(out, "situation: \"apprentice\"\n") != NULL);
+    h_server_stop(&t.e.s, 5000);
+}
+
 /* A referral that c refuses: nothing moves; a still holds the beneficiary,
  * c the refused referral alone. */
 static void test_sync_referral_refused(void)
@@ -1035,6 +1102,7 @@ static const struct check_test tests[] = {
     {"sync_different_fields_merge", test_sync_different_fields_merge},
     {"sync_other_org_sees_nothing", test_sync_other_org_sees_nothing},
     {"sync_transfer", test_sync_transfer},
+    {"sync_reset_beyond_horizon", test_sync_reset_beyond_horizon},
     {"sync_referral_refused", test_sync_referral_refused},
     {"sync_resumes_after_cuts", test_sync_resumes_after_cuts},
 };

@@ -677,7 +677,7 @@ static void test_channel_sync_answers(void)
                                    .fields = &field,
                                    .nfields = 1};
     struct spro_msg reply = {.type = SPRO_MSG_PULL_REPLY};
-    reply.u.pull_reply = (struct spro_msg_pull_reply){&rec, 1, {cursor, 8}, true};
+    reply.u.pull_reply = (struct spro_msg_pull_reply){&rec, 1, {cursor, 8}, true, false};
     struct spro_msg err = {.type = SPRO_MSG_ERROR};
     err.u.error = (struct spro_msg_error){B("bad_value"), B("no")};
     const struct spro_msg *answers[] = {&reply, &err};

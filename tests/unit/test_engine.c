@@ -376,15 +376,16 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 4);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 5);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
-    CHECK_EQ(spro_datadir_schema(dd), 4);
+    CHECK_EQ(spro_datadir_schema(dd), 5);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
                        " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine',"
-                       " 'scope_record', 'scope_removed')",
+                       " 'scope_record', 'scope_removed', 'device_sync')",
                        NULL),
-             10);
+             11);
+    CHECK_EQ(query_int("SELECT purged_seq FROM sync_state", NULL), 0);
 }
 
 static void test_value_checks(void)
@@ -1618,6 +1619,158 @@ static void test_referral_creation_checks(void)
     CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1", ben), 1);
 }
 
+/* ---- The sync horizon ---- */
+
+/* Runs sql (?1 bound to arg when not NULL) on data.db: 0 or -1. */
+static int exec_sql(const char *sql, const char *arg)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path_of("data.db"), &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (arg != NULL)
+            sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return rc;
+}
+
+static void enrol(const struct spro_device *d)
+{
+    CHECK_EQ(exec_sql("INSERT INTO devices(id, user_id, static_pk, state, enrolled_at, last_ts_ms)"
+                      " VALUES (?1, 'ua', randomblob(32), 'active', 0, 0)",
+                      d->id),
+             0);
+}
+
+static void set_state(const struct spro_device *d, const char *state)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE devices SET state = '%s' WHERE id = ?1", state);
+    CHECK_EQ(exec_sql(sql, d->id), 0);
+}
+
+/* d drains its scope and acknowledges the cursor at at_ms; the cursor. */
+static struct spro_bytes drain_ack(const struct spro_device *d, int64_t at_ms)
+{
+    struct spro_bytes c = drained(d);
+    struct spro_msg_pull p = {c, 1};
+    if (spro_sync_ack(dd, d, &p, at_ms, 0, NULL) != 0)
+        abort();
+    return c;
+}
+
+static int64_t cursor_seq(struct spro_bytes c)
+{
+    int64_t v = 0;
+    for (size_t i = 0; i < c.len; i++)
+        v = v << 8 | c.p[i];
+    return v;
+}
+
+/* A beneficiary of d (with one interaction) transferred to org3 and
+ * accepted by dev_d: its id; its removal events are logged for d's org. */
+static const char *transferred(const struct spro_device *d)
+{
+    const char *ben = new_ben(d, "family_name", vstr("Horizon"));
+    struct spro_msg_push_reply r;
+    if (edit1(d, "interaction", uuid(), ben, "kind", vstr("call"), &r) != 0)
+        abort();
+    struct spro_wire_version proposed;
+    const char *ref = refer(d, ben, "org3", true, &proposed);
+    if (set_status(&dev_d, ref, ben, "accepted", &proposed, &r) != 0 ||
+        r.results[0].status != SPRO_RESULT_ACK ||
+        query_int("SELECT count(*) FROM scope_removed WHERE ben = ?1", ben) != 3)
+        abort();
+    return ben;
+}
+
+static void test_horizon_and_purge(void)
+{
+    const struct spro_device *devs[] = {&dev_a, &dev_b, &dev_c, &dev_d};
+    for (size_t i = 0; i < 4; i++)
+        enrol(devs[i]);
+    struct spro_bytes ca = drain_ack(&dev_a, NOW_MS), cb = drain_ack(&dev_b, NOW_MS);
+    drain_ack(&dev_c, NOW_MS);
+    drain_ack(&dev_d, NOW_MS);
+    const char *ben = transferred(&dev_b);
+    const char *q = "SELECT count(*) FROM scope_removed WHERE ben = ?1";
+
+    /* dev_a, the slowest active device, holds the horizon: dev_b got the
+     * removals, the others moved on, nothing is purged. */
+    struct spro_msg_pull_reply p;
+    size_t removed, purged = 99;
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    CHECK_EQ(count_ben(&p, ben, &removed), 3);
+    struct spro_bytes cb2 = p.cursor;
+    struct spro_msg_pull ack = {cb2, 1};
+    CHECK_EQ(spro_sync_ack(dd, &dev_b, &ack, NOW_MS, 0, &purged), 0);
+    CHECK_EQ(purged, 0);
+    drain_ack(&dev_c, NOW_MS);
+    drain_ack(&dev_d, NOW_MS);
+    CHECK_EQ(query_int(q, ben), 3);
+    CHECK_EQ(query_int("SELECT acked_seq FROM device_sync WHERE device_id = ?1", dev_a.id),
+             cursor_seq(ca));
+    CHECK_EQ(query_int("SELECT acked_seq FROM device_sync WHERE device_id = ?1", dev_b.id),
+             cursor_seq(cb2));
+    /* The same cursor again writes nothing (until the refresh is due). */
+    CHECK_EQ(spro_sync_ack(dd, &dev_b, &ack, NOW_MS + 1000, 0, &purged), 0);
+    CHECK_EQ(query_int("SELECT acked_at FROM device_sync WHERE device_id = ?1", dev_b.id), NOW_MS);
+
+    /* dev_a revoked: it no longer holds the horizon; the tombstones go. */
+    set_state(&dev_a, "revoked");
+    CHECK_EQ(spro_sync_purge(dd, NOW_MS, 0, &purged), 0);
+    CHECK_INT(purged, >=, 3);
+    CHECK_EQ(query_int(q, ben), 0);
+    int64_t point = query_int("SELECT purged_seq FROM sync_state", NULL);
+    CHECK_INT(point, >, cursor_seq(cb));
+    CHECK_INT(point, <=, cursor_seq(cb2));
+
+    /* A cursor below the purge point: reset, no record, empty cursor. */
+    CHECK_EQ(pull_after(&dev_b, cb, &p), 0);
+    CHECK(p.reset);
+    CHECK_EQ(p.nrecords, 0);
+    CHECK_EQ(p.cursor.len, 0);
+    CHECK(!p.more);
+    CHECK_EQ(encodes(&p), 0);
+    /* At or above it: a normal answer; from empty: a snapshot. */
+    CHECK_EQ(pull_after(&dev_b, cb2, &p), 0);
+    CHECK(!p.reset);
+    CHECK_EQ(p.cursor.len, 8);
+    CHECK_EQ(pull_all(&dev_b, &p), 0);
+    CHECK(!p.reset);
+    CHECK_EQ(count_ben(&p, ben, &removed), 0);
+
+    /* dev_a back, idle since NOW_MS; the others ack ten days later.  It
+     * holds the horizon, unless idle devices are let go. */
+    set_state(&dev_a, "active");
+    int64_t later = NOW_MS + INT64_C(10) * 86400 * 1000, day = INT64_C(86400) * 1000;
+    const char *ben2 = transferred(&dev_b);
+    drain_ack(&dev_b, later);
+    drain_ack(&dev_c, later);
+    drain_ack(&dev_d, later);
+    CHECK_EQ(spro_sync_purge(dd, later, 0, &purged), 0);
+    CHECK_EQ(query_int(q, ben2), 3);
+    CHECK_EQ(spro_sync_purge(dd, later, 30 * day, &purged), 0);
+    CHECK_EQ(query_int(q, ben2), 3);
+    CHECK_EQ(spro_sync_purge(dd, later, day, &purged), 0);
+    CHECK_EQ(purged, 3);
+    CHECK_EQ(query_int(q, ben2), 0);
+    /* Returning from beyond the horizon, dev_a is told to reset. */
+    CHECK_EQ(pull_after(&dev_a, ca, &p), 0);
+    CHECK(p.reset);
+    /* A wiped device does not hold the horizon either, nor one that never
+     * pulled (dev_e). */
+    set_state(&dev_a, "wiped");
+    CHECK_EQ(query_int("SELECT count(*) FROM device_sync WHERE device_id = ?1", dev_e.id), 0);
+    CHECK_EQ(spro_sync_purge(dd, later, 0, &purged), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope_removed", NULL), 0);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -1643,6 +1796,7 @@ static const struct check_test tests[] = {
     {"transfer_back_and_paging", test_transfer_back_and_paging},
     {"referral_authorisation", test_referral_authorisation},
     {"referral_creation_checks", test_referral_creation_checks},
+    {"horizon_and_purge", test_horizon_and_purge},
 };
 
 int main(int argc, char **argv)

@@ -166,7 +166,7 @@ static void wrec_field(struct wrec *w, const char *name, size_t n, const struct 
 static int pull(struct spro_local *l, const struct spro_wire_record *recs, size_t n,
                 const char *cursor, bool more)
 {
-    struct spro_msg_pull_reply r = {recs, n, B(cursor), more};
+    struct spro_msg_pull_reply r = {recs, n, B(cursor), more, false};
     char why[512];
     return spro_local_pull_apply(l, &r, NOW, why, sizeof why);
 }
@@ -799,6 +799,70 @@ static void test_pull_cursor(void)
     spro_local_close(l);
 }
 
+/* A reset answer: the server's copy is forgotten (records without a
+ * pending edit, their fields, the cursor); the outbox, the quarantine and
+ * pending edits stay; the snapshot pulled next restores the rest. */
+static void test_pull_reset(void)
+{
+    const char *dir = fresh_dir("reset");
+    char d[128], why[512];
+    snprintf(d, sizeof d, "%s", dir);
+    struct spro_local *l = open_as(d, DEV);
+    CHECK(l != NULL);
+    CHECK_EQ(pull_ben1(l, "cursor-1"), 0);
+    struct wrec w;
+    wrec_init(&w, "beneficiary", BEN2, BEN2);
+    struct spro_value v = str("Zoé");
+    uint64_t h = 10;
+    const char *o = DEV_B;
+    wrec_field(&w, "given_name", 1, &v, &h, &o);
+    CHECK_EQ(pull(l, &w.r, 1, "cursor-2", false), 0);
+    struct spro_local_set e = {"city", str("Arras")};
+    CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, &e, 1, NULL), 0);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM records"), 2);
+
+    /* A fault anywhere: nothing forgotten. */
+    struct spro_msg_pull_reply reset = {.reset = true};
+    for (int k = 1; k <= 3; k++) {
+        spro_local__fail_write = k;
+        CHECK_EQ(spro_local_pull_apply(l, &reset, NOW, why, sizeof why), SPRO_ESTORE);
+        spro_local__fail_write = 0;
+        CHECK_EQ(rows(d, "SELECT count(*) FROM records"), 2);
+        CHECK_EQ(rows(d, "SELECT count(*) FROM meta WHERE key = 'cursor'"), 1);
+    }
+    CHECK_EQ(spro_local_pull_apply(l, &reset, NOW, why, sizeof why), 0);
+    uint8_t cur[SPRO_SYNC_MAX_CURSOR];
+    size_t n = 99;
+    CHECK_EQ(spro_local_cursor(l, cur, &n, why, sizeof why), 0);
+    CHECK_EQ(n, 0);
+    /* BEN2 (no pending edit) is gone; BEN1 keeps its pending edit. */
+    struct spro_local_record *r;
+    CHECK_EQ(spro_local_get(l, "beneficiary", BEN2, &r, why, sizeof why), SPRO_ENOENT);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM fields WHERE rid = '" BEN2 "'"), 0);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM pending"), 1);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM outbox"), 1);
+    CHECK_EQ(spro_local_get(l, "beneficiary", BEN1, &r, why, sizeof why), 0);
+    const struct spro_local_field *f = field_of(r, "city");
+    CHECK(f != NULL && f->pending && is_str(f->shown, "Arras"));
+    spro_local_record_free(r);
+
+    /* The snapshot brings the records back; the pending edit still shows. */
+    CHECK_EQ(pull(l, &w.r, 1, "cursor-9", true), 0);
+    CHECK_EQ(pull_ben1(l, "cursor-9"), 0);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM records"), 2);
+    CHECK_EQ(spro_local_get(l, "beneficiary", BEN2, &r, why, sizeof why), 0);
+    CHECK(is_str(field_of(r, "given_name")->shown, "Zoé"));
+    spro_local_record_free(r);
+    CHECK_EQ(spro_local_get(l, "beneficiary", BEN1, &r, why, sizeof why), 0);
+    CHECK(is_str(field_of(r, "city")->shown, "Arras"));
+    CHECK(is_str(field_of(r, "phone")->shown, "0602"));
+    spro_local_record_free(r);
+    CHECK_EQ(spro_local_cursor(l, cur, &n, why, sizeof why), 0);
+    CHECK_BYTES(cur, n, "cursor-9", 8);
+    CHECK_EQ(rows(d, "SELECT count(*) FROM outbox"), 1);
+    spro_local_close(l);
+}
+
 /* ---- sealed at rest ---- */
 
 /* Whether the sentinel is in dir/name (absent file: false). */
@@ -901,6 +965,7 @@ static const struct check_test tests[] = {
     {"push_results", test_push_results},
     {"push_batches", test_push_batches},
     {"pull_cursor", test_pull_cursor},
+    {"pull_reset", test_pull_reset},
     {"sealed_at_rest", test_sealed_at_rest},
 };
 

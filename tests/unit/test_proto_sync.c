@@ -142,6 +142,7 @@ static int decode_sync_hex(const char *hex, size_t *used)
 #define K_LIMIT " a5 6c 69 6d 69 74 "                            /* "limit" */
 #define K_RECORDS " a7 72 65 63 6f 72 64 73 "                    /* "records" */
 #define K_MORE " a4 6d 6f 72 65 "                                /* "more" */
+#define K_RESET " a5 72 65 73 65 74 "                            /* "reset" */
 #define K_REMOVED " a7 72 65 6d 6f 76 65 64 "                    /* "removed" */
 #define K_X " a1 78 "                                            /* "x" */
 #define S_ACK " a3 61 63 6b "                                    /* "ack" */
@@ -405,6 +406,16 @@ static const struct spro_wire_record pull_records[] = {
     " a6 63 75 72 73 6f 72  c4 08 00 00 00 00 00 00 00 2b"    /* "cursor": bin 8, 8 bytes */       \
     " a4 6d 6f 72 65  c2"                                     /* "more": false */
 
+/* pull_reply telling the device to start again from a snapshot. */
+#define GOLDEN_PULL_REPLY_RESET                                                                    \
+    "86"                                                /* fixmap, 6 entries */                    \
+    " a1 76 00"                                         /* "v": 0 */                               \
+    " a4 74 79 70 65  aa 70 75 6c 6c 5f 72 65 70 6c 79" /* "type": "pull_reply" */                 \
+    " a7 72 65 63 6f 72 64 73  90"                      /* "records": fixarray, 0 */               \
+    " a6 63 75 72 73 6f 72  c4 00"                      /* "cursor": bin 8, empty */               \
+    " a4 6d 6f 72 65  c2"                               /* "more": false */                        \
+    " a5 72 65 73 65 74  c3"                            /* "reset": true */
+
 struct golden {
     const char *name;
     struct spro_msg msg;
@@ -426,6 +437,9 @@ static const struct golden goldens[] = {
      {.type = SPRO_MSG_PULL_REPLY,
       .u.pull_reply = {pull_records, 2, .cursor = BYTES(CURSOR_2B), .more = false}},
      GOLDEN_PULL_REPLY},
+    {"pull_reply_reset",
+     {.type = SPRO_MSG_PULL_REPLY, .u.pull_reply = {.cursor = {NULL, 0}, .reset = true}},
+     GOLDEN_PULL_REPLY_RESET},
 };
 
 #define NGOLDEN (sizeof(goldens) / sizeof(goldens[0]))
@@ -743,6 +757,9 @@ static const struct negative positives[] = {
     {"pull, limit 1000", "84" V0 T_PULL K_CURSOR "c4 00" K_LIMIT "cd 03 e8", 0},
     {"pull_reply min", PULL_REPLY_MIN, 0},
     {"pull_reply, no records", PULL_REPLY_HEAD "90" PULL_REPLY_TAIL, 0},
+    {"pull_reply, reset", "86" V0 T_PULL_REPLY K_RECORDS "90" PULL_REPLY_TAIL K_RESET "c3", 0},
+    {"pull_reply, reset first", "86" V0 T_PULL_REPLY K_RESET "c3" K_RECORDS "90" PULL_REPLY_TAIL,
+     0},
     {"pull_reply, 1000 records", PULL_REPLY_HEAD "dc 03 e8 (" REC_MIN ")*1000" PULL_REPLY_TAIL, 0},
     {"record removed", PULL_REPLY_1("85", REC_HEAD K_FIELDS "80" K_REMOVED "c3"), 0},
     {"record with a field",
@@ -1070,6 +1087,15 @@ static const struct negative negatives[] = {
     {"more nil", "85" V0 T_PULL_REPLY K_RECORDS "90" K_CURSOR "c4 00" K_MORE "c0", SPRO_EBADTYPE},
     {"reply cursor of 33", "85" V0 T_PULL_REPLY K_RECORDS "90" K_CURSOR "c4 21 00*33" K_MORE "c2",
      SPRO_ETOOLONG},
+    {"reset false", "86" V0 T_PULL_REPLY K_RECORDS "90" PULL_REPLY_TAIL K_RESET "c2", SPRO_ERANGE},
+    {"reset an int", "86" V0 T_PULL_REPLY K_RECORDS "90" PULL_REPLY_TAIL K_RESET "01",
+     SPRO_EBADTYPE},
+    {"reset with a record",
+     "86" V0 T_PULL_REPLY K_RECORDS "91" REC_MIN PULL_REPLY_TAIL K_RESET "c3", SPRO_ERANGE},
+    {"reset with more",
+     "86" V0 T_PULL_REPLY K_RECORDS "90" K_CURSOR "c4 00" K_MORE "c3" K_RESET "c3", SPRO_ERANGE},
+    {"reset without more", "85" V0 T_PULL_REPLY K_RECORDS "90" K_CURSOR "c4 00" K_RESET "c3",
+     SPRO_EMISSING},
     {"record an array", PULL_REPLY_HEAD "91 90" PULL_REPLY_TAIL, SPRO_EBADTYPE},
     {"record empty", PULL_REPLY_HEAD "91 80" PULL_REPLY_TAIL, SPRO_EMISSING},
     {"record without removed", PULL_REPLY_1("84", REC_HEAD K_FIELDS "80"), SPRO_EMISSING},
@@ -1457,7 +1483,7 @@ static void fixture_init(struct fixture *f)
     f->push_reply = (struct spro_msg){.type = SPRO_MSG_PUSH_REPLY, .u.push_reply = {f->results, 3}};
     f->pull = (struct spro_msg){.type = SPRO_MSG_PULL, .u.pull = {BYTES("c"), 10}};
     f->pull_reply = (struct spro_msg){.type = SPRO_MSG_PULL_REPLY,
-                                      .u.pull_reply = {f->records, 2, BYTES("c"), true}};
+                                      .u.pull_reply = {f->records, 2, BYTES("c"), true, false}};
 }
 
 enum which { PUSH, PUSH_REPLY, PULL, PULL_REPLY };
@@ -1602,6 +1628,9 @@ static void test_encode_refused(void)
             f.sibs[0].val.raw = (struct spro_bytes)BYTES("\xc4\x00"));
     REFUSED("reply cursor of 33", PULL_REPLY, SPRO_ETOOLONG,
             f.pull_reply.u.pull_reply.cursor = t33);
+    REFUSED("reset with records", PULL_REPLY, SPRO_ERANGE, f.pull_reply.u.pull_reply.reset = true);
+    REFUSED("reset with more", PULL_REPLY, SPRO_ERANGE,
+            (f.pull_reply.u.pull_reply.nrecords = 0, f.pull_reply.u.pull_reply.reset = true));
 #undef REFUSED
 
     /* Fields a result's status does not take are neither checked nor sent. */
@@ -1685,6 +1714,7 @@ static void test_msg_equal(void)
     DIFFERS(pull_reply, g.pull_reply.u.pull_reply.nrecords = 1);
     DIFFERS(pull_reply, g.pull_reply.u.pull_reply.more = false);
     DIFFERS(pull_reply, g.pull_reply.u.pull_reply.cursor = (struct spro_bytes)BYTES("e"));
+    DIFFERS(pull_reply, g.pull_reply.u.pull_reply.reset = true);
     DIFFERS(pull_reply, g.records[0].rtype = (struct spro_bytes)BYTES("s"));
     DIFFERS(pull_reply, g.records[0].rid = (struct spro_bytes)BYTES(U2));
     DIFFERS(pull_reply, g.records[0].ben = (struct spro_bytes)BYTES(U2));

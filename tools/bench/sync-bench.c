@@ -167,7 +167,7 @@ static size_t batch_size(int create, size_t *bytes)
     for (size_t i = 0; i < SPRO_SYNC_MAX_OPS; i++) {
         struct opbuf *b = &ops[i];
         sr_uuid(b->uuid, i, 0);
-        snprintf(b->origin, sizeof b->origin, "%s", b->uuid);
+        memcpy(b->origin, b->uuid, sizeof b->uuid); /* origin is the longer */
         if (create) {
             memcpy(b->vals, longest, sizeof longest);
             op_create(b, (uint64_t)1 << 31, hlc);

@@ -750,6 +750,7 @@ static int sync_push(struct sync_ctx *c, struct spro_local_push_stats *stats)
 static int sync_pull(struct sync_ctx *c, size_t *pulled)
 {
     char why[512];
+    int resets = 0;
     for (;;) {
         uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
         size_t clen;
@@ -770,6 +771,22 @@ static int sync_pull(struct sync_ctx *c, size_t *pulled)
             return EXIT_FAIL;
         }
         *pulled += r->nrecords;
+        if (r->reset) {
+            /* Beyond the server's sync horizon: the local copy was
+             * forgotten (not the outbox, already pushed, nor pending
+             * edits); pull again from a snapshot.  A reset answers a
+             * non-empty cursor only, so a second one in a row is a
+             * server at fault. */
+            if (++resets > 1) {
+                fprintf(stderr, "spro-client sync: the server asked for a reset twice; "
+                                "stopping (run sync again later)\n");
+                return EXIT_FAIL;
+            }
+            if (!c->json)
+                printf("reset: this device was beyond the server's sync horizon; "
+                       "downloading its records again\n");
+            continue;
+        }
         if (!r->more)
             return EXIT_OK;
         if (r->nrecords == 0 && same) {
