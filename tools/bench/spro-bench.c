@@ -15,6 +15,7 @@
  * Prints one line: "<mode> requests/s <r> p50_us <a> p99_us <b> errors <n>".
  */
 #include "channel.h"
+#include "keepalive.h"
 #include "crypto/crypto.h"
 #include "proto/proto.h"
 #include "sync/sync.h"
@@ -64,15 +65,7 @@ static uint64_t now_us(void)
 
 static int connect_local(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("connect");
-        exit(1);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
+    return spro_bench_connect(port);
 }
 
 /* One request on the worker's connection; the body of a 2xx answer goes
@@ -80,41 +73,8 @@ static int connect_local(void)
 static int request(struct worker *w, const char *path, const char *ctype, const void *b, size_t len,
                    const uint8_t **body, size_t *blen)
 {
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\n\r\n",
-                     path, ctype, len);
-    struct iovec iov[2] = {{head, (size_t)n}, {(void *)b, len}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-    if (sendmsg(w->fd, &mh, MSG_NOSIGNAL) != n + (ssize_t)len)
-        return -1;
-    w->rlen = 0;
-    char *end = NULL;
-    while (end == NULL) {
-        ssize_t r = recv(w->fd, w->rbuf + w->rlen, sizeof w->rbuf - 1 - w->rlen, 0);
-        if (r <= 0)
-            return -1;
-        w->rlen += (size_t)r;
-        w->rbuf[w->rlen] = '\0';
-        end = strstr(w->rbuf, "\r\n\r\n");
-    }
-    int status = atoi(w->rbuf + 9);
-    char *cl = strcasestr(w->rbuf, "\r\ncontent-length:");
-    if (cl == NULL || cl > end)
-        return -1;
-    size_t want = strtoul(cl + 17, NULL, 10), hl = (size_t)(end + 4 - w->rbuf);
-    if (hl + want >= sizeof w->rbuf)
-        return -1;
-    while (w->rlen < hl + want) {
-        ssize_t r = recv(w->fd, w->rbuf + w->rlen, hl + want - w->rlen, 0);
-        if (r <= 0)
-            return -1;
-        w->rlen += (size_t)r;
-    }
-    *body = (const uint8_t *)w->rbuf + hl;
-    *blen = want;
-    return status;
+    struct spro_bench_conn k = {w->fd, w->rbuf, sizeof w->rbuf, 0};
+    return spro_bench_request(&k, path, ctype, b, len, body, blen);
 }
 
 /* A handshake for the worker's device (with a ticket on first use). */

@@ -29,6 +29,7 @@
  * mode prints one line per measurement: "<what> key value ...".
  */
 #include "channel.h"
+#include "keepalive.h"
 #include "crypto/crypto.h"
 #include "proto/proto.h"
 #include "sync-records.h"
@@ -229,15 +230,7 @@ struct conn {
 
 static int connect_local(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        perror("connect");
-        exit(1);
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
+    return spro_bench_connect(port);
 }
 
 /* One request; the body of the answer goes to *body (into c->rbuf).
@@ -245,41 +238,8 @@ static int connect_local(void)
 static int request(struct conn *c, const char *path, const void *b, size_t len,
                    const uint8_t **body, size_t *blen)
 {
-    char head[256];
-    int n = snprintf(head, sizeof head,
-                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
-                     path, len);
-    struct iovec iov[2] = {{head, (size_t)n}, {(void *)b, len}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-    if (sendmsg(c->fd, &mh, MSG_NOSIGNAL) != n + (ssize_t)len)
-        return -1;
-    c->rlen = 0;
-    char *end = NULL;
-    while (end == NULL) {
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, sizeof c->rbuf - 1 - c->rlen, 0);
-        if (r <= 0)
-            return -1;
-        c->rlen += (size_t)r;
-        c->rbuf[c->rlen] = '\0';
-        end = strstr(c->rbuf, "\r\n\r\n");
-    }
-    int status = atoi(c->rbuf + 9);
-    char *cl = strcasestr(c->rbuf, "\r\ncontent-length:");
-    if (cl == NULL || cl > end)
-        return -1;
-    size_t want = strtoul(cl + 17, NULL, 10), hl = (size_t)(end + 4 - c->rbuf);
-    if (hl + want >= sizeof c->rbuf)
-        return -1;
-    while (c->rlen < hl + want) {
-        ssize_t r = recv(c->fd, c->rbuf + c->rlen, hl + want - c->rlen, 0);
-        if (r <= 0)
-            return -1;
-        c->rlen += (size_t)r;
-    }
-    *body = (const uint8_t *)c->rbuf + hl;
-    *blen = want;
-    return status;
+    struct spro_bench_conn k = {c->fd, c->rbuf, sizeof c->rbuf, 0};
+    return spro_bench_request(&k, path, "application/octet-stream", b, len, body, blen);
 }
 
 /* A new device of user "bench": ticket, handshake, open session. */
