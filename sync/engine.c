@@ -452,6 +452,10 @@ struct op {
     enum referral_step step;
     char ref_from[SPRO_ID_MAX + 1], ref_to[SPRO_ID_MAX + 1]; /* the referral's organisations */
     int ref_transfer;                                        /* its kind is transfer */
+    /* Duplicates and merge (see "Push: duplicates and merge"). */
+    int repointed;                   /* ben (and a beneficiary's rid) re-pointed to the keeper */
+    char merge_keep[UUID_CHARS + 1]; /* this op merges the beneficiary into it; "" if not */
+    int unmerge;                     /* this op undoes the merge of the beneficiary */
 };
 
 static struct opener op_opener(struct op *o)
@@ -527,10 +531,15 @@ static int check_shape(struct op *o)
  * the rules of its type to say, see check_referral()), or a new record of a
  * beneficiary in scope, or a new beneficiary.  Anything else is not_found,
  * whether or not it exists.  Sets o->reject. */
+static int repoint(struct op *o);
+
 static int check_scope(struct op *o)
 {
     struct push *p = o->p;
-    int rc = spro_store__record_get(p->db, o->type->name, o->rid, &o->rec), yes = 0;
+    int rc = repoint(o), yes = 0;
+    if (rc != 0)
+        return rc;
+    rc = spro_store__record_get(p->db, o->type->name, o->rid, &o->rec);
     o->reject = SPRO_REJECT_NOT_FOUND;
     if (rc == SPRO_ENOENT) {
         o->is_new = 1;
@@ -933,8 +942,15 @@ static int referral_update(struct op *o)
 /* The rules of the op's record type beyond the schema table: those of
  * referrals; a device that has a record of another type alone in scope may
  * write nothing of it.  Sets o->reject. */
+static int check_duplicate(struct op *o);
+static int check_merge(struct op *o);
+
 static int check_referral(struct op *o)
 {
+    if (strcmp(o->type->name, SPRO_RTYPE_DUPLICATE) == 0)
+        return check_duplicate(o);
+    if (strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0 && !o->record_only)
+        return check_merge(o);
     if (strcmp(o->type->name, SPRO_RTYPE_REFERRAL) != 0) {
         if (o->record_only)
             o->reject = SPRO_REJECT_NOT_FOUND;
@@ -986,6 +1002,9 @@ static int create_record(struct op *o)
     return o->new_ben ? spro_store__scope_add(p->db, o->ben, p->dev->org, &added) : 0;
 }
 
+static int duplicates_detect(struct op *o);
+static int merge_apply(struct op *o);
+
 /* The op's writes, inside its savepoint (spro_store__savepoint callback). */
 static int apply_op(struct spro_db *db, void *arg)
 {
@@ -1010,6 +1029,10 @@ static int apply_op(struct spro_db *db, void *arg)
         rc = spro_store__record_touch(db, o->type->name, o->rid, ++p->seq);
     if (rc == 0 && o->step != REF_NONE)
         rc = referral_apply(o);
+    if (rc == 0 && (o->merge_keep[0] != '\0' || o->unmerge))
+        rc = merge_apply(o);
+    else if (rc == 0 && o->changed && strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0)
+        rc = duplicates_detect(o);
     /* A new organisation in scope must receive the beneficiary's records
      * whatever its devices' cursors: they all change. */
     if (rc == 0 && o->scope_added)
@@ -1123,6 +1146,302 @@ static int quarantine(struct op *o)
     spro_memzero(pt.data, pt.cap);
     spro_buf_free(&pt);
     free(sealed);
+    return rc;
+}
+
+/* ---- Push: duplicates and merge ----
+ *
+ * docs/SYNC.md, "Duplicates and merge".  When a beneficiary's `ine` or
+ * `dedup` blind index is written and another beneficiary has the same
+ * value, the server writes a `duplicate` record for the pair (once per
+ * pair).  A supervisor's device merges OTHER into KEEP by writing OTHER's
+ * state `merged` and merged_into KEEP: OTHER's other records move to KEEP
+ * (their personal values sealed again under KEEP's data key), KEEP gets
+ * OTHER's organisations, and later ops naming OTHER are re-pointed to KEEP
+ * (repoint()).
+ */
+
+/* Whether the device's user may see duplicates and merge. */
+static int is_supervisor(const struct spro_device *d)
+{
+    return strcmp(d->role, "supervisor") == 0 || strcmp(d->role, "admin") == 0;
+}
+
+/* A new random (version 4) lowercase UUID. */
+static void uuid_new(char out[UUID_CHARS + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[16];
+    size_t n = 0;
+    spro_crypto_random(b, sizeof b);
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[n++] = '-';
+        out[n++] = hex[b[i] >> 4];
+        out[n++] = hex[b[i] & 15];
+    }
+    out[n] = '\0';
+}
+
+/* Before the scope checks: an op naming a merged beneficiary names its
+ * keeper instead (following merges of the keeper, at most 8 of them).
+ * A beneficiary op that writes state or merged_into is not re-pointed:
+ * it is about the merged record itself (a supervisor undoing the merge). */
+static int repoint(struct op *o)
+{
+    int is_ben = strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0;
+    char keep[SPRO_ID_MAX + 1];
+    if (is_ben && (op_edit(o, SPRO_BEN_STATE) != NULL || op_edit(o, SPRO_BEN_MERGED_INTO) != NULL))
+        return 0;
+    for (int hops = 0; hops < 8; hops++) {
+        int rc = spro_store__merged_get(o->p->db, o->ben, keep);
+        if (rc == SPRO_ENOENT)
+            break;
+        if (rc != 0)
+            return rc;
+        if (strlen(keep) != UUID_CHARS)
+            return SPRO_EINTEGRITY;
+        strcpy(o->ben, keep);
+        if (is_ben)
+            strcpy(o->rid, keep);
+        o->repointed = 1;
+    }
+    return 0;
+}
+
+/* A duplicate record: only devices of supervisors and administrators see
+ * it (not_found for others), only the server creates one (bad_value), and
+ * a device writes its status alone (bad_value). */
+static int check_duplicate(struct op *o)
+{
+    o->reject = SPRO_REJECT_NOT_FOUND;
+    if (!is_supervisor(o->p->dev))
+        return 0;
+    o->reject = SPRO_REJECT_BAD_VALUE;
+    if (o->is_new || o->w->nset != 1 || op_edit(o, SPRO_DUPLICATE_STATUS) == NULL)
+        return 0;
+    o->reject = NULL;
+    return 0;
+}
+
+/* A beneficiary op that writes state or merged_into.  Setting state
+ * `merged` or a non-nil merged_into is a merge: only from a supervisor's
+ * or administrator's device, with both fields in the op, merged_into the
+ * id of another existing beneficiary in scope of the device's organisation
+ * and not merged itself; anything else is bad_value.  A supervisor's op
+ * setting another state on a merged beneficiary undoes the merge. */
+static int check_merge(struct op *o)
+{
+    struct push *p = o->p;
+    const struct spro_wire_edit *state = op_edit(o, SPRO_BEN_STATE),
+                                *into = op_edit(o, SPRO_BEN_MERGED_INTO);
+    char keep[SPRO_ID_MAX + 1];
+    int merging = state != NULL && value_is(&state->val, "merged"), yes = 0, rc;
+    if (state == NULL && into == NULL)
+        return 0;
+    o->reject = SPRO_REJECT_BAD_VALUE;
+    if (!merging && (into == NULL || into->val.kind == SPRO_VALUE_NIL)) {
+        /* No merge: a supervisor may undo one; others may not touch it. */
+        if (o->is_new || (rc = spro_store__merged_get(p->db, o->rid, keep)) == SPRO_ENOENT) {
+            o->reject = NULL;
+            return 0;
+        }
+        if (rc != 0)
+            return rc;
+        o->unmerge = state != NULL && is_supervisor(p->dev);
+        o->reject = o->unmerge ? NULL : SPRO_REJECT_BAD_VALUE;
+        return 0;
+    }
+    if (!is_supervisor(p->dev) || !merging || o->is_new || into == NULL ||
+        into->val.kind != SPRO_VALUE_STR || !is_uuid(&into->val.s))
+        return 0;
+    to_cstr(o->merge_keep, sizeof o->merge_keep, &into->val.s);
+    struct spro_stored_record r;
+    if (strcmp(o->merge_keep, o->rid) == 0 ||
+        (rc = spro_store__record_get(p->db, SPRO_RTYPE_BENEFICIARY, o->merge_keep, &r)) ==
+            SPRO_ENOENT ||
+        (rc == 0 && (rc = spro_store__scope_has(p->db, o->merge_keep, p->dev->org, &yes)) == 0 &&
+         !yes) ||
+        (rc == 0 && (rc = spro_store__merged_get(p->db, o->merge_keep, keep)) == 0)) {
+        o->merge_keep[0] = '\0';
+        return 0;
+    }
+    if (rc != 0 && rc != SPRO_ENOENT)
+        return rc;
+    o->reject = NULL;
+    return 0;
+}
+
+/* One personal sibling of a record being moved, opened. */
+struct moved {
+    char name[SPRO_ID_MAX + 1], origin[SPRO_ORIGIN_MAX + 1], author[SPRO_ID_MAX + 1];
+    uint64_t hlc;
+    uint32_t schema;
+    size_t len;
+    uint8_t val[VALUE_MAX];
+};
+
+struct mover {
+    const struct opener *o;
+    struct moved *m;
+    size_t n, cap;
+};
+
+/* spro_store__siblings_each() callback: keeps the sealed siblings, opened. */
+static int collect_sealed(const struct spro_stored_sibling *s, void *arg)
+{
+    struct mover *v = arg;
+    if (!s->sealed)
+        return 0;
+    if (strlen(s->name) > SPRO_ID_MAX || strlen(s->origin) > SPRO_ORIGIN_MAX ||
+        strlen(s->author) > SPRO_ID_MAX)
+        return SPRO_EINTEGRITY;
+    if (v->n == v->cap &&
+        (v->m = realloc(v->m, (v->cap = v->cap ? 2 * v->cap : 4) * sizeof *v->m)) == NULL)
+        SPRO_BUG("out of memory");
+    struct moved *m = &v->m[v->n];
+    int rc = open_value(v->o, s, m->val, &m->len);
+    if (rc != 0)
+        return rc;
+    strcpy(m->name, s->name);
+    strcpy(m->origin, s->origin);
+    strcpy(m->author, s->author);
+    m->hlc = s->hlc;
+    m->schema = s->schema;
+    v->n++;
+    return 0;
+}
+
+/* Seals the personal values of record r (of beneficiary from) again under
+ * the data key of beneficiary to. */
+static int reseal(struct push *p, const struct spro_stored_record *r, const char *from,
+                  const char *to)
+{
+    struct opener op = {&p->keys, r->rtype, r->rid, from, 0};
+    struct mover v = {&op, NULL, 0, 0};
+    uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
+    const uint8_t *dk;
+    int rc = spro_store__siblings_each(p->db, r->rtype, r->rid, NULL, collect_sealed, &v);
+    uuid_bytes(to, key_id);
+    for (size_t i = 0; rc == 0 && i < v.n; i++) {
+        struct moved *m = &v.m[i];
+        struct spro_field_context ctx = {r->rtype, r->rid, m->name, m->schema};
+        struct spro_stored_sibling s = {.name = m->name,
+                                        .hlc = m->hlc,
+                                        .origin = m->origin,
+                                        .author = m->author,
+                                        .schema = m->schema,
+                                        .sealed = 1,
+                                        .val = sealed};
+        if ((rc = data_key(&p->keys, to, 1, &dk)) == 0 &&
+            (rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, m->val, m->len, &ctx, key_id,
+                                  dk)) == 0 &&
+            (rc = spro_store__sibling_delete(p->db, r->rtype, r->rid, m->name, m->hlc,
+                                             m->origin)) == 0)
+            rc = spro_store__sibling_insert(p->db, r->rtype, r->rid, &s);
+    }
+    if (v.m != NULL)
+        spro_memzero(v.m, v.cap * sizeof *v.m);
+    free(v.m);
+    return rc;
+}
+
+/* Inside the op's savepoint: records the merge of the op's beneficiary into
+ * o->merge_keep (its other records move to the keeper, with new change
+ * numbers, and the keeper gets its organisations), or its undoing. */
+static int merge_apply(struct op *o)
+{
+    struct push *p = o->p;
+    struct spro_stored_record *recs = NULL;
+    size_t n = 0;
+    int added = 0, rc;
+    if (o->unmerge)
+        return spro_store__merged_set(p->db, o->rid, NULL);
+    if ((rc = spro_store__merged_set(p->db, o->rid, o->merge_keep)) != 0 ||
+        (rc = spro_store__ben_records(p->db, o->rid, &recs, &n)) != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = reseal(p, &recs[i], o->rid, o->merge_keep)) == 0)
+            rc =
+                spro_store__record_move(p->db, recs[i].rtype, recs[i].rid, o->merge_keep, ++p->seq);
+    free(recs);
+    if (rc == 0 && (rc = spro_store__scope_copy(p->db, o->rid, o->merge_keep, &added)) == 0 &&
+        added)
+        rc = spro_store__ben_touch(p->db, o->merge_keep, &p->seq);
+    return rc;
+}
+
+/* Writes a str field of a record the server makes, at version (hlc,
+ * SPRO_SERVER_ORIGIN). */
+static int server_field(struct op *o, const char *rid, const char *name, const char *val,
+                        uint64_t hlc)
+{
+    struct spro_buf b = {0};
+    mp_str(&b, val, strlen(val));
+    struct spro_stored_sibling s = {.name = name,
+                                    .hlc = hlc,
+                                    .origin = SPRO_SERVER_ORIGIN,
+                                    .author = SPRO_SERVER_AUTHOR,
+                                    .schema = o->w->schema,
+                                    .val = b.data,
+                                    .val_len = b.len};
+    int rc = spro_store__sibling_insert(o->p->db, SPRO_RTYPE_DUPLICATE, rid, &s);
+    spro_buf_free(&b);
+    return rc;
+}
+
+/* The duplicate record of the op's beneficiary and other (the older one,
+ * which is its ben), unless the pair has one. */
+static int duplicate_create(struct op *o, const char *other, const char *rule)
+{
+    struct push *p = o->p;
+    struct spro_stored_record r = {0};
+    int added, rc;
+    uuid_new(r.rid);
+    if ((rc = spro_store__duplicate_add(p->db, o->rid, other, r.rid, &added)) != 0 || !added)
+        return rc;
+    strcpy(r.rtype, SPRO_RTYPE_DUPLICATE);
+    strcpy(r.ben, other);
+    strcpy(r.created_by_org, p->dev->org);
+    r.changed_seq = ++p->seq;
+    if ((rc = spro_store__record_insert(p->db, &r, (int64_t)p->now_ms)) != 0)
+        return rc == SPRO_EEXISTS ? SPRO_EINTEGRITY : rc;
+    uint64_t hlc = spro_hlc_tick(&p->clock, p->now_ms);
+    const char *names[] = {"a", "b", "rule", SPRO_DUPLICATE_STATUS},
+               *vals[] = {other, o->rid, rule, "open"};
+    for (size_t i = 0; rc == 0 && i < 4; i++)
+        rc = server_field(o, r.rid, names[i], vals[i], hlc);
+    return rc != 0 ? rc
+                   : spro_store__duplicate_scope(p->db, SPRO_RTYPE_DUPLICATE, r.rid, other, o->rid);
+}
+
+/* After a beneficiary op changed something: a duplicate record for each
+ * other beneficiary with the same INE or the same dedup key (at most 8 of
+ * each), unless the beneficiary is merged. */
+static int duplicates_detect(struct op *o)
+{
+    static const struct {
+        const char *index, *rule;
+    } rules[] = {{"ine", "ine"}, {"dedup", "name_birth"}};
+    char keep[SPRO_ID_MAX + 1];
+    int rc = spro_store__merged_get(o->p->db, o->rid, keep);
+    if (rc != SPRO_ENOENT)
+        return rc;
+    char(*m)[SPRO_ID_MAX + 1] = malloc(8 * sizeof *m);
+    if (m == NULL)
+        SPRO_BUG("out of memory");
+    rc = 0;
+    for (size_t r = 0; rc == 0 && r < 2; r++) {
+        size_t n = 0;
+        rc = spro_store__blind_matches(o->p->db, SPRO_RTYPE_BENEFICIARY, o->rid, rules[r].index, m,
+                                       8, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = strlen(m[i]) == UUID_CHARS ? duplicate_create(o, m[i], rules[r].rule)
+                                            : SPRO_EINTEGRITY;
+    }
+    free(m);
     return rc;
 }
 
@@ -1555,7 +1874,8 @@ static int pull_tx(struct spro_db *db, void *arg)
         q->reset = true;
         return 0;
     }
-    rc = spro_store__changes_each(db, q->dev->org, q->last, q->limit + 1, pull_record, q);
+    rc = spro_store__changes_each(db, q->dev->org, is_supervisor(q->dev), q->last, q->limit + 1,
+                                  pull_record, q);
     if (rc == STOP)
         rc = 0;
     /* Nothing more in scope up to the change counter (one snapshot): the

@@ -30,6 +30,8 @@ static const char *const ben_states[] = {"active", "closed", "merged", NULL};
 static const char *const givers[] = {"self", "guardian", NULL};
 static const char *const referral_states[] = {"proposed", "accepted", "refused", "done", NULL};
 static const char *const referral_kinds[] = {"referral", "transfer", NULL};
+static const char *const duplicate_rules[] = {"ine", "name_birth", NULL};
+static const char *const duplicate_states[] = {"open", "invalid", "merged", NULL};
 
 /* One field per row. */
 /* clang-format off */
@@ -90,6 +92,15 @@ static const struct spro_field_def referral[] = {
     {"status", ENUM, 0, referral_states, NULL},
     {"kind", ENUM, 0, referral_kinds, NULL}, /* nil: referral */
 };
+
+/* Written by the server (engine.c, "Push: duplicates"); devices of
+ * supervisors and administrators receive it and may write its status. */
+static const struct spro_field_def duplicate[] = {
+    {"a", STR, 0, NULL, NULL},
+    {"b", STR, 0, NULL, NULL},
+    {"rule", ENUM, 0, duplicate_rules, NULL},
+    {"status", ENUM, 0, duplicate_states, NULL},
+};
 /* clang-format on */
 
 #define N(a) (sizeof a / sizeof a[0])
@@ -104,6 +115,7 @@ static const struct spro_record_def types[] = {
     {"interaction", interaction, N(interaction), {NULL, NULL, NULL}},
     {"appointment", appointment, N(appointment), {NULL, NULL, NULL}},
     {"referral", referral, N(referral), {NULL, NULL, NULL}},
+    {SPRO_RTYPE_DUPLICATE, duplicate, N(duplicate), {NULL, NULL, NULL}},
 };
 
 /* What a field the table does not know is: kept and passed on, sealed. */

@@ -189,6 +189,20 @@ const struct spro_migration spro_store__data_migrations[] = {
         ") STRICT, WITHOUT ROWID;"
         "ALTER TABLE sync_state ADD COLUMN"
         "  purged_seq INTEGER NOT NULL DEFAULT 0 CHECK (purged_seq >= 0);"},
+    /* 6: duplicates and merge (docs/SYNC.md, "Duplicates and merge").
+     * duplicates: the duplicate record made for a pair of beneficiaries
+     * (a < b), so that a pair gets one.  merged: a beneficiary merged into
+     * another; ops naming it are re-pointed to `keep`. */
+    {6, "CREATE TABLE duplicates ("
+        "  a   TEXT NOT NULL,"
+        "  b   TEXT NOT NULL CHECK (a < b),"
+        "  rid TEXT NOT NULL," /* the duplicate record */
+        "  PRIMARY KEY (a, b)"
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE TABLE merged ("
+        "  ben  TEXT PRIMARY KEY NOT NULL,"
+        "  keep TEXT NOT NULL CHECK (keep <> ben)"
+        ") STRICT, WITHOUT ROWID;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-#define STMT_CACHE 48 /* statements of the sync engine, prepared once per handle */
+#define STMT_CACHE 64 /* statements of the sync engine, prepared once per handle */
 
 struct spro_db {
     sqlite3 *db;
@@ -1232,26 +1232,174 @@ int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid
     return tx_write(st);
 }
 
-int spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
-                             int (*fn)(const struct spro_stored_record *r, void *arg), void *arg)
+/* ---- data.db, inside a transaction: duplicates and merge ---- */
+
+int spro_store__blind_matches(struct spro_db *db, const char *rtype, const char *rid,
+                              const char *index, char (*out)[SPRO_ID_MAX + 1], size_t cap,
+                              size_t *n)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT o.rid FROM blind_index AS i JOIN blind_index AS o"
+                    " ON o.name = i.name AND o.value = i.value AND o.rtype = i.rtype"
+                    " WHERE i.rtype = ?1 AND i.rid = ?2 AND i.name = ?3 AND o.rid <> i.rid"
+                    " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = o.rid)"
+                    " ORDER BY o.rid LIMIT ?4");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, index);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)cap);
+    int rc = 0, src;
+    *n = 0;
+    while (rc == 0 && *n < cap && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = copy_text(out[*n], sizeof out[*n], st, 0)) == 0)
+            ++*n;
+    if (rc == 0 && *n < cap && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__duplicate_add(struct spro_db *db, const char *x, const char *y, const char *rid,
+                              int *added)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO duplicates(a, b, rid)"
+                                   " VALUES (min(?1, ?2), max(?1, ?2), ?3)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, x);
+    bind_str(st, 2, y);
+    bind_str(st, 3, rid);
+    int rc = tx_write(st);
+    *added = rc == 0 && sqlite3_changes(db->db) > 0;
+    return rc;
+}
+
+int spro_store__duplicate_scope(struct spro_db *db, const char *rtype, const char *rid,
+                                const char *ben, const char *other)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT OR IGNORE INTO scope_record(rtype, rid, org)"
+                    " SELECT ?1, ?2, s.org FROM scope AS s WHERE s.ben = ?4 AND NOT EXISTS"
+                    " (SELECT 1 FROM scope AS t WHERE t.ben = ?3 AND t.org = s.org)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, ben);
+    bind_str(st, 4, other);
+    return tx_write(st);
+}
+
+int spro_store__merged_get(struct spro_db *db, const char *ben, char keep[SPRO_ID_MAX + 1])
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT keep FROM merged WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? copy_text(keep, SPRO_ID_MAX + 1, st, 0)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__merged_set(struct spro_db *db, const char *ben, const char *keep)
+{
+    sqlite3_stmt *st = keep != NULL
+                           ? tx_stmt(db, "INSERT OR REPLACE INTO merged(ben, keep) VALUES (?1, ?2)")
+                           : tx_stmt(db, "DELETE FROM merged WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    if (keep != NULL)
+        bind_str(st, 2, keep);
+    return tx_write(st);
+}
+
+int spro_store__ben_records(struct spro_db *db, const char *ben, struct spro_stored_record **out,
+                            size_t *n)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
+                                   " FROM records WHERE ben = ?1 AND rid <> ?1"
+                                   " ORDER BY changed_seq");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    size_t cap = 0;
+    int rc = 0, src;
+    *out = NULL;
+    *n = 0;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap && (*out = realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof **out)) == NULL)
+            SPRO_BUG("out of memory");
+        if ((rc = read_record(st, &(*out)[*n])) == 0)
+            ++*n;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int spro_store__record_move(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
+                            int64_t seq)
+{
+    sqlite3_stmt *st = tx_stmt(db, "UPDATE records SET ben = ?3, changed_seq = ?4"
+                                   " WHERE rtype = ?1 AND rid = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, ben);
+    sqlite3_bind_int64(st, 4, seq);
+    return tx_write(st);
+}
+
+int spro_store__scope_copy(struct spro_db *db, const char *from, const char *to, int *added)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO scope(ben, org)"
+                                   " SELECT ?2, org FROM scope WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, from);
+    bind_str(st, 2, to);
+    int rc = tx_write(st);
+    *added = rc == 0 && sqlite3_changes(db->db) > 0;
+    return rc;
+}
+
+int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates, int64_t after,
+                             size_t limit, int (*fn)(const struct spro_stored_record *r, void *arg),
+                             void *arg)
 {
     /* A first pull (after = 0) is a snapshot: the device holds nothing
      * that a removal event could remove. */
     sqlite3_stmt *st =
         tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0"
                     " FROM records AS r WHERE r.changed_seq > ?2"
+                    " AND (?4 OR r.rtype <> 'duplicate')"
                     " AND (EXISTS (SELECT 1 FROM scope AS s WHERE s.ben = r.ben AND s.org = ?1)"
                     " OR EXISTS (SELECT 1 FROM scope_record AS k"
                     " WHERE k.rtype = r.rtype AND k.rid = r.rid AND k.org = ?1))"
                     " UNION ALL"
                     " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1 FROM scope_removed AS x"
                     " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
+                    " AND (?4 OR x.rtype <> 'duplicate')"
                     " ORDER BY 5 LIMIT ?3");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, org);
     sqlite3_bind_int64(st, 2, after);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+    sqlite3_bind_int(st, 4, duplicates != 0);
     struct spro_stored_record r;
     int rc = 0, src;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)

@@ -277,10 +277,46 @@ SPRO_MUST_CHECK int spro_store__blind_put(struct spro_db *db, const char *rtype,
  * the record itself in scope_record) with a change number above after,
  * and, when after > 0, for each removal event of org numbered above after
  * (r->removed set, created_by_org ""), all in change order, at most limit;
- * stops at fn's non-zero return and returns it. */
+ * records (and removal events) of type duplicate only when duplicates is
+ * non-zero.  Stops at fn's non-zero return and returns it. */
 SPRO_MUST_CHECK int
-spro_store__changes_each(struct spro_db *db, const char *org, int64_t after, size_t limit,
-                         int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);
+spro_store__changes_each(struct spro_db *db, const char *org, int duplicates, int64_t after,
+                         size_t limit, int (*fn)(const struct spro_stored_record *r, void *arg),
+                         void *arg);
+
+/* ---- data.db, inside a transaction: duplicates and merge ---- */
+
+/* The rids (at most cap, in out, *n of them) of the other records of rtype
+ * whose blind index `index` has the value that (rtype, rid) has, leaving
+ * out beneficiaries merged into another. */
+SPRO_MUST_CHECK int spro_store__blind_matches(struct spro_db *db, const char *rtype,
+                                              const char *rid, const char *index,
+                                              char (*out)[SPRO_ID_MAX + 1], size_t cap, size_t *n);
+/* Records that the pair {x, y} has the duplicate record rid; *added = 0
+ * (nothing written) if the pair has one already. */
+SPRO_MUST_CHECK int spro_store__duplicate_add(struct spro_db *db, const char *x, const char *y,
+                                              const char *rid, int *added);
+/* Gives the record (rtype, rid) of beneficiary ben, through scope_record,
+ * to the organisations that have other in scope and not ben. */
+SPRO_MUST_CHECK int spro_store__duplicate_scope(struct spro_db *db, const char *rtype,
+                                                const char *rid, const char *ben,
+                                                const char *other);
+/* The beneficiary ben was merged into: 0 and keep, or SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__merged_get(struct spro_db *db, const char *ben,
+                                           char keep[SPRO_ID_MAX + 1]);
+/* Records that ben is merged into keep, or, keep NULL, that it is not. */
+SPRO_MUST_CHECK int spro_store__merged_set(struct spro_db *db, const char *ben, const char *keep);
+/* The records of ben other than its beneficiary record, in change order,
+ * in *out (malloc'd, the caller frees it; NULL when *n is 0). */
+SPRO_MUST_CHECK int spro_store__ben_records(struct spro_db *db, const char *ben,
+                                            struct spro_stored_record **out, size_t *n);
+/* Moves (rtype, rid) to beneficiary ben, with change number seq. */
+SPRO_MUST_CHECK int spro_store__record_move(struct spro_db *db, const char *rtype, const char *rid,
+                                            const char *ben, int64_t seq);
+/* Gives `to` in scope to every organisation that has `from`; *added says
+ * whether one did not have it. */
+SPRO_MUST_CHECK int spro_store__scope_copy(struct spro_db *db, const char *from, const char *to,
+                                           int *added);
 
 /* ---- data.db, inside a transaction: answered ops, clamps, quarantine ---- */
 

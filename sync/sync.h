@@ -30,7 +30,7 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 5 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 6 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
@@ -242,6 +242,17 @@ struct spro_record_def {
 #define SPRO_REFERRAL_TO "to_org"
 #define SPRO_REFERRAL_STATUS "status"
 #define SPRO_REFERRAL_KIND "kind"
+
+/* Duplicates and merge (docs/SYNC.md, "Duplicates and merge"): the record
+ * type the server writes for two beneficiaries that look like one person,
+ * its fields, and the beneficiary fields a merge writes. */
+#define SPRO_RTYPE_DUPLICATE "duplicate"
+#define SPRO_DUPLICATE_STATUS "status"
+#define SPRO_BEN_STATE "state"
+#define SPRO_BEN_MERGED_INTO "merged_into"
+/* The origin of the versions the server writes (one server per Region). */
+#define SPRO_SERVER_ORIGIN "srv:0"
+#define SPRO_SERVER_AUTHOR "server"
 
 /* The record type named by name[0..len), or NULL if there is none. */
 const struct spro_record_def *spro_sync_record_type(const uint8_t *name, size_t len);

@@ -14,7 +14,10 @@
  * pull paging by limit and by size; referrals and transfers between
  * organisations (the referral record alone to the receiver, scope on
  * acceptance, removal events to the sender of a transfer, local notes that
- * stay behind, who may move a referral's status and in what order).
+ * stay behind, who may move a referral's status and in what order);
+ * duplicates (detected by INE or name and birth date, seen by supervisors
+ * alone) and merges (by supervisors only, the merged beneficiary's records
+ * moved, later ops naming it re-pointed to the one kept).
  */
 #include "check.h"
 #include "sync/store.h"
@@ -376,9 +379,9 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 5);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 6);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
-    CHECK_EQ(spro_datadir_schema(dd), 5);
+    CHECK_EQ(spro_datadir_schema(dd), 6);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
                        " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine',"
@@ -444,7 +447,7 @@ static void test_value_checks(void)
     const struct spro_field_def *unk = spro_sync_record_field(t, (const uint8_t *)"zz_9", 4);
     CHECK(unk != NULL && unk->type == SPRO_FTYPE_ANY && unk->flags == SPRO_FFLAG_PERSONAL);
     size_t n;
-    CHECK(spro_sync_record_types(&n) != NULL && n == 6);
+    CHECK(spro_sync_record_types(&n) != NULL && n == 7);
 }
 
 static void test_create_and_pull(void)
@@ -1771,6 +1774,160 @@ static void test_horizon_and_purge(void)
     CHECK_EQ(query_int("SELECT count(*) FROM scope_removed", NULL), 0);
 }
 
+/* ---- Duplicates and merge ---- */
+
+/* The duplicate record of d's first pull whose field a is ben, or NULL. */
+static const struct spro_wire_record *duplicate_of(const struct spro_msg_pull_reply *r,
+                                                   const char *ben)
+{
+    for (size_t i = 0; i < r->nrecords; i++) {
+        const struct spro_wire_field *f = rec_field(&r->records[i], "a");
+        if (bytes_is(r->records[i].rtype, "duplicate") && f != NULL &&
+            sib_str(&f->siblings[0], ben))
+            return &r->records[i];
+    }
+    return NULL;
+}
+
+static int has_duplicates(const struct spro_msg_pull_reply *r)
+{
+    for (size_t i = 0; i < r->nrecords; i++)
+        if (bytes_is(r->records[i].rtype, "duplicate"))
+            return 1;
+    return 0;
+}
+
+static int field_is(const struct spro_wire_record *r, const char *name, const char *s)
+{
+    const struct spro_wire_field *f = rec_field(r, name);
+    return f != NULL && f->nsiblings == 1 && sib_str(&f->siblings[0], s);
+}
+
+static void test_duplicates_detected(void)
+{
+    struct spro_msg_push_reply r;
+    struct spro_msg_pull_reply pb, pa;
+    /* The same INE from two devices: one duplicate record, ben the older. */
+    const char *k = new_ben(&dev_a, "ine", vstr("22334-45566-b"));
+    const char *o = new_ben(&dev_b, "ine", vstr("22334-45566-b"));
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", k), 1);
+    CHECK_EQ(pull_all(&dev_b, &pb), 0);
+    const struct spro_wire_record *d = duplicate_of(&pb, k);
+    CHECK(d != NULL && bytes_is(d->ben, k));
+    CHECK(field_is(d, "b", o) && field_is(d, "rule", "ine") && field_is(d, "status", "open"));
+    CHECK(d != NULL && bytes_is(rec_field(d, "status")->siblings[0].ver.origin, "srv:0"));
+    /* A counsellor's device sees none, and may not write one. */
+    CHECK_EQ(pull_all(&dev_a, &pa), 0);
+    CHECK(!has_duplicates(&pa));
+    struct spro_wire_op *op =
+        op_new(next_seq(&dev_a), "duplicate", (const char *)d->rid.p, k, tick());
+    op->rid.len = d->rid.len;
+    op_set(op, "status", vstr("invalid"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(r.results[0].status == SPRO_RESULT_REJECT && bytes_is(r.results[0].code, "not_found"));
+    /* Writing it again changes nothing: one record per pair. */
+    op = op_new(next_seq(&dev_b), "beneficiary", o, o, tick());
+    op_set(op, "ine", vstr("22334-45566-b"), NULL, 0);
+    op_set(op, "phone", vstr("0600000000"), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", k), 1);
+
+    /* Same family name, given name and birth date, another organisation:
+     * rule name_birth, given to org2's supervisors by scope_record. */
+    const char *n1 = uuid(), *n2 = uuid();
+    op = op_new(next_seq(&dev_a), "beneficiary", n1, n1, tick());
+    op_set(op, "family_name", vstr("Duplessis"), NULL, 0);
+    op_set(op, "given_name", vstr("Noémie"), NULL, 0);
+    op_set(op, "birth_date", vstr("2008-02-29"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    op = op_new(next_seq(&dev_c), "beneficiary", n2, n2, tick());
+    op_set(op, "family_name", vstr("DUPLESSIS"), NULL, 0);
+    op_set(op, "given_name", vstr("Noemie"), NULL, 0);
+    op_set(op, "birth_date", vstr("2008-02-29"), NULL, 0);
+    CHECK_EQ(push1(&dev_c, op, &r), 0);
+    CHECK_EQ(pull_all(&dev_b, &pb), 0);
+    CHECK((d = duplicate_of(&pb, n1)) != NULL && field_is(d, "b", n2) &&
+          field_is(d, "rule", "name_birth"));
+    CHECK_EQ(
+        query_int("SELECT count(*) FROM scope_record WHERE rtype = 'duplicate'"
+                  " AND org = 'org2' AND rid = (SELECT rid FROM duplicates WHERE a = ?1 OR b = ?1)",
+                  n1),
+        1);
+    CHECK_EQ(pull_all(&dev_c, &pa), 0);
+    CHECK(!has_duplicates(&pa));
+}
+
+static void test_merge(void)
+{
+    struct spro_msg_push_reply r;
+    struct spro_msg_pull_reply pl;
+    const char *k = new_ben(&dev_a, "ine", vstr("77889-90011-c"));
+    const char *o = new_ben(&dev_a, "ine", vstr("77889-90011-c"));
+    /* An interaction of OTHER with a personal note. */
+    const char *it = uuid();
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "interaction", it, o, tick());
+    op_set(op, "note", vstr("MERGE-NOTE-5a1"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+
+    /* A counsellor may not merge. */
+    op = op_new(next_seq(&dev_a), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("merged"), NULL, 0);
+    op_set(op, "merged_into", vstr(k), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(r.results[0].status == SPRO_RESULT_REJECT && bytes_is(r.results[0].code, "bad_value"));
+    /* A supervisor may, into an existing beneficiary other than itself. */
+    op = op_new(next_seq(&dev_b), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("merged"), NULL, 0);
+    op_set(op, "merged_into", vstr(o), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK(r.results[0].status == SPRO_RESULT_REJECT && bytes_is(r.results[0].code, "bad_value"));
+    op = op_new(next_seq(&dev_b), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("merged"), NULL, 0);
+    op_set(op, "merged_into", vstr(k), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM merged WHERE ben = ?1", o), 1);
+
+    CHECK_EQ(pull_all(&dev_a, &pl), 0);
+    const struct spro_wire_record *b = record_of(&pl, o), *i = record_of(&pl, it);
+    CHECK(field_is(b, "state", "merged") && field_is(b, "merged_into", k));
+    /* OTHER's records moved to KEEP, their personal values opened with
+     * KEEP's data key. */
+    CHECK(i != NULL && bytes_is(i->ben, k) && field_is(i, "note", "MERGE-NOTE-5a1"));
+
+    /* A counsellor's device that still holds OTHER: its edits land on KEEP. */
+    op = op_new(next_seq(&dev_a), "beneficiary", o, o, tick());
+    op_set(op, "phone", vstr("0611223344"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    const char *it2 = uuid();
+    op = op_new(next_seq(&dev_a), "interaction", it2, o, tick());
+    op_set(op, "kind", vstr("call"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    op = op_new(next_seq(&dev_a), "interaction", it, o, tick());
+    op_set(op, "kind", vstr("visit"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(pull_all(&dev_a, &pl), 0);
+    CHECK(field_is(record_of(&pl, k), "phone", "0611223344"));
+    CHECK(rec_field(record_of(&pl, o), "phone") == NULL);
+    CHECK((i = record_of(&pl, it2)) != NULL && bytes_is(i->ben, k) && field_is(i, "kind", "call"));
+    CHECK((i = record_of(&pl, it)) != NULL && bytes_is(i->ben, k) && field_is(i, "kind", "visit"));
+    /* A counsellor may not undo it either; a supervisor may. */
+    op = op_new(next_seq(&dev_a), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("active"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(r.results[0].status == SPRO_RESULT_REJECT && bytes_is(r.results[0].code, "bad_value"));
+    op = op_new(next_seq(&dev_b), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("active"), NULL, 0);
+    op_set(op, "merged_into", vnil(), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK(r.results[0].status != SPRO_RESULT_REJECT);
+    CHECK_EQ(query_int("SELECT count(*) FROM merged WHERE ben = ?1", o), 0);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -1797,6 +1954,8 @@ static const struct check_test tests[] = {
     {"referral_authorisation", test_referral_authorisation},
     {"referral_creation_checks", test_referral_creation_checks},
     {"horizon_and_purge", test_horizon_and_purge},
+    {"duplicates_detected", test_duplicates_detected},
+    {"merge", test_merge},
 };
 
 int main(int argc, char **argv)

@@ -71,5 +71,7 @@ int spro_client__cmd_resolve(const struct options *o, int argc, char **argv);
 int spro_client__cmd_refer(const struct options *o, int argc, char **argv);
 int spro_client__cmd_accept(const struct options *o, int argc, char **argv);
 int spro_client__cmd_refuse(const struct options *o, int argc, char **argv);
+int spro_client__cmd_duplicates(const struct options *o, int argc, char **argv);
+int spro_client__cmd_merge(const struct options *o, int argc, char **argv);
 
 #endif

@@ -260,6 +260,16 @@ static int open_session(const char *cmd, const struct options *o,
         else
             exit_code = obey_wipe(cmd, home);
     } else {
+        /* The user's role, kept for the commands that depend on it (merge). */
+        const struct spro_bytes *role = &m.u.welcome.view.role;
+        if (st->device[0] != '\0' && role->len < sizeof st->role &&
+            spro_client_state_id_ok(role->p, role->len) &&
+            (role->len != strlen(st->role) || memcmp(role->p, st->role, role->len) != 0)) {
+            memcpy(st->role, role->p, role->len);
+            st->role[role->len] = '\0';
+            if (spro_client_state_save(home, st, why, sizeof why) != 0)
+                fprintf(stderr, "spro-client %s: %s\n", cmd, why);
+        }
         *welcome = m.u.welcome;
         *chp = ch;
         ch = NULL;
@@ -440,6 +450,8 @@ static int cmd_enroll(const struct options *o, int argc, char **argv)
     memcpy(st.device, v->device.p, v->device.len);
     memcpy(st.user, v->user.p, v->user.len);
     memcpy(st.org, v->org.p, v->org.len);
+    if (v->role.len < sizeof st.role && spro_client_state_id_ok(v->role.p, v->role.len))
+        memcpy(st.role, v->role.p, v->role.len);
     if (spro_client_state_save(&home, &st, why, sizeof why) != 0) {
         fprintf(stderr, "spro-client enroll: the server enrolled device %s, but %s\n", st.device,
                 why);
@@ -898,6 +910,9 @@ static const struct command commands[] = {
      spro_client__cmd_refer},
     {"accept", "ID", "accept a referral to this organisation (offline)", spro_client__cmd_accept},
     {"refuse", "ID", "refuse a referral to this organisation (offline)", spro_client__cmd_refuse},
+    {"duplicates", "", "list duplicate candidates (supervisors)", spro_client__cmd_duplicates},
+    {"merge", "KEEP_ID OTHER_ID", "merge a beneficiary into another (supervisors, offline)",
+     spro_client__cmd_merge},
 };
 
 static void usage(FILE *f)

@@ -15,6 +15,9 @@
  *                                organisation: a new referral record
  *   accept ID, refuse ID         answer a referral proposed to this
  *                                device's organisation
+ *   duplicates                   the duplicate candidates (supervisors)
+ *   merge KEEP_ID OTHER_ID       merge a beneficiary into another
+ *                                (supervisors and administrators)
  *
  * Edits wait in the outbox until `spro-client sync` sends them.  Values are
  * typed and printed as values.h says.  Also here: opening a device's home
@@ -1041,4 +1044,237 @@ int spro_client__cmd_accept(const struct options *o, int argc, char **argv)
 int spro_client__cmd_refuse(const struct options *o, int argc, char **argv)
 {
     return answer_referral("refuse", "refused", o, argc, argv);
+}
+
+/* ---- duplicates, merge (docs/SYNC.md, "Duplicates and merge") ---- */
+
+#define DUPLICATE "duplicate"
+#define DUP_MAX 1000 /* duplicate records listed */
+
+struct dup_ids {
+    char (*rid)[SPRO_LOCAL_UUID_CHARS + 1];
+    size_t n;
+};
+
+static int dup_collect(void *arg, const char *rtype, const char *rid, const char *ben,
+                       const char *name)
+{
+    struct dup_ids *d = arg;
+    (void)rtype, (void)ben, (void)name;
+    if (d->n < DUP_MAX && strlen(rid) == SPRO_LOCAL_UUID_CHARS)
+        memcpy(d->rid[d->n++], rid, SPRO_LOCAL_UUID_CHARS + 1);
+    return 0;
+}
+
+/* The string value field `name` of r shows into out (cap bytes), or "". */
+static void shown_str(const struct spro_local_record *r, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; r != NULL && i < r->nfields; i++) {
+        const struct spro_value *v = r->fields[i].shown;
+        if (strcmp(r->fields[i].name, name) == 0 && v != NULL && v->kind == SPRO_VALUE_STR &&
+            v->s.len < cap) {
+            memcpy(out, v->s.p, v->s.len);
+            out[v->s.len] = '\0';
+        }
+    }
+}
+
+/* Beneficiary id's display name ("given family") into out, or "" when this
+ * device does not hold it. */
+static void ben_name(struct spro_local *l, const char *id, char *out, size_t cap)
+{
+    struct spro_local_record *b = NULL;
+    char why[512], given[128], family[128];
+    out[0] = '\0';
+    if (spro_local_get(l, BENEFICIARY, id, &b, why, sizeof why) != 0)
+        return;
+    shown_str(b, "given_name", given, sizeof given);
+    shown_str(b, "family_name", family, sizeof family);
+    if (given[0] != '\0' || family[0] != '\0')
+        snprintf(out, cap, "%s%s%s", given, given[0] && family[0] ? " " : "", family);
+    spro_local_record_free(b);
+}
+
+/* The ids of the duplicate records on this device into *d (malloc'd). */
+static int dup_list(struct spro_local *l, struct dup_ids *d, char *why, size_t whylen)
+{
+    d->n = 0;
+    if ((d->rid = malloc(DUP_MAX * sizeof *d->rid)) == NULL)
+        SPRO_BUG("out of memory");
+    return spro_local_list(l, DUPLICATE, dup_collect, d, why, whylen);
+}
+
+int spro_client__cmd_duplicates(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("duplicates", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR duplicates [--json]\n"
+               "The duplicate candidates the server found (two beneficiaries with the same\n"
+               "INE, rule \"ine\", or the same names and birth date, rule \"name_birth\"),\n"
+               "one line each: `ID A B RULE STATUS \"NAME A\" \"NAME B\"`, names when this\n"
+               "device knows them.  Only devices of supervisors and administrators\n"
+               "receive them (spro-client sync).  --json prints an array of {\"id\", \"a\",\n"
+               "\"b\", \"rule\", \"status\", \"name_a\", \"name_b\"} (names null when unknown).\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "duplicates")) != 0)
+        return rc;
+    if (a.n != 0) {
+        fprintf(stderr, "spro-client duplicates: unexpected argument '%.80s'\n", argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("duplicates", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char why[512];
+    struct dup_ids d;
+    if (dup_list(l, &d, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client duplicates: %s\n", why);
+        rc = EXIT_FAIL;
+    }
+    if (a.json && rc == EXIT_OK)
+        printf("[");
+    for (size_t i = 0; rc == EXIT_OK && i < d.n; i++) {
+        struct spro_local_record *r = NULL;
+        char f[4][SPRO_LOCAL_UUID_CHARS + 1], na[256], nb[256];
+        static const char *const names[] = {"a", "b", "rule", "status"};
+        if (spro_local_get(l, DUPLICATE, d.rid[i], &r, why, sizeof why) != 0)
+            continue;
+        for (int k = 0; k < 4; k++)
+            shown_str(r, names[k], f[k], sizeof f[k]);
+        spro_local_record_free(r);
+        ben_name(l, f[0], na, sizeof na);
+        ben_name(l, f[1], nb, sizeof nb);
+        if (a.json) {
+            printf("%s\n  {\"id\": ", i ? "," : "");
+            json_cstr(d.rid[i]);
+            for (int k = 0; k < 4; k++) {
+                printf(", \"%s\": ", names[k]);
+                json_cstr(f[k]);
+            }
+            printf(", \"name_a\": ");
+            na[0] ? json_cstr(na) : (void)printf("null");
+            printf(", \"name_b\": ");
+            nb[0] ? json_cstr(nb) : (void)printf("null");
+            printf("}");
+        } else {
+            print_safe(d.rid[i]);
+            for (int k = 0; k < 4; k++) {
+                putchar(' ');
+                print_safe(f[k][0] ? f[k] : "-");
+            }
+            if (na[0] || nb[0]) {
+                putchar(' ');
+                json_cstr(na);
+                putchar(' ');
+                json_cstr(nb);
+            }
+            putchar('\n');
+        }
+    }
+    if (a.json && rc == EXIT_OK)
+        printf("%s]\n", d.n ? "\n" : "");
+    free(d.rid);
+    close_all(&home, l);
+    return rc;
+}
+
+int spro_client__cmd_merge(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("merge", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR merge [--json] KEEP_ID OTHER_ID\n"
+               "Merge beneficiary OTHER_ID into KEEP_ID (supervisors and administrators\n"
+               "only): OTHER_ID's state becomes \"merged\" and its merged_into KEEP_ID, and\n"
+               "the duplicate record of the pair, if this device holds one, becomes\n"
+               "\"merged\"; one local transaction, sent by the next sync.  The server then\n"
+               "moves OTHER_ID's records to KEEP_ID, and applies to KEEP_ID what devices\n"
+               "still holding OTHER_ID write to it.  --json prints {\"id\": OTHER_ID,\n"
+               "\"seq\": ...} (the seq of the beneficiary's op).\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "merge")) != 0)
+        return rc;
+    char keep[SPRO_LOCAL_UUID_CHARS + 1], other[SPRO_LOCAL_UUID_CHARS + 1], why[512];
+    if (a.n != 2) {
+        fprintf(stderr, "spro-client merge: expects KEEP_ID OTHER_ID (see spro-client merge "
+                        "--help)\n");
+        return EXIT_USAGE;
+    }
+    if (!read_id(argv[0], keep) || !read_id(argv[1], other) || strcmp(keep, other) == 0) {
+        fprintf(stderr, "spro-client merge: expects two different beneficiary ids (UUIDs)\n");
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("merge", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    if (strcmp(st.role, "supervisor") != 0 && strcmp(st.role, "admin") != 0) {
+        fprintf(stderr,
+                "spro-client merge: only supervisors and administrators merge (this "
+                "device's role: %s; spro-client ping or sync updates it)\n",
+                st.role[0] ? st.role : "unknown");
+        close_all(&home, l);
+        return EXIT_FAIL;
+    }
+    const char *ids[2] = {keep, other};
+    for (int i = 0; rc == EXIT_OK && i < 2; i++) {
+        struct spro_local_record *b = NULL;
+        int lrc = spro_local_get(l, BENEFICIARY, ids[i], &b, why, sizeof why);
+        if (lrc == 0 && i == 1 && shows(b, "state", "merged")) {
+            fprintf(stderr, "spro-client merge: %s is merged already\n", ids[i]);
+            rc = EXIT_FAIL;
+        }
+        spro_local_record_free(b);
+        if (lrc == SPRO_ENOENT) {
+            fprintf(stderr, "spro-client merge: no beneficiary %s on this device\n", ids[i]);
+            rc = EXIT_FAIL;
+        } else if (lrc != 0) {
+            fprintf(stderr, "spro-client merge: %s\n", why);
+            rc = EXIT_FAIL;
+        }
+    }
+    struct dup_ids d = {NULL, 0};
+    if (rc == EXIT_OK && dup_list(l, &d, why, sizeof why) != 0) {
+        fprintf(stderr, "spro-client merge: %s\n", why);
+        rc = EXIT_FAIL;
+    }
+    if (rc == EXIT_OK) {
+        struct spro_local_set ben_sets[2] = {{"state", str_value("merged")},
+                                             {"merged_into", str_value(keep)}};
+        struct spro_local_set dup_set = {"status", str_value("merged")};
+        struct spro_local_edit e[2] = {{BENEFICIARY, other, NULL, false, ben_sets, 2}};
+        size_t n = 1;
+        for (size_t i = 0; i < d.n && n == 1; i++) {
+            struct spro_local_record *r = NULL;
+            char x[SPRO_LOCAL_UUID_CHARS + 1], y[SPRO_LOCAL_UUID_CHARS + 1];
+            if (spro_local_get(l, DUPLICATE, d.rid[i], &r, why, sizeof why) != 0)
+                continue;
+            shown_str(r, "a", x, sizeof x);
+            shown_str(r, "b", y, sizeof y);
+            spro_local_record_free(r);
+            if ((strcmp(x, keep) == 0 && strcmp(y, other) == 0) ||
+                (strcmp(x, other) == 0 && strcmp(y, keep) == 0))
+                e[n++] = (struct spro_local_edit){DUPLICATE, d.rid[i], NULL, false, &dup_set, 1};
+        }
+        uint64_t seqs[2];
+        int lrc = spro_local_write(l, e, n, spro_client__wall_ms(), seqs, why, sizeof why);
+        if (lrc != 0)
+            rc = local_failed("merge", lrc, why);
+        else
+            print_queued(a.json, "merged", other, seqs[0]);
+    }
+    free(d.rid);
+    close_all(&home, l);
+    return rc;
 }

@@ -232,7 +232,15 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 /* Parses one `key=value` line (NUL-terminated, no newline) into *st; `seen`
  * collects the keys met.  Returns 0 or SPRO_ECONFIG. */
-enum { SEEN_URL = 1, SEEN_KEY = 2, SEEN_DEVICE = 4, SEEN_USER = 8, SEEN_ORG = 16, SEEN_TS = 32 };
+enum {
+    SEEN_URL = 1,
+    SEEN_KEY = 2,
+    SEEN_DEVICE = 4,
+    SEEN_USER = 8,
+    SEEN_ORG = 16,
+    SEEN_TS = 32,
+    SEEN_ROLE = 64
+};
 
 static int parse_line(char *line, struct spro_client_state *st, unsigned *seen)
 {
@@ -264,6 +272,11 @@ static int parse_line(char *line, struct spro_client_state *st, unsigned *seen)
         if (!spro_client_state_id_ok((const uint8_t *)v, vlen))
             return SPRO_ECONFIG;
         memcpy(dst, v, vlen + 1);
+    } else if (strcmp(k, "role") == 0) {
+        bit = SEEN_ROLE;
+        if (vlen >= sizeof st->role || !spro_client_state_id_ok((const uint8_t *)v, vlen))
+            return SPRO_ECONFIG;
+        memcpy(st->role, v, vlen + 1);
     } else if (strcmp(k, "last_ts") == 0) {
         bit = SEEN_TS;
         if (!parse_u64(v, &st->last_ts))
@@ -342,6 +355,8 @@ int spro_client_state_save(const struct spro_client_home *home, const struct spr
     if (enrolled)
         n += snprintf(buf + n, sizeof buf - (size_t)n, "device=%s\nuser=%s\norg=%s\n", st->device,
                       st->user, st->org);
+    if (enrolled && st->role[0] != '\0')
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "role=%s\n", st->role);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "last_ts=%" PRIu64 "\n", st->last_ts);
     if (n < 0 || (size_t)n >= sizeof buf)
         SPRO_BUG("state file too long");

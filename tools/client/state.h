@@ -8,6 +8,8 @@
  *                      url=<server base URL>
  *                      server_key=<64 hex digits: the pinned X25519 public key>
  *                      device=<id>, user=<id>, org=<id>   (once enrolled)
+ *                      role=<counsellor|supervisor|admin>  (optional: the
+ *                        user's role from the server's last welcome)
  *                      last_ts=<last handshake timestamp sent, ms since the epoch>
  *
  * device.key and state are replaced atomically: written to NAME.tmp,
@@ -46,6 +48,7 @@ struct spro_client_state {
     char device[SPRO_CLIENT_ID_MAX + 1]; /* device id given by the server */
     char user[SPRO_CLIENT_ID_MAX + 1];   /* counsellor */
     char org[SPRO_CLIENT_ID_MAX + 1];    /* the counsellor's organisation */
+    char role[16];                       /* the user's role as last heard of; "" if unknown */
     uint64_t last_ts;                    /* ms; 0 before the first handshake */
 };
 
