@@ -917,6 +917,51 @@ static void test_sync_referral_refused(void)
     h_server_stop(&t.e.s, 5000);
 }
 
+/* Two beneficiaries with the same INE, created by a counsellor (a) and a
+ * supervisor (s) of one organisation: the supervisor sees the duplicate,
+ * merges, and the counsellor's later edit of the merged id lands on the
+ * kept one; the counsellor never sees duplicates and may not merge. */
+static void test_sync_duplicates_and_merge(void)
+{
+    struct trio t;
+    CHECK(trio_start(&t, "dup"));
+    char sup[600], out[8192], keep[64], other[64], want[256];
+    CHECK_EQ(
+        ADMIN(out, "--data", t.e.data, "user", "add", "s1", "--org", "o1", "--role", "supervisor"),
+        0);
+    CHECK(enroll_user(&t.e, "s1", "dup-s", sup, sizeof sup));
+    CHECK_EQ(CLIENT(out, "--home", t.a, "new", "beneficiary", "given_name=Lea",
+                    "family_name=Martin", "ine=1234567890A"),
+             0);
+    CHECK(line_value(out, "id: ", keep, sizeof keep));
+    CHECK_EQ(CLIENT(out, "--home", sup, "new", "beneficiary", "given_name=Léa",
+                    "family_name=Martin", "ine=1234567890a"),
+             0);
+    CHECK(line_value(out, "id: ", other, sizeof other));
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(sync_ok(sup, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", sup, "duplicates"), 0);
+    CHECK(strstr(out, keep) != NULL && strstr(out, other) != NULL &&
+          strstr(out, " ine open ") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", t.a, "duplicates"), 0);
+    CHECK(strstr(out, other) == NULL); /* counsellors do not get duplicates */
+    CHECK(CLIENT(out, "--home", t.a, "merge", keep, other) != 0);
+    CHECK_EQ(CLIENT(out, "--home", sup, "merge", keep, other), 0);
+    CHECK(sync_ok(sup, out, sizeof out));
+    CHECK(strstr(out, "0 rejected") != NULL);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    /* The counsellor still holds the merged id: its edit is re-pointed. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
+    CHECK(sync_ok(t.a, out, sizeof out));
+    CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(sup, out, sizeof out));
+    CHECK_EQ(CLIENT(out, "--home", sup, "show", keep), 0);
+    snprintf(want, sizeof want, "situation: \"apprentice\"\n");
+    CHECK(strstr(out, want) != NULL);
+    h_server_stop(&t.e.s, 5000);
+}
+
 /* ---- A sync cut at any byte ---- */
 
 /* A TCP relay in a child process between devices and the server, which
@@ -1104,6 +1149,7 @@ static const struct check_test tests[] = {
     {"sync_transfer", test_sync_transfer},
     {"sync_reset_beyond_horizon", test_sync_reset_beyond_horizon},
     {"sync_referral_refused", test_sync_referral_refused},
+    {"sync_duplicates_and_merge", test_sync_duplicates_and_merge},
     {"sync_resumes_after_cuts", test_sync_resumes_after_cuts},
 };
 
