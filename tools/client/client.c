@@ -932,7 +932,7 @@ static void usage(FILE *f)
             "  --version           show the version\n\ncommands:\n",
             DEFAULT_TIMEOUT_S);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %-19s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+        fprintf(f, "  %-10s %-19s %s\n", commands[i].name, commands[i].args, commands[i].summary);
     fprintf(f, "\nexit status: 0 success, 1 failure, 2 usage error, 3 device revoked,\n"
                "4 device wiped on the server's order (local data erased)\n");
 }
