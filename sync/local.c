@@ -1485,6 +1485,26 @@ static int count_rows(struct spro_local *l, const char *sql, size_t *n)
     return rc;
 }
 
+int spro_local_quarantine(struct spro_local *l,
+                          int (*fn)(uint64_t seq, const char *code, int64_t at, void *arg),
+                          void *arg, char *why, size_t whylen)
+{
+    sqlite3_stmt *st;
+    int rc = prep(l, "SELECT seq, code, at FROM quarantine ORDER BY at, seq", &st, why, whylen);
+    if (rc != 0)
+        return rc;
+    int src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        char code[SPRO_LOCAL_NAME_MAX + 1];
+        col_text(code, sizeof code, st, 1);
+        rc = fn((uint64_t)sqlite3_column_int64(st, 0), code, sqlite3_column_int64(st, 2), arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = db_fail(l, "cannot read the quarantine", why, whylen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int spro_local_counts(struct spro_local *l, size_t *outbox, size_t *quarantine)
 {
     int rc = count_rows(l, "SELECT count(*) FROM outbox", outbox);

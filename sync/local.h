@@ -181,6 +181,14 @@ typedef int (*spro_local_conflict_cb)(void *arg, const struct spro_local_record 
 SPRO_MUST_CHECK int spro_local_conflicts(struct spro_local *l, spro_local_conflict_cb cb, void *arg,
                                          char *why, size_t whylen);
 
+/* Calls fn for every op of the local quarantine (the ops the server
+ * rejected), oldest first: its sequence number, the server's reason code
+ * and when it was refused (seconds).  Stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_local_quarantine(struct spro_local *l,
+                                          int (*fn)(uint64_t seq, const char *code, int64_t at,
+                                                    void *arg),
+                                          void *arg, char *why, size_t whylen);
+
 /* Ops in the outbox, and in the quarantine.  Returns 0 or SPRO_ESTORE. */
 SPRO_MUST_CHECK int spro_local_counts(struct spro_local *l, size_t *outbox, size_t *quarantine);
 

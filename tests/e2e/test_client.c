@@ -685,6 +685,13 @@ static void test_sync_different_fields_merge(void)
              "\"bad_value\"}]}\n",
              id);
     CHECK(strstr(out, want) != NULL);
+    /* Both refused ops stay listed on the device. */
+    CHECK_EQ(CLIENT(out, "--home", t.a, "quarantine"), 0);
+    CHECK(strstr(out, ": bad_value\n") != NULL);
+    CHECK(strstr(strstr(out, ": bad_value\n") + 1, ": bad_value\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.a, "quarantine", "--json"), 0);
+    CHECK(strncmp(out, "[\n  {\"seq\": ", 12) == 0 &&
+          strstr(out, "\"code\": \"bad_value\"") != NULL);
     h_server_stop(&t.e.s, 5000);
 }
 

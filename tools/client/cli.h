@@ -67,6 +67,7 @@ int spro_client__cmd_edit(const struct options *o, int argc, char **argv);
 int spro_client__cmd_show(const struct options *o, int argc, char **argv);
 int spro_client__cmd_list(const struct options *o, int argc, char **argv);
 int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv);
+int spro_client__cmd_quarantine(const struct options *o, int argc, char **argv);
 int spro_client__cmd_resolve(const struct options *o, int argc, char **argv);
 int spro_client__cmd_refer(const struct options *o, int argc, char **argv);
 int spro_client__cmd_accept(const struct options *o, int argc, char **argv);

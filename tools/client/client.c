@@ -904,6 +904,7 @@ static const struct command commands[] = {
     {"show", "ID", "show a record, conflicts in full", spro_client__cmd_show},
     {"list", "[TYPE]", "list the records on this device", spro_client__cmd_list},
     {"conflicts", "", "list the fields in conflict", spro_client__cmd_conflicts},
+    {"quarantine", "", "list this device's ops the server refused", spro_client__cmd_quarantine},
     {"resolve", "ID FIELD VALUE", "settle a conflict with one value (offline)",
      spro_client__cmd_resolve},
     {"refer", "ID --to ORG", "refer or transfer a beneficiary to an organisation (offline)",

@@ -706,6 +706,62 @@ int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv)
     return rc;
 }
 
+static int quarantined_one(uint64_t seq, const char *code, int64_t at, void *arg)
+{
+    struct list_ctx *c = arg;
+    if (c->json)
+        printf("%s\n  {\"seq\": %llu, \"code\": \"%s\", \"at\": %lld}", c->n ? "," : "",
+               (unsigned long long)seq, code, (long long)at);
+    else
+        printf("op %llu: %s\n", (unsigned long long)seq, code);
+    c->n++;
+    return 0;
+}
+
+int spro_client__cmd_quarantine(const struct options *o, int argc, char **argv)
+{
+    struct cli_args a;
+    int rc = spro_client__args("quarantine", argc, argv, false, &a);
+    if (rc != 0)
+        return rc;
+    if (a.help) {
+        printf("usage: spro-client --home DIR quarantine [--json]\n"
+               "List this device's ops that the server refused, oldest first: one line\n"
+               "`op SEQ: CODE` each (CODE: the reason, docs/PROTOCOL.md \"Sync\").  They are\n"
+               "kept, never dropped.  --json prints an array of {\"seq\", \"code\", \"at\"}\n"
+               "(at: seconds since the Unix epoch).\n");
+        return EXIT_OK;
+    }
+    if ((rc = spro_client__need_home(o, "quarantine")) != 0)
+        return rc;
+    if (a.n > 0) {
+        fprintf(stderr,
+                "spro-client quarantine: unexpected argument '%s' (see spro-client quarantine "
+                "--help)\n",
+                argv[0]);
+        return EXIT_USAGE;
+    }
+    struct spro_client_home home;
+    struct spro_client_state st;
+    struct spro_local *l;
+    if ((rc = open_all("quarantine", o, &home, &st, &l)) != EXIT_OK)
+        return rc;
+    char why[512];
+    struct list_ctx c = {a.json, 0};
+    if (a.json)
+        printf("[");
+    if (spro_local_quarantine(l, quarantined_one, &c, why, sizeof why) != 0) {
+        if (a.json)
+            printf("]\n");
+        fprintf(stderr, "spro-client quarantine: %s\n", why);
+        rc = EXIT_FAIL;
+    } else if (a.json) {
+        printf("%s]\n", c.n ? "\n" : "");
+    }
+    close_all(&home, l);
+    return rc;
+}
+
 int spro_client__cmd_resolve(const struct options *o, int argc, char **argv)
 {
     struct cli_args a;
