@@ -53,6 +53,7 @@ struct spro_local {
     char device[SPRO_LOCAL_NAME_MAX + 1];
     char user[SPRO_LOCAL_NAME_MAX + 1];
     uint32_t schema;
+    int64_t pulls; /* while a pull answer is stored: its number (meta "pulls") */
 };
 
 static const char *const migrations[] = {
@@ -71,6 +72,12 @@ static const char *const migrations[] = {
     "CREATE TABLE quarantine(seq INTEGER PRIMARY KEY, code TEXT NOT NULL, at INTEGER NOT NULL,"
     "  op BLOB NOT NULL);"
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;",
+    /* 2: which pull answer last stored a field, and how many pull answers
+     * the device had stored when it first sent an op: an answer to the op
+     * never overwrites a field a later pull stored (that pull may hold a
+     * newer state than the answer describes). */
+    "ALTER TABLE fields ADD COLUMN pulled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE outbox ADD COLUMN sent_pulls INTEGER;",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -1656,6 +1663,19 @@ int spro_local_push_next(struct spro_local *l, struct spro_local_batch **out, ch
             break;
         b->n--;
     }
+    /* The ops of the batch are being sent: the first time, note how many
+     * pull answers the device had stored (see apply_result). */
+    if ((rc = prep(l,
+                   "UPDATE outbox SET sent_pulls = COALESCE((SELECT value FROM meta WHERE key = "
+                   "'pulls'), 0) WHERE seq <= ?1 AND sent_pulls IS NULL",
+                   &st, why, whylen)) == 0) {
+        sqlite3_bind_int64(st, 1, (int64_t)b->ops[b->n - 1].seq);
+        rc = step_write(l, st, why, whylen);
+    }
+    if (rc != 0) {
+        spro_local_batch_free(b);
+        return rc;
+    }
     b->msg.type = SPRO_MSG_PUSH;
     b->msg.u.push = (struct spro_msg_push){b->ops, b->n};
     *out = b;
@@ -1663,15 +1683,18 @@ int spro_local_push_next(struct spro_local *l, struct spro_local_batch **out, ch
 }
 
 /* Replaces the stored siblings of one field (no-op for a record this
- * device no longer holds). */
+ * device no longer holds).  pulled: the number of the pull answer storing
+ * them, or -1 for an answer to a push (the field keeps its number). */
 static int put_field(struct spro_local *l, const char *rtype, const char *rid, const char *name,
-                     const struct spro_buf *blob, size_t n, char *why, size_t whylen)
+                     const struct spro_buf *blob, size_t n, int64_t pulled, char *why,
+                     size_t whylen)
 {
     sqlite3_stmt *st;
     int rc = prep(l,
-                  "INSERT OR REPLACE INTO fields(rtype, rid, name, nsiblings, siblings) "
-                  "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS "
-                  "(SELECT 1 FROM records WHERE rtype = ?1 AND rid = ?2)",
+                  "INSERT OR REPLACE INTO fields(rtype, rid, name, nsiblings, siblings, pulled) "
+                  "SELECT ?1, ?2, ?3, ?4, ?5, CASE WHEN ?6 >= 0 THEN ?6 ELSE COALESCE("
+                  "(SELECT pulled FROM fields WHERE rtype = ?1 AND rid = ?2 AND name = ?3), 0) "
+                  "END WHERE EXISTS (SELECT 1 FROM records WHERE rtype = ?1 AND rid = ?2)",
                   &st, why, whylen);
     if (rc != 0)
         return rc;
@@ -1680,7 +1703,33 @@ static int put_field(struct spro_local *l, const char *rtype, const char *rid, c
     bind_text(st, 3, name);
     sqlite3_bind_int64(st, 4, (int64_t)n);
     bind_blob(st, 5, blob->data, blob->len);
+    sqlite3_bind_int64(st, 6, pulled);
     return step_write(l, st, why, whylen);
+}
+
+/* One integer from a query (text parameters ?1..?3 when not NULL, an
+ * integer ?4 when the query has one); *v = 0 when there is no row. */
+static int query_int(struct spro_local *l, const char *sql, const char *a, const char *b,
+                     const char *c, int64_t d, int64_t *v, char *why, size_t whylen)
+{
+    sqlite3_stmt *st;
+    int rc = prep(l, sql, &st, why, whylen);
+    if (rc != 0)
+        return rc;
+    if (a != NULL)
+        bind_text(st, 1, a);
+    if (b != NULL)
+        bind_text(st, 2, b);
+    if (c != NULL)
+        bind_text(st, 3, c);
+    if (sqlite3_bind_parameter_count(st) >= 4)
+        sqlite3_bind_int64(st, 4, d);
+    int src = sqlite3_step(st);
+    *v = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = db_fail(l, "cannot read", why, whylen);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* The siblings blob of wire siblings s[0..n), values stored (sealed). */
@@ -1722,10 +1771,22 @@ static int apply_result(struct spro_local *l, const struct spro_wire_op *op,
     if (!wire_cstr(rtype, sizeof rtype, &op->rtype) || !wire_cstr(rid, sizeof rid, &op->rid))
         return 0; /* not an op this device wrote: nothing to key it with */
     struct spro_buf blob = {0};
-    int rc = 0;
+    int64_t sent = 0, pulled = 0;
+    int rc = query_int(l, "SELECT sent_pulls FROM outbox WHERE seq = ?4", NULL, NULL, NULL,
+                       (int64_t)op->seq, &sent, why, whylen);
     for (size_t i = 0; rc == 0 && i < op->nset; i++) {
         const struct spro_wire_edit *e = &op->set[i];
         if (!wire_cstr(name, sizeof name, &e->name))
+            continue;
+        /* A pull answer stored since the op was first sent may describe a
+         * newer state than this answer (the op may have been applied, its
+         * answer lost, and the field changed again): leave it to the pulls
+         * (the next one brings the op's effect if it is newer). */
+        if ((rc = query_int(l,
+                            "SELECT pulled FROM fields WHERE rtype = ?1 AND rid = ?2 AND name = ?3",
+                            rtype, rid, name, 0, &pulled, why, whylen)) != 0)
+            break;
+        if (pulled > sent)
             continue;
         const struct spro_wire_field *cf = NULL;
         for (size_t k = 0; res->status == SPRO_RESULT_CONFLICT && k < res->nfields; k++)
@@ -1734,14 +1795,14 @@ static int apply_result(struct spro_local *l, const struct spro_wire_op *op,
                 cf = &res->fields[k];
         if (cf != NULL && wire_sibs_ok(cf->siblings, cf->nsiblings)) {
             wire_sibs_blob(l, rtype, rid, name, cf->siblings, cf->nsiblings, &blob);
-            rc = put_field(l, rtype, rid, name, &blob, cf->nsiblings, why, whylen);
+            rc = put_field(l, rtype, rid, name, &blob, cf->nsiblings, -1, why, whylen);
         } else if (cf == NULL) {
             /* Fast-forwarded or resolved: the op's value alone, under its version. */
             struct spro_wire_sibling s = {.val = e->val, .ver = res->ver};
             s.by = (struct spro_bytes){(const uint8_t *)l->user, strlen(l->user)};
             if (wire_sibs_ok(&s, 1)) {
                 wire_sibs_blob(l, rtype, rid, name, &s, 1, &blob);
-                rc = put_field(l, rtype, rid, name, &blob, 1, why, whylen);
+                rc = put_field(l, rtype, rid, name, &blob, 1, -1, why, whylen);
             }
         }
     }
@@ -1911,7 +1972,7 @@ static int pull_record(struct spro_local *l, const struct spro_wire_record *w,
             return fail(SPRO_EMALFORMED, why, whylen,
                         "the server sent a field of %s %s this device cannot store", rtype, rid);
         wire_sibs_blob(l, rtype, rid, name, f->siblings, f->nsiblings, blob);
-        rc = put_field(l, rtype, rid, name, blob, f->nsiblings, why, whylen);
+        rc = put_field(l, rtype, rid, name, blob, f->nsiblings, l->pulls, why, whylen);
         for (size_t k = 0; k < f->nsiblings; k++)
             spro_hlc_receive(clock, f->siblings[k].ver.hlc, wall_ms, MAX_DRIFT_MS, NULL);
     }
@@ -1953,6 +2014,8 @@ int spro_local_pull_apply(struct spro_local *l, const struct spro_msg_pull_reply
     struct spro_hlc clock;
     struct spro_buf blob = {0};
     rc = hlc_load(l, &clock, why, whylen);
+    if (rc == 0 && (rc = meta_get_int(l, "pulls", &l->pulls, why, whylen)) == 0)
+        rc = meta_put_int(l, "pulls", ++l->pulls, why, whylen);
     for (size_t i = 0; rc == 0 && i < reply->nrecords; i++)
         rc = pull_record(l, &reply->records[i], &clock, wall_ms, &blob, why, whylen);
     wipe_free(&blob);

@@ -752,7 +752,7 @@ static void test_pull_cursor(void)
     uint64_t h = 10;
     const char *o = DEV_B;
     wrec_field(&w, "given_name", 1, &v, &h, &o);
-    for (int k = 1; k <= 6; k++) {
+    for (int k = 1; k <= 12; k++) {
         spro_local__fail_write = k;
         if (pull(l, &w.r, 1, "cursor-2", false) == 0)
             break;
