@@ -660,50 +660,68 @@ static int conflict_one(void *arg, const struct spro_local_record *r,
     return 0;
 }
 
-int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv)
+/* Walks one listing of the local store into c (text lines or a JSON
+ * array's elements). */
+typedef int (*list_walk)(struct spro_local *l, struct list_ctx *c, char *why, size_t whylen);
+
+/* The body of a listing command (conflicts, quarantine): arguments, help,
+ * open the home, print the listing as text or as one JSON array. */
+static int list_command(const char *cmd, const char *help, list_walk walk, const struct options *o,
+                        int argc, char **argv)
 {
     struct cli_args a;
-    int rc = spro_client__args("conflicts", argc, argv, false, &a);
+    int rc = spro_client__args(cmd, argc, argv, false, &a);
     if (rc != 0)
         return rc;
     if (a.help) {
-        printf("usage: spro-client --home DIR conflicts [--json]\n"
-               "List the fields in conflict: edited on two devices (or more) that had not\n"
-               "seen each other's edit.  Both values are kept until someone resolves the\n"
-               "conflict (spro-client resolve).  One line `TYPE ID FIELD: N values` per\n"
-               "field, then each value with its author and version.  Fields this device\n"
-               "edited since are not listed: its edit settles them at the next sync.\n"
-               "--json prints an array of {\"type\", \"id\", \"field\", \"siblings\"}.\n");
+        fputs(help, stdout);
         return EXIT_OK;
     }
-    if ((rc = spro_client__need_home(o, "conflicts")) != 0)
+    if ((rc = spro_client__need_home(o, cmd)) != 0)
         return rc;
     if (a.n > 0) {
-        fprintf(stderr,
-                "spro-client conflicts: unexpected argument '%s' (see spro-client conflicts "
-                "--help)\n",
-                argv[0]);
+        fprintf(stderr, "spro-client %s: unexpected argument '%s' (see spro-client %s --help)\n",
+                cmd, argv[0], cmd);
         return EXIT_USAGE;
     }
     struct spro_client_home home;
     struct spro_client_state st;
     struct spro_local *l;
-    if ((rc = open_all("conflicts", o, &home, &st, &l)) != EXIT_OK)
+    if ((rc = open_all(cmd, o, &home, &st, &l)) != EXIT_OK)
         return rc;
     char why[512];
     struct list_ctx c = {a.json, 0};
     if (a.json)
         printf("[");
-    if (spro_local_conflicts(l, conflict_one, &c, why, sizeof why) != 0) {
+    if (walk(l, &c, why, sizeof why) != 0) {
         if (a.json)
             printf("]\n");
-        fprintf(stderr, "spro-client conflicts: %s\n", why);
+        fprintf(stderr, "spro-client %s: %s\n", cmd, why);
         rc = EXIT_FAIL;
     } else if (a.json) {
         printf("%s]\n", c.n ? "\n" : "");
     }
     close_all(&home, l);
     return rc;
+}
+
+static int walk_conflicts(struct spro_local *l, struct list_ctx *c, char *why, size_t whylen)
+{
+    return spro_local_conflicts(l, conflict_one, c, why, whylen);
+}
+
+int spro_client__cmd_conflicts(const struct options *o, int argc, char **argv)
+{
+    return list_command(
+        "conflicts",
+        "usage: spro-client --home DIR conflicts [--json]\n"
+        "List the fields in conflict: edited on two devices (or more) that had not\n"
+        "seen each other's edit.  Both values are kept until someone resolves the\n"
+        "conflict (spro-client resolve).  One line `TYPE ID FIELD: N values` per\n"
+        "field, then each value with its author and version.  Fields this device\n"
+        "edited since are not listed: its edit settles them at the next sync.\n"
+        "--json prints an array of {\"type\", \"id\", \"field\", \"siblings\"}.\n",
+        walk_conflicts, o, argc, argv);
 }
 
 static int quarantined_one(uint64_t seq, const char *code, int64_t at, void *arg)
@@ -718,48 +736,21 @@ static int quarantined_one(uint64_t seq, const char *code, int64_t at, void *arg
     return 0;
 }
 
+static int walk_quarantine(struct spro_local *l, struct list_ctx *c, char *why, size_t whylen)
+{
+    return spro_local_quarantine(l, quarantined_one, c, why, whylen);
+}
+
 int spro_client__cmd_quarantine(const struct options *o, int argc, char **argv)
 {
-    struct cli_args a;
-    int rc = spro_client__args("quarantine", argc, argv, false, &a);
-    if (rc != 0)
-        return rc;
-    if (a.help) {
-        printf("usage: spro-client --home DIR quarantine [--json]\n"
-               "List this device's ops that the server refused, oldest first: one line\n"
-               "`op SEQ: CODE` each (CODE: the reason, docs/PROTOCOL.md \"Sync\").  They are\n"
-               "kept, never dropped.  --json prints an array of {\"seq\", \"code\", \"at\"}\n"
-               "(at: seconds since the Unix epoch).\n");
-        return EXIT_OK;
-    }
-    if ((rc = spro_client__need_home(o, "quarantine")) != 0)
-        return rc;
-    if (a.n > 0) {
-        fprintf(stderr,
-                "spro-client quarantine: unexpected argument '%s' (see spro-client quarantine "
-                "--help)\n",
-                argv[0]);
-        return EXIT_USAGE;
-    }
-    struct spro_client_home home;
-    struct spro_client_state st;
-    struct spro_local *l;
-    if ((rc = open_all("quarantine", o, &home, &st, &l)) != EXIT_OK)
-        return rc;
-    char why[512];
-    struct list_ctx c = {a.json, 0};
-    if (a.json)
-        printf("[");
-    if (spro_local_quarantine(l, quarantined_one, &c, why, sizeof why) != 0) {
-        if (a.json)
-            printf("]\n");
-        fprintf(stderr, "spro-client quarantine: %s\n", why);
-        rc = EXIT_FAIL;
-    } else if (a.json) {
-        printf("%s]\n", c.n ? "\n" : "");
-    }
-    close_all(&home, l);
-    return rc;
+    return list_command(
+        "quarantine",
+        "usage: spro-client --home DIR quarantine [--json]\n"
+        "List this device's ops that the server refused, oldest first: one line\n"
+        "`op SEQ: CODE` each (CODE: the reason, docs/PROTOCOL.md \"Sync\").  They are\n"
+        "kept, never dropped.  --json prints an array of {\"seq\", \"code\", \"at\"}\n"
+        "(at: seconds since the Unix epoch).\n",
+        walk_quarantine, o, argc, argv);
 }
 
 int spro_client__cmd_resolve(const struct options *o, int argc, char **argv)
