@@ -61,6 +61,33 @@ void spro_crypto_sign_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_SIGN_S
 void spro_crypto_derive(uint8_t out[SPRO_KEY_BYTES], const uint8_t master[SPRO_KEY_BYTES],
                         uint64_t subkey_id, const char ctx[8]);
 
+/* Argon2id (crypto_pwhash, algorithm ARGON2ID13): the master key of a
+ * data directory from a passphrase (docs/CRYPTO.md, "Master key from a
+ * passphrase").  opslimit is passes over memory; memlimit is bytes.  The
+ * defaults are libsodium's MODERATE level (about a second and 256 MiB on
+ * a server); INTERACTIVE is the lowest a real deployment should use;
+ * our own MAX bounds stop a tampered salt file from asking for hours or
+ * gigabytes. */
+#define SPRO_PWHASH_SALT_BYTES 16
+#define SPRO_PWHASH_OPS_DEFAULT 3u                /* crypto_pwhash_OPSLIMIT_MODERATE */
+#define SPRO_PWHASH_MEM_DEFAULT (256ull << 20)    /* crypto_pwhash_MEMLIMIT_MODERATE */
+#define SPRO_PWHASH_OPS_INTERACTIVE 2u            /* crypto_pwhash_OPSLIMIT_INTERACTIVE */
+#define SPRO_PWHASH_MEM_INTERACTIVE (64ull << 20) /* crypto_pwhash_MEMLIMIT_INTERACTIVE */
+#define SPRO_PWHASH_OPS_MIN 1u                    /* crypto_pwhash_OPSLIMIT_MIN */
+#define SPRO_PWHASH_OPS_MAX 64u                   /* ours */
+#define SPRO_PWHASH_MEM_MIN 8192ull               /* crypto_pwhash_MEMLIMIT_MIN */
+#define SPRO_PWHASH_MEM_MAX (4ull << 30)          /* ours */
+#define SPRO_PASSPHRASE_MAX 1024                  /* bytes of a passphrase, at most */
+
+/* Derives out = Argon2id(pass (passlen bytes, 1..SPRO_PASSPHRASE_MAX),
+ * salt, opslimit, memlimit).  Returns 0; SPRO_ERANGE for a length or a
+ * parameter outside the bounds above (out zeroed); SPRO_ENOMEM if
+ * libsodium could not get memlimit bytes (out zeroed).  The caller wipes
+ * pass. */
+SPRO_MUST_CHECK int spro_crypto_pwhash(uint8_t out[SPRO_KEY_BYTES], const char *pass,
+                                       size_t passlen, const uint8_t salt[SPRO_PWHASH_SALT_BYTES],
+                                       uint64_t opslimit, uint64_t memlimit);
+
 /* Seals pt (ptlen bytes) with XChaCha20-Poly1305 under key, binding ad.
  * Writes ptlen + SPRO_SEAL_OVERHEAD bytes to out: nonce || ciphertext || tag. */
 void spro_crypto_seal(uint8_t *out, const uint8_t *pt, size_t ptlen, const uint8_t *ad,
@@ -283,6 +310,103 @@ SPRO_MUST_CHECK int spro_noise_cipher_decrypt_with_nonce(struct spro_noise_ciphe
                                                          const uint8_t *ad, size_t adlen,
                                                          const uint8_t *ct, size_t len,
                                                          uint8_t *out, size_t outcap);
+
+/*
+ * Chunked messages (docs/PROTOCOL.md, "Chunked messages"): a plaintext of
+ * len bytes, 0..SPRO_SEALED_MAX_PLAIN, is cut into k = max(1, ceil(len /
+ * SPRO_NOISE_CHUNK_PLAIN)) chunks, every one but the last exactly
+ * SPRO_NOISE_CHUNK_PLAIN bytes.  Chunk i is sealed under the explicit nonce
+ * n + i; its associated data is ad for the last chunk and ad || 0x01
+ * ("more follows") for every other one.  The ciphertext is the chunks'
+ * ciphertexts (each with its tag) end to end, so that every chunk but the
+ * last is SPRO_NOISE_MAX_MESSAGE bytes and the reader derives k from the
+ * length alone.  A one-chunk message is exactly one explicit-nonce
+ * message.
+ */
+#define SPRO_NOISE_CHUNK_PLAIN (SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES) /* 65,519 */
+#define SPRO_SEALED_MAX_PLAIN (4 * 1024 * 1024) /* bytes of a chunked message's plaintext */
+#define SPRO_NOISE_CHUNKS_MAX 65                /* chunks of the largest message */
+#define SPRO_NOISE_CHUNK_AD_MAX 1024            /* bytes of ad, at most, for these calls */
+
+/* Chunks of a plaintext of len bytes (len <= SPRO_SEALED_MAX_PLAIN). */
+size_t spro_noise_chunks(size_t len);
+
+/* Ciphertext bytes of a plaintext of len bytes: len + 16 per chunk. */
+size_t spro_noise_chunked_size(size_t len);
+
+/* The layout of a chunked ciphertext of ctlen bytes: sets *plain_len and
+ * *chunks and returns 0; SPRO_ETRUNCATED if the last chunk is shorter than
+ * a tag (ctlen 0, or ctlen mod SPRO_NOISE_MAX_MESSAGE in 1..15);
+ * SPRO_ETOOLONG if the plaintext would exceed SPRO_SEALED_MAX_PLAIN. */
+SPRO_MUST_CHECK int spro_noise_chunked_layout(size_t ctlen, size_t *plain_len, size_t *chunks);
+
+/* Seals pt (len bytes, at most SPRO_SEALED_MAX_PLAIN) as a chunked message
+ * under nonces n .. n+k-1 into out (outcap bytes, at least
+ * spro_noise_chunked_size(len); out must not overlap pt); the counter then
+ * continues at n + k.  adlen is below SPRO_NOISE_CHUNK_AD_MAX.  Returns 0;
+ * SPRO_ETOOLONG (len, adlen or outcap); SPRO_ERANGE (n below a nonce used
+ * before, or n + k - 1 reaches 2^64-1); SPRO_EINTEGRITY if poisoned.
+ * Nothing changes on failure. */
+SPRO_MUST_CHECK int spro_noise_cipher_encrypt_chunked(struct spro_noise_cipher *cs, uint64_t n,
+                                                      const uint8_t *ad, size_t adlen,
+                                                      const uint8_t *pt, size_t len, uint8_t *out,
+                                                      size_t outcap);
+
+/* Opens a chunked message of len bytes (ct) whose first nonce is n into
+ * out (outcap bytes; out must not overlap ct): chunk by chunk, in order,
+ * each with spro_noise_cipher_decrypt_with_nonce(), so every nonce n ..
+ * n+k-1 is checked against the replay window and recorded.  Sets *plain_len.
+ * Returns 0; otherwise the cipher is poisoned, out[0..outcap) zeroed,
+ * *plain_len 0, and the result is an error of spro_noise_chunked_layout(),
+ * SPRO_ETOOLONG (outcap or adlen) or SPRO_EINTEGRITY (any chunk fails:
+ * tampering, a dropped, reordered or spliced chunk, a replay). */
+SPRO_MUST_CHECK int spro_noise_cipher_decrypt_chunked(struct spro_noise_cipher *cs, uint64_t n,
+                                                      const uint8_t *ad, size_t adlen,
+                                                      const uint8_t *ct, size_t len, uint8_t *out,
+                                                      size_t outcap, size_t *plain_len);
+
+/* Reserving nonces for a decryption done elsewhere (another thread, with
+ * spro_noise_decrypt_detached()): a message of count chunks sealed under
+ * the explicit nonces n, n+1, ..., n+count-1 (docs/PROTOCOL.md, "Chunked
+ * messages").
+ *
+ * spro_noise_cipher_reserve() checks each of those nonces in increasing
+ * order against the replay window exactly as
+ * spro_noise_cipher_decrypt_with_nonce() would, and, if all are fresh,
+ * records them all as accepted and copies the cipher's key to key_out
+ * (the caller wipes it with spro_memzero() once done).  count is
+ * 1..SPRO_NOISE_RESERVE_MAX.  Returns 0; SPRO_EINTEGRITY if one of the
+ * nonces was accepted before, is older than the window, or is 2^64-1 (or
+ * n + count - 1 overflows), or if the cipher is poisoned: the cipher is
+ * poisoned then, key_out zeroed and nothing recorded.  A reserved nonce is
+ * spent whether or not its decryption later succeeds: a caller whose
+ * detached decryption fails must end the session as after a failed
+ * decryption. */
+#define SPRO_NOISE_KEY_BYTES 32     /* ChaChaPoly key */
+#define SPRO_NOISE_RESERVE_MAX 4096 /* nonces reserved at once, at most */
+SPRO_MUST_CHECK int spro_noise_cipher_reserve(struct spro_noise_cipher *cs, uint64_t n,
+                                              uint64_t count,
+                                              uint8_t key_out[SPRO_NOISE_KEY_BYTES]);
+
+/* DECRYPT(key, n, ad, ct) without a CipherState: no replay check, no
+ * state, safe on any thread.  Use only with nonces reserved by
+ * spro_noise_cipher_reserve().  Writes len - SPRO_NOISE_TAG_BYTES bytes to
+ * out (outcap bytes; out may equal ct).  Returns 0; otherwise out[0..outcap)
+ * is zeroed and the result is SPRO_ETOOLONG (len over
+ * SPRO_NOISE_MAX_MESSAGE or plaintext over outcap), SPRO_ETRUNCATED (len
+ * below SPRO_NOISE_TAG_BYTES) or SPRO_EINTEGRITY (bad tag, key, nonce or
+ * ad; n = 2^64-1). */
+SPRO_MUST_CHECK int spro_noise_decrypt_detached(const uint8_t key[SPRO_NOISE_KEY_BYTES], uint64_t n,
+                                                const uint8_t *ad, size_t adlen, const uint8_t *ct,
+                                                size_t len, uint8_t *out, size_t outcap);
+
+/* The same as spro_noise_cipher_decrypt_chunked() with the key of
+ * spro_noise_cipher_reserve() and no state: the caller reserved n .. n+k-1
+ * first.  Same returns; nothing to poison (the caller ends the session). */
+SPRO_MUST_CHECK int spro_noise_decrypt_chunked_detached(const uint8_t key[SPRO_NOISE_KEY_BYTES],
+                                                        uint64_t n, const uint8_t *ad, size_t adlen,
+                                                        const uint8_t *ct, size_t len, uint8_t *out,
+                                                        size_t outcap, size_t *plain_len);
 
 /* Rekey() of spec section 11.3: replaces the key with the first 32 bytes of
  * ENCRYPT(k, 2^64-1, "", 32 zero bytes); the nonce counter is unchanged.

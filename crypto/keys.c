@@ -4,6 +4,7 @@
  */
 #include "crypto.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,31 @@ void spro_crypto_derive(uint8_t out[SPRO_KEY_BYTES], const uint8_t master[SPRO_K
                         uint64_t subkey_id, const char ctx[8])
 {
     crypto_kdf_derive_from_key(out, SPRO_KEY_BYTES, subkey_id, ctx, master);
+}
+
+_Static_assert(crypto_pwhash_SALTBYTES == SPRO_PWHASH_SALT_BYTES, "pwhash salt size");
+_Static_assert(crypto_pwhash_OPSLIMIT_MODERATE == SPRO_PWHASH_OPS_DEFAULT, "pwhash ops");
+_Static_assert(crypto_pwhash_MEMLIMIT_MODERATE == SPRO_PWHASH_MEM_DEFAULT, "pwhash mem");
+_Static_assert(crypto_pwhash_OPSLIMIT_INTERACTIVE == SPRO_PWHASH_OPS_INTERACTIVE, "pwhash ops");
+_Static_assert(crypto_pwhash_MEMLIMIT_INTERACTIVE == SPRO_PWHASH_MEM_INTERACTIVE, "pwhash mem");
+_Static_assert(crypto_pwhash_OPSLIMIT_MIN <= SPRO_PWHASH_OPS_MIN, "pwhash ops min");
+_Static_assert(crypto_pwhash_MEMLIMIT_MIN <= SPRO_PWHASH_MEM_MIN, "pwhash mem min");
+
+int spro_crypto_pwhash(uint8_t out[SPRO_KEY_BYTES], const char *pass, size_t passlen,
+                       const uint8_t salt[SPRO_PWHASH_SALT_BYTES], uint64_t opslimit,
+                       uint64_t memlimit)
+{
+    sodium_memzero(out, SPRO_KEY_BYTES);
+    if (passlen < 1 || passlen > SPRO_PASSPHRASE_MAX || opslimit < SPRO_PWHASH_OPS_MIN ||
+        opslimit > SPRO_PWHASH_OPS_MAX || memlimit < SPRO_PWHASH_MEM_MIN ||
+        memlimit > SPRO_PWHASH_MEM_MAX || memlimit > SIZE_MAX)
+        return SPRO_ERANGE;
+    if (crypto_pwhash(out, SPRO_KEY_BYTES, pass, passlen, salt, opslimit, (size_t)memlimit,
+                      crypto_pwhash_ALG_ARGON2ID13) != 0) {
+        sodium_memzero(out, SPRO_KEY_BYTES);
+        return SPRO_ENOMEM;
+    }
+    return 0;
 }
 
 void spro_crypto_seal(uint8_t *out, const uint8_t *pt, size_t ptlen, const uint8_t *ad,

@@ -10,6 +10,8 @@
  */
 #include "noise_internal.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -21,6 +23,7 @@ _Static_assert(NOISE_TAGLEN == SPRO_NOISE_TAG_BYTES, "tag size");
 _Static_assert(NOISE_HASHLEN == SPRO_NOISE_HASH_BYTES, "hash size");
 _Static_assert(crypto_generichash_BYTES_MAX >= NOISE_HASHLEN, "BLAKE2b-512");
 _Static_assert(SPRO_NOISE_REPLAY_WINDOW == 64, "the window is one uint64_t");
+_Static_assert(SPRO_NOISE_KEY_BYTES == NOISE_KEYLEN, "key size");
 
 #define NONCE_MAX UINT64_MAX /* reserved: used only by Rekey() */
 
@@ -206,6 +209,193 @@ int spro_noise_cipher_decrypt_with_nonce(struct spro_noise_cipher *cs, uint64_t 
         return decrypt_fail(cs, out, outcap, SPRO_EINTEGRITY);
     nonce_accept(cs, n);
     return 0;
+}
+
+int spro_noise_cipher_reserve(struct spro_noise_cipher *cs, uint64_t n, uint64_t count,
+                              uint8_t key_out[SPRO_NOISE_KEY_BYTES])
+{
+    if (count == 0 || count > SPRO_NOISE_RESERVE_MAX) {
+        /* API misuse (crypto/ does not link proto/'s SPRO_BUG). */
+        fprintf(stderr, "BUG: spro_noise_cipher_reserve: count %llu out of range\n",
+                (unsigned long long)count);
+        abort();
+    }
+    sodium_memzero(key_out, SPRO_NOISE_KEY_BYTES);
+    if (cs->poisoned || !cs->has_key || n >= NONCE_MAX - (count - 1))
+        return decrypt_fail(cs, NULL, 0, SPRO_EINTEGRITY);
+    /* Checked and recorded one by one on a copy, in increasing order, so
+     * that a message may overlap the window's edge; committed only if all
+     * are fresh. */
+    struct spro_noise_cipher w = *cs;
+    for (uint64_t i = 0; i < count; i++) {
+        if (!nonce_fresh(&w, n + i)) {
+            sodium_memzero(&w, sizeof w);
+            return decrypt_fail(cs, NULL, 0, SPRO_EINTEGRITY);
+        }
+        nonce_accept(&w, n + i);
+    }
+    cs->n = w.n;
+    cs->window = w.window;
+    memcpy(key_out, cs->k, SPRO_NOISE_KEY_BYTES);
+    sodium_memzero(&w, sizeof w);
+    return 0;
+}
+
+int spro_noise_decrypt_detached(const uint8_t key[SPRO_NOISE_KEY_BYTES], uint64_t n,
+                                const uint8_t *ad, size_t adlen, const uint8_t *ct, size_t len,
+                                uint8_t *out, size_t outcap)
+{
+    int rc = 0;
+    if (len > SPRO_NOISE_MAX_MESSAGE)
+        rc = SPRO_ETOOLONG;
+    else if (len < NOISE_TAGLEN)
+        rc = SPRO_ETRUNCATED;
+    else if (outcap < len - NOISE_TAGLEN)
+        rc = SPRO_ETOOLONG;
+    else if (n == NONCE_MAX || aead_decrypt(key, n, ad, adlen, ct, len, out) != 0)
+        rc = SPRO_EINTEGRITY;
+    if (rc != 0 && out != NULL && outcap > 0)
+        sodium_memzero(out, outcap);
+    return rc;
+}
+
+/* ---- Chunked messages -------------------------------------------------- */
+
+_Static_assert(SPRO_NOISE_CHUNKS_MAX *(size_t)SPRO_NOISE_CHUNK_PLAIN >= SPRO_SEALED_MAX_PLAIN &&
+                   (SPRO_NOISE_CHUNKS_MAX - 1) * (size_t)SPRO_NOISE_CHUNK_PLAIN <
+                       SPRO_SEALED_MAX_PLAIN,
+               "SPRO_NOISE_CHUNKS_MAX is the chunks of SPRO_SEALED_MAX_PLAIN");
+_Static_assert(SPRO_NOISE_CHUNKS_MAX <= SPRO_NOISE_RESERVE_MAX, "a message is reserved at once");
+
+size_t spro_noise_chunks(size_t len)
+{
+    return len == 0 ? 1 : (len + SPRO_NOISE_CHUNK_PLAIN - 1) / SPRO_NOISE_CHUNK_PLAIN;
+}
+
+size_t spro_noise_chunked_size(size_t len)
+{
+    return len + NOISE_TAGLEN * spro_noise_chunks(len);
+}
+
+int spro_noise_chunked_layout(size_t ctlen, size_t *plain_len, size_t *chunks)
+{
+    *plain_len = *chunks = 0;
+    if (ctlen > spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN))
+        return SPRO_ETOOLONG;
+    size_t k = (ctlen + SPRO_NOISE_MAX_MESSAGE - 1) / SPRO_NOISE_MAX_MESSAGE;
+    if (k == 0 || ctlen - (k - 1) * SPRO_NOISE_MAX_MESSAGE < NOISE_TAGLEN)
+        return SPRO_ETRUNCATED;
+    if (ctlen - k * NOISE_TAGLEN > SPRO_SEALED_MAX_PLAIN)
+        return SPRO_ETOOLONG;
+    *plain_len = ctlen - k * NOISE_TAGLEN;
+    *chunks = k;
+    return 0;
+}
+
+/* The associated data of chunk i of k: ad, or ad || 0x01 (copied to buf,
+ * SPRO_NOISE_CHUNK_AD_MAX bytes) for every chunk but the last. */
+static const uint8_t *chunk_ad(const uint8_t *ad, size_t adlen, int last, uint8_t *buf,
+                               size_t *outlen)
+{
+    if (last) {
+        *outlen = adlen;
+        return ad;
+    }
+    if (adlen > 0)
+        memcpy(buf, ad, adlen);
+    buf[adlen] = 0x01;
+    *outlen = adlen + 1;
+    return buf;
+}
+
+int spro_noise_cipher_encrypt_chunked(struct spro_noise_cipher *cs, uint64_t n, const uint8_t *ad,
+                                      size_t adlen, const uint8_t *pt, size_t len, uint8_t *out,
+                                      size_t outcap)
+{
+    if (cs->poisoned)
+        return SPRO_EINTEGRITY;
+    if (!cs->has_key)
+        return SPRO_EINTERNAL;
+    if (len > SPRO_SEALED_MAX_PLAIN || adlen >= SPRO_NOISE_CHUNK_AD_MAX ||
+        outcap < spro_noise_chunked_size(len))
+        return SPRO_ETOOLONG;
+    size_t k = spro_noise_chunks(len);
+    if (n < cs->n || n >= NONCE_MAX - (k - 1))
+        return SPRO_ERANGE;
+    uint8_t buf[SPRO_NOISE_CHUNK_AD_MAX];
+    for (size_t i = 0; i < k; i++) {
+        size_t clen = i + 1 < k ? SPRO_NOISE_CHUNK_PLAIN : len - i * SPRO_NOISE_CHUNK_PLAIN, alen;
+        const uint8_t *a = chunk_ad(ad, adlen, i + 1 == k, buf, &alen);
+        const uint8_t *p = pt == NULL ? NULL : pt + i * SPRO_NOISE_CHUNK_PLAIN; /* len 0 */
+        aead_encrypt(cs->k, n + i, a, alen, p, clen, out + i * SPRO_NOISE_MAX_MESSAGE);
+    }
+    cs->n = n + k;
+    return 0;
+}
+
+/* Chunk by chunk with decrypt_one(arg, nonce, ad, adlen, ct, len, out,
+ * outcap), which wipes and reports its own failures. */
+typedef int (*decrypt_one_fn)(void *arg, uint64_t n, const uint8_t *ad, size_t adlen,
+                              const uint8_t *ct, size_t len, uint8_t *out, size_t outcap);
+
+static int decrypt_chunks(decrypt_one_fn one, void *arg, uint64_t n, const uint8_t *ad,
+                          size_t adlen, const uint8_t *ct, size_t len, uint8_t *out, size_t outcap,
+                          size_t *plain_len)
+{
+    size_t plen, k;
+    int rc = spro_noise_chunked_layout(len, &plen, &k);
+    if (rc == 0 && (adlen >= SPRO_NOISE_CHUNK_AD_MAX || outcap < plen))
+        rc = SPRO_ETOOLONG;
+    if (rc == 0 && n >= NONCE_MAX - (k - 1))
+        rc = SPRO_EINTEGRITY;
+    uint8_t buf[SPRO_NOISE_CHUNK_AD_MAX];
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        size_t clen = i + 1 < k ? SPRO_NOISE_MAX_MESSAGE : len - i * SPRO_NOISE_MAX_MESSAGE, alen;
+        const uint8_t *a = chunk_ad(ad, adlen, i + 1 == k, buf, &alen);
+        size_t at = i * SPRO_NOISE_CHUNK_PLAIN;
+        rc = one(arg, n + i, a, alen, ct + i * SPRO_NOISE_MAX_MESSAGE, clen,
+                 out == NULL ? NULL : out + at, outcap - at);
+    }
+    sodium_memzero(buf, sizeof buf);
+    if (rc != 0) {
+        if (out != NULL && outcap > 0)
+            sodium_memzero(out, outcap);
+        *plain_len = 0;
+        return rc;
+    }
+    *plain_len = plen;
+    return 0;
+}
+
+static int decrypt_one_stateful(void *arg, uint64_t n, const uint8_t *ad, size_t adlen,
+                                const uint8_t *ct, size_t len, uint8_t *out, size_t outcap)
+{
+    return spro_noise_cipher_decrypt_with_nonce(arg, n, ad, adlen, ct, len, out, outcap);
+}
+
+static int decrypt_one_detached(void *arg, uint64_t n, const uint8_t *ad, size_t adlen,
+                                const uint8_t *ct, size_t len, uint8_t *out, size_t outcap)
+{
+    return spro_noise_decrypt_detached(arg, n, ad, adlen, ct, len, out, outcap);
+}
+
+int spro_noise_cipher_decrypt_chunked(struct spro_noise_cipher *cs, uint64_t n, const uint8_t *ad,
+                                      size_t adlen, const uint8_t *ct, size_t len, uint8_t *out,
+                                      size_t outcap, size_t *plain_len)
+{
+    int rc =
+        decrypt_chunks(decrypt_one_stateful, cs, n, ad, adlen, ct, len, out, outcap, plain_len);
+    if (rc != 0)
+        cipher_poison(cs); /* also when refused before any chunk */
+    return rc;
+}
+
+int spro_noise_decrypt_chunked_detached(const uint8_t key[SPRO_NOISE_KEY_BYTES], uint64_t n,
+                                        const uint8_t *ad, size_t adlen, const uint8_t *ct,
+                                        size_t len, uint8_t *out, size_t outcap, size_t *plain_len)
+{
+    return decrypt_chunks(decrypt_one_detached, (void *)(uintptr_t)key, n, ad, adlen, ct, len, out,
+                          outcap, plain_len);
 }
 
 int spro_noise_cipher_decrypt(struct spro_noise_cipher *cs, const uint8_t *ad, size_t adlen,

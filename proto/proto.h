@@ -165,12 +165,16 @@ struct spro_msg_wipe {
  * into caller memory (an arena); pointers go into the input buffer and the
  * arena.  Bounds: SPRO_SYNC_* below. */
 
-#define SPRO_SYNC_MAX_OPS 500      /* ops of one push */
+#define SPRO_SYNC_MAX_OPS 1000     /* ops of one push */
 #define SPRO_SYNC_MAX_FIELDS 64    /* fields of one op or record */
 #define SPRO_SYNC_MAX_SIBLINGS 32  /* versions of a base, siblings of a field */
 #define SPRO_SYNC_MAX_RECORDS 1000 /* records of one pull_reply; also pull.limit */
 #define SPRO_SYNC_MAX_VALUE 4096   /* bytes of a string value */
 #define SPRO_SYNC_MAX_CURSOR 32    /* bytes of a cursor */
+/* Bytes of encoded pull answer the server sends, at most: it stops before
+ * the record that would cross it.  A single record larger than this (many
+ * long siblings) cannot be pulled: the pull fails with too_long. */
+#define SPRO_SYNC_PULL_ANSWER_MAX (1024 * 1024)
 
 enum spro_value_kind { SPRO_VALUE_NIL, SPRO_VALUE_BOOL, SPRO_VALUE_INT, SPRO_VALUE_STR };
 

@@ -6,8 +6,12 @@
  *
  * The handshake (four X25519 operations) and every database access run on
  * a worker thread; the loop thread does size checks, session lookups, the
- * ChaCha20-Poly1305 of sealed frames, and the session table.  Failures are
- * answered with one code per class and logged without secrets.
+ * ChaCha20-Poly1305 of one-chunk requests and of every answer, and the
+ * session table.  A request of several chunks (up to SPRO_SEALED_MAX_PLAIN
+ * bytes) is not decrypted on the loop: the loop reserves its counters in
+ * the session's replay window and hands the ciphertext and a copy of the
+ * receiving key to the worker, which decrypts it.  Failures are answered
+ * with one code per class and logged without secrets.
  */
 #include "internal.h"
 #include "keytab.h"
@@ -23,9 +27,10 @@
 #define MAX_HELLO 1024
 #define MSG2_MAX (32 + 16 + 512) /* e, payload tag, welcome or wipe */
 #define FRAME_HEAD (SPRO_SESSION_ID_BYTES + 8)
-/* Bytes of records a pull answer may hold: one sealed frame (65,535 bytes of
- * ciphertext) less the tag and room for the envelope. */
-#define SYNC_ANSWER_MAX (SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES - 512)
+/* Bytes of records a pull answer may hold (the envelope adds a few bytes;
+ * the answer is a chunked message of 17 chunks at most). */
+#define SYNC_ANSWER_MAX SPRO_SYNC_PULL_ANSWER_MAX
+_Static_assert(SYNC_ANSWER_MAX + 4096 <= SPRO_SEALED_MAX_PLAIN, "a pull answer is one message");
 #define ENROL_WINDOW_S 600    /* failed ticket redemptions are counted per address */
 #define ENROL_MAX_FAILURES 10 /* ... and refused beyond this many per window */
 
@@ -348,10 +353,20 @@ struct sealed_job {
     struct job super;
     struct sealed_req sr;
     int64_t rowid;
-    uint8_t *plain; /* sync routes: the job's own copy of the plaintext (the
-                     * request's memory may go while a worker reads) */
+    bool sync;      /* a sync route: the worker answers (sync_run) */
+    uint8_t *plain; /* sync routes and chunked requests: the job's own copy of
+                     * the plaintext (the request's memory may go while a
+                     * worker reads), wiped and freed with the job */
     size_t plain_len;
-    uint64_t gen; /* devices generation read before the database was */
+    /* A chunked request (more than one chunk), decrypted by the worker: */
+    uint8_t *ct; /* its ciphertext (ct_len bytes, job-owned), or NULL */
+    size_t ct_len;
+    uint64_t first;                    /* its first counter, reserved with the others */
+    uint8_t key[SPRO_NOISE_KEY_BYTES]; /* copy of the receiving key, wiped after use */
+    uint8_t ad[512];
+    size_t adlen;
+    bool store_failed; /* a push arrived in fail-stop: answer store_failed once decrypted */
+    uint64_t gen;      /* devices generation read before the database was */
     /* results */
     int rc;
     struct spro_device dev;
@@ -365,8 +380,8 @@ struct sealed_job {
  * (a sealed error for failures of the request). */
 static void sync_run(struct sealed_job *sj, struct server *s)
 {
-    /* Room to decode the request and to build the answer (at most one
-     * frame's worth of records or results). */
+    /* Room to decode the request and to build the answer (at most
+     * SYNC_ANSWER_MAX bytes of records, or one result per op). */
     size_t cap =
         SPRO_PROTO_ARENA_BYTES(sj->plain_len) + SPRO_SYNC_PULL_ARENA_BYTES(SYNC_ANSWER_MAX);
     struct spro_arena arena = {spro_server__job_alloc(cap), 0, cap};
@@ -423,22 +438,52 @@ static void sync_run(struct sealed_job *sj, struct server *s)
     free(arena.base);
 }
 
+/* A chunked request, on the worker: its counters were reserved on the loop. */
+static int decrypt_chunked(struct sealed_job *sj)
+{
+    sj->plain = spro_server__job_alloc(sj->ct_len + 1);
+    int rc = spro_noise_decrypt_chunked_detached(sj->key, sj->first, sj->ad, sj->adlen, sj->ct,
+                                                 sj->ct_len, sj->plain, sj->ct_len, &sj->plain_len);
+    spro_memzero(sj->key, sizeof sj->key);
+    free(sj->ct);
+    sj->ct = NULL;
+    if (rc != 0)
+        return SPRO_EDECRYPT;
+    sj->sr.plain = sj->plain;
+    sj->sr.plain_len = sj->plain_len;
+    return 0;
+}
+
 static void sealed_run(struct job *j)
 {
     struct sealed_job *sj = (struct sealed_job *)j;
+    if (sj->ct != NULL && (sj->rc = decrypt_chunked(sj)) != 0)
+        return;
+    if (sj->store_failed)
+        return; /* answered store_failed without reading anything */
     sj->gen = spro_datadir_devices_generation(j->srv->dd);
     sj->rc = spro_device_by_rowid(j->srv->dd, sj->rowid, &sj->dev);
     if (sj->rc == SPRO_ENOENT || (sj->rc == 0 && sj->dev.state == SPRO_DEVICE_REVOKED))
         sj->rc = SPRO_EREVOKED;
     else if (sj->rc == 0 && sj->dev.state != SPRO_DEVICE_ACTIVE)
         sj->rc = SPRO_ESESSION; /* to be wiped: its next handshake carries the order */
-    else if (sj->rc == 0 && sj->plain != NULL)
+    else if (sj->rc == 0 && sj->sync)
         sync_run(sj, j->srv);
 }
 
+/* Always runs (loop thread), even when the client left before the answer:
+ * a chunked request that failed to decrypt ends its session in any case. */
 static void sealed_free(struct job *j)
 {
     struct sealed_job *sj = (struct sealed_job *)j;
+    if (sj->rc == SPRO_EDECRYPT) {
+        struct server *s = j->srv;
+        struct spro_session *sess = spro_sessions_find(s->sessions, sj->sr.sid, uv_now(&s->loop));
+        if (sess != NULL)
+            spro_sessions_end(s->sessions, sess);
+    }
+    spro_memzero(sj->key, sizeof sj->key);
+    free(sj->ct);
     if (sj->plain != NULL) {
         spro_memzero(sj->plain, sj->plain_len);
         free(sj->plain);
@@ -452,21 +497,22 @@ static void sealed_free(struct job *j)
 static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_req *sr,
                         struct spro_session *sess, struct spro_buf *b)
 {
-    if (b->len + SPRO_NOISE_TAG_BYTES > SPRO_NOISE_MAX_MESSAGE) {
-        /* The answer does not fit one frame: the request's failure, sealed. */
+    if (b->len > SPRO_SEALED_MAX_PLAIN) {
+        /* The answer does not fit one message: the request's failure, sealed. */
         spro_memzero(b->data, b->len);
         b->len = 0;
-        spro_proto_encode_error(SPRO_ETOOLONG, "the answer exceeds one sealed frame", b);
+        spro_proto_encode_error(SPRO_ETOOLONG, "the answer exceeds one sealed message", b);
     }
     uint8_t ad[512];
     size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 res", req, sr->sid, sr->counter);
-    size_t outlen = 8 + b->len + SPRO_NOISE_TAG_BYTES;
+    size_t outlen = 8 + spro_noise_chunked_size(b->len);
     uint8_t *out = h2o_mem_alloc_pool(&req->pool, outlen);
-    uint64_t n = sess->send_counter++;
+    uint64_t n = sess->send_counter;
+    sess->send_counter += spro_noise_chunks(b->len); /* one counter per chunk */
     put_be64(out, n);
     int rc = adlen == 0 ? SPRO_EINTERNAL
-                        : spro_noise_cipher_encrypt_with_nonce(sess->send, n, ad, adlen, b->data,
-                                                               b->len, out + 8, outlen - 8);
+                        : spro_noise_cipher_encrypt_chunked(sess->send, n, ad, adlen, b->data,
+                                                            b->len, out + 8, outlen - 8);
     spro_memzero(b->data, b->len); /* answers may hold personal data */
     spro_buf_free(b);
     if (rc != 0) {
@@ -532,6 +578,12 @@ static void sealed_done(struct job *j)
         spro_server__send_error(req, SPRO_ESESSION);
         return;
     }
+    if (sj->store_failed) {
+        struct spro_buf b = {0};
+        spro_proto_encode_error(SPRO_ESTOREFAIL, NULL, &b);
+        send_sealed(s, req, &sj->sr, sess, &b);
+        return;
+    }
     sess->checked_gen = sj->gen;
     sess->checked_ms = uv_now(&s->loop);
     if (!sj->has_answer) {
@@ -545,12 +597,53 @@ static void sealed_done(struct job *j)
         spro_server__fail_stop(s, "a push commit failed: its outcome is unknown");
 }
 
+/* A request of several chunks: reserves its counters, then hands it to a
+ * worker that decrypts it (and, on a sync route, answers it). */
+static void sealed_chunked(struct server *s, h2o_req_t *req, enum spro_route route,
+                           struct spro_session *sess, const uint8_t *ad, size_t adlen,
+                           size_t chunks)
+{
+    const uint8_t *body = (const uint8_t *)req->entity.base;
+    size_t ctlen = req->entity.len - FRAME_HEAD;
+    struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
+    sj->first = be64(body + SPRO_SESSION_ID_BYTES);
+    if (adlen == 0 || adlen > sizeof sj->ad ||
+        spro_noise_cipher_reserve(sess->recv, sj->first, chunks, sj->key) != 0) {
+        free(sj);
+        spro_sessions_end(s->sessions, sess); /* its receiving cipher is poisoned */
+        log_refusal("sealed_refused", SPRO_EDECRYPT);
+        spro_server__send_error(req, SPRO_EDECRYPT);
+        return;
+    }
+    sess->used_ms = uv_now(&s->loop);
+    memcpy(sj->ad, ad, adlen);
+    sj->adlen = adlen;
+    sj->ct = spro_server__job_alloc(ctlen);
+    memcpy(sj->ct, body + FRAME_HEAD, ctlen);
+    sj->ct_len = ctlen;
+    sj->sr.route = route;
+    memcpy(sj->sr.sid, body, SPRO_SESSION_ID_BYTES);
+    memcpy(sj->sr.counter, body + SPRO_SESSION_ID_BYTES, 8);
+    sj->rowid = sess->device_rowid;
+    sj->sync = route == SPRO_ROUTE_SYNC_PUSH || route == SPRO_ROUTE_SYNC_PULL;
+    sj->store_failed = route == SPRO_ROUTE_SYNC_PUSH && s->failed; /* fail-stop: no more writes */
+    sj->super.run = sealed_run;
+    sj->super.done = sealed_done;
+    sj->super.free = sealed_free;
+    spro_server__offload(s, req, &sj->super);
+}
+
 static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
 {
     const uint8_t *body = (const uint8_t *)req->entity.base;
     size_t len = req->entity.len;
     uint64_t now = uv_now(&s->loop);
-    if (len < FRAME_HEAD + SPRO_NOISE_TAG_BYTES || len - FRAME_HEAD > SPRO_NOISE_MAX_MESSAGE) {
+    size_t plen, chunks;
+    if (len < FRAME_HEAD || spro_noise_chunked_layout(len - FRAME_HEAD, &plen, &chunks) != 0 ||
+        (chunks > 1 && be64(body + SPRO_SESSION_ID_BYTES) > UINT64_MAX - chunks)) {
+        /* A body that is no chunked message, or one of several chunks that
+         * would need counters past 2^64-2 (one chunk with counter 2^64-1
+         * fails its decryption, as it always did). */
         log_refusal("sealed_refused", SPRO_EBADFRAME);
         spro_server__send_error(req, SPRO_EBADFRAME);
         return;
@@ -563,6 +656,11 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     }
     uint8_t ad[512];
     size_t adlen = sealed_ad(ad, sizeof ad, "spro-sync/1 req", req, body, NULL);
+    if (chunks > 1) {
+        sealed_chunked(s, req, route, sess, ad, adlen, chunks);
+        return;
+    }
+    /* One chunk: decrypted here, as one frame always was (the fast path). */
     size_t ctlen = len - FRAME_HEAD;
     uint8_t *plain = wiped_alloc(req, ctlen);
     if (adlen == 0 ||
@@ -597,6 +695,7 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
     sj->sr = sr;
     sj->rowid = sess->device_rowid;
+    sj->sync = sync;
     if (sync) {
         sj->plain = spro_server__job_alloc(sr.plain_len + 1);
         memcpy(sj->plain, sr.plain, sr.plain_len);

@@ -5,8 +5,13 @@
  * The config file holds one option per line, `name = value` (or a bare
  * `name` for a flag, `name = true|false`), with the long option names
  * without their dashes; `#` starts a comment.  Command-line options win.
+ *
+ * The passphrase options (--passphrase-file, --passphrase-fd) name where
+ * the passphrase comes from; the passphrase itself is
+ * read only when the data directory is opened, and wiped at once.
  */
 #include "server.h"
+#include "sync/sync.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,7 +21,16 @@
 #include <string.h>
 #include <strings.h>
 
-enum opt_kind { OPT_STR, OPT_UINT, OPT_SIZE, OPT_FLAG, OPT_LISTEN, OPT_LEVEL };
+enum opt_kind {
+    OPT_STR,
+    OPT_UINT,
+    OPT_SIZE,
+    OPT_FLAG,
+    OPT_LISTEN,
+    OPT_LEVEL,
+    OPT_PASSFILE,
+    OPT_PASSFD
+};
 
 struct opt {
     const char *name;
@@ -32,6 +46,10 @@ struct opt {
 
 static const struct opt opts[] = {
     {"data", OPT_STR, F(data_dir), S(data_dir), 0, 0, "DIR", "data directory (default ./var)"},
+    {"passphrase-file", OPT_PASSFILE, 0, 0, 0, 0, "FILE",
+     "passphrase of a data directory with master.salt: the first line of FILE (mode 0600)"},
+    {"passphrase-fd", OPT_PASSFD, 0, 0, 0, INT_MAX, "N",
+     "the same, read from file descriptor N (e.g. 0 for standard input)"},
     {"listen", OPT_LISTEN, 0, 0, 0, 0, "HOST:PORT",
      "address to listen on (default 127.0.0.1:8080; [::1]:PORT for IPv6; port 0 picks a free one)"},
     {"tls-cert", OPT_STR, F(tls_cert), S(tls_cert), 0, 0, "FILE",
@@ -215,6 +233,24 @@ static int apply(struct spro_server_config *c, const struct opt *o, const char *
                     where, value);
             return -1;
         }
+        return 0;
+    case OPT_PASSFILE:
+        if (strlen(value) >= sizeof c->passphrase_file || value[0] == '\0') {
+            fprintf(stderr, "spro-server: %s: --%s: empty or too long\n", where, o->name);
+            return -1;
+        }
+        strcpy(c->passphrase_file, value);
+        c->has_passphrase_fd = false;
+        return 0;
+    case OPT_PASSFD:
+        if (parse_u64(value, &v, 0) != 0 || v > o->max) {
+            fprintf(stderr, "spro-server: %s: --%s %s: expected a file descriptor number\n", where,
+                    o->name, value);
+            return -1;
+        }
+        c->passphrase_fd = (int)v;
+        c->has_passphrase_fd = true;
+        c->passphrase_file[0] = '\0';
         return 0;
     case OPT_LEVEL:
         for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)

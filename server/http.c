@@ -223,7 +223,8 @@ static void handle_healthz(struct server *s, h2o_req_t *req)
 
 static void handle_metrics(struct server *s, h2o_req_t *req)
 {
-    struct spro_gauges g = {s->nconns, s->inflight, s->queued};
+    struct spro_gauges g = {s->nconns, s->inflight, s->queued, 0, 0};
+    spro_sync_push_stats(s->dd, &g.pushes, &g.push_commits);
     h2o_iovec_t body;
     spro_metrics_render(&s->metrics, &g, &req->pool, &body);
     spro_server__send_pooled(req, 200, "text/plain; version=0.0.4", body);
@@ -688,7 +689,12 @@ int spro_server_run(const struct spro_server_config *cfg)
     s->cfg = cfg;
     spro_log_set_level(cfg->log_level);
     char why[512];
-    int rc = spro_datadir_open(cfg->data_dir, &s->dd, why, sizeof why), port = 0;
+    struct spro_datadir_options o = {
+        .passphrase_file = cfg->passphrase_file[0] != '\0' ? cfg->passphrase_file : NULL,
+        .passphrase_fd = cfg->passphrase_fd,
+        .has_passphrase_fd = cfg->has_passphrase_fd,
+    };
+    int rc = spro_datadir_open_ex(cfg->data_dir, &o, &s->dd, why, sizeof why), port = 0;
     if (rc != 0) {
         struct spro_logline l;
         spro_log_begin(&l, SPRO_LOG_ERROR, "data_dir_open_failed");

@@ -77,6 +77,7 @@ struct spro_gauges {
     unsigned open_connections;
     unsigned inflight_requests;
     unsigned worker_queue_depth;
+    uint64_t pushes, push_commits; /* spro_sync_push_stats() */
 };
 
 /* Appends the whole exposition to out. */

@@ -118,10 +118,18 @@ void spro_metrics_render(const struct spro_metrics *m, const struct spro_gauges 
         "# HELP spro_worker_jobs_refused_total Requests answered 503: worker queue full or "
         "shutting down.\n"
         "# TYPE spro_worker_jobs_refused_total counter\n"
-        "spro_worker_jobs_refused_total %llu\n",
+        "spro_worker_jobs_refused_total %llu\n"
+        "# HELP spro_sync_pushes_total Pushes run (committed or not).\n"
+        "# TYPE spro_sync_pushes_total counter\n"
+        "spro_sync_pushes_total %llu\n"
+        "# HELP spro_sync_push_commits_total Transactions the pushes took: pushes arriving "
+        "together share one (group commit).\n"
+        "# TYPE spro_sync_push_commits_total counter\n"
+        "spro_sync_push_commits_total %llu\n",
         g->open_connections, g->inflight_requests, g->worker_queue_depth,
         (unsigned long long)m->accepted, (unsigned long long)m->rejected_global,
         (unsigned long long)m->rejected_per_addr, (unsigned long long)m->h2_budget_closed,
-        (unsigned long long)m->jobs_skipped, (unsigned long long)m->jobs_refused);
+        (unsigned long long)m->jobs_skipped, (unsigned long long)m->jobs_refused,
+        (unsigned long long)g->pushes, (unsigned long long)g->push_commits);
     *res = h2o_iovec_init(o.buf, o.len);
 }

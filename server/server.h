@@ -37,6 +37,11 @@ struct spro_server_config {
     unsigned max_clock_drift;   /* --max-clock-drift seconds, 1..86400, default 300 */
     unsigned sync_idle_horizon; /* --sync-idle-horizon seconds, 0..315360000 (0: never),
                                    default 2592000 (30 days) */
+    /* Where the passphrase of a data directory with master.salt comes
+     * from: --passphrase-file or --passphrase-fd, the last given. */
+    char passphrase_file[PATH_MAX]; /* "" if none */
+    int passphrase_fd;              /* if has_passphrase_fd */
+    bool has_passphrase_fd;
     enum spro_log_level log_level; /* --log-level, default info */
     bool bench;                    /* --bench: mount POST /v1/bench/echo */
 };

@@ -3,6 +3,8 @@
  * layout).  File system work and key handling; SQL goes through store.c.
  */
 #include "sync.h"
+#include "backup.h"
+#include "group.h"
 #include "store.h"
 
 #include <dirent.h>
@@ -19,6 +21,9 @@
 #include <unistd.h>
 
 #define MASTER_FILE "master.key"
+#define SALT_FILE "master.salt" /* instead of master.key: Argon2id of a passphrase */
+#define SALT_MAGIC "spro-sync master salt v1"
+#define SALT_FILE_MAX 512 /* bytes of a master.salt, at most */
 #define DATA_FILE "data.db"
 #define KEYS_FILE "keys.db"
 #define GEN_FILE "devices.gen" /* 8 bytes: the devices generation, memory-mapped */
@@ -30,10 +35,11 @@ struct spro_datadir {
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
     uint8_t sign_pk[SPRO_KEY_BYTES];
-    uint8_t *master;   /* SPRO_KEY_BYTES, guarded memory */
-    uint8_t *noise_sk; /* SPRO_KEY_BYTES, guarded memory */
-    uint8_t *sign_sk;  /* SPRO_SIGN_SECRET_BYTES, guarded memory */
-    uint64_t *gen;     /* the mapped DIR/devices.gen, shared with other processes */
+    uint8_t *master;              /* SPRO_KEY_BYTES, guarded memory */
+    uint8_t *noise_sk;            /* SPRO_KEY_BYTES, guarded memory */
+    uint8_t *sign_sk;             /* SPRO_SIGN_SECRET_BYTES, guarded memory */
+    uint64_t *gen;                /* the mapped DIR/devices.gen, shared with other processes */
+    struct spro_group push_group; /* pushes of this process, committed together */
 };
 
 /* Puts "file: problem" into the caller's explanation buffer. */
@@ -114,6 +120,214 @@ static int read_master(const char *path, uint8_t **out, char *why, size_t whylen
     return 0;
 }
 
+/* The content of master.salt (docs/CRYPTO.md, "Master key from a
+ * passphrase"): five text lines,
+ *   spro-sync master salt v1
+ *   algorithm argon2id13
+ *   opslimit N
+ *   memlimit BYTES
+ *   salt 32 lowercase hex digits */
+struct salt_file {
+    uint64_t ops; /* SPRO_PWHASH_OPS_MIN..SPRO_PWHASH_OPS_MAX */
+    uint64_t mem; /* bytes, SPRO_PWHASH_MEM_MIN..SPRO_PWHASH_MEM_MAX */
+    uint8_t salt[SPRO_PWHASH_SALT_BYTES];
+};
+
+static int costs_valid(uint64_t ops, uint64_t mem)
+{
+    return ops >= SPRO_PWHASH_OPS_MIN && ops <= SPRO_PWHASH_OPS_MAX && mem >= SPRO_PWHASH_MEM_MIN &&
+           mem <= SPRO_PWHASH_MEM_MAX;
+}
+
+/* Writes master.salt: created exclusively with mode 0600, fsync'd. */
+static int write_salt(const char *path, const struct salt_file *sf)
+{
+    char text[SALT_FILE_MAX], hexsalt[2 * SPRO_PWHASH_SALT_BYTES + 1];
+    for (size_t i = 0; i < SPRO_PWHASH_SALT_BYTES; i++)
+        snprintf(hexsalt + 2 * i, 3, "%02x", sf->salt[i]);
+    int n = snprintf(text, sizeof text,
+                     SALT_MAGIC "\nalgorithm argon2id13\nopslimit %llu\nmemlimit %llu\nsalt %s\n",
+                     (unsigned long long)sf->ops, (unsigned long long)sf->mem, hexsalt);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    ssize_t w = write(fd, text, (size_t)n);
+    int rc = w == n ? 0 : (w < 0 ? -errno : -EIO);
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Reads and checks master.salt (not a secret: any mode is accepted). */
+static int read_salt(const char *path, struct salt_file *sf, char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        int e = errno;
+        say(why, whylen, path, strerror(e));
+        return e == ENOENT ? SPRO_ENOENT : -e;
+    }
+    char text[SALT_FILE_MAX + 1];
+    ssize_t n = read(fd, text, sizeof text);
+    close(fd);
+    if (n < 0 || n > SALT_FILE_MAX) {
+        say(why, whylen, path, n < 0 ? strerror(errno) : "too long to be a master salt file");
+        return n < 0 ? -errno : SPRO_EINTEGRITY;
+    }
+    text[n] = '\0';
+    unsigned long long ops, mem;
+    char hexsalt[2 * SPRO_PWHASH_SALT_BYTES + 2];
+    int end = -1;
+    if (sscanf(text,
+               SALT_MAGIC "\nalgorithm argon2id13\nopslimit %20llu\nmemlimit %20llu\nsalt "
+                          "%33[0-9a-f]\n%n",
+               &ops, &mem, hexsalt, &end) != 3 ||
+        end != (int)n || strlen(hexsalt) != 2 * SPRO_PWHASH_SALT_BYTES) {
+        say(why, whylen, path,
+            "not a master salt file of this version (expected '" SALT_MAGIC
+            "', algorithm argon2id13, opslimit, memlimit, salt)");
+        return SPRO_EINTEGRITY;
+    }
+    if (!costs_valid(ops, mem)) {
+        say(why, whylen, path, "opslimit or memlimit out of bounds (a damaged or altered file)");
+        return SPRO_EINTEGRITY;
+    }
+    sf->ops = ops;
+    sf->mem = mem;
+    for (size_t i = 0; i < SPRO_PWHASH_SALT_BYTES; i++)
+        sf->salt[i] = (uint8_t)(hexval(hexsalt[2 * i]) << 4 | hexval(hexsalt[2 * i + 1]));
+    return 0;
+}
+
+int spro_datadir_options_have_passphrase(const struct spro_datadir_options *o)
+{
+    return o != NULL &&
+           (o->passphrase != NULL || o->passphrase_file != NULL || o->has_passphrase_fd);
+}
+
+int spro_passphrase_read(const char *file, int fd, char **out, size_t *len, char *why,
+                         size_t whylen)
+{
+    char name[64];
+    *out = NULL;
+    *len = 0;
+    if (file != NULL) {
+        fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            say(why, whylen, file, strerror(e));
+            return -e;
+        }
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
+            close(fd);
+            say(why, whylen, file, "readable or writable by group or others; run: chmod 600 on it");
+            return SPRO_EPERM;
+        }
+    } else {
+        snprintf(name, sizeof name, "passphrase descriptor %d", fd);
+    }
+    const char *src = file != NULL ? file : name;
+    /* One byte more than a passphrase and its line end may take. */
+    size_t cap = SPRO_PASSPHRASE_MAX + 3, n = 0;
+    char *buf = spro_secret_alloc(cap);
+    int rc = 0;
+    while (n < cap && memchr(buf, '\n', n) == NULL) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            rc = -errno;
+            say(why, whylen, src, strerror(errno));
+            break;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (file != NULL)
+        close(fd);
+    char *nl = memchr(buf, '\n', n);
+    size_t l = nl != NULL ? (size_t)(nl - buf) : n;
+    if (l > 0 && buf[l - 1] == '\r')
+        l--;
+    if (rc == 0 && l == 0) {
+        say(why, whylen, src, "empty passphrase (it is the first line)");
+        rc = SPRO_ECONFIG;
+    } else if (rc == 0 && l > SPRO_PASSPHRASE_MAX) {
+        say(why, whylen, src, "passphrase longer than 1024 bytes");
+        rc = SPRO_ECONFIG;
+    }
+    if (rc != 0) {
+        spro_secret_free(buf);
+        return rc;
+    }
+    spro_memzero(buf + l, cap - l);
+    *out = buf;
+    *len = l;
+    return 0;
+}
+
+/* The passphrase that o names: *pp points at it (o's own bytes, or
+ * *owned, guarded memory read from o's file or descriptor, that the
+ * caller frees).  SPRO_ECONFIG (why says how to give one) if o names none. */
+static int get_passphrase(const struct spro_datadir_options *o, const char *salt_path,
+                          const char **pp, size_t *len, char **owned, char *why, size_t whylen)
+{
+    *owned = NULL;
+    if (!spro_datadir_options_have_passphrase(o)) {
+        say(why, whylen, salt_path,
+            "this data directory's master key comes from a passphrase; give it with "
+            "--passphrase-file FILE or --passphrase-fd N");
+        return SPRO_ECONFIG;
+    }
+    if (o->passphrase != NULL) {
+        if (o->passphrase_len < 1 || o->passphrase_len > SPRO_PASSPHRASE_MAX) {
+            say(why, whylen, salt_path, "the passphrase must be 1 to 1024 bytes");
+            return SPRO_ECONFIG;
+        }
+        *pp = o->passphrase;
+        *len = o->passphrase_len;
+        return 0;
+    }
+    int rc = spro_passphrase_read(o->passphrase_file, o->passphrase_fd, owned, len, why, whylen);
+    *pp = *owned;
+    return rc;
+}
+
+/* The master key of a directory with master.salt: Argon2id of o's
+ * passphrase, into guarded memory. */
+static int unlock_master(const char *salt_path, const struct spro_datadir_options *o, uint8_t **out,
+                         char *why, size_t whylen)
+{
+    struct salt_file sf;
+    const char *pp;
+    size_t len;
+    char *owned;
+    int rc = read_salt(salt_path, &sf, why, whylen);
+    if (rc != 0 || (rc = get_passphrase(o, salt_path, &pp, &len, &owned, why, whylen)) != 0)
+        return rc;
+    uint8_t *key = spro_secret_alloc(SPRO_KEY_BYTES);
+    rc = spro_crypto_pwhash(key, pp, len, sf.salt, sf.ops, sf.mem);
+    spro_secret_free(owned);
+    if (rc != 0) {
+        spro_secret_free(key);
+        char msg[160];
+        snprintf(msg, sizeof msg, "Argon2id could not get its %llu MiB of memory",
+                 (unsigned long long)(sf.mem >> 20));
+        say(why, whylen, salt_path, rc == SPRO_ENOMEM ? msg : spro_strerror(rc));
+        return rc;
+    }
+    *out = key;
+    return 0;
+}
+
 /* Seals sk under the server-keys subkey and stores it with its public key. */
 static int put_server_key(struct spro_db *keys, const uint8_t *subkey, const char *name,
                           const uint8_t *pk, const uint8_t *sk, size_t sklen)
@@ -160,21 +374,22 @@ static int map_generation(const char *path, uint64_t **out)
     return rc;
 }
 
-/* Fills a fresh directory tmp with everything a data directory holds. */
-static int populate(const char *tmp, char *why, size_t whylen)
+/* Fills a fresh directory tmp with everything a data directory holds.
+ * With sf, the master key (made by the caller from a passphrase) is not
+ * written: master.salt is, from sf. */
+static int populate(const char *tmp, const uint8_t *master, const struct salt_file *sf, char *why,
+                    size_t whylen)
 {
     char path[PATH_MAX];
-    uint8_t *master = spro_secret_alloc(SPRO_KEY_BYTES);
     uint8_t *subkey = spro_secret_alloc(SPRO_KEY_BYTES);
     uint8_t *sk = spro_secret_alloc(SPRO_SIGN_SECRET_BYTES);
     uint8_t pk[SPRO_KEY_BYTES];
     struct spro_db *data = NULL, *keys = NULL;
     int version, rc;
 
-    spro_crypto_random(master, SPRO_KEY_BYTES);
     spro_crypto_derive(subkey, master, 1, SRVKEYS_CTX);
-    if ((rc = path_join(path, sizeof path, tmp, MASTER_FILE)) != 0 ||
-        (rc = write_master(path, master)) != 0) {
+    if ((rc = path_join(path, sizeof path, tmp, sf != NULL ? SALT_FILE : MASTER_FILE)) != 0 ||
+        (rc = sf != NULL ? write_salt(path, sf) : write_master(path, master)) != 0) {
         say(why, whylen, path, spro_strerror(rc));
         goto out;
     }
@@ -200,7 +415,6 @@ static int populate(const char *tmp, char *why, size_t whylen)
 out:
     spro_store__close(data);
     spro_store__close(keys);
-    spro_secret_free(master);
     spro_secret_free(subkey);
     spro_secret_free(sk);
     if (rc != 0 && why != NULL && why[0] == '\0')
@@ -211,9 +425,9 @@ out:
 /* Removes tmp and what populate() may have left in it. */
 static void remove_tree(const char *tmp)
 {
-    static const char *const names[] = {MASTER_FILE,      DATA_FILE, DATA_FILE "-wal",
-                                        DATA_FILE "-shm", KEYS_FILE, KEYS_FILE "-wal",
-                                        KEYS_FILE "-shm"};
+    static const char *const names[] = {MASTER_FILE,      SALT_FILE,        DATA_FILE,
+                                        DATA_FILE "-wal", DATA_FILE "-shm", KEYS_FILE,
+                                        KEYS_FILE "-wal", KEYS_FILE "-shm", GEN_FILE};
     char path[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (path_join(path, sizeof path, tmp, names[i]) == 0)
@@ -237,6 +451,12 @@ static int dir_is_empty(const char *dir)
 
 int spro_datadir_init(const char *dir, char *why, size_t whylen)
 {
+    return spro_datadir_init_ex(dir, NULL, why, whylen);
+}
+
+int spro_datadir_init_ex(const char *dir, const struct spro_datadir_options *o, char *why,
+                         size_t whylen)
+{
     struct stat st;
     if (why != NULL)
         why[0] = '\0';
@@ -244,18 +464,50 @@ int spro_datadir_init(const char *dir, char *why, size_t whylen)
         say(why, whylen, dir, "already exists and is not empty; refusing to overwrite it");
         return SPRO_EEXISTS;
     }
+    /* The master key first: a bad passphrase or cost leaves nothing behind. */
+    struct salt_file sf, *use_sf = NULL;
+    uint8_t *master = spro_secret_alloc(SPRO_KEY_BYTES);
+    int rc = 0;
+    if (spro_datadir_options_have_passphrase(o)) {
+        sf.ops = o->kdf_ops != 0 ? o->kdf_ops : SPRO_PWHASH_OPS_DEFAULT;
+        sf.mem = o->kdf_mem != 0 ? o->kdf_mem : SPRO_PWHASH_MEM_DEFAULT;
+        spro_crypto_random(sf.salt, sizeof sf.salt);
+        const char *pp;
+        size_t len;
+        char *owned = NULL;
+        if (!costs_valid(sf.ops, sf.mem)) {
+            say(why, whylen, dir, "Argon2id costs out of bounds");
+            rc = SPRO_ERANGE;
+        } else if ((rc = get_passphrase(o, dir, &pp, &len, &owned, why, whylen)) == 0 &&
+                   (rc = spro_crypto_pwhash(master, pp, len, sf.salt, sf.ops, sf.mem)) != 0) {
+            say(why, whylen, dir,
+                rc == SPRO_ENOMEM ? "Argon2id could not get its memory" : spro_strerror(rc));
+        }
+        spro_secret_free(owned);
+        use_sf = &sf;
+    } else {
+        spro_crypto_random(master, SPRO_KEY_BYTES);
+    }
+    if (rc != 0) {
+        spro_secret_free(master);
+        return rc;
+    }
     /* Build beside dir, then rename: rename(2) replaces an empty directory
      * atomically, so a crash leaves either nothing or a complete one. */
     char tmp[PATH_MAX];
     int n = snprintf(tmp, sizeof tmp, "%s.init-XXXXXX", dir);
-    if (n < 0 || (size_t)n >= sizeof tmp)
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        spro_secret_free(master);
         return -ENAMETOOLONG;
+    }
     if (mkdtemp(tmp) == NULL) {
         int e = errno;
+        spro_secret_free(master);
         say(why, whylen, tmp, strerror(e));
         return -e;
     }
-    int rc = populate(tmp, why, whylen);
+    rc = populate(tmp, master, use_sf, why, whylen);
+    spro_secret_free(master);
     if (rc == 0 && (rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY)) != 0)
         say(why, whylen, tmp, spro_strerror(rc));
     if (rc == 0 && rename(tmp, dir) != 0) {
@@ -274,12 +526,52 @@ int spro_datadir_init(const char *dir, char *why, size_t whylen)
 
 int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, size_t whylen)
 {
+    return spro_datadir_open_ex(dir, NULL, out, why, whylen);
+}
+
+/* "server keys do not open": the message for a wrong key of either kind. */
+static void say_wrong_key(char *why, size_t whylen, const char *keys_path, int passphrase)
+{
+    say(why, whylen, keys_path,
+        passphrase ? "wrong passphrase: the server keys do not open under the master key it "
+                     "gives (or master.salt does not belong with this keys.db); nothing was "
+                     "changed"
+                   : "server keys do not open under this master key (wrong master.key, or "
+                     "tampered keys.db); nothing was changed");
+}
+
+/* Whether the server's Noise key opens under master, read from keys.db
+ * without opening it for writing (backup.c): SPRO_EINTEGRITY if it
+ * certainly does not, 0 if it does or the question cannot be settled that
+ * way (then the normal open decides). */
+static int server_key_precheck(const char *keys_path, const uint8_t *master)
+{
+    uint8_t pk[SPRO_KEY_BYTES], sealed[SPRO_KEY_BYTES + SPRO_SEAL_OVERHEAD];
+    uint8_t *subkey = spro_secret_alloc(SPRO_KEY_BYTES), *sk = spro_secret_alloc(SPRO_KEY_BYTES);
+    char ad[64];
+    key_ad(ad, sizeof ad, "noise");
+    spro_crypto_derive(subkey, master, 1, SRVKEYS_CTX);
+    int rc = 0;
+    if (spro_backup__server_key_peek(keys_path, "noise", pk, sizeof pk, sealed, sizeof sealed) == 0)
+        rc = spro_crypto_open(sk, sealed, sizeof sealed, (const uint8_t *)ad, strlen(ad), subkey) ==
+                     0
+                 ? 0
+                 : SPRO_EINTEGRITY;
+    spro_secret_free(subkey);
+    spro_secret_free(sk);
+    return rc;
+}
+
+int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
+                         struct spro_datadir **out, char *why, size_t whylen)
+{
     char path[PATH_MAX];
     int version, rc;
     uint8_t *subkey = NULL;
     struct spro_datadir *dd = calloc(1, sizeof *dd);
     if (dd == NULL)
         SPRO_BUG("out of memory");
+    spro_group__init(&dd->push_group);
     *out = NULL;
     if (why != NULL)
         why[0] = '\0';
@@ -293,7 +585,18 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
     }
     /* Every file must be there before any is opened: opening creates WAL
      * files, and a half-present directory must be left exactly as it is. */
-    static const char *const needed[] = {MASTER_FILE, DATA_FILE, KEYS_FILE};
+    char salt_path[PATH_MAX];
+    if ((rc = path_join(salt_path, sizeof salt_path, dir, SALT_FILE)) != 0 ||
+        (rc = path_join(path, sizeof path, dir, MASTER_FILE)) != 0)
+        goto fail;
+    int salted = access(salt_path, F_OK) == 0;
+    if (salted && access(path, F_OK) == 0) {
+        say(why, whylen, dir,
+            "holds both master.key and master.salt; keep only the one that opens keys.db");
+        rc = SPRO_ECONFIG;
+        goto fail;
+    }
+    const char *needed[] = {salted ? SALT_FILE : MASTER_FILE, DATA_FILE, KEYS_FILE};
     for (size_t i = 0; i < 3; i++) {
         if ((rc = path_join(path, sizeof path, dir, needed[i])) != 0)
             goto fail;
@@ -303,10 +606,27 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
             goto fail;
         }
     }
-    path_join(path, sizeof path, dir, MASTER_FILE);
-    if ((rc = read_master(path, &dd->master, why, whylen)) != 0)
+    if (!salted && spro_datadir_options_have_passphrase(o)) {
+        path_join(path, sizeof path, dir, MASTER_FILE);
+        say(why, whylen, path,
+            "this data directory has a key file, not a passphrase; leave out --passphrase-file "
+            "and --passphrase-fd");
+        rc = SPRO_ECONFIG;
+        goto fail;
+    }
+    if (salted) {
+        rc = unlock_master(salt_path, o, &dd->master, why, whylen);
+    } else {
+        path_join(path, sizeof path, dir, MASTER_FILE);
+        rc = read_master(path, &dd->master, why, whylen);
+    }
+    if (rc != 0)
         goto fail;
     path_join(path, sizeof path, dir, KEYS_FILE);
+    if ((rc = server_key_precheck(path, dd->master)) != 0) {
+        say_wrong_key(why, whylen, path, salted);
+        goto fail;
+    }
     if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
                                spro_store__keys_migrations_count, &dd->keys, &version, why,
                                whylen)) != 0)
@@ -319,10 +639,10 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
                              SPRO_KEY_BYTES)) != 0 ||
         (rc = get_server_key(dd->keys, subkey, "sign", dd->sign_pk, dd->sign_sk,
                              SPRO_SIGN_SECRET_BYTES)) != 0) {
-        say(why, whylen, path,
-            rc == SPRO_EINTEGRITY ? "server keys do not open under this master key (wrong "
-                                    "master.key, or tampered keys.db)"
-                                  : spro_strerror(rc));
+        if (rc == SPRO_EINTEGRITY)
+            say_wrong_key(why, whylen, path, salted);
+        else
+            say(why, whylen, path, spro_strerror(rc));
         goto fail;
     }
     path_join(path, sizeof path, dir, DATA_FILE);
@@ -355,7 +675,13 @@ void spro_datadir_close(struct spro_datadir *dd)
     spro_secret_free(dd->master);
     spro_secret_free(dd->noise_sk);
     spro_secret_free(dd->sign_sk);
+    spro_group__destroy(&dd->push_group);
     free(dd);
+}
+
+struct spro_group *spro_datadir__push_group(struct spro_datadir *dd)
+{
+    return &dd->push_group;
 }
 
 const uint8_t *spro_datadir_noise_public(const struct spro_datadir *dd)

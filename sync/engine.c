@@ -21,6 +21,7 @@
  * Every SQL statement is in store.c.  No global state: keys, clock and
  * counters come from the data directory for each call.
  */
+#include "group.h"
 #include "merge.h"
 #include "store.h"
 #include "sync.h"
@@ -111,51 +112,6 @@ static int data_key_create(struct keys *k, const char *ben)
 }
 
 static int is_uuid(const struct spro_bytes *b);
-
-/* Before a push's transaction: one data key for every beneficiary the push
- * creates and that has none yet, all committed to keys.db in one
- * transaction (one fsync for the whole push, not one per beneficiary).  A
- * push whose ops are then refused leaves unused keys, never data without
- * its key.  Only beneficiary records create beneficiaries (rid == ben). */
-static int keys_for_new_beneficiaries(struct keys *k, const struct spro_msg_push *push)
-{
-    struct spro_db *keys = spro_datadir__keys(k->dd);
-    const char **bens = calloc(push->nops + 1, sizeof *bens);
-    char(*names)[UUID_CHARS + 1] = calloc(push->nops + 1, sizeof *names);
-    uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(push->nops + 1, sizeof *wrapped);
-    if (bens == NULL || names == NULL || wrapped == NULL)
-        SPRO_BUG("out of memory");
-    size_t n = 0;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < push->nops; i++) {
-        const struct spro_wire_op *op = &push->ops[i];
-        if (!(op->rtype.len == 11 && memcmp(op->rtype.p, "beneficiary", 11) == 0) ||
-            !is_uuid(&op->ben) || op->rid.len != op->ben.len ||
-            memcmp(op->rid.p, op->ben.p, op->ben.len) != 0)
-            continue;
-        memcpy(names[n], op->ben.p, UUID_CHARS);
-        names[n][UUID_CHARS] = '\0';
-        bool seen = false;
-        for (size_t j = 0; j < n && !seen; j++)
-            seen = strcmp(names[j], names[n]) == 0;
-        uint8_t have[SPRO_WRAPPED_KEY_BYTES];
-        if (seen || (rc = spro_store__data_key_get(keys, names[n], have)) != SPRO_ENOENT)
-            continue;
-        uint8_t dk[SPRO_KEY_BYTES];
-        spro_field_key_new(dk);
-        rc = spro_field_key_wrap(wrapped[n], dk, kek(k, KEK_EPOCH), KEK_EPOCH, names[n]);
-        spro_memzero(dk, sizeof dk);
-        bens[n] = names[n];
-        n++;
-    }
-    if (rc == 0 && n > 0)
-        rc = spro_store__data_keys_add(keys, bens,
-                                       (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped, n);
-    free(bens);
-    free(names);
-    free(wrapped);
-    return rc;
-}
 
 /* ben's data key in *dk (owned by k, valid until KEY_CACHE other keys were
  * asked for).  With create, a beneficiary without one gets one (committed
@@ -412,6 +368,7 @@ struct push {
     const struct spro_msg_push *msg;
     uint64_t now_ms, drift_ms;
     struct spro_arena *arena;
+    size_t arena_mark; /* arena->len once results were taken */
     struct spro_wire_result *results;
     struct keys keys;
     struct field *field;
@@ -1624,15 +1581,130 @@ out:
     return rc;
 }
 
-static int push_tx(struct spro_db *db, void *arg)
+static int name_cmp(const void *a, const void *b)
 {
-    struct push *p = arg;
-    int rc = spro_store__sync_state_get(db, &p->clock.last, &p->seq);
-    if (rc == 0)
-        rc = spro_store__clamp_any(db, p->dev->id, &p->clamps);
+    return strcmp(a, b);
+}
+
+/* Before a group's transaction: one data key for every beneficiary its
+ * pushes create and that has none yet, all committed to keys.db in one
+ * transaction (one fsync for the group, not one per beneficiary).  A push
+ * whose ops are then refused leaves unused keys, never data without its
+ * key.  Only beneficiary records create beneficiaries (rid == ben). */
+static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_item *items)
+{
+    size_t cap = 1;
+    for (const struct spro_group_item *it = items; it != NULL; it = it->next)
+        cap += ((const struct push *)it->arg)->msg->nops;
+    char(*names)[UUID_CHARS + 1] = calloc(cap, sizeof *names);
+    if (names == NULL)
+        SPRO_BUG("out of memory");
+    size_t n = 0;
+    for (const struct spro_group_item *it = items; it != NULL; it = it->next) {
+        const struct spro_msg_push *push = ((const struct push *)it->arg)->msg;
+        for (size_t i = 0; i < push->nops; i++) {
+            const struct spro_wire_op *op = &push->ops[i];
+            if (!(op->rtype.len == 11 && memcmp(op->rtype.p, "beneficiary", 11) == 0) ||
+                !is_uuid(&op->ben) || op->rid.len != op->ben.len ||
+                memcmp(op->rid.p, op->ben.p, op->ben.len) != 0)
+                continue;
+            memcpy(names[n], op->ben.p, UUID_CHARS);
+            names[n++][UUID_CHARS] = '\0';
+        }
+    }
+    qsort(names, n, sizeof *names, name_cmp);
+    struct spro_db *keys = spro_datadir__keys(k->dd);
+    const char **bens = calloc(n + 1, sizeof *bens);
+    uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(n + 1, sizeof *wrapped);
+    if (bens == NULL || wrapped == NULL)
+        SPRO_BUG("out of memory");
+    size_t m = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t have[SPRO_WRAPPED_KEY_BYTES];
+        if ((i > 0 && strcmp(names[i - 1], names[i]) == 0) ||
+            (rc = spro_store__data_key_get(keys, names[i], have)) != SPRO_ENOENT)
+            continue;
+        uint8_t dk[SPRO_KEY_BYTES];
+        spro_field_key_new(dk);
+        rc = spro_field_key_wrap(wrapped[m], dk, kek(k, KEK_EPOCH), KEK_EPOCH, names[i]);
+        spro_memzero(dk, sizeof dk);
+        bens[m++] = names[i];
+    }
+    if (rc == 0 && m > 0)
+        rc = spro_store__data_keys_add(keys, bens,
+                                       (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped, m);
+    free(bens);
+    free(names);
+    free(wrapped);
+    return rc;
+}
+
+/* One push of a group's transaction. */
+static int push_one(struct spro_db *db, struct push *p)
+{
+    int rc = spro_store__clamp_any(db, p->dev->id, &p->clamps);
     for (size_t i = 0; rc == 0 && i < p->msg->nops; i++)
         rc = push_op(p, i);
-    return rc != 0 ? rc : spro_store__sync_state_put(db, p->clock.last, p->seq);
+    return rc;
+}
+
+/* The transaction of a group of pushes (group.h): the server clock and the
+ * change counter are read once, passed from push to push, written once.
+ * A push that fails ends the transaction (its rc in its item). */
+static int group_tx(struct spro_db *db, void *arg)
+{
+    struct spro_group_item *items = arg;
+    struct spro_hlc clock;
+    int64_t seq;
+    int rc = spro_store__sync_state_get(db, &clock.last, &seq);
+    for (struct spro_group_item *it = items; rc == 0 && it != NULL; it = it->next) {
+        struct push *p = it->arg;
+        p->clock = clock;
+        p->seq = seq;
+        if ((rc = it->rc = push_one(db, p)) == 0)
+            clock = p->clock, seq = p->seq;
+    }
+    return rc != 0 ? rc : spro_store__sync_state_put(db, clock.last, seq);
+}
+
+/* Forgets what a rolled-back attempt left in p's answers and arena. */
+static void push_reset(struct push *p)
+{
+    memset(p->results, 0, p->msg->nops * sizeof *p->results);
+    spro_memzero(p->arena->base + p->arena_mark, p->arena->len - p->arena_mark);
+    p->arena->len = p->arena_mark;
+}
+
+/* Runs a group of pushes (spro_group__submit): the data keys of all the
+ * beneficiaries they create in one keys.db transaction, then all the
+ * pushes in one data.db transaction, one commit and fsync for the group.
+ * Pushes are not isolated by savepoints (a savepoint around each push
+ * halves the throughput of large pushes: SQLite then journals every op's
+ * savepoint inside it); instead, when one push fails (SPRO_ENOMEM,
+ * SPRO_EINTEGRITY) the group's transaction is rolled back and every push
+ * is run again alone, so that only the failing one fails.  A storage
+ * error fails the whole group. */
+static void push_group(struct spro_group_item *items, void *ctx)
+{
+    struct spro_datadir *dd = ctx;
+    struct spro_db *db = spro_datadir__data(dd);
+    struct push *first = items->arg;
+    int rc = keys_for_new_beneficiaries(&first->keys, items);
+    if (rc == 0)
+        rc = spro_store__transaction(db, SPRO_TX_WRITE, group_tx, items);
+    if (rc != 0 && rc != SPRO_ESTORE && items->next != NULL) {
+        for (struct spro_group_item *it = items; it != NULL; it = it->next) {
+            struct spro_group_item *next = it->next;
+            it->next = NULL;
+            push_reset(it->arg);
+            it->rc = spro_store__transaction(db, SPRO_TX_WRITE, group_tx, it);
+            it->next = next;
+        }
+        return;
+    }
+    for (struct spro_group_item *it = items; it != NULL; it = it->next)
+        it->rc = rc; /* not committed: nothing of the group stands */
 }
 
 int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
@@ -1659,11 +1731,11 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
         return SPRO_ENOMEM;
     }
     memset(p.results, 0, push->nops * sizeof *p.results);
+    p.arena_mark = arena->len;
     keys_init(&p.keys, dd);
     p.field = field_new();
-    int rc = keys_for_new_beneficiaries(&p.keys, push);
-    if (rc == 0)
-        rc = spro_store__transaction(p.db, SPRO_TX_WRITE, push_tx, &p);
+    struct spro_group_item it = {.arg = &p};
+    int rc = spro_group__submit(spro_datadir__push_group(dd), &it, push_group, dd);
     keys_free(&p.keys);
     field_free(p.field);
     if (rc != 0) {
@@ -1674,6 +1746,15 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     out->results = p.results;
     out->nresults = push->nops;
     return 0;
+}
+
+void spro_sync_push_stats(struct spro_datadir *dd, uint64_t *pushes, uint64_t *commits)
+{
+    struct spro_group *g = spro_datadir__push_group(dd);
+    pthread_mutex_lock(&g->mu);
+    *pushes = g->items;
+    *commits = g->batches;
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* ---- Pull ---- */

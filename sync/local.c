@@ -1546,6 +1546,11 @@ const struct spro_msg *spro_local_batch_msg(const struct spro_local_batch *b)
     return &b->msg;
 }
 
+size_t spro_local_batch_size(const struct spro_local_batch *b)
+{
+    return b->n;
+}
+
 /* Opens and decodes outbox op seq (sealed, len bytes) into b's slot i. */
 static int batch_add(struct spro_local *l, struct spro_local_batch *b, size_t i, uint64_t seq,
                      const uint8_t *sealed, size_t len, char *why, size_t whylen)
@@ -1599,9 +1604,13 @@ static int batch_encoded(struct spro_local_batch *b, size_t n, size_t *len)
     return rc;
 }
 
-int spro_local_push_next(struct spro_local *l, struct spro_local_batch **out, char *why,
-                         size_t whylen)
+int spro_local_push_next(struct spro_local *l, size_t max_ops, struct spro_local_batch **out,
+                         char *why, size_t whylen)
 {
+    if (max_ops == 0)
+        SPRO_BUG("spro_local_push_next: max_ops is 0");
+    if (max_ops > SPRO_SYNC_MAX_OPS)
+        max_ops = SPRO_SYNC_MAX_OPS;
     *out = NULL;
     struct spro_local_batch *b = calloc(1, sizeof *b);
     if (b == NULL)
@@ -1612,13 +1621,13 @@ int spro_local_push_next(struct spro_local *l, struct spro_local_batch **out, ch
         spro_local_batch_free(b);
         return rc;
     }
-    sqlite3_bind_int(st, 1, SPRO_SYNC_MAX_OPS);
+    sqlite3_bind_int64(st, 1, (int64_t)max_ops);
     /* Each op is stored as a one-op push: the envelope (env bytes, measured
      * on the first op) plus the op.  A batch takes the envelope once, and
      * its array header grows by 2 bytes past 15 ops. */
     size_t total = 0, env = 0;
     int src = SQLITE_DONE;
-    while (rc == 0 && b->n < SPRO_SYNC_MAX_OPS && (src = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == 0 && b->n < max_ops && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t seq = sqlite3_column_int64(st, 0);
         const uint8_t *sealed = sqlite3_column_blob(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);

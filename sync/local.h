@@ -47,10 +47,10 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_LOCAL_UUID_CHARS 36  /* lowercase 8-4-4-4-12 form, without NUL */
-#define SPRO_LOCAL_RTYPE_MAX 32   /* bytes of a record type name */
-#define SPRO_LOCAL_NAME_MAX 64    /* bytes of a field name; also of ids (device, user) */
-#define SPRO_LOCAL_PUSH_MAX 60000 /* bytes of one push's plaintext (one sealed frame) */
+#define SPRO_LOCAL_UUID_CHARS 36          /* lowercase 8-4-4-4-12 form, without NUL */
+#define SPRO_LOCAL_RTYPE_MAX 32           /* bytes of a record type name */
+#define SPRO_LOCAL_NAME_MAX 64            /* bytes of a field name; also of ids (device, user) */
+#define SPRO_LOCAL_PUSH_MAX (1024 * 1024) /* bytes of one push's plaintext */
 
 struct spro_local; /* opaque */
 
@@ -197,12 +197,18 @@ SPRO_MUST_CHECK int spro_local_counts(struct spro_local *l, size_t *outbox, size
 struct spro_local_batch; /* opaque: the ops of one push */
 
 /* The next push: the first ops of the outbox in seq order, at most
- * SPRO_SYNC_MAX_OPS, as many as fit in SPRO_LOCAL_PUSH_MAX bytes encoded.
- * Returns 0 with *out (NULL when the outbox is empty; free with
- * spro_local_batch_free()); SPRO_EINTEGRITY (an op does not open);
- * SPRO_ESTORE; a decoding or encoding error of an op. */
-SPRO_MUST_CHECK int spro_local_push_next(struct spro_local *l, struct spro_local_batch **out,
-                                         char *why, size_t whylen);
+ * max_ops (1..; above SPRO_SYNC_MAX_OPS counts as SPRO_SYNC_MAX_OPS), as
+ * many as fit in SPRO_LOCAL_PUSH_MAX bytes encoded.  A device whose push
+ * was answered `too_long` (its answer would not fit a sealed message: big
+ * conflicts) sends the same ops again in smaller batches.  Returns 0 with
+ * *out (NULL when the outbox is empty; free with spro_local_batch_free());
+ * SPRO_EINTEGRITY (an op does not open); SPRO_ESTORE; a decoding or
+ * encoding error of an op. */
+SPRO_MUST_CHECK int spro_local_push_next(struct spro_local *l, size_t max_ops,
+                                         struct spro_local_batch **out, char *why, size_t whylen);
+
+/* Ops in b (1..SPRO_SYNC_MAX_OPS). */
+size_t spro_local_batch_size(const struct spro_local_batch *b);
 
 /* The push message of b (type SPRO_MSG_PUSH), valid until b is freed. */
 const struct spro_msg *spro_local_batch_msg(const struct spro_local_batch *b);

@@ -203,6 +203,111 @@ const struct spro_migration spro_store__data_migrations[] = {
         "  ben  TEXT PRIMARY KEY NOT NULL,"
         "  keep TEXT NOT NULL CHECK (keep <> ben)"
         ") STRICT, WITHOUT ROWID;"},
+    /* 7: the tables a push writes for every new record, re-keyed by an
+     * integer surrogate key (docs/SYNC.md, "Store").  Keyed by UUID text,
+     * each new record went to a random leaf of six B-trees; keyed by
+     * records.id, which only grows, its rows append to the last leaf of
+     * each, and (rtype, rid) is the one random index left.
+     *
+     * records.id: the record's surrogate key, its old rowid for the rows
+     * carried over, max + 1 for a new one (records are never deleted).
+     * ben_id: the id of the beneficiary's record (its own for a
+     * beneficiary); ben stays as text, unindexed, for reads.  siblings,
+     * blind_index, scope and scope_record become rec_siblings, rec_blind,
+     * ben_scope and rec_scope, keyed by records.id; views under the old
+     * names show them as before (read-only), for the sqlite3 shell.
+     * The other tables are not on a push's path for new records, or
+     * append already (ops: by (device_id, seq)): unchanged.
+     *
+     * Every row is carried over.  The keys are found by scalar subqueries,
+     * not joins, so that a row whose record or beneficiary is missing
+     * fails the NOT NULL of its key, and with it the migration, rather
+     * than vanish: the database then stays at version 6. */
+    {7, "DROP INDEX records_ben;"
+        "ALTER TABLE records RENAME TO records_v6;"
+        "CREATE TABLE records ("
+        "  id             INTEGER PRIMARY KEY,"
+        "  rtype          TEXT NOT NULL,"
+        "  rid            TEXT NOT NULL,"
+        "  ben            TEXT NOT NULL," /* fixed at creation; rid for a beneficiary */
+        "  ben_id         INTEGER NOT NULL REFERENCES records(id)," /* the record of ben */
+        "  created_by_org TEXT NOT NULL,"
+        "  created_at     INTEGER NOT NULL,"
+        "  changed_seq    INTEGER NOT NULL UNIQUE," /* change number of its last change */
+        "  UNIQUE (rtype, rid)"
+        ") STRICT;"
+        "INSERT INTO records(id, rtype, rid, ben, ben_id, created_by_org, created_at, changed_seq)"
+        "  SELECT r.rowid, r.rtype, r.rid, r.ben,"
+        "         (SELECT b.rowid FROM records_v6 AS b"
+        "           WHERE b.rtype = 'beneficiary' AND b.rid = r.ben),"
+        "         r.created_by_org, r.created_at, r.changed_seq"
+        "  FROM records_v6 AS r ORDER BY r.rowid;"
+        "CREATE INDEX records_ben ON records(ben_id);"
+        /* A field's state, as siblings was: one row per sibling. */
+        "CREATE TABLE rec_siblings ("
+        "  rec    INTEGER NOT NULL REFERENCES records(id),"
+        "  name   TEXT NOT NULL,"
+        "  hlc    INTEGER NOT NULL CHECK (hlc > 0),"
+        "  origin TEXT NOT NULL,"
+        "  author TEXT NOT NULL,"
+        "  schema INTEGER NOT NULL," /* schema version of the op that wrote it */
+        "  sealed INTEGER NOT NULL CHECK (sealed IN (0, 1)),"
+        "  val    BLOB NOT NULL,"
+        "  PRIMARY KEY (rec, name, hlc, origin)"
+        ") STRICT, WITHOUT ROWID;"
+        "INSERT INTO rec_siblings(rec, name, hlc, origin, author, schema, sealed, val)"
+        "  SELECT (SELECT r.id FROM records AS r WHERE r.rtype = s.rtype AND r.rid = s.rid),"
+        "         s.name, s.hlc, s.origin, s.author, s.schema, s.sealed, s.val"
+        "  FROM siblings AS s ORDER BY 1, 2, 3, 4;"
+        "DROP TABLE siblings;"
+        "CREATE VIEW siblings AS"
+        "  SELECT r.rtype, r.rid, s.name, s.hlc, s.origin, s.author, s.schema, s.sealed, s.val"
+        "  FROM rec_siblings AS s JOIN records AS r ON r.id = s.rec;"
+        /* Blind indexes of a record.  Their ben is the record's. */
+        "CREATE TABLE rec_blind ("
+        "  rec   INTEGER NOT NULL REFERENCES records(id),"
+        "  name  TEXT NOT NULL," /* the index: 'ine', 'dedup' */
+        "  value BLOB NOT NULL CHECK (length(value) = 16),"
+        "  PRIMARY KEY (rec, name)"
+        ") STRICT, WITHOUT ROWID;"
+        "INSERT INTO rec_blind(rec, name, value)"
+        "  SELECT (SELECT r.id FROM records AS r WHERE r.rtype = i.rtype AND r.rid = i.rid),"
+        "         i.name, i.value"
+        "  FROM blind_index AS i ORDER BY 1, 2;"
+        "DROP TABLE blind_index;" /* and blind_index_value */
+        "CREATE INDEX rec_blind_value ON rec_blind(name, value);"
+        "CREATE VIEW blind_index AS"
+        "  SELECT r.rtype, r.rid, i.name, r.ben, i.value"
+        "  FROM rec_blind AS i JOIN records AS r ON r.id = i.rec;"
+        /* The organisations whose devices receive a beneficiary's records:
+         * ben is the id of its record. */
+        "CREATE TABLE ben_scope ("
+        "  ben INTEGER NOT NULL REFERENCES records(id),"
+        "  org TEXT NOT NULL REFERENCES organisations(id),"
+        "  PRIMARY KEY (ben, org)"
+        ") STRICT, WITHOUT ROWID;"
+        "INSERT INTO ben_scope(ben, org)"
+        "  SELECT (SELECT r.id FROM records AS r"
+        "           WHERE r.rtype = 'beneficiary' AND r.rid = s.ben),"
+        "         s.org"
+        "  FROM scope AS s ORDER BY 1, 2;"
+        "DROP TABLE scope;"
+        "CREATE VIEW scope AS"
+        "  SELECT r.rid AS ben, s.org FROM ben_scope AS s JOIN records AS r ON r.id = s.ben;"
+        /* Organisations whose devices receive one record alone. */
+        "CREATE TABLE rec_scope ("
+        "  rec INTEGER NOT NULL REFERENCES records(id),"
+        "  org TEXT NOT NULL REFERENCES organisations(id),"
+        "  PRIMARY KEY (rec, org)"
+        ") STRICT, WITHOUT ROWID;"
+        "INSERT INTO rec_scope(rec, org)"
+        "  SELECT (SELECT r.id FROM records AS r WHERE r.rtype = k.rtype AND r.rid = k.rid),"
+        "         k.org"
+        "  FROM scope_record AS k ORDER BY 1, 2;"
+        "DROP TABLE scope_record;"
+        "CREATE VIEW scope_record AS"
+        "  SELECT r.rtype, r.rid, k.org FROM rec_scope AS k JOIN records AS r ON r.id = k.rec;"
+        "DROP TABLE records_v6;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -21,7 +21,7 @@
 
 #include <sqlite3.h>
 
-#define STMT_CACHE 64 /* statements of the sync engine, prepared once per handle */
+#define STMT_CACHE 64 /* kept statements (sync engine, data keys), prepared once per handle */
 
 struct spro_db {
     sqlite3 *db;
@@ -133,6 +133,13 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
         return rc;
     }
     int rc = migrate(db, path, migrations, count, version, why, whylen);
+    /* Savepoint journals in memory, after the migrations (whose large
+     * sorts may spill to files): by default one spills to a temporary
+     * file past 64 KiB and then, until the transaction ends, every page
+     * an op's savepoint changes is written there, several times the
+     * WAL's writes for a push. */
+    if (rc == 0 && exec(db, "PRAGMA temp_store = MEMORY") != 0)
+        rc = fail(db, path, "cannot configure", why, whylen);
     if (rc != 0) {
         sqlite3_close(db);
         return rc;
@@ -710,11 +717,10 @@ int spro_store__transaction(struct spro_db *db, enum spro_tx kind,
 }
 
 /* The statement for sql, prepared once and kept; NULL if it cannot be
- * prepared.  Only inside a transaction of this thread. */
-static sqlite3_stmt *tx_stmt(struct spro_db *h, const char *sql)
+ * prepared.  The mutex must be held; the statement must be reset (tx_done)
+ * before the mutex is released. */
+static sqlite3_stmt *kept_stmt(struct spro_db *h, const char *sql)
 {
-    if (!h->in_tx || !pthread_equal(h->tx_thread, pthread_self()))
-        SPRO_BUG("store: a transaction function called outside spro_store__transaction()");
     for (size_t i = 0; i < h->ncache; i++)
         if (h->cache[i].sql == sql)
             return h->cache[i].st;
@@ -726,6 +732,14 @@ static sqlite3_stmt *tx_stmt(struct spro_db *h, const char *sql)
     h->cache[h->ncache].sql = sql;
     h->cache[h->ncache++].st = st;
     return st;
+}
+
+/* kept_stmt(), only inside a transaction of this thread. */
+static sqlite3_stmt *tx_stmt(struct spro_db *h, const char *sql)
+{
+    if (!h->in_tx || !pthread_equal(h->tx_thread, pthread_self()))
+        SPRO_BUG("store: a transaction function called outside spro_store__transaction()");
+    return kept_stmt(h, sql);
 }
 
 /* Makes a kept statement ready for its next use. */
@@ -800,7 +814,46 @@ int spro_store__savepoint(struct spro_db *db, int (*fn)(struct spro_db *db, void
     return rc != 0 ? rc : rel;
 }
 
-/* ---- data.db, inside a transaction: records, fields, scope ---- */
+/* ---- data.db, inside a transaction: records, fields, scope ----
+ *
+ * Since migration 7 the tables of a record's fields, blind indexes and
+ * scope are keyed by records.id (see sync/schema.c): the functions below
+ * still take (rtype, rid) and ben strings, and find the ids by the
+ * subqueries of REC_ID and BEN_ID inside their statements (an id is never
+ * cached here: a rolled-back savepoint may give it again to another
+ * record).  A key that finds no record is NULL, which a NOT NULL column
+ * refuses: tx_write_key() makes that SPRO_ENOENT. */
+
+/* The id of the record (rtype, rid), from the parameters ?RT and ?RI. */
+#define REC_ID(RT, RI) "(SELECT id FROM records WHERE rtype = ?" #RT " AND rid = ?" #RI ")"
+/* The id of the record of beneficiary ?B. */
+#define BEN_ID(B)                                                                                  \
+    "(SELECT id FROM records WHERE rtype = '" SPRO_RTYPE_BENEFICIARY "' AND rid = ?" #B ")"
+/* Those of the parameters used below, by name (clang-format cannot lay
+ * out a string whose pieces are macro calls). */
+#define REC_ID_1_2 REC_ID(1, 2)
+#define REC_ID_4_5 REC_ID(4, 5)
+#define BEN_ID_1 BEN_ID(1)
+#define BEN_ID_2 BEN_ID(2)
+#define BEN_ID_3 BEN_ID(3)
+#define BEN_ID_4 BEN_ID(4)
+
+/* tx_write() of a statement that writes a key found by REC_ID or BEN_ID
+ * into a NOT NULL column: SPRO_ENOENT if there was no such record. */
+static int tx_write_key(sqlite3_stmt *st)
+{
+    int src = sqlite3_step(st);
+    tx_done(st);
+    if (src == SQLITE_CONSTRAINT_NOTNULL)
+        return SPRO_ENOENT;
+    if (src == SQLITE_DONE)
+        return 0;
+    if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
+        return SPRO_EEXISTS;
+    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
+        return SPRO_ENOENT;
+    return SPRO_ESTORE;
+}
 
 int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq)
 {
@@ -933,9 +986,15 @@ int spro_store__record_get(struct spro_db *db, const char *rtype, const char *ri
 int spro_store__record_insert(struct spro_db *db, const struct spro_stored_record *r,
                               int64_t now_ms)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "INSERT INTO records(rtype, rid, ben, created_by_org, created_at, changed_seq)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    /* The next id, given explicitly so that a beneficiary can name itself
+     * as its ben_id; any other record names its beneficiary's record. */
+    static const char sql[] =
+        "INSERT INTO records(id, rtype, rid, ben, ben_id, created_by_org, created_at, changed_seq)"
+        " SELECT n.id, ?1, ?2, ?3,"
+        " CASE WHEN ?1 = '" SPRO_RTYPE_BENEFICIARY "' AND ?2 = ?3 THEN n.id"
+        " ELSE " BEN_ID_3 " END, ?4, ?5, ?6"
+        " FROM (SELECT coalesce(max(id), 0) + 1 AS id FROM records) AS n";
+    sqlite3_stmt *st = tx_stmt(db, sql);
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, r->rtype);
@@ -944,7 +1003,7 @@ int spro_store__record_insert(struct spro_db *db, const struct spro_stored_recor
     bind_str(st, 4, r->created_by_org);
     sqlite3_bind_int64(st, 5, now_ms);
     sqlite3_bind_int64(st, 6, r->changed_seq);
-    return tx_write(st);
+    return tx_write_key(st);
 }
 
 int spro_store__record_touch(struct spro_db *db, const char *rtype, const char *rid, int64_t seq)
@@ -963,35 +1022,29 @@ int spro_store__ben_touch(struct spro_db *db, const char *ben, int64_t *seq)
 {
     /* Read the keys first: updating changed_seq while walking its order
      * could visit a row twice. */
-    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid FROM records WHERE ben = ?1"
-                                   " ORDER BY changed_seq");
-    sqlite3_stmt *up =
-        tx_stmt(db, "UPDATE records SET changed_seq = ?3 WHERE rtype = ?1 AND rid = ?2");
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT id FROM records WHERE ben_id = " BEN_ID_1 " ORDER BY changed_seq");
+    sqlite3_stmt *up = tx_stmt(db, "UPDATE records SET changed_seq = ?2 WHERE id = ?1");
     if (st == NULL || up == NULL)
         return SPRO_ESTORE;
-    struct key {
-        char rtype[SPRO_ID_MAX + 1], rid[SPRO_ID_MAX + 1];
-    } *keys = NULL;
+    int64_t *ids = NULL;
     size_t n = 0, cap = 0;
     int rc = 0, src;
     bind_str(st, 1, ben);
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap && (keys = realloc(keys, (cap = cap ? 2 * cap : 8) * sizeof *keys)) == NULL)
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap && (ids = realloc(ids, (cap = cap ? 2 * cap : 8) * sizeof *ids)) == NULL)
             SPRO_BUG("out of memory");
-        if ((rc = copy_text(keys[n].rtype, sizeof keys[n].rtype, st, 0)) == 0)
-            rc = copy_text(keys[n].rid, sizeof keys[n].rid, st, 1);
-        n++;
+        ids[n++] = sqlite3_column_int64(st, 0);
     }
-    if (rc == 0 && src != SQLITE_DONE)
+    if (src != SQLITE_DONE)
         rc = SPRO_ESTORE;
     tx_done(st);
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        bind_str(up, 1, keys[i].rtype);
-        bind_str(up, 2, keys[i].rid);
-        sqlite3_bind_int64(up, 3, ++*seq);
+        sqlite3_bind_int64(up, 1, ids[i]);
+        sqlite3_bind_int64(up, 2, ++*seq);
         rc = tx_write(up);
     }
-    free(keys);
+    free(ids);
     return rc;
 }
 
@@ -1006,7 +1059,7 @@ int spro_store__org_exists(struct spro_db *db, const char *org, int *yes)
 
 int spro_store__scope_has(struct spro_db *db, const char *ben, const char *org, int *yes)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM scope WHERE ben = ?1 AND org = ?2");
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM ben_scope WHERE ben = " BEN_ID_1 " AND org = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, ben);
@@ -1016,21 +1069,23 @@ int spro_store__scope_has(struct spro_db *db, const char *ben, const char *org, 
 
 int spro_store__scope_add(struct spro_db *db, const char *ben, const char *org, int *added)
 {
-    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO scope(ben, org) VALUES (?1, ?2)");
+    /* Not OR IGNORE, which would ignore a ben without a record too. */
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO ben_scope(ben, org) VALUES (" BEN_ID_1 ", ?2)"
+                                   " ON CONFLICT (ben, org) DO NOTHING");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, ben);
     bind_str(st, 2, org);
-    int rc = tx_write(st);
+    int rc = tx_write_key(st);
     *added = rc == 0 && sqlite3_changes(db->db) == 1;
     return rc;
 }
 
 int spro_store__scope_remove(struct spro_db *db, const char *ben, const char *org, int *removed)
 {
-    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM scope WHERE ben = ?1 AND org = ?2");
-    sqlite3_stmt *rec = tx_stmt(db, "DELETE FROM scope_record WHERE org = ?2 AND (rtype, rid) IN"
-                                    " (SELECT rtype, rid FROM records WHERE ben = ?1)");
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM ben_scope WHERE ben = " BEN_ID_1 " AND org = ?2");
+    sqlite3_stmt *rec = tx_stmt(db, "DELETE FROM rec_scope WHERE org = ?2 AND rec IN"
+                                    " (SELECT id FROM records WHERE ben_id = " BEN_ID_1 ")");
     if (st == NULL || rec == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, ben);
@@ -1050,7 +1105,7 @@ int spro_store__removal_log(struct spro_db *db, const char *ben, const char *org
     sqlite3_stmt *st =
         tx_stmt(db, "INSERT INTO scope_removed(seq, org, rtype, rid, ben)"
                     " SELECT ?3 + row_number() OVER (ORDER BY changed_seq), ?2, rtype, rid, ben"
-                    " FROM records WHERE ben = ?1");
+                    " FROM records WHERE ben_id = " BEN_ID_1);
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, ben);
@@ -1065,8 +1120,8 @@ int spro_store__removal_log(struct spro_db *db, const char *ben, const char *org
 int spro_store__record_scope_has(struct spro_db *db, const char *rtype, const char *rid,
                                  const char *org, int *yes)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM scope_record"
-                                   " WHERE rtype = ?1 AND rid = ?2 AND org = ?3");
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT 1 FROM rec_scope WHERE rec = " REC_ID_1_2 " AND org = ?3");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1078,21 +1133,20 @@ int spro_store__record_scope_has(struct spro_db *db, const char *rtype, const ch
 int spro_store__record_scope_add(struct spro_db *db, const char *rtype, const char *rid,
                                  const char *org)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "INSERT OR IGNORE INTO scope_record(rtype, rid, org) VALUES (?1, ?2, ?3)");
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO rec_scope(rec, org) VALUES (" REC_ID_1_2 ", ?3)"
+                                   " ON CONFLICT (rec, org) DO NOTHING");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
     bind_str(st, 2, rid);
     bind_str(st, 3, org);
-    return tx_write(st);
+    return tx_write_key(st);
 }
 
 int spro_store__record_scope_remove(struct spro_db *db, const char *rtype, const char *rid,
                                     const char *org)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "DELETE FROM scope_record WHERE rtype = ?1 AND rid = ?2 AND org = ?3");
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_scope WHERE rec = " REC_ID_1_2 " AND org = ?3");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1150,10 +1204,10 @@ int spro_store__siblings_each(struct spro_db *db, const char *rtype, const char 
                               int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
 {
     sqlite3_stmt *st =
-        name ? tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM siblings"
-                           " WHERE rtype = ?1 AND rid = ?2 AND name = ?3 ORDER BY hlc, origin")
-             : tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM siblings"
-                           " WHERE rtype = ?1 AND rid = ?2 ORDER BY name, hlc, origin");
+        name ? tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
+                           " WHERE rec = " REC_ID_1_2 " AND name = ?3 ORDER BY hlc, origin")
+             : tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
+                           " WHERE rec = " REC_ID_1_2 " ORDER BY name, hlc, origin");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1166,8 +1220,8 @@ int spro_store__siblings_each(struct spro_db *db, const char *rtype, const char 
 int spro_store__sibling_insert(struct spro_db *db, const char *rtype, const char *rid,
                                const struct spro_stored_sibling *s)
 {
-    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO siblings(rtype, rid, " SIBLING_COLUMNS ")"
-                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO rec_siblings(rec, " SIBLING_COLUMNS ")"
+                                   " VALUES (" REC_ID_1_2 ", ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1180,13 +1234,13 @@ int spro_store__sibling_insert(struct spro_db *db, const char *rtype, const char
     sqlite3_bind_int(st, 8, s->sealed != 0);
     sqlite3_bind_blob(st, 9, s->val_len ? (const void *)s->val : "", (int)s->val_len,
                       SQLITE_STATIC);
-    return tx_write(st);
+    return tx_write_key(st);
 }
 
 int spro_store__sibling_delete(struct spro_db *db, const char *rtype, const char *rid,
                                const char *name, uint64_t hlc, const char *origin)
 {
-    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM siblings WHERE rtype = ?1 AND rid = ?2"
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = " REC_ID_1_2
                                    " AND name = ?3 AND hlc = ?4 AND origin = ?5");
     if (st == NULL)
         return SPRO_ESTORE;
@@ -1201,7 +1255,7 @@ int spro_store__sibling_delete(struct spro_db *db, const char *rtype, const char
 int spro_store__field_count(struct spro_db *db, const char *rtype, const char *rid, size_t *n)
 {
     sqlite3_stmt *st =
-        tx_stmt(db, "SELECT count(DISTINCT name) FROM siblings WHERE rtype = ?1 AND rid = ?2");
+        tx_stmt(db, "SELECT count(DISTINCT name) FROM rec_siblings WHERE rec = " REC_ID_1_2);
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1216,20 +1270,22 @@ int spro_store__field_count(struct spro_db *db, const char *rtype, const char *r
 int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
                           const char *index, const uint8_t *value)
 {
+    /* ben is the record's (the engine checked it): since migration 7 it
+     * is read from records, not stored twice. */
+    (void)ben;
     sqlite3_stmt *st =
-        value ? tx_stmt(db, "INSERT OR REPLACE INTO blind_index(rtype, rid, name, ben, value)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5)")
-              : tx_stmt(db, "DELETE FROM blind_index WHERE rtype = ?1 AND rid = ?2 AND name = ?3");
+        value ? tx_stmt(db, "INSERT INTO rec_blind(rec, name, value)"
+                            " VALUES (" REC_ID_1_2 ", ?3, ?4)"
+                            " ON CONFLICT (rec, name) DO UPDATE SET value = excluded.value")
+              : tx_stmt(db, "DELETE FROM rec_blind WHERE rec = " REC_ID_1_2 " AND name = ?3");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
     bind_str(st, 2, rid);
     bind_str(st, 3, index);
-    if (value != NULL) {
-        bind_str(st, 4, ben);
-        sqlite3_bind_blob(st, 5, value, SPRO_BLIND_INDEX_BYTES, SQLITE_STATIC);
-    }
-    return tx_write(st);
+    if (value != NULL)
+        sqlite3_bind_blob(st, 4, value, SPRO_BLIND_INDEX_BYTES, SQLITE_STATIC);
+    return tx_write_key(st);
 }
 
 /* ---- data.db, inside a transaction: duplicates and merge ---- */
@@ -1238,12 +1294,16 @@ int spro_store__blind_matches(struct spro_db *db, const char *rtype, const char 
                               const char *index, char (*out)[SPRO_ID_MAX + 1], size_t cap,
                               size_t *n)
 {
+    /* CROSS JOIN: in this order (else the planner may walk every record
+     * of rtype for the ORDER BY). */
     sqlite3_stmt *st =
-        tx_stmt(db, "SELECT o.rid FROM blind_index AS i JOIN blind_index AS o"
-                    " ON o.name = i.name AND o.value = i.value AND o.rtype = i.rtype"
-                    " WHERE i.rtype = ?1 AND i.rid = ?2 AND i.name = ?3 AND o.rid <> i.rid"
-                    " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = o.rid)"
-                    " ORDER BY o.rid LIMIT ?4");
+        tx_stmt(db, "SELECT r.rid FROM rec_blind AS i"
+                    " CROSS JOIN rec_blind AS o ON o.name = i.name AND o.value = i.value"
+                    " AND o.rec <> i.rec"
+                    " CROSS JOIN records AS r ON r.id = o.rec AND r.rtype = ?1"
+                    " WHERE i.rec = " REC_ID_1_2 " AND i.name = ?3"
+                    " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = r.rid)"
+                    " ORDER BY r.rid LIMIT ?4");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1280,16 +1340,18 @@ int spro_store__duplicate_scope(struct spro_db *db, const char *rtype, const cha
                                 const char *ben, const char *other)
 {
     sqlite3_stmt *st =
-        tx_stmt(db, "INSERT OR IGNORE INTO scope_record(rtype, rid, org)"
-                    " SELECT ?1, ?2, s.org FROM scope AS s WHERE s.ben = ?4 AND NOT EXISTS"
-                    " (SELECT 1 FROM scope AS t WHERE t.ben = ?3 AND t.org = s.org)");
+        tx_stmt(db, "INSERT INTO rec_scope(rec, org)"
+                    " SELECT " REC_ID_1_2 ", s.org FROM ben_scope AS s"
+                    " WHERE s.ben = " BEN_ID_4 " AND NOT EXISTS (SELECT 1 FROM ben_scope AS t"
+                    " WHERE t.ben = " BEN_ID_3 " AND t.org = s.org)"
+                    " ON CONFLICT (rec, org) DO NOTHING");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
     bind_str(st, 2, rid);
     bind_str(st, 3, ben);
     bind_str(st, 4, other);
-    return tx_write(st);
+    return tx_write_key(st);
 }
 
 int spro_store__merged_get(struct spro_db *db, const char *ben, char keep[SPRO_ID_MAX + 1])
@@ -1323,7 +1385,7 @@ int spro_store__ben_records(struct spro_db *db, const char *ben, struct spro_sto
                             size_t *n)
 {
     sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
-                                   " FROM records WHERE ben = ?1 AND rid <> ?1"
+                                   " FROM records WHERE ben_id = " BEN_ID_1 " AND rid <> ?1"
                                    " ORDER BY changed_seq");
     if (st == NULL)
         return SPRO_ESTORE;
@@ -1352,26 +1414,29 @@ int spro_store__ben_records(struct spro_db *db, const char *ben, struct spro_sto
 int spro_store__record_move(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
                             int64_t seq)
 {
-    sqlite3_stmt *st = tx_stmt(db, "UPDATE records SET ben = ?3, changed_seq = ?4"
-                                   " WHERE rtype = ?1 AND rid = ?2");
+    sqlite3_stmt *st =
+        tx_stmt(db, "UPDATE records SET ben = ?3, ben_id = " BEN_ID_3 ", changed_seq = ?4"
+                    " WHERE rtype = ?1 AND rid = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
     bind_str(st, 2, rid);
     bind_str(st, 3, ben);
     sqlite3_bind_int64(st, 4, seq);
-    return tx_write(st);
+    return tx_write_key(st);
 }
 
 int spro_store__scope_copy(struct spro_db *db, const char *from, const char *to, int *added)
 {
-    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO scope(ben, org)"
-                                   " SELECT ?2, org FROM scope WHERE ben = ?1");
+    static const char sql[] = "INSERT INTO ben_scope(ben, org)"
+                              " SELECT " BEN_ID_2 ", org FROM ben_scope WHERE ben = " BEN_ID_1
+                              " ON CONFLICT (ben, org) DO NOTHING";
+    sqlite3_stmt *st = tx_stmt(db, sql);
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, from);
     bind_str(st, 2, to);
-    int rc = tx_write(st);
+    int rc = tx_write_key(st);
     *added = rc == 0 && sqlite3_changes(db->db) > 0;
     return rc;
 }
@@ -1386,9 +1451,9 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
         tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0"
                     " FROM records AS r WHERE r.changed_seq > ?2"
                     " AND (?4 OR r.rtype <> 'duplicate')"
-                    " AND (EXISTS (SELECT 1 FROM scope AS s WHERE s.ben = r.ben AND s.org = ?1)"
-                    " OR EXISTS (SELECT 1 FROM scope_record AS k"
-                    " WHERE k.rtype = r.rtype AND k.rid = r.rid AND k.org = ?1))"
+                    " AND (EXISTS (SELECT 1 FROM ben_scope AS s"
+                    " WHERE s.ben = r.ben_id AND s.org = ?1)"
+                    " OR EXISTS (SELECT 1 FROM rec_scope AS k WHERE k.rec = r.id AND k.org = ?1))"
                     " UNION ALL"
                     " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1 FROM scope_removed AS x"
                     " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
@@ -1500,8 +1565,8 @@ int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_
 {
     sqlite3_stmt *st =
         tx_stmt(db, "INSERT INTO op_siblings(device_id, seq, fidx, " SIBLING_COLUMNS ")"
-                    " SELECT ?1, ?2, ?3, " SIBLING_COLUMNS " FROM siblings"
-                    " WHERE rtype = ?4 AND rid = ?5 AND name = ?6");
+                    " SELECT ?1, ?2, ?3, " SIBLING_COLUMNS " FROM rec_siblings"
+                    " WHERE rec = " REC_ID_4_5 " AND name = ?6");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, device);
@@ -1584,9 +1649,9 @@ int spro_store__quarantine_put(struct spro_db *db, const char *device, uint64_t 
 int spro_store__data_key_get(struct spro_db *db, const char *ben,
                              uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {
-    sqlite3_stmt *st;
     lock(db);
-    int rc = prepare(db, "SELECT wrapped FROM data_keys WHERE ben = ?1", &st, NULL, 0);
+    sqlite3_stmt *st = kept_stmt(db, "SELECT wrapped FROM data_keys WHERE ben = ?1");
+    int rc = st != NULL ? 0 : SPRO_ESTORE;
     if (rc == 0) {
         bind_str(st, 1, ben);
         int src = sqlite3_step(st);
@@ -1598,26 +1663,27 @@ int spro_store__data_key_get(struct spro_db *db, const char *ben,
             rc = SPRO_EINTEGRITY;
         else
             memcpy(wrapped, sqlite3_column_blob(st, 0), SPRO_WRAPPED_KEY_BYTES);
-        sqlite3_finalize(st);
+        tx_done(st);
     }
     unlock(db);
     return rc;
 }
 
+static const char data_key_add_sql[] =
+    "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)";
+
 int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
                               const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES], size_t n)
 {
-    sqlite3_stmt *st;
     lock(db);
     int rc = exec(db->db, "BEGIN IMMEDIATE") == 0 ? 0 : SPRO_ESTORE;
+    sqlite3_stmt *st = rc == 0 ? kept_stmt(db, data_key_add_sql) : NULL;
+    if (rc == 0 && st == NULL)
+        rc = SPRO_ESTORE;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        rc = prepare(db, "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)", &st, NULL,
-                     0);
-        if (rc != 0)
-            break;
         bind_str(st, 1, bens[i]);
         sqlite3_bind_blob(st, 2, wrapped[i], SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
-        rc = step_write(db, st, NULL, 0); /* finalizes st */
+        rc = tx_write(st);
     }
     if (rc == 0)
         rc = exec(db->db, "COMMIT") == 0 ? 0 : SPRO_ESTORE;
@@ -1630,14 +1696,13 @@ int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
 int spro_store__data_key_add(struct spro_db *db, const char *ben,
                              const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {
-    sqlite3_stmt *st;
     lock(db);
-    int rc =
-        prepare(db, "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)", &st, NULL, 0);
+    sqlite3_stmt *st = kept_stmt(db, data_key_add_sql);
+    int rc = st != NULL ? 0 : SPRO_ESTORE;
     if (rc == 0) {
         bind_str(st, 1, ben);
         sqlite3_bind_blob(st, 2, wrapped, SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
-        rc = step_write(db, st, NULL, 0);
+        rc = tx_write(st);
     }
     unlock(db);
     return rc;

@@ -3,7 +3,9 @@
  *
  * A data directory holds:
  *   master.key  32 random bytes, mode 0600: the master key (refused if group
- *               or others can read it);
+ *               or others can read it); or, instead,
+ *   master.salt the Argon2id salt and costs that make the master key from a
+ *               passphrase (text, mode 0600; docs/CRYPTO.md);
  *   data.db     SQLite (WAL): the data, schema version SPRO_DATA_SCHEMA;
  *   keys.db     SQLite (WAL): wrapped keys, apart from the data so that their
  *               backups can have different retentions; holds the server's
@@ -30,7 +32,7 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 6 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 7 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
@@ -53,9 +55,114 @@ SPRO_MUST_CHECK int spro_datadir_init(const char *dir, char *why, size_t whylen)
 SPRO_MUST_CHECK int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why,
                                       size_t whylen);
 
+/* Where the master key of a data directory comes from, besides its own
+ * master.key.  Zero-initialise it and set what applies; the caller owns
+ * every pointer, which must outlive the call it is given to. */
+struct spro_datadir_options {
+    /* The passphrase of a directory with master.salt, from the first of
+     * these that is set: */
+    const char *passphrase; /* passphrase_len bytes (1..SPRO_PASSPHRASE_MAX) */
+    size_t passphrase_len;
+    const char *passphrase_file; /* the first line of this file */
+    int passphrase_fd;           /* the first line read from this descriptor, */
+    int has_passphrase_fd;       /* if this is non-zero */
+    /* spro_datadir_init_ex() with a passphrase: Argon2id costs, 0 for the
+     * defaults (SPRO_PWHASH_OPS_DEFAULT passes, SPRO_PWHASH_MEM_DEFAULT
+     * bytes), within SPRO_PWHASH_{OPS,MEM}_{MIN,MAX}. */
+    uint64_t kdf_ops;
+    uint64_t kdf_mem;
+};
+
+/* Whether o names a passphrase (any of its three sources).  o may be NULL. */
+int spro_datadir_options_have_passphrase(const struct spro_datadir_options *o);
+
+/* Reads a passphrase from the file `file` (if not NULL) or else from the
+ * descriptor fd: its first line, without the line end (LF or CRLF), 1 to
+ * SPRO_PASSPHRASE_MAX bytes.  A regular file that group or others may read
+ * is refused (SPRO_EPERM), like a key file.  On success *out is guarded
+ * memory (free it with spro_secret_free(), which wipes it) holding *len
+ * bytes and a NUL.  Returns 0; SPRO_ECONFIG for an empty or too long
+ * passphrase; SPRO_EPERM; or -errno; `why` names the source. */
+SPRO_MUST_CHECK int spro_passphrase_read(const char *file, int fd, char **out, size_t *len,
+                                         char *why, size_t whylen);
+
+/* spro_datadir_init() with a master key made from o's passphrase, if o
+ * names one: then dir gets master.salt (fresh random salt, o's costs)
+ * instead of master.key.  SPRO_ERANGE for costs out of bounds; otherwise
+ * as spro_datadir_init(). */
+SPRO_MUST_CHECK int spro_datadir_init_ex(const char *dir, const struct spro_datadir_options *o,
+                                         char *why, size_t whylen);
+
+/* spro_datadir_open() with o (may be NULL) giving the passphrase of a
+ * directory with master.salt.  Also fails, changing nothing, with
+ * SPRO_ECONFIG when dir has master.salt and o names no passphrase, or has
+ * master.key and o names one, or has both files; and with SPRO_EINTEGRITY
+ * for a wrong passphrase (the server keys do not open: checked before
+ * either database is opened for writing, so nothing in dir changes; when
+ * another process has keys.db open the check is made after the normal
+ * open, which still writes nothing but SQLite's own bookkeeping).  A
+ * passphrase read from o's file or descriptor is wiped before the call
+ * returns. */
+SPRO_MUST_CHECK int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
+                                         struct spro_datadir **out, char *why, size_t whylen);
+
 /* Closes the databases (checkpointing the WAL) and wipes the keys.
  * Accepts NULL. */
 void spro_datadir_close(struct spro_datadir *dd);
+
+/* ---- Backup, restore and check (sync/backup.c) ---- */
+
+#define SPRO_BACKUP_DATA 1u /* data.db */
+#define SPRO_BACKUP_KEYS 2u /* keys.db */
+
+/* Bytes written by spro_datadir_backup(), per file (0: not backed up). */
+struct spro_backup_result {
+    uint64_t data_bytes;
+    uint64_t keys_bytes;
+};
+
+/* Copies data.db and/or keys.db (`what`: SPRO_BACKUP_DATA |
+ * SPRO_BACKUP_KEYS) of the data directory dir into dest/data.db and
+ * dest/keys.db, each a consistent snapshot made with SQLite's online
+ * backup API in bounded steps, while other processes (spro-server) keep
+ * writing: data.db first, then keys.db, so that every data key a
+ * backed-up field needs is in the keys.db taken after it.  Needs no key:
+ * it copies sealed data, and never copies master.key or master.salt.
+ * dest must not exist (it is made, mode 0700) or be an empty directory.
+ * Each file is written under a temporary name (mode 0600) in rollback-
+ * journal mode (a single self-contained file), fsync'd, renamed, and dest
+ * fsync'd.  Returns 0 and fills *res (may be NULL); SPRO_EEXISTS if dest
+ * is not empty, SPRO_ENOENT if a database is missing in dir, SPRO_ESTORE,
+ * or -errno; on failure nothing is left in dest (and a dest it made is
+ * removed). */
+SPRO_MUST_CHECK int spro_datadir_backup(const char *dir, const char *dest, unsigned what,
+                                        struct spro_backup_result *res, char *why, size_t whylen);
+
+/* Restores a backup: src/data.db and src/keys.db, with the master key file
+ * master_key_file (copied to dir/master.key) or else master_salt_file
+ * (copied to dir/master.salt, the passphrase then from o) into a new data
+ * directory dir (which must not exist or be empty).  Builds it beside dir,
+ * opens it the normal way (migrations, server keys) and renames it into
+ * place only if that succeeded, so dir ends complete or untouched.  The
+ * source is only read.  Returns 0; SPRO_ENOENT if src lacks a database
+ * (named in why); SPRO_EEXISTS if dir is not empty; SPRO_EINTEGRITY if the
+ * server keys do not open under the given master key; SPRO_ECONFIG for no
+ * (or both) master files; or an error of spro_datadir_open_ex(). */
+SPRO_MUST_CHECK int spro_datadir_restore(const char *src, const char *dir,
+                                         const char *master_key_file, const char *master_salt_file,
+                                         const struct spro_datadir_options *o, char *why,
+                                         size_t whylen);
+
+/* Runs every check of a data directory, in order, calling report() once
+ * per check with its name (e.g. "data.db integrity"), 0 or a negative code,
+ * and a one-line detail (what was found, or the first problem).  The
+ * checks: PRAGMA integrity_check and foreign_key_check of each database,
+ * then that the server keys open under the master key (o as for
+ * spro_datadir_open_ex()).  Changes nothing but what opening the
+ * directory does.  Returns the number of checks that failed. */
+int spro_datadir_check(const char *dir, const struct spro_datadir_options *o,
+                       void (*report)(const char *name, int rc, const char *detail, void *arg),
+                       void *arg);
 
 /* The server's Noise static public key (X25519), 32 bytes, owned by dd. */
 const uint8_t *spro_datadir_noise_public(const struct spro_datadir *dd);
@@ -315,6 +422,12 @@ SPRO_MUST_CHECK int spro_sync_push(struct spro_datadir *dd, const struct spro_de
                                    const struct spro_msg_push *push, int64_t now_ms,
                                    int64_t max_drift_ms, struct spro_arena *arena,
                                    struct spro_msg_push_reply *out);
+
+/* Pushes run by this process on dd since it was opened (*pushes), and the
+ * write transactions they took (*commits): pushes that arrive while
+ * another group commits are applied together in the next transaction, one
+ * commit and fsync for all (group commit, docs/SYNC.md). */
+void spro_sync_push_stats(struct spro_datadir *dd, uint64_t *pushes, uint64_t *commits);
 
 /* Bytes of msgpack a pull_reply takes besides its records (envelope keys,
  * the array header, the cursor and more), counted generously. */

@@ -1,9 +1,13 @@
 /* device.c: see device.h. */
 #include "device.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PROTOCOL "Noise_IK_25519_ChaChaPoly_BLAKE2b"
 
@@ -156,60 +160,121 @@ void dv_put_be64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)v;
 }
 
+size_t dv_seal_plain(struct dv_dev *d, const uint8_t *plain, size_t len, const char *ad_method,
+                     const char *ad_path, uint64_t counter, uint8_t *out, size_t cap)
+{
+    uint8_t a[256];
+    size_t alen = dv_ad(a, "spro-sync/1 req", ad_method, ad_path, d->sid, NULL);
+    memcpy(out, d->sid, 16);
+    dv_put_be64(out + 16, counter);
+    if (spro_noise_cipher_encrypt_chunked(d->send, counter, a, alen, plain, len, out + 24,
+                                          cap - 24) != 0)
+        abort();
+    return 24 + spro_noise_chunked_size(len);
+}
+
 /* Seals msg as a frame for (ad_method, ad_path) with the given counter. */
 size_t dv_seal(struct dv_dev *d, const struct spro_msg *msg, const char *ad_method,
                const char *ad_path, uint64_t counter, uint8_t *out, size_t cap)
 {
     struct spro_buf b = {0};
-    uint8_t a[256];
     if (spro_proto_encode(msg, &b) != 0)
         abort();
-    size_t alen = dv_ad(a, "spro-sync/1 req", ad_method, ad_path, d->sid, NULL);
-    memcpy(out, d->sid, 16);
-    dv_put_be64(out + 16, counter);
-    if (spro_noise_cipher_encrypt_with_nonce(d->send, counter, a, alen, b.data, b.len, out + 24,
-                                             cap - 24) != 0)
-        abort();
-    size_t n = 24 + b.len + 16;
+    size_t n = dv_seal_plain(d, b.data, b.len, ad_method, ad_path, counter, out, cap);
     spro_buf_free(&b);
     return n;
+}
+
+int dv_open(struct dv_dev *d, const uint8_t *body, size_t len, const char *method, const char *path,
+            const uint8_t *frame, uint8_t *plain, size_t cap, size_t *plen)
+{
+    uint8_t a[256];
+    if (len < 8)
+        return -1;
+    uint64_t n = 0;
+    for (int i = 0; i < 8; i++)
+        n = n << 8 | body[i];
+    size_t alen = dv_ad(a, "spro-sync/1 res", method, path, d->sid, frame + 16);
+    return spro_noise_cipher_decrypt_chunked(d->recv, n, a, alen, body + 8, len - 8, plain, cap,
+                                             plen) == 0
+               ? 0
+               : -1;
 }
 
 /* Opens a sealed response into *m (pointing into plain).  0 or -1. */
 int dv_unseal(struct dv_dev *d, const struct h_response *r, const char *method, const char *path,
               const uint8_t *frame, uint8_t *plain, struct spro_msg *m)
 {
-    uint8_t a[256];
-    if (r->status != 200 || r->body_len < 8 + 16)
+    size_t len;
+    if (r->status != 200 || r->body_len < 8 ||
+        dv_open(d, r->body, r->body_len, method, path, frame, plain, r->body_len - 8, &len) != 0)
         return -1;
-    uint64_t n = 0;
-    for (int i = 0; i < 8; i++)
-        n = n << 8 | r->body[i];
-    size_t alen = dv_ad(a, "spro-sync/1 res", method, path, d->sid, frame + 16);
-    if (spro_noise_cipher_decrypt_with_nonce(d->recv, n, a, alen, r->body + 8, r->body_len - 8,
-                                             plain, r->body_len - 8) != 0)
-        return -1;
-    return spro_proto_decode(plain, r->body_len - 8 - 16, m) == 0 ? 0 : -1;
+    return spro_proto_decode(plain, len, m) == 0 ? 0 : -1;
 }
 
 int dv_unseal_sync(struct dv_dev *d, const struct h_response *r, const char *method,
                    const char *path, const uint8_t *frame, uint8_t *plain, struct spro_arena *arena,
                    struct spro_msg *m)
 {
-    uint8_t a[256];
-    if (r->status != 200 || r->body_len < 8 + 16)
+    size_t len;
+    if (r->status != 200 || r->body_len < 8 ||
+        dv_open(d, r->body, r->body_len, method, path, frame, plain, r->body_len - 8, &len) != 0)
         return -1;
-    uint64_t n = 0;
-    for (int i = 0; i < 8; i++)
-        n = n << 8 | r->body[i];
-    size_t alen = dv_ad(a, "spro-sync/1 res", method, path, d->sid, frame + 16);
-    if (spro_noise_cipher_decrypt_with_nonce(d->recv, n, a, alen, r->body + 8, r->body_len - 8,
-                                             plain, r->body_len - 8) != 0)
-        return -1;
-    size_t len = r->body_len - 8 - 16;
     if (spro_proto_decode_sync(plain, len, arena, m) == 0)
         return 0;
     return spro_proto_decode(plain, len, m) == 0 ? 0 : -1; /* an error message */
+}
+
+int dv_post_big(int port, const char *path, const void *body, size_t len, uint8_t **out,
+                size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    int fd = h_connect(port, NULL);
+    if (fd < 0)
+        return -1;
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                      "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n\r\n",
+                      path, len);
+    if (h_send(fd, head, (size_t)hn) != 0 || h_send(fd, body, len) != 0) {
+        close(fd);
+        return -1;
+    }
+    /* Everything until the server closes (Connection: close). */
+    size_t cap = 1 << 16, have = 0;
+    char *buf = malloc(cap + 1);
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, 30000);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            break;
+        if (have == cap)
+            buf = realloc(buf, (cap *= 2) + 1);
+        ssize_t n = recv(fd, buf + have, cap - have, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+    }
+    close(fd);
+    buf[have] = '\0';
+    int status = -1;
+    char *end = strstr(buf, "\r\n\r\n");
+    if (end != NULL && sscanf(buf, "HTTP/1.%*d %d", &status) == 1) {
+        size_t hlen = (size_t)(end - buf) + 4;
+        *outlen = have - hlen;
+        *out = malloc(*outlen + 1);
+        memcpy(*out, buf + hlen, *outlen);
+    } else {
+        status = -1;
+    }
+    free(buf);
+    return status;
 }
 
 /* Sends a sealed ping with the next counter; fills *m from the answer. */

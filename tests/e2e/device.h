@@ -63,9 +63,27 @@ size_t dv_ad(uint8_t *out, const char *tag, const char *method, const char *path
 
 void dv_put_be64(uint8_t *p, uint64_t v);
 
+/* Seals len bytes of plaintext as a request body for (ad_method, ad_path)
+ * from the given counter: a chunked message (one counter per 65,519 bytes,
+ * spro_noise_chunks(len) of them).  out holds cap >= 24 +
+ * spro_noise_chunked_size(len) bytes.  Returns the body's length. */
+size_t dv_seal_plain(struct dv_dev *d, const uint8_t *plain, size_t len, const char *ad_method,
+                     const char *ad_path, uint64_t counter, uint8_t *out, size_t cap);
+
 /* Seals msg as a frame for (ad_method, ad_path) with the given counter. */
 size_t dv_seal(struct dv_dev *d, const struct spro_msg *msg, const char *ad_method,
                const char *ad_path, uint64_t counter, uint8_t *out, size_t cap);
+
+/* Opens a sealed response body (len bytes, any number of chunks) to the
+ * request `frame` into plain (cap bytes), its length in *plen.  0 or -1. */
+int dv_open(struct dv_dev *d, const uint8_t *body, size_t len, const char *method, const char *path,
+            const uint8_t *frame, uint8_t *plain, size_t cap, size_t *plen);
+
+/* POSTs an octet-stream body on a new connection and reads an answer of any
+ * size: its body malloc'd into *out (*outlen bytes; the caller frees it).
+ * Returns the HTTP status, or -1. */
+int dv_post_big(int port, const char *path, const void *body, size_t len, uint8_t **out,
+                size_t *outlen);
 
 /* Opens a sealed response into *m (pointing into plain).  0 or -1. */
 int dv_unseal(struct dv_dev *d, const struct h_response *r, const char *method, const char *path,

@@ -464,6 +464,190 @@ static void test_logs_hold_no_secrets(void)
     free(log);
 }
 
+/* ---- chunked messages ------------------------------------------------ */
+
+/* The encoded push of n new beneficiaries, seqs first.. (about 260 bytes
+ * each, so that 1,000 take several chunks). */
+static void big_push(size_t n, uint64_t first, struct spro_buf *out)
+{
+    struct spro_wire_op *ops = calloc(n, sizeof *ops);
+    struct spro_wire_edit *eds = calloc(n, sizeof *eds);
+    char(*ids)[37] = calloc(n, 37);
+    static char value[101];
+    memset(value, 'v', 100);
+    uint64_t hlc = (uint64_t)time(NULL) * 1000 << 16;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = first + i;
+        snprintf(ids[i], 37, "%08x-%04x-4%03x-8%03x-%012llx", (unsigned)(seq * 2654435761u),
+                 (unsigned)(seq & 0xffff), (unsigned)(seq & 0xfff), (unsigned)((seq >> 12) & 0xfff),
+                 (unsigned long long)seq);
+        eds[i].name = (struct spro_bytes){(const uint8_t *)"given_name", 10};
+        eds[i].val.kind = SPRO_VALUE_STR;
+        eds[i].val.s = (struct spro_bytes){(const uint8_t *)value, 100};
+        ops[i] = (struct spro_wire_op){.seq = seq,
+                                       .rtype = {(const uint8_t *)"beneficiary", 11},
+                                       .rid = {(const uint8_t *)ids[i], 36},
+                                       .ben = {(const uint8_t *)ids[i], 36},
+                                       .schema = 1,
+                                       .hlc = hlc + i,
+                                       .set = &eds[i],
+                                       .nset = 1};
+    }
+    struct spro_msg m = {.type = SPRO_MSG_PUSH};
+    m.u.push.ops = ops;
+    m.u.push.nops = n;
+    if (spro_proto_encode(&m, out) != 0)
+        abort();
+    free(ops);
+    free(eds);
+    free(ids);
+}
+
+/* A sealed push of n ops from seq first, under the device's next counters;
+ * *chunks its chunks.  The body is malloc'd. */
+static uint8_t *sealed_push(struct dv_dev *d, size_t n, uint64_t first, size_t *len, size_t *chunks)
+{
+    struct spro_buf pt = {0};
+    big_push(n, first, &pt);
+    size_t cap = 24 + spro_noise_chunked_size(pt.len);
+    uint8_t *body = malloc(cap);
+    *len = dv_seal_plain(d, pt.data, pt.len, "POST", "/v1/sync/push", d->counter, body, cap);
+    *chunks = spro_noise_chunks(pt.len);
+    d->counter += *chunks;
+    spro_buf_free(&pt);
+    return body;
+}
+
+static const char *push_path = "/v1/sync/push";
+
+/* A 1,000-op push (several chunks each way) is applied and answered. */
+static void test_chunked_push_round_trip(void)
+{
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "chunked", NULL), 0);
+    struct dv_dev d;
+    CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
+    size_t len, chunks, alen, plen;
+    uint8_t *body = sealed_push(&d, SPRO_SYNC_MAX_OPS, 1, &len, &chunks), *ans;
+    CHECK(chunks >= 3);
+    CHECK_EQ(dv_post_big(e.srv.port, push_path, body, len, &ans, &alen), 200);
+    uint8_t *plain = malloc(alen);
+    CHECK_EQ(dv_open(&d, ans, alen, "POST", push_path, body, plain, alen, &plen), 0);
+    CHECK(plen > SPRO_NOISE_CHUNK_PLAIN); /* the answer took several chunks too */
+    struct spro_arena a = {malloc(SPRO_PROTO_ARENA_BYTES(plen)), 0, SPRO_PROTO_ARENA_BYTES(plen)};
+    struct spro_msg m;
+    CHECK_EQ(spro_proto_decode_sync(plain, plen, &a, &m), 0);
+    CHECK_EQ(m.type, SPRO_MSG_PUSH_REPLY);
+    CHECK_EQ(m.u.push_reply.nresults, SPRO_SYNC_MAX_OPS);
+    size_t acked = 0;
+    for (size_t i = 0; i < m.u.push_reply.nresults; i++)
+        acked += m.u.push_reply.results[i].status == SPRO_RESULT_ACK;
+    CHECK_EQ(acked, SPRO_SYNC_MAX_OPS);
+    free(a.base);
+    free(plain);
+    free(ans);
+    /* The session goes on, with the counters after the message's. */
+    struct h_response r;
+    uint8_t small[1024];
+    CHECK_EQ(dv_ping(&e, &d, &r, &m, small), 0);
+    CHECK_EQ(m.type, SPRO_MSG_PONG);
+    /* Every counter of the message was spent by it: its last chunk alone,
+     * under its own counter, would be a valid one-chunk message (same AD,
+     * same nonce), and is refused as a replay. */
+    size_t last = 24 + (chunks - 1) * SPRO_NOISE_MAX_MESSAGE;
+    uint8_t *tail = malloc(len - last + 24);
+    memcpy(tail, body, 16);
+    dv_put_be64(tail + 16, d.counter - 2); /* counters: push c..c+k-1, then the ping */
+    memcpy(tail + 24, body + last, len - last);
+    CHECK_EQ(h_request(e.srv.port, "POST", push_path, "application/octet-stream", tail,
+                       len - last + 24, &r),
+             0);
+    free(tail);
+    CHECK_EQ(r.status, 401);
+    CHECK_STR(h_error_code(&r), "decrypt_failed");
+    free(body);
+    dv_dev_end_session(&d);
+    CHECK_EQ(dv_env_stop(&e), 0);
+}
+
+/* Each case: a fresh session, one bad chunked push, the expected answer,
+ * then a ping to see whether the session survived. */
+static void test_bad_chunked_messages(void)
+{
+    static const struct {
+        const char *name;
+        int status;
+        const char *code;
+        bool session_survives;
+    } cases[] = {
+        {"replayed", 401, "decrypt_failed", false},
+        {"last chunk dropped", 401, "decrypt_failed", false},
+        {"chunks swapped", 401, "decrypt_failed", false},
+        {"chunk flipped", 401, "decrypt_failed", false},
+        {"non-final chunk too short", 400, "bad_frame", true},
+        {"4 MiB + 1 of plaintext", 400, "bad_frame", true},
+        {"counters past 2^64-2", 400, "bad_frame", true},
+    };
+    struct dv_env e;
+    CHECK_EQ(dv_env_start(&e, "badchunks", NULL), 0);
+    struct dv_dev d;
+    CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
+    uint64_t seq = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct h_response *r = malloc(sizeof *r);
+        if (i > 0)
+            CHECK_EQ(dv_handshake(&e, &d, NULL, r), 0);
+        size_t len, chunks;
+        uint8_t *body = sealed_push(&d, SPRO_SYNC_MAX_OPS, seq, &len, &chunks);
+        seq += SPRO_SYNC_MAX_OPS;
+        CHECK(chunks >= 3);
+        const size_t C = SPRO_NOISE_MAX_MESSAGE;
+        if (i == 0) { /* accepted once, then sent again */
+            uint8_t *ans;
+            size_t alen;
+            CHECK_EQ(dv_post_big(e.srv.port, push_path, body, len, &ans, &alen), 200);
+            free(ans);
+        } else if (i == 1) {
+            len = 24 + (chunks - 1) * C;
+        } else if (i == 2) {
+            uint8_t *tmp = malloc(C);
+            memcpy(tmp, body + 24, C);
+            memmove(body + 24, body + 24 + C, C);
+            memcpy(body + 24 + C, tmp, C);
+            free(tmp);
+        } else if (i == 3) {
+            body[24 + C + 100] ^= 1;
+        } else if (i == 4) { /* chunk 0 shortened: the last one is then under a tag */
+            size_t last = len - 24 - (chunks - 1) * C, cut = last - 8;
+            memmove(body + 24 + 1000, body + 24 + 1000 + cut, len - 24 - 1000 - cut);
+            len -= cut;
+        } else if (i == 5) {
+            size_t big = 24 + spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN + 1);
+            CHECK(big > 24 + spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN));
+            body = realloc(body, big);
+            memset(body + len, 0x5a, big - len);
+            len = big;
+        } else {
+            dv_put_be64(body + 16, UINT64_MAX - 2); /* 3 or more chunks from there */
+        }
+        if (h_request(e.srv.port, "POST", push_path, "application/octet-stream", body, len, r) != 0)
+            CHECK__FAIL("%s: no answer", cases[i].name);
+        if (r->status != cases[i].status || strcmp(h_error_code(r), cases[i].code) != 0)
+            CHECK__FAIL("%s: got %d %s", cases[i].name, r->status, h_error_code(r));
+        struct spro_msg m;
+        uint8_t plain[1024];
+        int after = dv_ping(&e, &d, r, &m, plain);
+        if ((after == 0) != cases[i].session_survives)
+            CHECK__FAIL("%s: session %s", cases[i].name, after == 0 ? "survived" : "was ended");
+        if (!cases[i].session_survives && strcmp(h_error_code(r), "session_invalid") != 0)
+            CHECK__FAIL("%s: after it, %s", cases[i].name, h_error_code(r));
+        free(body);
+        free(r);
+    }
+    dv_dev_end_session(&d);
+    CHECK_EQ(dv_env_stop(&e), 0);
+}
+
 static const struct check_test tests[] = {
     {"server_key", test_server_key},
     {"enrol_then_ping", test_enrol_then_ping},
@@ -479,6 +663,8 @@ static const struct check_test tests[] = {
     {"bad_handshake_sizes", test_bad_handshake_sizes},
     {"expired_session", test_expired_session},
     {"logs_hold_no_secrets", test_logs_hold_no_secrets},
+    {"chunked_push_round_trip", test_chunked_push_round_trip},
+    {"bad_chunked_messages", test_bad_chunked_messages},
 };
 
 int main(int argc, char **argv)

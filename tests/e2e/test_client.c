@@ -1137,6 +1137,74 @@ static void test_sync_resumes_after_cuts(void)
     h_server_stop(&t.e.s, 5000);
 }
 
+/* Fills argv[0..10) with "FIELD:=" and 4,000 bytes of `tag` made unique
+ * by i, for ten string fields of a beneficiary (buf: 10 x 4,100 bytes). */
+#define LONG_FIELDS 10
+static void long_fields(char (*buf)[4100], const char **argv, char tag, int i)
+{
+    static const char *const names[LONG_FIELDS] = {
+        "family_name", "given_name",  "phone",         "email",       "address",
+        "guardian",    "home_region", "qualification", "last_school", "situation"};
+    for (int f = 0; f < LONG_FIELDS; f++) {
+        int n = snprintf(buf[f], 4100, "%s:=%c%04d-", names[f], tag, i);
+        memset(buf[f] + n, tag, 4000 - 6);
+        buf[f][n + 4000 - 6] = '\0';
+        argv[f] = buf[f];
+    }
+}
+
+/* A push whose answer would exceed a sealed message (4 MiB): five devices
+ * of one organisation edit ten 4 KB fields of the same 25 records offline;
+ * the last to sync sends 25 ops in one push (about 1 MB) whose conflict
+ * answer lists five siblings of every field, about 5 MB.  The server
+ * answers too_long (the ops are applied, their answers kept); spro-client
+ * sends the same ops again in halves and gets every answer: nothing is
+ * lost, nothing stays in the outbox. */
+static void test_sync_answer_too_long_is_halved(void)
+{
+    enum { N = 25, DEVICES = 5 };
+    struct trio t;
+    CHECK(trio_start(&t, "halved"));
+    static char ids[N][64], buf[LONG_FIELDS][4100], more[3][600];
+    char out[8192];
+    const char *homes[DEVICES] = {t.a, more[0], more[1], more[2], t.b};
+    for (int d = 0; d < 3; d++) {
+        char user[8], name[32];
+        snprintf(user, sizeof user, "u%d", 4 + d);
+        snprintf(name, sizeof name, "halved-%d", d);
+        CHECK_EQ(ADMIN(out, "--data", t.e.data, "user", "add", user, "--org", "o1"), 0);
+        CHECK(enroll_user(&t.e, user, name, more[d], sizeof more[d]));
+    }
+    const char *args[32];
+    for (int i = 0; i < N; i++) {
+        long_fields(buf, args + 5, 'a', i);
+        args[0] = h_client_bin, args[1] = "--home", args[2] = t.a, args[3] = "new";
+        args[4] = "beneficiary", args[5 + LONG_FIELDS] = NULL;
+        CHECK_EQ(h_run(args, out, sizeof out), 0);
+        CHECK(line_value(out, "id: ", ids[i], sizeof ids[i]));
+    }
+    for (int d = 0; d < DEVICES; d++)
+        CHECK(sync_ok(homes[d], out, sizeof out));
+    /* Every device edits every field of every record offline. */
+    for (int d = 0; d < DEVICES; d++)
+        for (int i = 0; i < N; i++) {
+            long_fields(buf, args + 5, (char)('p' + d), i);
+            args[0] = h_client_bin, args[1] = "--home", args[2] = homes[d], args[3] = "edit";
+            args[4] = ids[i], args[5 + LONG_FIELDS] = NULL;
+            CHECK_EQ(h_run(args, out, sizeof out), 0);
+        }
+    for (int d = 0; d < DEVICES - 1; d++)
+        CHECK(sync_ok(homes[d], out, sizeof out));
+    CHECK(sync_ok(t.b, out, sizeof out));
+    CHECK(strstr(out, "the answer to 25 ops is too long; sending 12 at a time") != NULL);
+    CHECK(strstr(out, "pushed: 0 acked, 25 conflicts, 0 rejected\n") != NULL);
+    CHECK(sync_ok(t.b, out, sizeof out)); /* the outbox is empty */
+    CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 0 rejected\n") != NULL);
+    CHECK_EQ(CLIENT(out, "--home", t.b, "show", ids[N - 1]), 0);
+    CHECK(strstr(out, "(conflict: 5 values)") != NULL);
+    h_server_stop(&t.e.s, 5000);
+}
+
 static const struct check_test tests[] = {
     {"enroll_then_ping", test_enroll_then_ping},
     {"enroll_from_stdin", test_enroll_from_stdin},
@@ -1158,6 +1226,7 @@ static const struct check_test tests[] = {
     {"sync_referral_refused", test_sync_referral_refused},
     {"sync_duplicates_and_merge", test_sync_duplicates_and_merge},
     {"sync_resumes_after_cuts", test_sync_resumes_after_cuts},
+    {"sync_answer_too_long_is_halved", test_sync_answer_too_long_is_halved},
 };
 
 int main(int argc, char **argv)

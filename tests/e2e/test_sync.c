@@ -478,6 +478,15 @@ static void test_quarantine_visible_to_admin(void)
     const char *argt[] = {h_admin_bin, "--data", dir, "quarantine", "list", NULL};
     CHECK_EQ(h_run(argt, out, sizeof out), 0);
     CHECK(strstr(out, "bad_value") != NULL);
+    /* One push, run alone: one transaction. */
+    r = malloc(sizeof *r);
+    CHECK_EQ(h_request(e.srv.port, "GET", "/metrics", NULL, NULL, 0, r), 0);
+    r->body[r->body_len < sizeof r->body ? r->body_len : sizeof r->body - 1] = '\0';
+    bool one_push = strstr((const char *)r->body, "\nspro_sync_pushes_total 1\n") != NULL;
+    bool one_commit = strstr((const char *)r->body, "\nspro_sync_push_commits_total 1\n") != NULL;
+    free(r);
+    CHECK(one_push);
+    CHECK(one_commit);
     dv_dev_end_session(&d);
     CHECK_EQ(dv_env_stop(&e), 0);
 }

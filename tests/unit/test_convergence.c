@@ -886,7 +886,7 @@ static void push_once(struct sim *S, size_t d, bool faults, bool lose, bool *emp
     *empty = false;
     spro_local_batch_free(S->batch);
     S->batch = NULL;
-    int rc = spro_local_push_next(D->l, &S->batch, why, sizeof why);
+    int rc = spro_local_push_next(D->l, SPRO_SYNC_MAX_OPS, &S->batch, why, sizeof why);
     if (rc != 0)
         CHECK__FAIL("device %zu: the next push: %s", d, why);
     struct spro_local_batch *b = S->batch;

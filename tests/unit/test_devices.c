@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -546,6 +547,56 @@ static void test_schema_2(void)
     spro_store__close(db);
 }
 
+/* A master key from a passphrase: the Argon2id wrapper (pinned output,
+ * bounds) and a data directory with master.salt (right, wrong and missing
+ * passphrase). */
+static void test_passphrase_master_key(void)
+{
+    static const char pass[] = "correct horse battery staple";
+    uint8_t salt[SPRO_PWHASH_SALT_BYTES], key[SPRO_KEY_BYTES], again[SPRO_KEY_BYTES];
+    for (size_t i = 0; i < sizeof salt; i++)
+        salt[i] = (uint8_t)i;
+    /* Computed with libsodium 1.0.18, crypto_pwhash(32, pass, salt, 1,
+     * 8192, ALG_ARGON2ID13): pins the algorithm and the argument order. */
+    static const uint8_t want[SPRO_KEY_BYTES] = {0xd1, 0x7e, 0xa6, 0x34, 0x1c, 0xa9, 0x3d, 0xa6,
+                                                 0x07, 0x9e, 0xa2, 0xf6, 0x4d, 0xc4, 0xaa, 0x31,
+                                                 0xdd, 0x1a, 0xaf, 0x9c, 0xaa, 0x67, 0xfb, 0x42,
+                                                 0xac, 0x4a, 0xfd, 0x07, 0x14, 0x70, 0x6f, 0x26};
+    CHECK_EQ(spro_crypto_pwhash(key, pass, strlen(pass), salt, 1, 8192), 0);
+    CHECK_BYTES(key, sizeof key, want, sizeof want);
+    salt[0] ^= 1;
+    CHECK_EQ(spro_crypto_pwhash(again, pass, strlen(pass), salt, 1, 8192), 0);
+    CHECK(memcmp(key, again, sizeof key) != 0);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, 0, salt, 1, 8192), SPRO_ERANGE);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, SPRO_PASSPHRASE_MAX + 1, salt, 1, 8192), SPRO_ERANGE);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, strlen(pass), salt, 0, 8192), SPRO_ERANGE);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, strlen(pass), salt, SPRO_PWHASH_OPS_MAX + 1, 8192),
+             SPRO_ERANGE);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, strlen(pass), salt, 1, 4096), SPRO_ERANGE);
+    CHECK_EQ(spro_crypto_pwhash(key, pass, strlen(pass), salt, 1, SPRO_PWHASH_MEM_MAX + 1),
+             SPRO_ERANGE);
+
+    char sdir[320], why[512];
+    snprintf(sdir, sizeof sdir, "%s/salted", tmp);
+    struct spro_datadir_options o = {
+        .passphrase = pass, .passphrase_len = strlen(pass), .kdf_ops = 1, .kdf_mem = 8192};
+    CHECK_EQ(spro_datadir_init_ex(sdir, &o, why, sizeof why), 0);
+    struct spro_datadir *sd;
+    CHECK_EQ(spro_datadir_open(sdir, &sd, why, sizeof why), SPRO_ECONFIG);
+    CHECK(strstr(why, "--passphrase-file FILE or --passphrase-fd N") != NULL);
+    struct spro_datadir_options wrong = {.passphrase = "correct horse", .passphrase_len = 13};
+    CHECK_EQ(spro_datadir_open_ex(sdir, &wrong, &sd, why, sizeof why), SPRO_EINTEGRITY);
+    CHECK(strstr(why, "wrong passphrase") != NULL);
+    CHECK_EQ(spro_datadir_open_ex(sdir, &o, &sd, why, sizeof why), 0);
+    spro_datadir_close(sd);
+    /* Costs out of bounds: refused before anything is made. */
+    char bad[320];
+    snprintf(bad, sizeof bad, "%s/salted-bad", tmp);
+    o.kdf_ops = SPRO_PWHASH_OPS_MAX + 1;
+    CHECK_EQ(spro_datadir_init_ex(bad, &o, why, sizeof why), SPRO_ERANGE);
+    CHECK(access(bad, F_OK) != 0);
+}
+
 static const struct check_test tests[] = {
     {"org_add", test_org_add},
     {"user_add", test_user_add},
@@ -560,6 +611,7 @@ static const struct check_test tests[] = {
     {"list_order", test_list_order},
     {"secret_never_stored", test_secret_never_stored},
     {"schema_2", test_schema_2},
+    {"passphrase_master_key", test_passphrase_master_key},
 };
 
 int main(int argc, char **argv)

@@ -20,10 +20,12 @@
  * moved, later ops naming it re-pointed to the one kept).
  */
 #include "check.h"
+#include "sync/group.h"
 #include "sync/store.h"
 #include "sync/sync.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -379,9 +381,9 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 6);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 7);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
-    CHECK_EQ(spro_datadir_schema(dd), 6);
+    CHECK_EQ(spro_datadir_schema(dd), 7);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
                        " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine',"
@@ -1179,6 +1181,65 @@ static void test_concurrent_pushes(void)
         2 * OPS);
 }
 
+/* Two pushes forced into one group (the group is held busy until both
+ * are queued): one fails inside the transaction (its arena holds its
+ * answers but not its fields), the other is applied and acknowledged all
+ * the same, and the failed one leaves nothing behind. */
+static void test_group_push_failure_isolated(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Grouped"));
+    struct pusher w[2] = {{.dev = &dev_a}, {.dev = &dev_b}};
+    const char *rid[2];
+    for (int t = 0; t < 2; t++) {
+        struct spro_wire_op *op =
+            op_new(next_seq(w[t].dev), "interaction", rid[t] = uuid(), ben, tick());
+        op_set(op, "kind", vstr("visit"), NULL, 0);
+        w[t].push = (struct spro_msg_push){op, 1};
+    }
+    w[0].arena = new_arena(ARENA_CAP);
+    w[1].arena = new_arena(sizeof(struct spro_wire_result) + 64); /* answers, not fields */
+    struct spro_group *g = spro_datadir__push_group(dd);
+    pthread_mutex_lock(&g->mu);
+    g->busy = 1; /* as if a batch ran: both pushes queue */
+    pthread_mutex_unlock(&g->mu);
+    uint64_t pushes0, commits0, pushes1, commits1;
+    spro_sync_push_stats(dd, &pushes0, &commits0);
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        CHECK_EQ(pthread_create(&th[t], NULL, pusher_run, &w[t]), 0);
+    for (size_t queued = 0; queued < 2;) {
+        sched_yield();
+        pthread_mutex_lock(&g->mu);
+        queued = 0;
+        for (struct spro_group_item *i = g->head; i != NULL; i = i->next)
+            queued++;
+        pthread_mutex_unlock(&g->mu);
+    }
+    pthread_mutex_lock(&g->mu);
+    g->busy = 0;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    for (int t = 0; t < 2; t++)
+        CHECK_EQ(pthread_join(th[t], NULL), 0);
+    spro_sync_push_stats(dd, &pushes1, &commits1);
+    CHECK_EQ(pushes1 - pushes0, 2);
+    CHECK_EQ(commits1 - commits0, 1); /* one group */
+    CHECK_EQ(w[0].rc, 0);
+    CHECK_EQ(w[0].reply.nresults, 1);
+    CHECK_EQ(w[0].reply.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(w[1].rc, SPRO_ENOMEM);
+    CHECK_EQ(w[1].reply.nresults, 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM records WHERE rid = ?1", rid[0]), 1);
+    CHECK_EQ(query_int("SELECT count(*) FROM records WHERE rid = ?1", rid[1]), 0);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
+             (unsigned long long)w[1].push.ops[0].seq);
+    CHECK_EQ(query_int(sql, dev_b.id), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
+             (unsigned long long)w[0].push.ops[0].seq);
+    CHECK_EQ(query_int(sql, dev_a.id), 1);
+}
+
 /* ---- Referrals and transfers ---- */
 
 /* d's cursor once it pulled everything there is (several answers if need
@@ -1948,6 +2009,7 @@ static const struct check_test tests[] = {
     {"pull_max_bytes", test_pull_max_bytes},
     {"push_arena_too_small", test_push_arena_too_small},
     {"concurrent_pushes", test_concurrent_pushes},
+    {"group_push_failure_isolated", test_group_push_failure_isolated},
     {"referral_proposed_then_accepted", test_referral_proposed_then_accepted},
     {"transfer_removes_from_sender", test_transfer_removes_from_sender},
     {"transfer_back_and_paging", test_transfer_back_and_paging},

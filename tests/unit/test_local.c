@@ -329,16 +329,6 @@ static void test_write_refusals(void)
     struct spro_local_set dup[2] = {{"a", num(1)}, {"a", num(2)}};
     CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, dup, 2, NULL), SPRO_ERANGE);
 
-    /* An op that would not fit in one push: refused whole. */
-    static char big[SPRO_SYNC_MAX_VALUE + 1];
-    memset(big, 'x', SPRO_SYNC_MAX_VALUE);
-    struct spro_local_set many[16];
-    char names[16][8];
-    for (int i = 0; i < 16; i++) {
-        snprintf(names[i], sizeof names[i], "f%d", i);
-        many[i] = (struct spro_local_set){names[i], str(big)};
-    }
-    CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, many, 16, NULL), SPRO_ETOOLONG);
     /* A string above the value limit. */
     static char huge[SPRO_SYNC_MAX_VALUE + 2];
     memset(huge, 'y', SPRO_SYNC_MAX_VALUE + 1);
@@ -390,7 +380,7 @@ static void test_base_of_edits(void)
     CHECK_EQ(edit(l, "beneficiary", BEN2, BEN2, true, &s3, 1, NULL), 0);
 
     struct spro_local_batch *b;
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     CHECK(b != NULL);
     const struct spro_msg_push *p = &spro_local_batch_msg(b)->u.push;
     CHECK_EQ(p->nops, 3);
@@ -560,7 +550,7 @@ static void test_push_results(void)
     CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, &age, 1, &s4), 0);
 
     struct spro_local_batch *b;
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     CHECK(b != NULL);
     CHECK_EQ(spro_local_batch_msg(b)->u.push.nops, 4);
     /* ack s1, conflict s2 (the server kept 0602 beside it), reject s3,
@@ -614,13 +604,13 @@ static void test_push_results(void)
     spro_local_record_free(r);
 
     /* The unanswered op comes first in the next push; then nothing. */
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     CHECK(b != NULL);
     CHECK_EQ(spro_local_batch_msg(b)->u.push.nops, 1);
     CHECK_EQ(spro_local_batch_msg(b)->u.push.ops[0].seq, s4);
     /* An answer lost on the way: the same ops are sent again. */
     spro_local_batch_free(b);
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     CHECK_EQ(spro_local_batch_msg(b)->u.push.ops[0].seq, s4);
     struct spro_wire_result ack = {.seq = s4, .status = SPRO_RESULT_ACK, .ver = {503, B(DEV)}};
     reply = (struct spro_msg_push_reply){&ack, 1};
@@ -634,7 +624,7 @@ static void test_push_results(void)
     CHECK_EQ(rows(d, "SELECT count(*) FROM pending"), 1);
     CHECK_EQ(spro_local_push_done(l, b, &reply, NOW, &st, NULL, NULL, why, sizeof why), 0);
     spro_local_batch_free(b);
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     CHECK(b == NULL);
     CHECK_EQ(rows(d, "SELECT count(*) FROM pending"), 0);
     /* The device's clock has seen the server's versions. */
@@ -642,85 +632,75 @@ static void test_push_results(void)
     spro_local_close(l);
 }
 
+/* Takes the next push of at most max_ops ops and acknowledges all of it;
+ * *next is the seq expected first, advanced; *len receives the push's
+ * encoded length.  Returns the number of ops (0 when the outbox is empty),
+ * or -1 on a failure. */
+static long ack_next(struct spro_local *l, size_t max_ops, uint64_t *next, size_t *len)
+{
+    char why[512];
+    struct spro_local_batch *b;
+    if (spro_local_push_next(l, max_ops, &b, why, sizeof why) != 0)
+        return -1;
+    if (b == NULL)
+        return 0;
+    const struct spro_msg *m = spro_local_batch_msg(b);
+    size_t n = m->u.push.nops;
+    struct spro_buf enc = {0};
+    int bad = spro_proto_encode(m, &enc) != 0 || n != spro_local_batch_size(b);
+    *len = enc.len;
+    spro_buf_free(&enc);
+    struct spro_wire_result *res = calloc(n, sizeof *res);
+    for (size_t i = 0; i < n; i++) {
+        bad |= m->u.push.ops[i].seq != (*next)++;
+        res[i] = (struct spro_wire_result){
+            .seq = m->u.push.ops[i].seq, .status = SPRO_RESULT_ACK, .ver = {*next << 4, B(DEV)}};
+    }
+    struct spro_msg_push_reply reply = {res, n};
+    struct spro_local_push_stats st = {0};
+    bad |= spro_local_push_done(l, b, &reply, NOW, &st, NULL, NULL, why, sizeof why) != 0 ||
+           st.acked != n;
+    free(res);
+    spro_local_batch_free(b);
+    return bad ? -1 : (long)n;
+}
+
 static void test_push_batches(void)
 {
     const char *dir = fresh_dir("batches");
-    char d[128], why[512];
+    char d[128];
     snprintf(d, sizeof d, "%s", dir);
     struct spro_local *l = open_as(d, DEV);
     CHECK(l != NULL);
     struct spro_local_set s = {"n", num(0)};
     CHECK_EQ(edit(l, "beneficiary", BEN1, BEN1, true, &s, 1, NULL), 0);
-    for (int i = 1; i < 600; i++) {
+    for (int i = 1; i < 1200; i++) {
         s.val.i = i;
         CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, &s, 1, NULL), 0);
     }
-    /* Small ops (about 200 bytes: 500 never fit in 60,000 bytes): pushes
-     * filled to within one op of the limit, in seq order. */
+    /* Small ops (about 200 bytes): pushes bounded by the count asked (as
+     * after a too_long answer), else by SPRO_SYNC_MAX_OPS, in seq order. */
     uint64_t next = 1;
-    size_t sizes[4] = {0}, round;
-    for (round = 0; next <= 600 && round < 4; round++) {
-        struct spro_local_batch *b;
-        CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
-        CHECK(b != NULL);
-        const struct spro_msg *m = spro_local_batch_msg(b);
-        sizes[round] = m->u.push.nops;
-        struct spro_buf enc = {0};
-        CHECK_EQ(spro_proto_encode(m, &enc), 0);
-        CHECK(enc.len <= SPRO_LOCAL_PUSH_MAX);
-        if (next + m->u.push.nops <= 600)
-            CHECK(enc.len > SPRO_LOCAL_PUSH_MAX - 2 * enc.len / m->u.push.nops);
-        spro_buf_free(&enc);
-        struct spro_wire_result *res = calloc(m->u.push.nops, sizeof *res);
-        for (size_t i = 0; i < m->u.push.nops; i++) {
-            CHECK_EQ(m->u.push.ops[i].seq, next++);
-            res[i] = (struct spro_wire_result){
-                .seq = m->u.push.ops[i].seq, .status = SPRO_RESULT_ACK, .ver = {1000 + i, B(DEV)}};
-        }
-        struct spro_msg_push_reply reply = {res, m->u.push.nops};
-        struct spro_local_push_stats st = {0};
-        CHECK_EQ(spro_local_push_done(l, b, &reply, NOW, &st, NULL, NULL, why, sizeof why), 0);
-        CHECK_EQ(st.acked, m->u.push.nops);
-        free(res);
-        spro_local_batch_free(b);
-    }
-    CHECK(round >= 2 && round <= 3);
-    CHECK_EQ(sizes[0] + sizes[1] + sizes[2], 600);
-    CHECK(sizes[0] > 250 && sizes[0] <= SPRO_SYNC_MAX_OPS);
+    size_t len;
+    CHECK_EQ(ack_next(l, 7, &next, &len), 7);
+    CHECK_EQ(ack_next(l, 1, &next, &len), 1);
+    CHECK_EQ(ack_next(l, SPRO_SYNC_MAX_OPS + 5, &next, &len), SPRO_SYNC_MAX_OPS);
+    CHECK(len <= SPRO_LOCAL_PUSH_MAX);
+    CHECK_EQ(ack_next(l, SPRO_SYNC_MAX_OPS, &next, &len), 1200 - 8 - SPRO_SYNC_MAX_OPS);
+    CHECK_EQ(ack_next(l, SPRO_SYNC_MAX_OPS, &next, &len), 0);
 
-    /* Large ops: as many as fit in 60,000 bytes encoded. */
+    /* Large ops: as many as fit in SPRO_LOCAL_PUSH_MAX bytes encoded. */
     static char big[3001];
     memset(big, 'z', 3000);
     struct spro_local_set bs = {"note", str(big)};
-    for (int i = 0; i < 40; i++)
+    enum { LARGE = SPRO_LOCAL_PUSH_MAX / 3000 + 20 };
+    for (int i = 0; i < LARGE; i++)
         CHECK_EQ(edit(l, "beneficiary", BEN1, NULL, false, &bs, 1, NULL), 0);
-    size_t total = 0;
-    while (total < 40) {
-        struct spro_local_batch *b;
-        CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
-        CHECK(b != NULL);
-        const struct spro_msg *m = spro_local_batch_msg(b);
-        struct spro_buf enc = {0};
-        CHECK_EQ(spro_proto_encode(m, &enc), 0);
-        CHECK(enc.len <= SPRO_LOCAL_PUSH_MAX);
-        CHECK(m->u.push.nops < 40);
-        if (total + m->u.push.nops < 40) /* not the last: full */
-            CHECK(m->u.push.nops > 10 && enc.len > SPRO_LOCAL_PUSH_MAX - 3200);
-        spro_buf_free(&enc);
-        struct spro_wire_result *res = calloc(m->u.push.nops, sizeof *res);
-        for (size_t i = 0; i < m->u.push.nops; i++) {
-            CHECK_EQ(m->u.push.ops[i].seq, next++);
-            res[i] = (struct spro_wire_result){
-                .seq = m->u.push.ops[i].seq, .status = SPRO_RESULT_ACK, .ver = {5000 + i, B(DEV)}};
-        }
-        struct spro_msg_push_reply reply = {res, m->u.push.nops};
-        struct spro_local_push_stats st = {0};
-        CHECK_EQ(spro_local_push_done(l, b, &reply, NOW, &st, NULL, NULL, why, sizeof why), 0);
-        total += m->u.push.nops;
-        free(res);
-        spro_local_batch_free(b);
-    }
-    CHECK_EQ(total, 40);
+    long n1 = ack_next(l, SPRO_SYNC_MAX_OPS, &next, &len);
+    CHECK(n1 > 10 && n1 < LARGE);
+    CHECK(len <= SPRO_LOCAL_PUSH_MAX && len > SPRO_LOCAL_PUSH_MAX - 3200); /* full */
+    CHECK_EQ(ack_next(l, SPRO_SYNC_MAX_OPS, &next, &len), LARGE - n1);
+    CHECK_EQ(ack_next(l, SPRO_SYNC_MAX_OPS, &next, &len), 0);
     spro_local_close(l);
 }
 
@@ -903,7 +883,7 @@ static void test_sealed_at_rest(void)
     struct spro_local_set s3 = {"phone", str(SENTINEL "-waiting")};
     CHECK_EQ(edit(l, "beneficiary", BEN2, BEN2, true, &s3, 1, NULL), 0);
     struct spro_local_batch *b;
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), 0);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), 0);
     struct spro_wire_sibling cs[2] = {
         {str(SENTINEL "-other"), {20, B(DEV_C)}, B("u9")},
         {str(SENTINEL "-edit"), {30, B(DEV)}, B(USER)},
@@ -951,7 +931,7 @@ static void test_sealed_at_rest(void)
     close(fd);
     CHECK((l = open_as(d, DEV)) != NULL);
     CHECK_EQ(spro_local_get(l, "beneficiary", BEN1, &r, why, sizeof why), SPRO_EINTEGRITY);
-    CHECK_EQ(spro_local_push_next(l, &b, why, sizeof why), SPRO_EINTEGRITY);
+    CHECK_EQ(spro_local_push_next(l, SPRO_SYNC_MAX_OPS, &b, why, sizeof why), SPRO_EINTEGRITY);
     spro_local_close(l);
 }
 

@@ -661,6 +661,223 @@ static void test_explicit_nonce(void)
     free_pair(&p);
 }
 
+/* Seals "m" under nonce n with i_send into ct (17 bytes). */
+static void seal_one(struct pair *p, uint64_t n, uint8_t ct[17])
+{
+    if (spro_noise_cipher_encrypt_with_nonce(p->i_send, n, NULL, 0, (const uint8_t *)"m", 1, ct,
+                                             17) != 0)
+        abort();
+}
+
+/* Reserving nonces (checked and recorded like decryptions) and decrypting
+ * them detached, as the server does for chunked messages on a worker. */
+static void test_reserve_and_detached(void)
+{
+    struct pair p;
+    uint8_t key[SPRO_NOISE_KEY_BYTES], ct[8][17], pt[8];
+
+    /* Reserved, then decrypted detached: works for every reserved nonce. */
+    CHECK_EQ(make_pair(&p), 0);
+    for (uint64_t i = 0; i < 3; i++)
+        seal_one(&p, 5 + i, ct[i]);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 5, 3, key), 0);
+    for (uint64_t i = 0; i < 3; i++) {
+        CHECK_EQ(spro_noise_decrypt_detached(key, 5 + i, NULL, 0, ct[i], 17, pt, sizeof pt), 0);
+        CHECK_EQ(pt[0], 'm');
+    }
+    /* The wrong nonce, a flipped byte, a short or long buffer fail, and
+     * wipe the output. */
+    memset(pt, 0x77, sizeof pt);
+    CHECK_EQ(spro_noise_decrypt_detached(key, 6, NULL, 0, ct[0], 17, pt, sizeof pt),
+             SPRO_EINTEGRITY);
+    CHECK(all_zero(pt, sizeof pt));
+    ct[0][2] ^= 1;
+    CHECK_EQ(spro_noise_decrypt_detached(key, 5, NULL, 0, ct[0], 17, pt, sizeof pt),
+             SPRO_EINTEGRITY);
+    ct[0][2] ^= 1;
+    CHECK_EQ(spro_noise_decrypt_detached(key, 5, NULL, 0, ct[0], 15, pt, sizeof pt),
+             SPRO_ETRUNCATED);
+    CHECK_EQ(spro_noise_decrypt_detached(key, 5, NULL, 0, ct[0], 17, pt, 0), SPRO_ETOOLONG);
+    CHECK_EQ(spro_noise_decrypt_detached(key, UINT64_MAX, NULL, 0, ct[0], 17, pt, sizeof pt),
+             SPRO_EINTEGRITY);
+    /* The cipher recorded them: they are replays now, one by one or as a
+     * range overlapping them, and a replay poisons. */
+    uint8_t key2[SPRO_NOISE_KEY_BYTES];
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 6, NULL, 0, ct[1], 17, pt, sizeof pt),
+             SPRO_EINTEGRITY);
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    for (uint64_t i = 0; i < 4; i++)
+        seal_one(&p, 5 + i, ct[i]);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 5, 2, key), 0);
+    memset(key2, 0x55, sizeof key2);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 6, 2, key2), SPRO_EINTEGRITY);
+    CHECK(all_zero(key2, sizeof key2));
+    /* ... poisoned: nothing reserves or decrypts any more, not even 7. */
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 7, 1, key2), SPRO_EINTEGRITY);
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 7, NULL, 0, ct[2], 17, pt, sizeof pt),
+             SPRO_EINTEGRITY);
+    free_pair(&p);
+
+    /* A range whose first nonce is fresh but a later one is not is refused
+     * as a whole: 10..12, then 9..11. */
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 10, 3, key), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 9, 3, key), SPRO_EINTEGRITY);
+    free_pair(&p);
+
+    /* Window edges.  After 100 is accepted, 37 (63 below) is still in the
+     * window, 36 is not; a range may reach back into the window and past
+     * the highest nonce at once, in increasing order. */
+    CHECK_EQ(make_pair(&p), 0);
+    seal_one(&p, 100, ct[0]);
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 100, NULL, 0, ct[0], 17, pt, sizeof pt),
+             0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 37, 1, key), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 98, 5, key), SPRO_EINTEGRITY); /* 100 again */
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    seal_one(&p, 100, ct[0]);
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 100, NULL, 0, ct[0], 17, pt, sizeof pt),
+             0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 36, 1, key), SPRO_EINTEGRITY);
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    seal_one(&p, 100, ct[0]);
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 100, NULL, 0, ct[0], 17, pt, sizeof pt),
+             0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 95, 5, key), 0);   /* 95..99, below */
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 101, 65, key), 0); /* 101..165: more than 64 */
+    /* 165 is the highest now: 102 is inside the window but taken, 101..165
+     * all are, 166 onwards is free. */
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 166, 65, key), 0);
+    seal_one(&p, 231, ct[1]);
+    CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 231, NULL, 0, ct[1], 17, pt, sizeof pt),
+             0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 230, 1, key), SPRO_EINTEGRITY);
+    free_pair(&p);
+
+    /* The last nonces: a range may end at 2^64-2, never at 2^64-1, and an
+     * overflowing range is refused. */
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, UINT64_MAX - 3, 3, key), 0);
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, UINT64_MAX - 2, 3, key), SPRO_EINTEGRITY);
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, UINT64_MAX - 1, 4, key), SPRO_EINTEGRITY);
+    free_pair(&p);
+    spro_memzero(key, sizeof key);
+}
+
+/* Chunked messages: sizes at the chunk edges round-trip; a dropped,
+ * swapped or flipped chunk fails; the layout rules. */
+static void test_chunked(void)
+{
+    static const size_t sizes[] = {0,
+                                   1,
+                                   SPRO_NOISE_CHUNK_PLAIN,
+                                   SPRO_NOISE_CHUNK_PLAIN + 1,
+                                   2 * SPRO_NOISE_CHUNK_PLAIN + 7,
+                                   SPRO_SEALED_MAX_PLAIN};
+    size_t cap = spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN);
+    uint8_t *pt = malloc(SPRO_SEALED_MAX_PLAIN), *ct = malloc(cap), *out = malloc(cap);
+    CHECK(pt != NULL && ct != NULL && out != NULL);
+    for (size_t i = 0; i < SPRO_SEALED_MAX_PLAIN; i++)
+        pt[i] = (uint8_t)(i * 7);
+    const uint8_t ad[] = "ad";
+    struct pair p;
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t len = sizes[s], k = spro_noise_chunks(len), ctlen = spro_noise_chunked_size(len);
+        size_t plen = 99, kk = 0;
+        CHECK_EQ(k, len == 0 ? 1 : (len + SPRO_NOISE_CHUNK_PLAIN - 1) / SPRO_NOISE_CHUNK_PLAIN);
+        CHECK_EQ(spro_noise_chunked_layout(ctlen, &plen, &kk), 0);
+        CHECK_EQ(plen, len);
+        CHECK_EQ(kk, k);
+        CHECK_EQ(make_pair(&p), 0);
+        CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 3, ad, 2, pt, len, ct, ctlen - 1),
+                 SPRO_ETOOLONG);
+        CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 3, ad, 2, pt, len, ct, ctlen), 0);
+        /* The counter continues after the last chunk's. */
+        CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 3 + k - 1, ad, 2, pt, 1, out, cap),
+                 SPRO_ERANGE);
+        if (k == 1) { /* exactly one explicit-nonce message */
+            CHECK_EQ(spro_noise_cipher_decrypt_with_nonce(p.r_recv, 3, ad, 2, ct, ctlen, out, cap),
+                     0);
+        } else {
+            uint8_t key[SPRO_NOISE_KEY_BYTES];
+            CHECK_EQ(spro_noise_cipher_reserve(p.r_recv, 3, k, key), 0);
+            CHECK_EQ(spro_noise_decrypt_chunked_detached(key, 3, ad, 2, ct, ctlen, out, cap, &plen),
+                     0);
+            CHECK_EQ(plen, len);
+            CHECK(memcmp(out, pt, len) == 0);
+            /* Dropping the last chunk: the new last one was sealed "more
+             * follows". */
+            CHECK_EQ(spro_noise_decrypt_chunked_detached(
+                         key, 3, ad, 2, ct, (k - 1) * SPRO_NOISE_MAX_MESSAGE, out, cap, &plen),
+                     SPRO_EINTEGRITY);
+            CHECK_EQ(plen, 0);
+            /* Another first counter: every chunk is bound to its place. */
+            CHECK_EQ(spro_noise_decrypt_chunked_detached(key, 4, ad, 2, ct, ctlen, out, cap, &plen),
+                     SPRO_EINTEGRITY);
+            spro_memzero(key, sizeof key);
+        }
+        free_pair(&p);
+        /* Stateful: round trip, then the same message again is a replay. */
+        CHECK_EQ(make_pair(&p), 0);
+        CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 0, ad, 2, pt, len, ct, ctlen), 0);
+        CHECK_EQ(spro_noise_cipher_decrypt_chunked(p.r_recv, 0, ad, 2, ct, ctlen, out, cap, &plen),
+                 0);
+        CHECK_EQ(plen, len);
+        CHECK(len == 0 || memcmp(out, pt, len) == 0);
+        CHECK_EQ(spro_noise_cipher_decrypt_chunked(p.r_recv, 0, ad, 2, ct, ctlen, out, cap, &plen),
+                 SPRO_EINTEGRITY);
+        free_pair(&p);
+    }
+    /* Two full chunks swapped, or one byte flipped, fail. */
+    size_t len = 3 * SPRO_NOISE_CHUNK_PLAIN, ctlen = spro_noise_chunked_size(len), plen;
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 0, ad, 2, pt, len, ct, ctlen), 0);
+    memcpy(out, ct, SPRO_NOISE_MAX_MESSAGE);
+    memcpy(ct, ct + SPRO_NOISE_MAX_MESSAGE, SPRO_NOISE_MAX_MESSAGE);
+    memcpy(ct + SPRO_NOISE_MAX_MESSAGE, out, SPRO_NOISE_MAX_MESSAGE);
+    CHECK_EQ(spro_noise_cipher_decrypt_chunked(p.r_recv, 0, ad, 2, ct, ctlen, out, cap, &plen),
+             SPRO_EINTEGRITY);
+    CHECK(all_zero(out, len));
+    free_pair(&p);
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 0, ad, 2, pt, len, ct, ctlen), 0);
+    ct[ctlen - 1] ^= 1;
+    CHECK_EQ(spro_noise_cipher_decrypt_chunked(p.r_recv, 0, ad, 2, ct, ctlen, out, cap, &plen),
+             SPRO_EINTEGRITY);
+    free_pair(&p);
+    /* Layouts: a last chunk under a tag, too much plaintext. */
+    size_t kk;
+    CHECK_EQ(spro_noise_chunked_layout(0, &plen, &kk), SPRO_ETRUNCATED);
+    CHECK_EQ(spro_noise_chunked_layout(15, &plen, &kk), SPRO_ETRUNCATED);
+    CHECK_EQ(spro_noise_chunked_layout(16, &plen, &kk), 0);
+    CHECK_EQ(spro_noise_chunked_layout(SPRO_NOISE_MAX_MESSAGE + 15, &plen, &kk), SPRO_ETRUNCATED);
+    CHECK_EQ(spro_noise_chunked_layout(SPRO_NOISE_MAX_MESSAGE + 16, &plen, &kk), 0);
+    CHECK_EQ(kk, 2);
+    CHECK_EQ(
+        spro_noise_chunked_layout(spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN) + 1, &plen, &kk),
+        SPRO_ETOOLONG);
+    CHECK_EQ(spro_noise_chunks(SPRO_SEALED_MAX_PLAIN), SPRO_NOISE_CHUNKS_MAX);
+    CHECK_EQ(make_pair(&p), 0);
+    CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, 0, ad, 2, pt, SPRO_SEALED_MAX_PLAIN + 1,
+                                               ct, cap + 64),
+             SPRO_ETOOLONG);
+    /* Counters up to 2^64-2 only. */
+    CHECK_EQ(spro_noise_cipher_encrypt_chunked(p.i_send, UINT64_MAX - 2, ad, 2, pt,
+                                               2 * SPRO_NOISE_CHUNK_PLAIN + 1, ct, cap),
+             SPRO_ERANGE);
+    free_pair(&p);
+    free(pt);
+    free(ct);
+    free(out);
+}
+
 static void test_tampered_transport(void)
 {
     struct pair p;
@@ -736,6 +953,8 @@ static const struct check_test tests[] = {
     {"capacity", test_capacity},
     {"max_message_size", test_max_message_size},
     {"explicit_nonce", test_explicit_nonce},
+    {"reserve_and_detached", test_reserve_and_detached},
+    {"chunked", test_chunked},
     {"tampered_transport", test_tampered_transport},
     {"in_place", test_in_place},
     {"rekey", test_rekey},

@@ -704,7 +704,7 @@ struct negative {
 /* Bases that decode: each rule below is one change to one of them. */
 static const struct negative positives[] = {
     {"push min", PUSH_MIN, 0},
-    {"push, 500 ops", PUSH_HEAD "dc 01 f4 (" OP_MIN ")*500", 0},
+    {"push, 1000 ops", PUSH_HEAD "dc 03 e8 (" OP_MIN ")*1000", 0},
     {"push, keys in any order", "83" K_OPS "91" OP_MIN T_PUSH V0, 0},
     {"op, keys reversed",
      PUSH_HEAD "91 87" SET_F K_HLC "01" K_SCHEMA "01" K_BEN UUID_A K_RID UUID_A K_RTYPE
@@ -749,7 +749,7 @@ static const struct negative positives[] = {
     {"value str 32 of 4096", PUSH_VAL("db 00 00 10 00 61*4096"), 0},
     {"push_reply, no results", PUSH_REPLY_HEAD "90", 0},
     {"push_reply, one of each", PUSH_REPLY_HEAD "93" RESULT_ACK RESULT_CONFLICT RESULT_REJECT, 0},
-    {"push_reply, 500 results", PUSH_REPLY_HEAD "dc 01 f4 (" RESULT_REJECT ")*500", 0},
+    {"push_reply, 1000 results", PUSH_REPLY_HEAD "dc 03 e8 (" RESULT_REJECT ")*1000", 0},
     {"result, status first", PUSH_REPLY_1("83", K_STATUS S_ACK K_VER VER1 K_SEQ "01"), 0},
     {"conflict, 32 siblings", CONFLICT_SIBS("dc 00 20 (" SIB_MIN ")*32"), 0},
     {"pull min", PULL_MIN, 0},
@@ -786,8 +786,8 @@ static const struct negative negatives[] = {
 
     /* ops */
     {"ops empty", PUSH_HEAD "90", SPRO_ERANGE},
-    {"ops of 501", PUSH_HEAD "dc 01 f5 80*501", SPRO_ETOOLONG},
-    {"ops of 500 empty maps", PUSH_HEAD "dc 01 f4 80*500", SPRO_EMISSING},
+    {"ops of 1001", PUSH_HEAD "dc 03 e9 80*1001", SPRO_ETOOLONG},
+    {"ops of 1000 empty maps", PUSH_HEAD "dc 03 e8 80*1000", SPRO_EMISSING},
     {"ops a map", PUSH_HEAD "80", SPRO_EBADTYPE},
     {"ops nil", PUSH_HEAD "c0", SPRO_EBADTYPE},
     {"op an array", PUSH_HEAD "91 90", SPRO_EBADTYPE},
@@ -982,7 +982,7 @@ static const struct negative negatives[] = {
     {"value map", PUSH_VAL("80"), SPRO_EBADTYPE},
 
     /* push_reply and results */
-    {"results of 501", PUSH_REPLY_HEAD "dc 01 f5 80*501", SPRO_ETOOLONG},
+    {"results of 1001", PUSH_REPLY_HEAD "dc 03 e9 80*1001", SPRO_ETOOLONG},
     {"results a map", PUSH_REPLY_HEAD "80", SPRO_EBADTYPE},
     {"push_reply without results", "82" V0 T_PUSH_REPLY, SPRO_EMISSING},
     {"push_reply with ops", "84" V0 T_PUSH_REPLY K_RESULTS "90" K_OPS "90", SPRO_EUNKNOWNFIELD},
@@ -1537,8 +1537,8 @@ static void test_encode_refused(void)
     REFUSED("no ops", PUSH, SPRO_ERANGE, f.push.u.push.nops = 0);
     for (size_t k = 0; k <= SPRO_SYNC_MAX_OPS; k++)
         many_ops[k] = f.ops[0];
-    REFUSED("501 ops", PUSH, SPRO_ETOOLONG,
-            (f.push.u.push.ops = many_ops, f.push.u.push.nops = 501));
+    REFUSED("1001 ops", PUSH, SPRO_ETOOLONG,
+            (f.push.u.push.ops = many_ops, f.push.u.push.nops = SPRO_SYNC_MAX_OPS + 1));
     REFUSED("seq 0", PUSH, SPRO_ERANGE, f.ops[1].seq = 0);
     REFUSED("seq 2^63", PUSH, SPRO_ERANGE, f.ops[1].seq = (uint64_t)INT64_MAX + 1);
     REFUSED("rtype empty", PUSH, SPRO_ERANGE, f.ops[1].rtype.len = 0);
@@ -1585,9 +1585,9 @@ static void test_encode_refused(void)
     REFUSED("value raw a float", PUSH, SPRO_EBADTYPE,
             f.set[1].val.raw = (struct spro_bytes)BYTES("\xcb\x00\x00\x00\x00\x00\x00\x00\x00"));
 
-    REFUSED("501 results", PUSH_REPLY, SPRO_ETOOLONG,
+    REFUSED("1001 results", PUSH_REPLY, SPRO_ETOOLONG,
             (f.push_reply.u.push_reply.results = many_results,
-             f.push_reply.u.push_reply.nresults = 501));
+             f.push_reply.u.push_reply.nresults = SPRO_SYNC_MAX_OPS + 1));
     REFUSED("result seq 0", PUSH_REPLY, SPRO_ERANGE, f.results[2].seq = 0);
     REFUSED("ack ver hlc 0", PUSH_REPLY, SPRO_ERANGE, f.results[0].ver.hlc = 0);
     REFUSED("ack ver origin empty", PUSH_REPLY, SPRO_ERANGE, f.results[0].ver.origin.len = 0);
@@ -1754,15 +1754,15 @@ static void test_arena_bound(void)
 {
     struct spro_buf b = {0};
 
-    /* 500 minimal ops: 500 x 88 bytes on LP64 (ops) + 500 x 80 (edits). */
-    hexcat(&b, PUSH_HEAD "dc 01 f4 (" OP_MIN ")*500");
-    arena_case("500 minimal ops", &b, 0);
+    /* 1000 minimal ops: 1000 x 88 bytes on LP64 (ops) + 1000 x 80 (edits). */
+    hexcat(&b, PUSH_HEAD "dc 03 e8 (" OP_MIN ")*1000");
+    arena_case("1000 minimal ops", &b, 0);
     spro_buf_free(&b);
 
-    /* 500 one-byte ops, refused (MISSING) once the array is taken: the
+    /* 1000 one-byte ops, refused (MISSING) once the array is taken: the
      * worst ratio of arena to input (88 / 1 per op). */
-    hexcat(&b, PUSH_HEAD "dc 01 f4 80*500");
-    arena_case("500 empty ops", &b, SPRO_EMISSING);
+    hexcat(&b, PUSH_HEAD "dc 03 e8 80*1000");
+    arena_case("1000 empty ops", &b, SPRO_EMISSING);
     spro_buf_free(&b);
 
     /* A record of 64 fields x 32 minimal siblings. */
@@ -1779,14 +1779,14 @@ static void test_arena_bound(void)
     arena_case("32 empty siblings", &b, SPRO_EMISSING);
     spro_buf_free(&b);
 
-    /* 500 conflicts of 1 field of 32 minimal siblings (groups do not nest:
+    /* 1000 conflicts of 1 field of 32 minimal siblings (groups do not nest:
      * one op at a time). */
-    hexcat(&b, PUSH_REPLY_HEAD "dc 01 f4");
-    for (int k = 0; k < 500; k++) {
+    hexcat(&b, PUSH_REPLY_HEAD "dc 03 e8");
+    for (int k = 0; k < 1000; k++) {
         hexcat(&b, "84" K_SEQ "01" K_STATUS S_CONFLICT K_VER VER1 K_FIELDS "81 a1 66 dc 00 20");
         hexcat(&b, "(" SIB_MIN ")*32");
     }
-    arena_case("500 conflicts of 32 siblings", &b, 0);
+    arena_case("1000 conflicts of 32 siblings", &b, 0);
     spro_buf_free(&b);
 
     /* 1000 minimal records, and 1000 one-byte ones. */

@@ -16,7 +16,7 @@
 #include <string.h>
 
 static const char *doc_path;
-static char text[16384];
+static char text[32768];
 static size_t text_len;
 
 __attribute__((format(printf, 1, 2))) static void out(const char *fmt, ...)
@@ -50,15 +50,51 @@ static void encode(const struct spro_msg *m, struct spro_buf *b)
         abort();
 }
 
-static size_t ad(uint8_t *o, const char *tag, const uint8_t sid[16], const uint8_t *ctr)
+static size_t ad_path(uint8_t *o, const char *tag, const char *path, const uint8_t sid[16],
+                      const uint8_t *ctr)
 {
     size_t n = 0;
     memcpy(o, tag, strlen(tag)), n = strlen(tag);
-    memcpy(o + n, "\0POST\0/v1/ping\0", 15), n += 15;
+    memcpy(o + n, "\0POST\0", 6), n += 6;
+    memcpy(o + n, path, strlen(path) + 1), n += strlen(path) + 1;
     memcpy(o + n, sid, 16), n += 16;
     if (ctr != NULL)
         memcpy(o + n, ctr, 8), n += 8;
     return n;
+}
+
+static size_t ad(uint8_t *o, const char *tag, const uint8_t sid[16], const uint8_t *ctr)
+{
+    return ad_path(o, tag, "/v1/ping", sid, ctr);
+}
+
+/* A chunked message's body (head: the header, head_len bytes; then the
+ * chunks), shown by its chunks: the associated data and counter of each,
+ * the first 32 bytes and the tag of full chunks, the last chunk whole. */
+static void chunks(const uint8_t *head, size_t head_len, const uint8_t *ct, size_t ctlen,
+                   uint64_t first, const uint8_t *a, size_t an)
+{
+    size_t k = (ctlen + SPRO_NOISE_MAX_MESSAGE - 1) / SPRO_NOISE_MAX_MESSAGE;
+    hex("header", head, head_len);
+    uint8_t more[256];
+    memcpy(more, a, an);
+    more[an] = 0x01;
+    for (size_t i = 0; i < k; i++) {
+        size_t off = i * SPRO_NOISE_MAX_MESSAGE,
+               clen = i + 1 < k ? SPRO_NOISE_MAX_MESSAGE : ctlen - off;
+        out("chunk %zu: counter %llu, plaintext bytes %zu..%zu, %s\n", i,
+            (unsigned long long)(first + i), i * SPRO_NOISE_CHUNK_PLAIN,
+            i * SPRO_NOISE_CHUNK_PLAIN + clen - 16 - 1, i + 1 < k ? "more follows" : "last");
+        if (i + 1 < k) {
+            hex("  associated data (the message's, then 01)", more, an + 1);
+            out("  ciphertext and tag: %zu bytes\n", clen);
+            hex("  ciphertext, first bytes", ct + off, 32);
+            hex("  tag (the last bytes)", ct + off + clen - 16, 16);
+        } else {
+            hex("  associated data (the message's)", a, an);
+            hex("  ciphertext and tag", ct + off, clen);
+        }
+    }
 }
 
 /* Computes the whole example into text[]; 0 if every step succeeded. */
@@ -178,6 +214,50 @@ static int compute(void)
                                              sizeof pl) != 0)
         return -1;
     hex("response body (counter || ciphertext)", frame, 8 + b4.len + 16);
+
+    /* A message of two chunks each way: a sealed echo (bench route). */
+    static uint8_t data[65500], big[2 * SPRO_NOISE_MAX_MESSAGE], bigpl[2 * SPRO_NOISE_MAX_MESSAGE];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)i;
+    const char *epath = "/v1/bench/sealed-echo";
+    struct spro_msg echo = {.type = SPRO_MSG_ECHO}, reply = {.type = SPRO_MSG_ECHO_REPLY};
+    echo.u.echo.id = 1;
+    echo.u.echo.data = (struct spro_bytes){data, sizeof data};
+    struct spro_buf b5 = {0}, b6 = {0};
+    encode(&echo, &b5);
+    uint8_t ctr1[8] = {0, 0, 0, 0, 0, 0, 0, 1}, head[24];
+    an = ad_path(a, "spro-sync/1 req", epath, sid, NULL);
+    out("\nChunked request: POST %s, counter 1\n", epath);
+    out("echo: id 1, data 65500 bytes 00 01 02 ... ff 00 01 ... (byte i = i mod 256)\n");
+    out("echo plaintext (msgpack): %zu bytes, 2 chunks of at most 65519\n", b5.len);
+    hex("echo plaintext, first bytes", b5.data, 32);
+    size_t ctn = spro_noise_chunked_size(b5.len), pn2;
+    memcpy(head, sid, 16);
+    memcpy(head + 16, ctr1, 8);
+    if (spro_noise_cipher_encrypt_chunked(dsend, 1, a, an, b5.data, b5.len, big, sizeof big) != 0 ||
+        spro_noise_cipher_decrypt_chunked(srecv, 1, a, an, big, ctn, bigpl, sizeof bigpl, &pn2) !=
+            0 ||
+        pn2 != b5.len)
+        return -1;
+    out("request body: session id || counter || chunk 0 || chunk 1 (%zu bytes)\n", 24 + ctn);
+    chunks(head, 24, big, ctn, 1, a, an);
+
+    reply.u.echo = echo.u.echo;
+    encode(&reply, &b6);
+    an = ad_path(a, "spro-sync/1 res", epath, sid, ctr1);
+    out("\nChunked response: counter 1\n");
+    out("echo_reply plaintext (msgpack): %zu bytes\n", b6.len);
+    hex("echo_reply plaintext, first bytes", b6.data, 32);
+    ctn = spro_noise_chunked_size(b6.len);
+    if (spro_noise_cipher_encrypt_chunked(ssend, 1, a, an, b6.data, b6.len, big, sizeof big) != 0 ||
+        spro_noise_cipher_decrypt_chunked(drecv, 1, a, an, big, ctn, bigpl, sizeof bigpl, &pn2) !=
+            0 ||
+        pn2 != b6.len)
+        return -1;
+    out("response body: counter || chunk 0 || chunk 1 (%zu bytes)\n", 8 + ctn);
+    chunks(ctr1, 8, big, ctn, 1, a, an);
+    spro_buf_free(&b5);
+    spro_buf_free(&b6);
     spro_noise_cipher_destroy(dsend);
     spro_noise_cipher_destroy(drecv);
     spro_noise_cipher_destroy(ssend);

@@ -6,6 +6,9 @@
  * migration leaves the database at its old version.  Data directory: init
  * refuses an existing one, open refuses loose key permissions, a wrong
  * master key, a missing file, and never changes what it refuses.
+ * data.db migration 7 (re-keyed by records.id): a version-6 database with
+ * rows in every sync table keeps them all, read back through the store API,
+ * and one whose rows cannot be re-keyed stays at version 6.
  */
 #include "check.h"
 #include "sync/store.h"
@@ -229,6 +232,443 @@ static void test_datadir_refuses_missing_file(void)
     CHECK(strstr(why, "spro-admin --data DIR init") != NULL);
 }
 
+/* ---- data.db migration 7 ---- */
+
+#define B1 "11111111-1111-4111-8111-111111111111"
+#define B2 "22222222-2222-4222-8222-222222222222"
+#define B3 "33333333-3333-4333-8333-333333333333" /* merged into B1 */
+#define I1 "44444444-4444-4444-8444-444444444444" /* interaction of B1 */
+#define R1 "55555555-5555-4555-8555-555555555555" /* referral of B1, to org2 */
+#define D1 "66666666-6666-4666-8666-666666666666" /* duplicate {B1, B2}, of B2 */
+#define B4 "77777777-7777-4777-8777-777777777777" /* created after migrating */
+#define I2 "88888888-8888-4888-8888-888888888888"
+#define NOBODY "99999999-9999-4999-8999-999999999999"
+#define DEV "dddddddd-dddd-4ddd-8ddd-dddddddddddd"
+#define DEV2 "eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee"
+#define BLIND_A "x'0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a'"
+#define BLIND_B "x'0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b'"
+
+/* Rows in every table of a version-6 data.db, as that version's store
+ * wrote them (foreign keys on). */
+static const char v6_rows[] =
+    "INSERT INTO organisations(id, name, kind, created_at) VALUES"
+    " ('org1', 'One', 'other', 1), ('org2', 'Two', 'other', 1);"
+    "UPDATE sync_state SET hlc = 600, change_seq = 7, purged_seq = 3;"
+    "INSERT INTO records(rtype, rid, ben, created_by_org, created_at, changed_seq) VALUES"
+    " ('beneficiary', '" B1 "', '" B1 "', 'org1', 10, 1),"
+    " ('beneficiary', '" B2 "', '" B2 "', 'org2', 11, 2),"
+    " ('beneficiary', '" B3 "', '" B3 "', 'org1', 12, 3),"
+    " ('interaction', '" I1 "', '" B1 "', 'org1', 13, 5),"
+    " ('referral', '" R1 "', '" B1 "', 'org1', 14, 6),"
+    " ('duplicate', '" D1 "', '" B2 "', 'org1', 15, 7);"
+    "INSERT INTO siblings(rtype, rid, name, hlc, origin, author, schema, sealed, val) VALUES"
+    " ('beneficiary', '" B1 "', 'given_name', 100, '" DEV "', 'u1', 1, 1, x'01'),"
+    " ('beneficiary', '" B1 "', 'family_name', 101, '" DEV2 "', 'u2', 2, 1, x'03'),"
+    " ('beneficiary', '" B1 "', 'family_name', 101, '" DEV "', 'u1', 1, 1, x'02'),"
+    " ('beneficiary', '" B2 "', 'given_name', 102, '" DEV2 "', 'u2', 1, 1, x'04'),"
+    " ('interaction', '" I1 "', 'note', 103, '" DEV "', 'u1', 1, 0, x'a26869'),"
+    " ('referral', '" R1 "', 'to_org', 104, '" DEV "', 'u1', 1, 0, x'a46f726732'),"
+    " ('duplicate', '" D1 "', 'rule', 105, 'server', 'server', 1, 0, x'a3696e65');"
+    "INSERT INTO scope(ben, org) VALUES ('" B1 "', 'org1'), ('" B2 "', 'org2'),"
+    " ('" B2 "', 'org1'), ('" B3 "', 'org1');"
+    "INSERT INTO scope_record(rtype, rid, org) VALUES ('referral', '" R1 "', 'org2');"
+    "INSERT INTO scope_removed(seq, org, rtype, rid, ben) VALUES"
+    " (4, 'org2', 'interaction', '" I1 "', '" B1 "');"
+    "INSERT INTO blind_index(rtype, rid, name, ben, value) VALUES"
+    " ('beneficiary', '" B1 "', 'dedup', '" B1 "', " BLIND_A "),"
+    " ('beneficiary', '" B2 "', 'dedup', '" B2 "', " BLIND_A "),"
+    " ('beneficiary', '" B3 "', 'dedup', '" B3 "', " BLIND_A "),"
+    " ('beneficiary', '" B1 "', 'ine', '" B1 "', " BLIND_B ");"
+    "INSERT INTO clamps(device_id, hlc, ver_hlc) VALUES ('" DEV "', 500, 400);"
+    "INSERT INTO ops(device_id, seq, status, hlc, origin, code, rtype, rid, ben, at) VALUES"
+    " ('" DEV "', 1, 'ack', 100, '" DEV "', NULL, NULL, NULL, NULL, 1000),"
+    " ('" DEV "', 2, 'conflict', 101, '" DEV "', NULL, 'beneficiary', '" B1 "', '" B1 "', 1001),"
+    " ('" DEV "', 3, 'reject', NULL, NULL, 'not_found', NULL, NULL, NULL, 1002);"
+    "INSERT INTO op_siblings(device_id, seq, fidx, name, hlc, origin, author, schema, sealed,"
+    " val) VALUES"
+    " ('" DEV "', 2, 0, 'family_name', 101, '" DEV "', 'u1', 1, 1, x'02'),"
+    " ('" DEV "', 2, 0, 'family_name', 101, '" DEV2 "', 'u2', 2, 1, x'03');"
+    "INSERT INTO quarantine(device_id, seq, ben, code, at, op) VALUES"
+    " ('" DEV "', 3, '" NOBODY "', 'not_found', 1002, x'0102');"
+    "INSERT INTO device_sync(device_id, acked_seq, acked_at) VALUES ('" DEV "', 7, 1500);"
+    "INSERT INTO duplicates(a, b, rid) VALUES ('" B1 "', '" B2 "', '" D1 "');"
+    "INSERT INTO merged(ben, keep) VALUES ('" B3 "', '" B1 "');";
+
+/* Creates file as a version-6 data.db holding v6_rows and `extra`. */
+static int make_v6(const char *file, const char *extra)
+{
+    struct spro_db *h;
+    int v = 0;
+    if (spro_store__open(file, 1, spro_store__data_migrations, 6, &h, &v, NULL, 0) != 0 || v != 6)
+        return -1;
+    spro_store__close(h);
+    sqlite3 *db;
+    int rc = sqlite3_open(file, &db) == SQLITE_OK &&
+                     sqlite3_exec(db, "PRAGMA foreign_keys = ON; BEGIN", NULL, NULL, NULL) ==
+                         SQLITE_OK &&
+                     sqlite3_exec(db, v6_rows, NULL, NULL, NULL) == SQLITE_OK &&
+                     sqlite3_exec(db, extra, NULL, NULL, NULL) == SQLITE_OK &&
+                     sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK
+                 ? 0
+                 : -1;
+    if (rc != 0)
+        fprintf(stderr, "make_v6: %s\n", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
+}
+
+/* count(*) of a query on file, -1 on error. */
+static int64_t count_of(const char *file, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A test body run inside spro_store__transaction() (CHECK returns from the
+ * body; the transaction then commits what it wrote). */
+struct body {
+    void (*fn)(struct spro_db *db);
+};
+
+static int run_body(struct spro_db *db, void *arg)
+{
+    ((struct body *)arg)->fn(db);
+    return 0;
+}
+
+/* Siblings read by siblings_each/op_siblings_each, one line each:
+ * "fidx name hlc origin author schema sealed hex(val)". */
+static char sib_lines[8][256];
+static size_t nsib;
+
+static int collect_sibling(const struct spro_stored_sibling *s, void *arg)
+{
+    (void)arg;
+    if (nsib == 8)
+        return -1;
+    char *p = sib_lines[nsib++];
+    int n = snprintf(p, sizeof sib_lines[0], "%zu %s %" PRIu64 " %s %s %" PRIu32 " %d ", s->fidx,
+                     s->name, s->hlc, s->origin, s->author, s->schema, s->sealed);
+    for (size_t i = 0; i < s->val_len && n < 250; i++)
+        n += snprintf(p + n, 256 - (size_t)n, "%02x", s->val[i]);
+    return 0;
+}
+
+/* Records read by changes_each, one line each: "rtype rid ben org seq removed". */
+static char rec_lines[16][320];
+static size_t nrec;
+
+static int collect_record(const struct spro_stored_record *r, void *arg)
+{
+    (void)arg;
+    if (nrec == 16)
+        return -1;
+    snprintf(rec_lines[nrec++], sizeof rec_lines[0], "%s %s %s %s %" PRId64 " %d", r->rtype, r->rid,
+             r->ben, r->created_by_org, r->changed_seq, r->removed);
+    return 0;
+}
+
+static void check_record(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
+                         const char *org, int64_t seq)
+{
+    struct spro_stored_record r;
+    CHECK_EQ(spro_store__record_get(db, rtype, rid, &r), 0);
+    CHECK_STR(r.rtype, rtype);
+    CHECK_STR(r.rid, rid);
+    CHECK_STR(r.ben, ben);
+    CHECK_STR(r.created_by_org, org);
+    CHECK_EQ(r.changed_seq, seq);
+}
+
+/* Every row of v6_rows, through the store API. */
+static void read_v6_rows(struct spro_db *db)
+{
+    uint64_t hlc;
+    int64_t seq, purged;
+    CHECK_EQ(spro_store__sync_state_get(db, &hlc, &seq), 0);
+    CHECK_EQ(hlc, 600);
+    CHECK_EQ(seq, 7);
+    CHECK_EQ(spro_store__purged_get(db, &purged), 0);
+    CHECK_EQ(purged, 3);
+
+    check_record(db, "beneficiary", B1, B1, "org1", 1);
+    check_record(db, "beneficiary", B2, B2, "org2", 2);
+    check_record(db, "beneficiary", B3, B3, "org1", 3);
+    check_record(db, "interaction", I1, B1, "org1", 5);
+    check_record(db, "referral", R1, B1, "org1", 6);
+    check_record(db, "duplicate", D1, B2, "org1", 7);
+
+    nsib = 0;
+    CHECK_EQ(spro_store__siblings_each(db, "beneficiary", B1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(nsib, 3);
+    CHECK_STR(sib_lines[0], "0 family_name 101 " DEV " u1 1 1 02");
+    CHECK_STR(sib_lines[1], "0 family_name 101 " DEV2 " u2 2 1 03");
+    CHECK_STR(sib_lines[2], "0 given_name 100 " DEV " u1 1 1 01");
+    nsib = 0;
+    CHECK_EQ(spro_store__siblings_each(db, "beneficiary", B2, "given_name", collect_sibling, NULL),
+             0);
+    CHECK_EQ(nsib, 1);
+    CHECK_STR(sib_lines[0], "0 given_name 102 " DEV2 " u2 1 1 04");
+    nsib = 0;
+    CHECK_EQ(spro_store__siblings_each(db, "interaction", I1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(spro_store__siblings_each(db, "referral", R1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(spro_store__siblings_each(db, "duplicate", D1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(nsib, 3);
+    CHECK_STR(sib_lines[0], "0 note 103 " DEV " u1 1 0 a26869");
+    CHECK_STR(sib_lines[1], "0 to_org 104 " DEV " u1 1 0 a46f726732");
+    CHECK_STR(sib_lines[2], "0 rule 105 server server 1 0 a3696e65");
+    size_t n;
+    CHECK_EQ(spro_store__field_count(db, "beneficiary", B1, &n), 0);
+    CHECK_EQ(n, 2);
+
+    int yes;
+    const struct {
+        const char *ben, *org;
+        int yes;
+    } scope[] = {{B1, "org1", 1}, {B1, "org2", 0}, {B2, "org1", 1},
+                 {B2, "org2", 1}, {B3, "org1", 1}, {B3, "org2", 0}};
+    for (size_t i = 0; i < sizeof scope / sizeof scope[0]; i++) {
+        CHECK_EQ(spro_store__scope_has(db, scope[i].ben, scope[i].org, &yes), 0);
+        CHECK_EQ(yes, scope[i].yes);
+    }
+    CHECK_EQ(spro_store__record_scope_has(db, "referral", R1, "org2", &yes), 0);
+    CHECK_EQ(yes, 1);
+    CHECK_EQ(spro_store__record_scope_has(db, "interaction", I1, "org2", &yes), 0);
+    CHECK_EQ(yes, 0);
+
+    /* org2: B2 and its duplicate by scope, R1 alone, and from cursor 3
+     * the removal event of I1. */
+    nrec = 0;
+    CHECK_EQ(spro_store__changes_each(db, "org2", 1, 0, 100, collect_record, NULL), 0);
+    CHECK_EQ(nrec, 3);
+    CHECK_STR(rec_lines[0], "beneficiary " B2 " " B2 " org2 2 0");
+    CHECK_STR(rec_lines[1], "referral " R1 " " B1 " org1 6 0");
+    CHECK_STR(rec_lines[2], "duplicate " D1 " " B2 " org1 7 0");
+    nrec = 0;
+    CHECK_EQ(spro_store__changes_each(db, "org2", 0, 3, 100, collect_record, NULL), 0);
+    CHECK_EQ(nrec, 2);
+    CHECK_STR(rec_lines[0], "interaction " I1 " " B1 "  4 1");
+    CHECK_STR(rec_lines[1], "referral " R1 " " B1 " org1 6 0");
+    nrec = 0;
+    CHECK_EQ(spro_store__changes_each(db, "org1", 0, 0, 100, collect_record, NULL), 0);
+    CHECK_EQ(nrec, 5);
+
+    /* Blind indexes: B3 has B1's and B2's dedup value, but is merged. */
+    char m[8][SPRO_ID_MAX + 1];
+    CHECK_EQ(spro_store__blind_matches(db, "beneficiary", B1, "dedup", m, 8, &n), 0);
+    CHECK_EQ(n, 1);
+    CHECK_STR(m[0], B2);
+    CHECK_EQ(spro_store__blind_matches(db, "beneficiary", B3, "dedup", m, 8, &n), 0);
+    CHECK_EQ(n, 2);
+    CHECK_STR(m[0], B1);
+    CHECK_STR(m[1], B2);
+    CHECK_EQ(spro_store__blind_matches(db, "beneficiary", B1, "ine", m, 8, &n), 0);
+    CHECK_EQ(n, 0);
+
+    char keep[SPRO_ID_MAX + 1];
+    CHECK_EQ(spro_store__merged_get(db, B3, keep), 0);
+    CHECK_STR(keep, B1);
+    CHECK_EQ(spro_store__merged_get(db, B1, keep), SPRO_ENOENT);
+    int added;
+    CHECK_EQ(spro_store__duplicate_add(db, B2, B1, NOBODY, &added), 0);
+    CHECK_EQ(added, 0);
+
+    struct spro_stored_record *recs;
+    CHECK_EQ(spro_store__ben_records(db, B1, &recs, &n), 0);
+    CHECK_EQ(n, 2);
+    CHECK_STR(recs[0].rid, I1);
+    CHECK_STR(recs[1].rid, R1);
+    free(recs);
+
+    struct spro_stored_op op;
+    CHECK_EQ(spro_store__op_get(db, DEV, 1, &op), 0);
+    CHECK_EQ(op.status, SPRO_RESULT_ACK);
+    CHECK_EQ(op.hlc, 100);
+    CHECK_STR(op.origin, DEV);
+    CHECK_EQ(spro_store__op_get(db, DEV, 2, &op), 0);
+    CHECK_EQ(op.status, SPRO_RESULT_CONFLICT);
+    CHECK_STR(op.rid, B1);
+    CHECK_STR(op.ben, B1);
+    CHECK_EQ(spro_store__op_get(db, DEV, 3, &op), 0);
+    CHECK_EQ(op.status, SPRO_RESULT_REJECT);
+    CHECK_STR(op.code, "not_found");
+    nsib = 0;
+    CHECK_EQ(spro_store__op_siblings_each(db, DEV, 2, collect_sibling, NULL), 0);
+    CHECK_EQ(nsib, 2);
+    CHECK_STR(sib_lines[0], "0 family_name 101 " DEV " u1 1 1 02");
+    CHECK_STR(sib_lines[1], "0 family_name 101 " DEV2 " u2 2 1 03");
+
+    uint64_t ver;
+    CHECK_EQ(spro_store__clamp_any(db, DEV, &yes), 0);
+    CHECK_EQ(yes, 1);
+    CHECK_EQ(spro_store__clamp_get(db, DEV, 500, &ver), 0);
+    CHECK_EQ(ver, 400);
+    /* The same cursor, acknowledged again soon after: nothing to write. */
+    int written;
+    CHECK_EQ(spro_store__device_ack(db, DEV, 7, 1600, 1000, &written), 0);
+    CHECK_EQ(written, 0);
+}
+
+/* Writes through the migrated tables. */
+static void write_after_migration(struct spro_db *db)
+{
+    struct spro_stored_record b4 = {
+        .rtype = "beneficiary", .rid = B4, .ben = B4, .created_by_org = "org1", .changed_seq = 8};
+    struct spro_stored_record i2 = {
+        .rtype = "interaction", .rid = I2, .ben = B4, .created_by_org = "org1", .changed_seq = 9};
+    struct spro_stored_record lost = {.rtype = "interaction",
+                                      .rid = NOBODY,
+                                      .ben = NOBODY,
+                                      .created_by_org = "org1",
+                                      .changed_seq = 20};
+    CHECK_EQ(spro_store__record_insert(db, &b4, 20), 0);
+    CHECK_EQ(spro_store__record_insert(db, &i2, 21), 0);
+    CHECK_EQ(spro_store__record_insert(db, &i2, 21), SPRO_EEXISTS);
+    CHECK_EQ(spro_store__record_insert(db, &lost, 22), SPRO_ENOENT); /* no such beneficiary */
+    int added, removed;
+    CHECK_EQ(spro_store__scope_add(db, B4, "org1", &added), 0);
+    CHECK_EQ(added, 1);
+    CHECK_EQ(spro_store__scope_add(db, B4, "org1", &added), 0);
+    CHECK_EQ(added, 0);
+    CHECK_EQ(spro_store__scope_add(db, NOBODY, "org1", &added), SPRO_ENOENT);
+    CHECK_EQ(spro_store__scope_add(db, B4, "no-such-org", &added), SPRO_ENOENT);
+    struct spro_stored_sibling s = {.name = "note",
+                                    .hlc = 200,
+                                    .origin = DEV,
+                                    .author = "u1",
+                                    .schema = 1,
+                                    .val = (const uint8_t *)"\xa1x",
+                                    .val_len = 2};
+    CHECK_EQ(spro_store__sibling_insert(db, "interaction", I2, &s), 0);
+    CHECK_EQ(spro_store__sibling_insert(db, "interaction", I2, &s), SPRO_EEXISTS);
+    CHECK_EQ(spro_store__sibling_insert(db, "interaction", NOBODY, &s), SPRO_ENOENT);
+    const uint8_t blind[SPRO_BLIND_INDEX_BYTES] = {0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
+                                                   0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a};
+    CHECK_EQ(spro_store__blind_put(db, "beneficiary", B4, B4, "dedup", blind), 0);
+    CHECK_EQ(spro_store__blind_put(db, "beneficiary", B4, B4, "dedup", blind), 0);
+    char m[8][SPRO_ID_MAX + 1];
+    size_t n;
+    CHECK_EQ(spro_store__blind_matches(db, "beneficiary", B4, "dedup", m, 8, &n), 0);
+    CHECK_EQ(n, 2); /* B1, B2 (B3 merged) */
+    CHECK_EQ(spro_store__record_scope_add(db, "interaction", I2, "org2"), 0);
+    CHECK_EQ(spro_store__record_scope_add(db, "interaction", I2, "org2"), 0);
+    CHECK_EQ(spro_store__record_scope_add(db, "interaction", NOBODY, "org2"), SPRO_ENOENT);
+
+    int64_t seq = 9;
+    CHECK_EQ(spro_store__ben_touch(db, B4, &seq), 0);
+    CHECK_EQ(seq, 11);
+    check_record(db, "beneficiary", B4, B4, "org1", 10);
+    check_record(db, "interaction", I2, B4, "org1", 11);
+    /* I2 moves to B1: it follows B1's scope, and org1's scope_record rows
+     * on B1's records go when org1 leaves B1. */
+    CHECK_EQ(spro_store__record_move(db, "interaction", I2, B1, 12), 0);
+    check_record(db, "interaction", I2, B1, "org1", 12);
+    CHECK_EQ(spro_store__record_move(db, "interaction", I2, NOBODY, 13), SPRO_ENOENT);
+    struct spro_stored_record *recs;
+    CHECK_EQ(spro_store__ben_records(db, B1, &recs, &n), 0);
+    free(recs);
+    CHECK_EQ(n, 3);
+    CHECK_EQ(spro_store__scope_copy(db, B2, B4, &added), 0);
+    CHECK_EQ(added, 1); /* org2 */
+    CHECK_EQ(spro_store__scope_remove(db, B1, "org2", &removed), 0);
+    CHECK_EQ(removed, 0);
+    int yes;
+    CHECK_EQ(spro_store__record_scope_has(db, "interaction", I2, "org2", &yes), 0);
+    CHECK_EQ(yes, 0); /* removed with B1's other rows for org2 */
+    CHECK_EQ(spro_store__record_scope_has(db, "referral", R1, "org2", &yes), 0);
+    CHECK_EQ(yes, 0);
+    CHECK_EQ(spro_store__scope_remove(db, B1, "org1", &removed), 0);
+    CHECK_EQ(removed, 1);
+    seq = 12;
+    CHECK_EQ(spro_store__removal_log(db, B1, "org1", &seq), 0);
+    CHECK_EQ(seq, 16); /* B1, I1, R1, I2 */
+    CHECK_EQ(spro_store__sibling_delete(db, "interaction", I2, "note", 200, DEV), 0);
+    CHECK_EQ(spro_store__field_count(db, "interaction", I2, &n), 0);
+    CHECK_EQ(n, 0);
+}
+
+static void test_migration_7_keeps_every_row(void)
+{
+    const char *file = path("v6.db");
+    CHECK_EQ(make_v6(file, ""), 0);
+    CHECK_EQ(version_of(file), 6);
+    static const char *const tables[] = {"records", "siblings", "scope", "scope_record",
+                                         "blind_index"};
+    int64_t before[5];
+    char sql[128];
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
+        before[i] = count_of(file, sql);
+        CHECK(before[i] > 0);
+    }
+
+    struct spro_db *db;
+    int v = 0;
+    char why[256] = "";
+    CHECK_EQ(spro_store__open(file, 0, spro_store__data_migrations,
+                              spro_store__data_migrations_count, &db, &v, why, sizeof why),
+             0);
+    CHECK_EQ(v, 7);
+    struct body read = {read_v6_rows}, write = {write_after_migration};
+    int rc = spro_store__transaction(db, SPRO_TX_WRITE, run_body, &read);
+    struct spro_quarantined *q = NULL;
+    size_t nq = 0;
+    if (rc == 0)
+        rc = spro_store__quarantine_list(db, &q, &nq);
+    if (rc == 0 && nq == 1 && strcmp(q[0].ben, NOBODY) != 0)
+        rc = -1;
+    free(q);
+    if (rc == 0)
+        rc = spro_store__transaction(db, SPRO_TX_WRITE, run_body, &write);
+    spro_store__close(db);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(nq, 1);
+    CHECK_EQ(version_of(file), 7);
+    /* The old names are views with the old rows and what was written
+     * since: records B4 and I2; I2's sibling, gone again; B4's scope
+     * (org1, org2) less B1's org1; I2's scope_record for org2, then it
+     * and R1's gone with B1's rows for org2; B4's blind index. */
+    const int64_t added[5] = {2, 0, 2 - 1, 1 - 2, 1};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
+        CHECK_EQ(count_of(file, sql), before[i] + added[i]);
+    }
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM blind_index WHERE rid = '" B4 "' AND ben = '" B4
+                            "' AND value = " BLIND_A),
+             1);
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM sqlite_schema WHERE name = 'records_v6'"), 0);
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check"
+                            " <> 'ok'"),
+             0);
+}
+
+/* A scope row naming a beneficiary without a record has no key in
+ * migration 7: the migration fails and changes nothing. */
+static void test_migration_7_refuses_what_it_cannot_key(void)
+{
+    const char *file = path("v6-orphan.db");
+    CHECK_EQ(make_v6(file, "INSERT INTO scope(ben, org) VALUES ('" NOBODY "', 'org1');"), 0);
+    struct spro_db *db;
+    int v = 0;
+    char why[256] = "";
+    CHECK_EQ(spro_store__open(file, 0, spro_store__data_migrations,
+                              spro_store__data_migrations_count, &db, &v, why, sizeof why),
+             SPRO_ESTORE);
+    CHECK(db == NULL);
+    CHECK(strstr(why, "migration failed") != NULL);
+    CHECK_EQ(version_of(file), 6);
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM scope WHERE ben = '" NOBODY "'"), 1);
+    CHECK_EQ(count_of(file, "SELECT count(*) FROM sqlite_schema WHERE name = 'ben_scope'"), 0);
+}
+
 static const struct check_test tests[] = {
     {"fresh_database_gets_every_migration", test_fresh_database_gets_every_migration},
     {"older_database_is_migrated", test_older_database_is_migrated},
@@ -240,6 +680,8 @@ static const struct check_test tests[] = {
     {"datadir_refuses_loose_key", test_datadir_refuses_loose_key},
     {"datadir_refuses_wrong_master", test_datadir_refuses_wrong_master},
     {"datadir_refuses_missing_file", test_datadir_refuses_missing_file},
+    {"migration_7_keeps_every_row", test_migration_7_keeps_every_row},
+    {"migration_7_refuses_what_it_cannot_key", test_migration_7_refuses_what_it_cannot_key},
 };
 
 int main(int argc, char **argv)

@@ -5,7 +5,8 @@
  *   spro-sync-bench load --data DIR --records N
  *       N new beneficiaries (seven fields each) pushed in-process with
  *       spro_sync_push() on DIR, in pushes of the largest batch that fits
- *       one sealed frame, by one device of the organisation "bench".
+ *       a device's push (SPRO_SYNC_MAX_OPS ops, SPRO_LOCAL_PUSH_MAX bytes),
+ *       by one device of the organisation "bench".
  *   spro-sync-bench pull-ceiling --data DIR --records N
  *       the server-side work of an initial sync without the server: a fresh
  *       device of "bench" pulls everything in-process, spro_sync_pull() in a
@@ -20,7 +21,7 @@
  *       spro-server for S seconds new beneficiaries (seven fields), then for
  *       S seconds edits of them (phone and situation, each edit based on
  *       the version its previous push got), every push the largest batch
- *       that fits one sealed frame.
+ *       that fits a device's push (as for load).
  *   spro-sync-bench sizes      the batch sizes (ops per push) and push bytes
  *   spro-sync-bench records --records N     the records as JSON lines
  *
@@ -33,6 +34,7 @@
 #include "crypto/crypto.h"
 #include "proto/proto.h"
 #include "sync-records.h"
+#include "sync/local.h"
 #include "sync/sync.h"
 
 #include <arpa/inet.h>
@@ -47,10 +49,15 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Plaintext of one sealed frame (docs/PROTOCOL.md, "Sync"). */
-#define FRAME_PLAIN (SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES)
-/* The server's bound on an encoded pull answer (server/channel.c). */
-#define PULL_ANSWER_MAX (SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES - 512)
+/* Plaintext of one push, at most: what the device client sends
+ * (sync/local.h), well within a sealed message (docs/PROTOCOL.md, "Sync"). */
+#define FRAME_PLAIN SPRO_LOCAL_PUSH_MAX
+_Static_assert(FRAME_PLAIN <= SPRO_SEALED_MAX_PLAIN, "a push is one sealed message");
+/* Plaintext of an answer the bench opens, at most: a pull answer's 1 MiB of
+ * records and its envelope, or 1,000 push results without conflicts. */
+#define ANSWER_PLAIN (2 * 1024 * 1024)
+/* The server's bound on an encoded pull answer. */
+#define PULL_ANSWER_MAX SPRO_SYNC_PULL_ANSWER_MAX
 #define PULL_LIMIT 1000
 #define DRIFT_MS 300000
 #define MAX_SAMPLES 200000
@@ -155,9 +162,9 @@ static size_t push_bytes(struct opbuf *ops, size_t n, struct spro_wire_op *wops)
     return len;
 }
 
-/* The largest number of ops of a kind (create: 1, edit: 0) that fits one
- * sealed frame with every value at its longest, seq at 2^31 and the
- * origin a device id; *bytes the size of that push. */
+/* The largest number of ops of a kind (create: 1, edit: 0), at most
+ * SPRO_SYNC_MAX_OPS, that fits FRAME_PLAIN with every value at its longest,
+ * seq at 2^31 and the origin a device id; *bytes the size of that push. */
 static size_t batch_size(int create, size_t *bytes)
 {
     static struct opbuf ops[SPRO_SYNC_MAX_OPS];
@@ -224,7 +231,7 @@ struct conn {
     uint8_t sk[SPRO_KEY_BYTES];
     uint64_t ts;
     struct spro_client_channel *ch;
-    char rbuf[1 << 17];
+    char rbuf[SPRO_SEALED_MAX_PLAIN + (1 << 16)]; /* the largest sealed answer and headers */
     size_t rlen;
 };
 
@@ -307,7 +314,7 @@ static int sync_call(struct conn *c, const char *path, const struct spro_msg *re
 
 static struct spro_arena arena_new(void)
 {
-    size_t cap = SPRO_PROTO_ARENA_BYTES(SPRO_NOISE_MAX_MESSAGE + 64);
+    size_t cap = SPRO_PROTO_ARENA_BYTES(ANSWER_PLAIN);
     struct spro_arena a = {malloc(cap), 0, cap};
     if (a.base == NULL)
         die("out of memory", 0);

@@ -2,14 +2,17 @@
  * channel.c: see channel.h.  The framing is docs/PROTOCOL.md, "Sealed
  * requests", byte for byte:
  *
- *   request body   session id (16) || counter (8, big-endian) || ciphertext
+ *   request body   session id (16) || counter (8, big-endian) || chunks
  *   request AD     "spro-sync/1 req" 0x00 method 0x00 path 0x00 session id
- *   response body  counter (8, big-endian) || ciphertext
+ *   response body  counter (8, big-endian) || chunks
  *   response AD    "spro-sync/1 res" 0x00 method 0x00 path 0x00 session id
  *                  || request counter (8, big-endian)
  *
- * with the Noise nonce of each counter (crypto/ builds it: 4 zero bytes ||
- * counter little-endian).
+ * where the chunks are the plaintext sealed as a chunked message
+ * (crypto/crypto.h, "Chunked messages"): chunk i under the counter + i,
+ * with the AD above followed by 0x01 for every chunk but the last, and the
+ * Noise nonce of each counter (crypto/ builds it: 4 zero bytes || counter
+ * little-endian).
  */
 #include "channel.h"
 
@@ -27,16 +30,39 @@ struct spro_client_channel {
     struct spro_noise_cipher *rx;    /* server -> device, after welcome */
     uint8_t session[SPRO_CLIENT_SESSION_BYTES];
     bool hello_sent;
-    bool open;                             /* welcome read: tx, rx and session are set */
-    bool dead;                             /* an authentication failed: nothing works any more */
-    bool pending;                          /* a sealed request waits for its answer */
-    bool answered;                         /* some answer was opened: last_answer is meaningful */
-    uint64_t next_counter;                 /* counter of the next request, from 0 */
-    uint64_t last_answer;                  /* highest response counter opened */
-    struct spro_buf ad;                    /* associated data of the pending request's answer */
-    uint8_t plain[SPRO_NOISE_MAX_MESSAGE]; /* decrypted payloads; wiped when the channel dies or is
-                                              destroyed */
+    bool open;             /* welcome read: tx, rx and session are set */
+    bool dead;             /* an authentication failed: nothing works any more */
+    bool pending;          /* a sealed request waits for its answer */
+    bool answered;         /* some answer was opened: last_answer is meaningful */
+    uint64_t next_counter; /* counter of the next request, from 0 */
+    uint64_t last_answer;  /* highest response counter opened (of its last chunk) */
+    struct spro_buf ad;    /* associated data of the pending request's answer */
+    uint8_t *plain; /* decrypted payloads (plain_cap bytes, 0..SPRO_SEALED_MAX_PLAIN, grown on
+                       demand); wiped when the channel dies or is destroyed */
+    size_t plain_cap;
 };
+
+/* Wipes and frees the plaintext buffer. */
+static void drop_plain(struct spro_client_channel *ch)
+{
+    if (ch->plain != NULL)
+        spro_memzero(ch->plain, ch->plain_cap);
+    free(ch->plain);
+    ch->plain = NULL;
+    ch->plain_cap = 0;
+}
+
+/* Makes the plaintext buffer hold at least n bytes (the old one wiped). */
+static void need_plain(struct spro_client_channel *ch, size_t n)
+{
+    if (n <= ch->plain_cap && ch->plain != NULL)
+        return;
+    drop_plain(ch);
+    size_t cap = n < SPRO_NOISE_MAX_MESSAGE ? SPRO_NOISE_MAX_MESSAGE : n;
+    if ((ch->plain = malloc(cap)) == NULL)
+        SPRO_BUG("out of memory");
+    ch->plain_cap = cap;
+}
 
 int spro_client_channel_create(struct spro_client_channel **out,
                                const uint8_t server_pk[SPRO_KEY_BYTES],
@@ -67,6 +93,7 @@ void spro_client_channel_destroy(struct spro_client_channel *ch)
     spro_noise_cipher_destroy(ch->tx);
     spro_noise_cipher_destroy(ch->rx);
     spro_buf_free(&ch->ad);
+    drop_plain(ch);
     spro_memzero(ch, sizeof *ch);
     free(ch);
 }
@@ -82,7 +109,7 @@ static int poison(struct spro_client_channel *ch)
     spro_noise_cipher_destroy(ch->rx);
     ch->hs = NULL;
     ch->tx = ch->rx = NULL;
-    spro_memzero(ch->plain, sizeof ch->plain);
+    drop_plain(ch);
     return SPRO_EINTEGRITY;
 }
 
@@ -126,7 +153,8 @@ int spro_client_channel_welcome(struct spro_client_channel *ch, const uint8_t *m
     if (!ch->hello_sent || ch->open || ch->hs == NULL)
         return SPRO_EBADMSGTYPE;
     size_t plen = 0;
-    int rc = spro_noise_read_message(ch->hs, msg2, len, ch->plain, sizeof ch->plain, &plen);
+    need_plain(ch, SPRO_NOISE_MAX_MESSAGE);
+    int rc = spro_noise_read_message(ch->hs, msg2, len, ch->plain, ch->plain_cap, &plen);
     if (rc == SPRO_EBADMSGTYPE)
         return rc;
     if (rc != 0)
@@ -190,12 +218,13 @@ int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
         return SPRO_EINTEGRITY;
     if (!ch->open)
         return SPRO_EBADMSGTYPE;
-    if (ch->next_counter == UINT64_MAX)
-        return SPRO_ERANGE; /* 2^64-1 is never valid */
     struct spro_buf pt = {0};
     int rc = spro_proto_encode(req, &pt);
-    if (rc == 0 && pt.len > SPRO_NOISE_MAX_MESSAGE - SPRO_NOISE_TAG_BYTES)
+    if (rc == 0 && pt.len > SPRO_SEALED_MAX_PLAIN)
         rc = SPRO_ETOOLONG;
+    size_t chunks = rc == 0 ? spro_noise_chunks(pt.len) : 0;
+    if (rc == 0 && ch->next_counter > UINT64_MAX - chunks)
+        rc = SPRO_ERANGE; /* 2^64-1 is never valid */
     if (rc != 0) {
         wipe_buf(&pt);
         return rc;
@@ -206,17 +235,17 @@ int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
     struct spro_buf ad = {0};
     build_ad(&ad, AD_REQ, method, path, ch->session);
 
-    /* session || counter || plaintext || room for the tag, encrypted in place. */
+    /* session || counter || room for the chunks, sealed from pt. */
     size_t start = out->len;
     static const uint8_t tag_room[SPRO_NOISE_TAG_BYTES];
     spro_buf_append(out, ch->session, SPRO_CLIENT_SESSION_BYTES);
     spro_buf_append(out, be, sizeof be);
     size_t ct = out->len;
-    spro_buf_append(out, pt.data, pt.len);
-    spro_buf_append(out, tag_room, sizeof tag_room);
-    uint8_t *p = out->data + ct;
-    rc = spro_noise_cipher_encrypt_with_nonce(ch->tx, counter, ad.data, ad.len, p, pt.len, p,
-                                              pt.len + SPRO_NOISE_TAG_BYTES);
+    spro_buf_append(out, pt.data, pt.len); /* overwritten: only its length counts */
+    for (size_t i = 0; i < chunks; i++)
+        spro_buf_append(out, tag_room, sizeof tag_room);
+    rc = spro_noise_cipher_encrypt_chunked(ch->tx, counter, ad.data, ad.len, pt.data, pt.len,
+                                           out->data + ct, out->len - ct);
     wipe_buf(&pt);
     spro_buf_free(&ad);
     if (rc != 0) {
@@ -224,7 +253,7 @@ int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
         out->len = start;
         return rc;
     }
-    ch->next_counter = counter + 1;
+    ch->next_counter = counter + chunks;
     /* The one answer that may open now: bound to this request and counter. */
     build_ad(&ch->ad, AD_RES, method, path, ch->session);
     spro_buf_append(&ch->ad, be, sizeof be);
@@ -240,20 +269,19 @@ static int open_plain(struct spro_client_channel *ch, const uint8_t *body, size_
         return SPRO_EINTEGRITY;
     if (!ch->open || !ch->pending)
         return SPRO_EBADMSGTYPE;
-    if (len < 8 + SPRO_NOISE_TAG_BYTES)
+    size_t chunks;
+    if (len < 8 || spro_noise_chunked_layout(len - 8, plen, &chunks) != 0)
         return poison(ch);
     uint64_t counter = get_be64(body);
     if (ch->answered && counter <= ch->last_answer)
         return poison(ch); /* an old answer replayed */
-    *plen = len - 8 - SPRO_NOISE_TAG_BYTES;
-    if (*plen > sizeof ch->plain)
-        return poison(ch);
-    if (spro_noise_cipher_decrypt_with_nonce(ch->rx, counter, ch->ad.data, ch->ad.len, body + 8,
-                                             len - 8, ch->plain, sizeof ch->plain) != 0)
+    need_plain(ch, *plen);
+    if (spro_noise_cipher_decrypt_chunked(ch->rx, counter, ch->ad.data, ch->ad.len, body + 8,
+                                          len - 8, ch->plain, ch->plain_cap, plen) != 0)
         return poison(ch);
     ch->pending = false;
     ch->answered = true;
-    ch->last_answer = counter;
+    ch->last_answer = counter + (chunks - 1);
     return 0;
 }
 

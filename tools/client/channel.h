@@ -31,7 +31,7 @@
 #define SPRO_CLIENT_PROLOGUE "spro-sync/1" /* followed by the server's static public key */
 #define SPRO_CLIENT_HELLO_MAX 1024         /* bytes of the hello payload */
 #define SPRO_CLIENT_SESSION_BYTES 16       /* session id */
-#define SPRO_CLIENT_FRAME_OVERHEAD (16 + 8 + SPRO_NOISE_TAG_BYTES) /* request framing */
+#define SPRO_CLIENT_FRAME_OVERHEAD (16 + 8 + SPRO_NOISE_TAG_BYTES) /* request of one chunk */
 
 struct spro_client_channel; /* opaque */
 
@@ -68,10 +68,12 @@ const uint8_t *spro_client_channel_session(const struct spro_client_channel *ch)
 
 /* Appends the sealed body of req for `method` `path` (as in the request
  * line, without query) to out: session id || counter (big-endian) ||
- * ciphertext, under the next counter, and remembers the request so that
- * only its answer opens.  Returns 0; SPRO_EBADMSGTYPE without an open
- * session; SPRO_ETOOLONG if the ciphertext would exceed
- * SPRO_NOISE_MAX_MESSAGE; SPRO_ERANGE if the counters are exhausted;
+ * chunks, the encoded message sealed as a chunked message (one chunk per
+ * 65,519 bytes of plaintext, each under its own counter, from the next
+ * one), and remembers the request so that only its answer opens.  Returns
+ * 0; SPRO_EBADMSGTYPE without an open session; SPRO_ETOOLONG if the
+ * encoded message exceeds SPRO_SEALED_MAX_PLAIN; SPRO_ERANGE if the
+ * counters are exhausted;
  * an encoding error; SPRO_EINTEGRITY if the channel is dead.  Nothing is
  * appended on failure. */
 SPRO_MUST_CHECK int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
@@ -79,9 +81,11 @@ SPRO_MUST_CHECK int spro_client_channel_seal(struct spro_client_channel *ch, con
                                              struct spro_buf *out);
 
 /* Opens the 200 answer (len bytes) to the last sealed request and decodes
- * it into *m (the route's answer or an `error`).  The answer's counter must
- * be above every counter opened before, and it must authenticate under the
- * server-to-device key with the associated data of that request.  Returns
+ * it into *m (the route's answer or an `error`).  The answer is a chunked
+ * message of up to SPRO_SEALED_MAX_PLAIN bytes; its counter must be above
+ * every counter opened before (those of every chunk), and each chunk must
+ * authenticate under the server-to-device key with the associated data of
+ * that request.  Returns
  * 0; SPRO_EINTEGRITY if it does not (the channel is dead then);
  * SPRO_EBADMSGTYPE if no request is waiting for its answer; a decoding
  * error of the plaintext. */

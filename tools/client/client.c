@@ -622,10 +622,12 @@ static int sync_session(struct sync_ctx *c)
  * server ended (restart, idle, expiry) gets one fresh handshake and the
  * request is sent again: pushes and pulls may be repeated (the server
  * answers a retried op as the first time).  Returns EXIT_OK with *m of
- * type want, or the exit status with the error reported.
+ * type want, or the exit status with the error reported.  With too_long
+ * not NULL, a sealed `too_long` answer is not reported: *too_long is set
+ * and EXIT_OK returned (*m is then the error).
  */
 static int exchange(struct sync_ctx *c, const char *path, const struct spro_msg *req,
-                    enum spro_msg_type want, struct spro_msg *m)
+                    enum spro_msg_type want, struct spro_msg *m, bool *too_long)
 {
     char why[512];
     for (int attempt = 0;; attempt++) {
@@ -657,7 +659,17 @@ static int exchange(struct sync_ctx *c, const char *path, const struct spro_msg 
                 return exit_code;
             continue;
         }
+        /* The decoded answer needs SPRO_PROTO_ARENA_BYTES of its plaintext,
+         * which is shorter than the body: grown to that (pages are touched
+         * only as the decoder uses them). */
+        spro_memzero(c->arena.base, c->arena.len);
         c->arena.len = 0;
+        if (c->arena.cap < SPRO_PROTO_ARENA_BYTES(res.body.len)) {
+            free(c->arena.base);
+            c->arena.cap = SPRO_PROTO_ARENA_BYTES(res.body.len);
+            if ((c->arena.base = malloc(c->arena.cap)) == NULL)
+                SPRO_BUG("out of memory");
+        }
         rc = spro_client_channel_open_sync(c->ch, res.body.data, res.body.len, &c->arena, m);
         spro_client_http_response_free(&res);
         if (rc == SPRO_EINTEGRITY) {
@@ -668,6 +680,10 @@ static int exchange(struct sync_ctx *c, const char *path, const struct spro_msg 
             fprintf(stderr, "spro-client sync: the answer of %s cannot be decoded (%s)\n", path,
                     spro_errcode(rc));
             return EXIT_FAIL;
+        }
+        if (m->type == SPRO_MSG_ERROR && too_long != NULL && code_is(&m->u.error, "too_long")) {
+            *too_long = true;
+            return EXIT_OK;
         }
         if (m->type == SPRO_MSG_ERROR)
             return report_error("sync", 200, &m->u.error, true);
@@ -723,13 +739,17 @@ static int count_conflict(void *arg, const struct spro_local_record *r,
     return 0;
 }
 
-/* Pushes the whole outbox, batch after batch. */
+/* Pushes the whole outbox, batch after batch.  A push answered `too_long`
+ * (its answer, big conflicts, would not fit a sealed message; the ops are
+ * applied and their answers kept) is sent again in halves until answers
+ * fit; the smaller size holds for the rest of this sync. */
 static int sync_push(struct sync_ctx *c, struct spro_local_push_stats *stats)
 {
     char why[512];
+    size_t max_ops = SPRO_SYNC_MAX_OPS;
     for (;;) {
         struct spro_local_batch *b;
-        if (spro_local_push_next(c->local, &b, why, sizeof why) != 0) {
+        if (spro_local_push_next(c->local, max_ops, &b, why, sizeof why) != 0) {
             fprintf(stderr, "spro-client sync: %s\n", why);
             return EXIT_FAIL;
         }
@@ -737,7 +757,22 @@ static int sync_push(struct sync_ctx *c, struct spro_local_push_stats *stats)
             return EXIT_OK;
         const struct spro_msg *push = spro_local_batch_msg(b);
         struct spro_msg m;
-        int rc = exchange(c, "/v1/sync/push", push, SPRO_MSG_PUSH_REPLY, &m);
+        bool too_long = false;
+        int rc = exchange(c, "/v1/sync/push", push, SPRO_MSG_PUSH_REPLY, &m, &too_long);
+        if (rc == EXIT_OK && too_long) {
+            size_t n = spro_local_batch_size(b);
+            spro_local_batch_free(b);
+            if (n == 1) {
+                fprintf(stderr, "spro-client sync: the answer to one op alone does not fit a "
+                                "sealed message (too_long); it stays in the outbox\n");
+                return EXIT_FAIL;
+            }
+            max_ops = n / 2;
+            fprintf(stderr,
+                    "spro-client sync: the answer to %zu ops is too long; sending %zu at a time\n",
+                    n, max_ops);
+            continue;
+        }
         size_t before = stats->acked + stats->conflicts + stats->rejected;
         if (rc == EXIT_OK &&
             spro_local_push_done(c->local, b, &m.u.push_reply, spro_client__wall_ms(), stats,
@@ -773,7 +808,7 @@ static int sync_pull(struct sync_ctx *c, size_t *pulled)
         struct spro_msg req = {.type = SPRO_MSG_PULL};
         req.u.pull = (struct spro_msg_pull){{cursor, clen}, PULL_LIMIT};
         struct spro_msg m;
-        int rc = exchange(c, "/v1/sync/pull", &req, SPRO_MSG_PULL_REPLY, &m);
+        int rc = exchange(c, "/v1/sync/pull", &req, SPRO_MSG_PULL_REPLY, &m, NULL);
         if (rc != EXIT_OK)
             return rc;
         const struct spro_msg_pull_reply *r = &m.u.pull_reply;
@@ -817,8 +852,9 @@ static int cmd_sync(const struct options *o, int argc, char **argv)
         return rc;
     if (a.help) {
         printf("usage: spro-client --home DIR sync [--json]\n"
-               "Open a session, push the edits waiting in the outbox (batches that fit one\n"
-               "sealed request), then pull every record that changed in this device's\n"
+               "Open a session, push the edits waiting in the outbox (batches of up to\n"
+               "1000 ops and 1 MiB; halved while the server answers that a batch's answer\n"
+               "is too long), then pull every record that changed in this device's\n"
                "scope since the last sync.  Prints `pushed: N acked, N conflicts, N\n"
                "rejected` and `pulled: N records`; each rejected op is printed and kept in\n"
                "the local quarantine.  Fields left in conflict are counted (see spro-client\n"
@@ -887,7 +923,7 @@ static int cmd_sync(const struct options *o, int argc, char **argv)
     }
     spro_client_channel_destroy(c.ch);
     spro_local_close(c.local);
-    spro_memzero(c.arena.base, c.arena.cap);
+    spro_memzero(c.arena.base, c.arena.len);
     free(c.arena.base);
     spro_buf_free(&c.rejects);
     spro_memzero(c.sk, sizeof c.sk);
