@@ -308,6 +308,10 @@ const struct spro_migration spro_store__data_migrations[] = {
         "CREATE VIEW scope_record AS"
         "  SELECT r.rtype, r.rid, k.org FROM rec_scope AS k JOIN records AS r ON r.id = k.rec;"
         "DROP TABLE records_v6;"},
+    /* 8: RESERVED for the audit log (being written; replace this SQL). */
+    {8, "SELECT 1;"},
+    /* 9: RESERVED for erasure and retention (being written; replace this SQL). */
+    {9, "SELECT 1;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];
@@ -326,6 +330,9 @@ const struct spro_migration spro_store__keys_migrations[] = {
         "  wrapped    BLOB NOT NULL CHECK (length(wrapped) = 77)," /* names its KEK epoch */
         "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
         ") STRICT;"},
+    /* 3: RESERVED for key-encryption-key epochs and rotation (being written;
+     * replace this SQL). */
+    {3, "SELECT 1;"},
 };
 const size_t spro_store__keys_migrations_count =
     sizeof spro_store__keys_migrations / sizeof spro_store__keys_migrations[0];

@@ -32,8 +32,8 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 7 /* schema version of data.db this program writes */
-#define SPRO_KEYS_SCHEMA 2 /* schema version of keys.db this program writes */
+#define SPRO_DATA_SCHEMA 9 /* schema version of data.db this program writes */
+#define SPRO_KEYS_SCHEMA 3 /* schema version of keys.db this program writes */
 
 struct spro_datadir;
 

@@ -381,9 +381,9 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 7);
-    CHECK_EQ(SPRO_KEYS_SCHEMA, 2);
-    CHECK_EQ(spro_datadir_schema(dd), 7);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 9);
+    CHECK_EQ(SPRO_KEYS_SCHEMA, 3);
+    CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
                        " 'scope', 'blind_index', 'clamps', 'ops', 'op_siblings', 'quarantine',"

@@ -615,7 +615,7 @@ static void test_migration_7_keeps_every_row(void)
     CHECK_EQ(spro_store__open(file, 0, spro_store__data_migrations,
                               spro_store__data_migrations_count, &db, &v, why, sizeof why),
              0);
-    CHECK_EQ(v, 7);
+    CHECK_EQ(v, SPRO_DATA_SCHEMA);
     struct body read = {read_v6_rows}, write = {write_after_migration};
     int rc = spro_store__transaction(db, SPRO_TX_WRITE, run_body, &read);
     struct spro_quarantined *q = NULL;
@@ -630,7 +630,7 @@ static void test_migration_7_keeps_every_row(void)
     spro_store__close(db);
     CHECK_EQ(rc, 0);
     CHECK_EQ(nq, 1);
-    CHECK_EQ(version_of(file), 7);
+    CHECK_EQ(version_of(file), SPRO_DATA_SCHEMA);
     /* The old names are views with the old rows and what was written
      * since: records B4 and I2; I2's sibling, gone again; B4's scope
      * (org1, org2) less B1's org1; I2's scope_record for org2, then it
