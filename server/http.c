@@ -747,6 +747,7 @@ out:
     uv_walk(&s->loop, close_walk, NULL);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
+    spro_server__periodic_free(s);
     h2o_config_dispose(&s->gconf);
     if (s->ssl != NULL)
         SSL_CTX_free(s->ssl);

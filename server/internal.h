@@ -91,6 +91,8 @@ const char *spro_route_name(enum spro_route route);
 struct conn;
 struct spro_sessions;
 
+struct spro_periodic;
+
 struct server {
     const struct spro_server_config *cfg;
     uv_loop_t loop;
@@ -117,7 +119,18 @@ struct server {
     struct spro_keytab *enrol_failures; /* failed ticket redemptions per address */
     uv_timer_t sweep;                   /* ends expired sessions every second */
     bool failed; /* a write\'s outcome is unknown (storage error): writes refused, exiting */
+    struct spro_periodic *periodic; /* background tasks (periodic.c) */
 };
+
+/* Runs run(dd, arg) on a worker thread every interval_ms (> 0), the first
+ * time interval_ms after the call; a run never overlaps the previous one,
+ * and none starts once the server is stopping.  run touches only dd and
+ * arg (arg stays the caller's) and logs its own outcome.  Call after the
+ * loop is initialised and before it runs. */
+void spro_server__periodic_add(struct server *s, uint64_t interval_ms,
+                               void (*run)(struct spro_datadir *dd, void *arg), void *arg);
+/* Frees the tasks, once the loop is closed (their timers with it). */
+void spro_server__periodic_free(struct server *s);
 
 /* Addresses whose failed ticket redemptions are tracked at once. */
 #define SPRO_SERVER_ENROL_ADDRESSES 65536
