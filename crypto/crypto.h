@@ -502,6 +502,47 @@ SPRO_MUST_CHECK int spro_field_key_rewrap(uint8_t out[SPRO_WRAPPED_KEY_BYTES], c
                                           uint32_t old_epoch, const uint8_t new_kek[SPRO_KEY_BYTES],
                                           uint32_t new_epoch, const char *beneficiary_id);
 
+/* ---- Key-encryption keys and the root key, wrapped (docs/CRYPTO.md,
+ * "Key rotation") ----
+ * A random KEK (and the root key of a directory whose master key changed)
+ * is kept in keys.db wrapped under the key-wrapping subkey of the master
+ * key (context SPRO_KDF_CTX_KEY_WRAP):
+ *   0x01 || nonce (24) || XChaCha20-Poly1305(key) (32) || tag (16)
+ * with associated data "spro-sync kek v1" 0x00 || epoch (4, big-endian),
+ * or "spro-sync root v1" 0x00 for the root key. */
+#define SPRO_WRAPPED_KEK_BYTES 73
+
+/* The 8-character contexts of crypto_kdf_derive_from_key, one per purpose,
+ * all distinct (docs/CRYPTO.md, "Key hierarchy").  Subkeys of the master
+ * key itself: */
+#define SPRO_KDF_CTX_KEY_WRAP "spro-kwk"    /* wraps KEKs and the root key */
+#define SPRO_KDF_CTX_SERVER_KEYS "srvkeys_" /* seals the server's secret keys */
+/* Subkeys of the root key (the first master key of the directory): */
+#define SPRO_KDF_CTX_KEK "spro-kek"        /* KEK of a derived epoch (epoch 1 of old directories) */
+#define SPRO_KDF_CTX_BLIND "spro-bix"      /* blind indexes */
+#define SPRO_KDF_CTX_QUARANTINE "quaranti" /* quarantined ops */
+#define SPRO_KDF_CTX_ENROL "enrolmnt"      /* enrolment ticket hashes */
+#define SPRO_KDF_CTX_AUDIT "spro-aud"      /* the audit chain */
+
+/* Wraps the 32-byte KEK of epoch (1..) under wk, with a random nonce.
+ * Returns 0, or SPRO_ERANGE for epoch 0 (out zeroed). */
+SPRO_MUST_CHECK int spro_field_kek_wrap(uint8_t out[SPRO_WRAPPED_KEK_BYTES],
+                                        const uint8_t kek[SPRO_KEY_BYTES],
+                                        const uint8_t wk[SPRO_KEY_BYTES], uint32_t epoch);
+
+/* Unwraps what spro_field_kek_wrap() wrote (len bytes) for epoch.  Returns
+ * 0, or SPRO_EINTEGRITY for anything else (wrong length or version, another
+ * epoch, another wrapping key, altered bytes; kek zeroed). */
+SPRO_MUST_CHECK int spro_field_kek_unwrap(uint8_t kek[SPRO_KEY_BYTES], const uint8_t *in,
+                                          size_t len, const uint8_t wk[SPRO_KEY_BYTES],
+                                          uint32_t epoch);
+
+/* The same for the root key (associated data "spro-sync root v1" 0x00). */
+void spro_field_root_wrap(uint8_t out[SPRO_WRAPPED_KEK_BYTES], const uint8_t root[SPRO_KEY_BYTES],
+                          const uint8_t wk[SPRO_KEY_BYTES]);
+SPRO_MUST_CHECK int spro_field_root_unwrap(uint8_t root[SPRO_KEY_BYTES], const uint8_t *in,
+                                           size_t len, const uint8_t wk[SPRO_KEY_BYTES]);
+
 /* Seals the field value pt (ptlen bytes; NULL if 0) under the data key dk
  * named key_id, for the record and field ctx, with a random nonce.  Writes
  * SPRO_FIELD_SEALED_BYTES(ptlen) bytes to out (cap bytes) and sets *outlen.
@@ -595,5 +636,73 @@ int spro_phonetic_fr(const char *normalized_name, char *out, size_t cap);
  * spro_blind_index(), never to a log. */
 int spro_dedup_key(const char *family_name, const char *given_name, const char *birth_date,
                    char *out, size_t cap);
+
+/* ---- Audit log (crypto/audit.c; docs/CRYPTO.md, "Audit log") ----
+ *
+ * Each entry of the audit log is chained to the one before it:
+ *   hash = BLAKE2b-256(key = audit key,
+ *                      prev hash || "spro-sync audit v1" 0x00 || seq (8) ||
+ *                      time_ms (8) || for kind, actor, object, detail:
+ *                      length (1) || bytes)
+ * integers big-endian; the first entry's prev hash is SPRO_AUDIT_GENESIS
+ * (32 zero bytes).  The audit key is a purpose subkey of the master key.
+ * A checkpoint {seq, hash, time_ms} is signed with the server's Ed25519
+ * key over "spro-sync audit checkpoint v1" 0x00 || seq (8) || hash (32) ||
+ * time_ms (8).
+ */
+#define SPRO_AUDIT_HASH_BYTES 32
+#define SPRO_AUDIT_SIG_BYTES 64
+#define SPRO_AUDIT_FIELD_MAX 255 /* bytes of kind, actor, object or detail */
+#define SPRO_AUDIT_ENCODING_MAX (19 + 16 + 4 * (1 + SPRO_AUDIT_FIELD_MAX))
+#define SPRO_AUDIT_CHECKPOINT_MSG_BYTES (30 + 8 + SPRO_AUDIT_HASH_BYTES + 8)
+
+/* One entry, as hashed.  Strings are NUL-terminated; kind and actor 1 to
+ * SPRO_AUDIT_FIELD_MAX bytes, object and detail 0 to SPRO_AUDIT_FIELD_MAX. */
+struct spro_audit_entry {
+    int64_t seq;     /* 1.. */
+    int64_t time_ms; /* ms since the Unix epoch, >= 0 */
+    const char *kind;
+    const char *actor;
+    const char *object;
+    const char *detail;
+};
+
+/* The audit key: crypto_kdf_derive_from_key(master, subkey id 1,
+ * context "spro-aud"). */
+void spro_audit_key_derive(uint8_t out[SPRO_KEY_BYTES], const uint8_t master[SPRO_KEY_BYTES]);
+
+/* The canonical encoding of e hashed after the previous hash (from the
+ * tag on), *outlen bytes.  Returns 0; SPRO_EMISSING for a NULL string;
+ * SPRO_ETOOLONG for a string over SPRO_AUDIT_FIELD_MAX; SPRO_ERANGE for
+ * seq < 1, time_ms < 0 or an empty kind or actor (*outlen is 0 then). */
+SPRO_MUST_CHECK int spro_audit_encode(uint8_t out[SPRO_AUDIT_ENCODING_MAX], size_t *outlen,
+                                      const struct spro_audit_entry *e);
+
+/* The hash of entry e chained after prev (see above).  Returns 0, or an
+ * error of spro_audit_encode() with out zeroed. */
+SPRO_MUST_CHECK int spro_audit_hash(uint8_t out[SPRO_AUDIT_HASH_BYTES],
+                                    const uint8_t key[SPRO_KEY_BYTES],
+                                    const uint8_t prev[SPRO_AUDIT_HASH_BYTES],
+                                    const struct spro_audit_entry *e);
+
+/* The message a checkpoint signature covers (see above). */
+void spro_audit_checkpoint_message(uint8_t out[SPRO_AUDIT_CHECKPOINT_MSG_BYTES], int64_t seq,
+                                   const uint8_t hash[SPRO_AUDIT_HASH_BYTES], int64_t time_ms);
+
+/* Signs the checkpoint {seq, hash, time_ms} with the Ed25519 secret key sk
+ * (deterministic: the same inputs give the same signature). */
+void spro_audit_checkpoint_sign(uint8_t sig[SPRO_AUDIT_SIG_BYTES],
+                                const uint8_t sk[SPRO_SIGN_SECRET_BYTES], int64_t seq,
+                                const uint8_t hash[SPRO_AUDIT_HASH_BYTES], int64_t time_ms);
+
+/* 0 if sig is pk's signature of the checkpoint, else SPRO_EINTEGRITY. */
+SPRO_MUST_CHECK int spro_audit_checkpoint_verify(const uint8_t sig[SPRO_AUDIT_SIG_BYTES],
+                                                 const uint8_t pk[SPRO_KEY_BYTES], int64_t seq,
+                                                 const uint8_t hash[SPRO_AUDIT_HASH_BYTES],
+                                                 int64_t time_ms);
+
+/* TEST USE ONLY (known-answer vectors): the Ed25519 key pair of a seed. */
+void spro_crypto_sign_seed_keypair(uint8_t pk[SPRO_KEY_BYTES], uint8_t sk[SPRO_SIGN_SECRET_BYTES],
+                                   const uint8_t seed[SPRO_KEY_BYTES]);
 
 #endif

@@ -175,6 +175,85 @@ int spro_field_key_rewrap(uint8_t out[SPRO_WRAPPED_KEY_BYTES], const uint8_t *in
     return err;
 }
 
+/* ---- Wrapped KEKs and root key ---- */
+
+#define KEK_LABEL "spro-sync kek v1"
+#define ROOT_LABEL "spro-sync root v1"
+#define WRAPPED_SECRET_CT (1 + SPRO_FIELD_NONCE_BYTES)
+_Static_assert(SPRO_WRAPPED_KEK_BYTES == 1 + SPRO_FIELD_NONCE_BYTES + SPRO_KEY_BYTES + TAG_BYTES,
+               "wrapped KEK size");
+
+/* label || 0x00 || epoch (4, big-endian) when with_epoch. */
+static size_t secret_ad(uint8_t ad[32], const char *label, size_t labelsz, int with_epoch,
+                        uint32_t epoch)
+{
+    memcpy(ad, label, labelsz); /* with its NUL */
+    if (!with_epoch)
+        return labelsz;
+    put_be32(ad + labelsz, epoch);
+    return labelsz + 4;
+}
+
+static void secret_wrap(uint8_t out[SPRO_WRAPPED_KEK_BYTES], const uint8_t key[SPRO_KEY_BYTES],
+                        const uint8_t wk[SPRO_KEY_BYTES], const uint8_t *ad, size_t adlen)
+{
+    out[0] = SPRO_FIELD_FORMAT_V1;
+    randombytes_buf(out + 1, SPRO_FIELD_NONCE_BYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + WRAPPED_SECRET_CT, NULL, key, SPRO_KEY_BYTES,
+                                               ad, adlen, NULL, out + 1, wk);
+}
+
+static int secret_unwrap(uint8_t key[SPRO_KEY_BYTES], const uint8_t *in, size_t len,
+                         const uint8_t wk[SPRO_KEY_BYTES], const uint8_t *ad, size_t adlen)
+{
+    if (len != SPRO_WRAPPED_KEK_BYTES || in[0] != SPRO_FIELD_FORMAT_V1 ||
+        crypto_aead_xchacha20poly1305_ietf_decrypt(key, NULL, NULL, in + WRAPPED_SECRET_CT,
+                                                   SPRO_KEY_BYTES + TAG_BYTES, ad, adlen, in + 1,
+                                                   wk) != 0) {
+        sodium_memzero(key, SPRO_KEY_BYTES);
+        return SPRO_EINTEGRITY;
+    }
+    return 0;
+}
+
+int spro_field_kek_wrap(uint8_t out[SPRO_WRAPPED_KEK_BYTES], const uint8_t kek[SPRO_KEY_BYTES],
+                        const uint8_t wk[SPRO_KEY_BYTES], uint32_t epoch)
+{
+    if (epoch == 0) {
+        sodium_memzero(out, SPRO_WRAPPED_KEK_BYTES);
+        return SPRO_ERANGE;
+    }
+    uint8_t ad[32];
+    secret_wrap(out, kek, wk, ad, secret_ad(ad, KEK_LABEL, sizeof KEK_LABEL, 1, epoch));
+    return 0;
+}
+
+int spro_field_kek_unwrap(uint8_t kek[SPRO_KEY_BYTES], const uint8_t *in, size_t len,
+                          const uint8_t wk[SPRO_KEY_BYTES], uint32_t epoch)
+{
+    uint8_t ad[32];
+    if (epoch == 0) {
+        sodium_memzero(kek, SPRO_KEY_BYTES);
+        return SPRO_EINTEGRITY;
+    }
+    return secret_unwrap(kek, in, len, wk, ad,
+                         secret_ad(ad, KEK_LABEL, sizeof KEK_LABEL, 1, epoch));
+}
+
+void spro_field_root_wrap(uint8_t out[SPRO_WRAPPED_KEK_BYTES], const uint8_t root[SPRO_KEY_BYTES],
+                          const uint8_t wk[SPRO_KEY_BYTES])
+{
+    uint8_t ad[32];
+    secret_wrap(out, root, wk, ad, secret_ad(ad, ROOT_LABEL, sizeof ROOT_LABEL, 0, 0));
+}
+
+int spro_field_root_unwrap(uint8_t root[SPRO_KEY_BYTES], const uint8_t *in, size_t len,
+                           const uint8_t wk[SPRO_KEY_BYTES])
+{
+    uint8_t ad[32];
+    return secret_unwrap(root, in, len, wk, ad, secret_ad(ad, ROOT_LABEL, sizeof ROOT_LABEL, 0, 0));
+}
+
 /* ---- Sealed field values ---- */
 
 /* "spro-sync field v1" || 0x00 || record type || 0x00 || record id || 0x00 ||

@@ -18,6 +18,7 @@
 #include "session.h"
 
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -34,8 +35,10 @@ _Static_assert(SYNC_ANSWER_MAX + 4096 <= SPRO_SEALED_MAX_PLAIN, "a pull answer i
 #define ENROL_WINDOW_S 600    /* failed ticket redemptions are counted per address */
 #define ENROL_MAX_FAILURES 10 /* ... and refused beyond this many per window */
 
-static void log_refusal(const char *event, int err)
+/* Logs a refused request and counts it for the audit log. */
+static void log_refusal(struct server *s, const char *event, int err)
 {
+    spro_server__refused(s, event, spro_errcode(err));
     struct spro_logline l;
     spro_log_begin(&l, SPRO_LOG_INFO, event);
     spro_log_str(&l, "code", spro_errcode(err));
@@ -219,13 +222,13 @@ static void hs_done(struct job *j)
     struct server *s = j->srv;
     h2o_req_t *req = j->req;
     if (h->rc != 0) {
-        log_refusal("handshake_refused", h->rc);
+        log_refusal(s, "handshake_refused", h->rc);
         spro_server__send_error(req, h->rc);
         return;
     }
     struct spro_logline l;
     if (h->revoked) {
-        log_refusal("handshake_refused", SPRO_EREVOKED);
+        log_refusal(s, "handshake_refused", SPRO_EREVOKED);
         spro_server__send_body(req, 403, "application/octet-stream", h->msg2, h->msg2_len);
         return;
     }
@@ -234,7 +237,7 @@ static void hs_done(struct job *j)
                                                        h->recv, h->send, uv_now(&s->loop));
         h->recv = h->send = NULL; /* owned by the table now, or destroyed */
         if (sess == NULL) {
-            log_refusal("session_table_full", SPRO_EUNAVAILABLE);
+            log_refusal(s, "session_table_full", SPRO_EUNAVAILABLE);
             spro_server__send_error(req, SPRO_EUNAVAILABLE);
             return;
         }
@@ -263,7 +266,7 @@ void spro_channel_session(struct server *s, h2o_req_t *req)
 {
     size_t len = req->entity.len;
     if (len < MSG1_OVERHEAD + 1 || len > MSG1_OVERHEAD + MAX_HELLO) {
-        log_refusal("handshake_refused", SPRO_EBADFRAME);
+        log_refusal(s, "handshake_refused", SPRO_EBADFRAME);
         spro_server__send_error(req, SPRO_EBADFRAME);
         return;
     }
@@ -271,7 +274,7 @@ void spro_channel_session(struct server *s, h2o_req_t *req)
     peer_key(req, h->peer);
     if (enrol_limited(s, h->peer, uv_now(&s->loop) / 1000)) {
         free(h);
-        log_refusal("handshake_refused", SPRO_ERATELIMIT);
+        log_refusal(s, "handshake_refused", SPRO_ERATELIMIT);
         spro_server__send_error(req, SPRO_ERATELIMIT);
         return;
     }
@@ -384,7 +387,13 @@ static void sync_run(struct sealed_job *sj, struct server *s)
      * SYNC_ANSWER_MAX bytes of records, or one result per op). */
     size_t cap =
         SPRO_PROTO_ARENA_BYTES(sj->plain_len) + SPRO_SYNC_PULL_ARENA_BYTES(SYNC_ANSWER_MAX);
-    struct spro_arena arena = {spro_server__job_alloc(cap), 0, cap};
+    /* Mapped, not allocated: the bound is a worst case (tens of MiB for a
+     * large push) of which a request touches a few times its size; the
+     * pages not touched never count, and all go back at once. */
+    void *mem = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        SPRO_BUG("out of memory");
+    struct spro_arena arena = {mem, 0, cap};
     struct spro_msg in, out;
     memset(&out, 0, sizeof out);
     int rc = spro_proto_decode_sync(sj->plain, sj->plain_len, &arena, &in);
@@ -435,7 +444,7 @@ static void sync_run(struct sealed_job *sj, struct server *s)
         spro_proto_encode_error(rc, NULL, &sj->answer);
     sj->has_answer = true;
     spro_memzero(arena.base, arena.len);
-    free(arena.base);
+    munmap(arena.base, cap);
 }
 
 /* A chunked request, on the worker: its counters were reserved on the loop. */
@@ -559,7 +568,7 @@ static void sealed_done(struct job *j)
         /* Sealed, so that nobody on the path can forge a revocation; then
          * the session ends. */
         struct spro_buf b = {0};
-        log_refusal("sealed_refused", sj->rc);
+        log_refusal(s, "sealed_refused", sj->rc);
         spro_proto_encode_error(SPRO_EREVOKED, NULL, &b);
         send_sealed(s, req, &sj->sr, sess, &b);
         spro_sessions_end(s->sessions, sess);
@@ -570,7 +579,7 @@ static void sealed_done(struct job *j)
     if (sj->rc == SPRO_EREVOKED)
         sj->rc = SPRO_ESESSION; /* ended meanwhile: the next handshake says why */
     if (sj->rc != 0) {
-        log_refusal("sealed_refused", sj->rc);
+        log_refusal(s, "sealed_refused", sj->rc);
         spro_server__send_error(req, sj->rc);
         return;
     }
@@ -611,7 +620,7 @@ static void sealed_chunked(struct server *s, h2o_req_t *req, enum spro_route rou
         spro_noise_cipher_reserve(sess->recv, sj->first, chunks, sj->key) != 0) {
         free(sj);
         spro_sessions_end(s->sessions, sess); /* its receiving cipher is poisoned */
-        log_refusal("sealed_refused", SPRO_EDECRYPT);
+        log_refusal(s, "sealed_refused", SPRO_EDECRYPT);
         spro_server__send_error(req, SPRO_EDECRYPT);
         return;
     }
@@ -644,13 +653,13 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
         /* A body that is no chunked message, or one of several chunks that
          * would need counters past 2^64-2 (one chunk with counter 2^64-1
          * fails its decryption, as it always did). */
-        log_refusal("sealed_refused", SPRO_EBADFRAME);
+        log_refusal(s, "sealed_refused", SPRO_EBADFRAME);
         spro_server__send_error(req, SPRO_EBADFRAME);
         return;
     }
     struct spro_session *sess = spro_sessions_find(s->sessions, body, now);
     if (sess == NULL) {
-        log_refusal("sealed_refused", SPRO_ESESSION);
+        log_refusal(s, "sealed_refused", SPRO_ESESSION);
         spro_server__send_error(req, SPRO_ESESSION);
         return;
     }
@@ -667,7 +676,7 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
         spro_noise_cipher_decrypt_with_nonce(sess->recv, be64(body + SPRO_SESSION_ID_BYTES), ad,
                                              adlen, body + FRAME_HEAD, ctlen, plain, ctlen) != 0) {
         spro_sessions_end(s->sessions, sess); /* its receiving cipher is poisoned */
-        log_refusal("sealed_refused", SPRO_EDECRYPT);
+        log_refusal(s, "sealed_refused", SPRO_EDECRYPT);
         spro_server__send_error(req, SPRO_EDECRYPT);
         return;
     }

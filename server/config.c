@@ -29,7 +29,8 @@ enum opt_kind {
     OPT_LISTEN,
     OPT_LEVEL,
     OPT_PASSFILE,
-    OPT_PASSFD
+    OPT_PASSFD,
+    OPT_RETENTION
 };
 
 struct opt {
@@ -81,6 +82,14 @@ static const struct opt opts[] = {
     {"sync-idle-horizon", OPT_UINT, F(sync_idle_horizon), 0, 0, 315360000, "SECONDS",
      "devices that have not pulled for this long stop holding back the purge of "
      "removal events (0: never; default 2592000, 30 days)"},
+    {"retention", OPT_RETENTION, 0, 0, 0, 0, "PROGRAMME:YEARS",
+     "anonymise beneficiaries of PROGRAMME (* for any other) YEARS after their closing; "
+     "repeat for each programme (see --retention-interval)"},
+    {"retention-interval", OPT_UINT, F(retention_interval), 0, 0, 31536000, "SECONDS",
+     "apply the --retention rules this often, the first time one interval after start "
+     "(0: never, the default)"},
+    {"audit-checkpoint-interval", OPT_UINT, F(audit_checkpoint_interval), 0, 1, 86400, "SECONDS",
+     "sign a checkpoint of the audit log this often, and at shutdown (default 300)"},
     {"max-sessions", OPT_UINT, F(max_sessions), 0, 1, 10000000, "N",
      "device sessions open at once, at most (default 100000)"},
     {"log-level", OPT_LEVEL, F(log_level), 0, 0, 0, "LEVEL",
@@ -129,6 +138,7 @@ static void defaults(struct spro_server_config *c)
     c->max_sessions = 100000;
     c->max_clock_drift = 300;
     c->sync_idle_horizon = 2592000;
+    c->audit_checkpoint_interval = 300;
     c->log_level = SPRO_LOG_INFO;
 }
 
@@ -252,6 +262,23 @@ static int apply(struct spro_server_config *c, const struct opt *o, const char *
         c->has_passphrase_fd = true;
         c->passphrase_file[0] = '\0';
         return 0;
+    case OPT_RETENTION: {
+        struct spro_retention_rule r;
+        if (strlen(value) >= sizeof c->retention[0] || spro_retention_parse(value, &r) != 0) {
+            fprintf(stderr,
+                    "spro-server: %s: --retention %s: expected PROGRAMME:YEARS (PROGRAMME of "
+                    "A-Z a-z 0-9 . _ - or *, YEARS 0 to 200)\n",
+                    where, value);
+            return -1;
+        }
+        if (c->nretention == SPRO_SERVER_RETENTION_MAX) {
+            fprintf(stderr, "spro-server: %s: more than %d --retention rules\n", where,
+                    SPRO_SERVER_RETENTION_MAX);
+            return -1;
+        }
+        strcpy(c->retention[c->nretention++], value);
+        return 0;
+    }
     case OPT_LEVEL:
         for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++)
             if (strcmp(value, levels[i]) == 0) {
@@ -371,6 +398,10 @@ int spro_server_config_load(struct spro_server_config *c, int argc, char **argv)
         }
         if (apply(c, o, value, "command line") != 0)
             return SPRO_ECONFIG;
+    }
+    if (c->retention_interval != 0 && c->nretention == 0) {
+        fprintf(stderr, "spro-server: --retention-interval needs --retention rules\n");
+        return SPRO_ECONFIG;
     }
     if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
         fprintf(stderr, "spro-server: --tls-cert and --tls-key go together\n");

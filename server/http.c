@@ -147,6 +147,7 @@ void spro_server__offload(struct server *s, h2o_req_t *req, struct job *j)
 {
     if (s->stopping || s->queued >= SPRO_SERVER_QUEUE_PER_WORKER * s->cfg->workers) {
         s->metrics.jobs_refused++;
+        spro_server__refused(s, "request_refused", spro_errcode(SPRO_EUNAVAILABLE));
         if (j->free != NULL)
             j->free(j);
         free(j);
@@ -350,6 +351,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (s->stopping)
         req->http1_is_persistent = 0;
     if (req->version >= 0x200 && over_budget(s, req)) {
+        spro_server__refused(s, "http2_budget_refused", spro_errcode(SPRO_EUNAVAILABLE));
         spro_server__send_error(req, SPRO_EUNAVAILABLE);
         return 0;
     }
@@ -366,6 +368,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             continue;
         if ((r->body == BODY_MSGPACK && !media_type_is(req, "application/msgpack")) ||
             (r->body == BODY_BYTES && !media_type_is(req, "application/octet-stream"))) {
+            spro_server__refused(s, "request_refused", spro_errcode(SPRO_EMEDIATYPE));
             spro_server__send_error(req, SPRO_EMEDIATYPE);
             return 0;
         }
@@ -375,8 +378,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (path_match != NULL) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, path_match->method,
                        strlen(path_match->method));
+        spro_server__refused(s, "request_refused", spro_errcode(SPRO_EMETHOD));
         spro_server__send_error(req, SPRO_EMETHOD);
     } else {
+        spro_server__refused(s, "request_refused", spro_errcode(SPRO_ENOTFOUND));
         spro_server__send_error(req, SPRO_ENOTFOUND);
     }
     return 0;
@@ -421,6 +426,7 @@ static void on_conn_close(uv_handle_t *h)
 
 static void reject(struct server *s, struct conn *c, const char *cap)
 {
+    spro_server__refused(s, "connection_refused", cap);
     struct spro_logline l;
     spro_log_begin(&l, SPRO_LOG_WARN, "connection_rejected");
     spro_log_str(&l, "cap", cap);
@@ -719,8 +725,11 @@ int spro_server_run(const struct spro_server_config *cfg)
     uv_timer_init(&s->loop, &s->sweep);
     s->sigterm.data = s->sigint.data = s->drain.data = s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
+    spro_server__retention_start(s);
+    spro_server__rekey_start(s);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);
+    spro_server__audit_start(s);
 
     struct spro_logline l;
     spro_log_begin(&l, SPRO_LOG_INFO, "listening");
@@ -748,6 +757,7 @@ out:
     uv_run(&s->loop, UV_RUN_DEFAULT);
     uv_loop_close(&s->loop);
     spro_server__periodic_free(s);
+    spro_server__audit_stop(s); /* last refused counts, last checkpoint */
     h2o_config_dispose(&s->gconf);
     if (s->ssl != NULL)
         SSL_CTX_free(s->ssl);

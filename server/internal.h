@@ -120,6 +120,7 @@ struct server {
     uv_timer_t sweep;                   /* ends expired sessions every second */
     bool failed; /* a write\'s outcome is unknown (storage error): writes refused, exiting */
     struct spro_periodic *periodic; /* background tasks (periodic.c) */
+    struct spro_refusals *refusals; /* refused requests counted for the audit log (audit.c) */
 };
 
 /* Runs run(dd, arg) on a worker thread every interval_ms (> 0), the first
@@ -131,6 +132,30 @@ void spro_server__periodic_add(struct server *s, uint64_t interval_ms,
                                void (*run)(struct spro_datadir *dd, void *arg), void *arg);
 /* Frees the tasks, once the loop is closed (their timers with it). */
 void spro_server__periodic_free(struct server *s);
+
+/* retention.c: adds the periodic retention task when the configuration
+ * asks for one (--retention-interval, --retention). */
+void spro_server__retention_start(struct server *s);
+
+/* Key re-wrapping (rekey.c): every second, data keys of old KEK epochs
+ * are re-wrapped in batches of SPRO_SERVER_REWRAP_BATCH for at most
+ * SPRO_SERVER_REWRAP_BUDGET_MS, and unused epochs destroyed. */
+#define SPRO_SERVER_REWRAP_BATCH 1000
+#define SPRO_SERVER_REWRAP_BUDGET_MS 900
+void spro_server__rekey_start(struct server *s);
+
+/* The audit log (audit.c).  spro_server__audit_start() makes the
+ * refused-request counters and adds the periodic tasks (refused counts
+ * appended every minute, a signed checkpoint every
+ * --audit-checkpoint-interval); call it before the loop runs.
+ * spro_server__audit_stop(), after the loop has stopped and before the data
+ * directory closes, appends the last counts and signs a last checkpoint
+ * (not after a storage failure).  spro_server__refused() counts one
+ * refused request of class (event, code), both static strings; loop
+ * thread or worker, no I/O. */
+void spro_server__audit_start(struct server *s);
+void spro_server__audit_stop(struct server *s);
+void spro_server__refused(struct server *s, const char *event, const char *code);
 
 /* Addresses whose failed ticket redemptions are tracked at once. */
 #define SPRO_SERVER_ENROL_ADDRESSES 65536

@@ -16,6 +16,8 @@
 
 enum spro_log_level { SPRO_LOG_ERROR, SPRO_LOG_WARN, SPRO_LOG_INFO, SPRO_LOG_DEBUG };
 
+#define SPRO_SERVER_RETENTION_MAX 32 /* --retention rules, at most */
+
 struct spro_server_config {
     char data_dir[PATH_MAX];    /* --data, default "./var" */
     char listen_host[256];      /* --listen host part, default "127.0.0.1" */
@@ -37,6 +39,15 @@ struct spro_server_config {
     unsigned max_clock_drift;   /* --max-clock-drift seconds, 1..86400, default 300 */
     unsigned sync_idle_horizon; /* --sync-idle-horizon seconds, 0..315360000 (0: never),
                                    default 2592000 (30 days) */
+    unsigned audit_checkpoint_interval; /* --audit-checkpoint-interval seconds, 1..86400,
+                                           default 300 */
+    /* Retention (docs/SYNC.md, "Erasure and retention"): rules
+     * "PROGRAMME:YEARS" (--retention, repeated; the file's and the command
+     * line's add up), applied every retention_interval seconds (0: never,
+     * the default; at most 31536000). */
+    char retention[SPRO_SERVER_RETENTION_MAX][96];
+    unsigned nretention;
+    unsigned retention_interval;
     /* Where the passphrase of a data directory with master.salt comes
      * from: --passphrase-file or --passphrase-fd, the last given. */
     char passphrase_file[PATH_MAX]; /* "" if none */

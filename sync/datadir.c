@@ -26,8 +26,11 @@
 #define SALT_FILE_MAX 512 /* bytes of a master.salt, at most */
 #define DATA_FILE "data.db"
 #define KEYS_FILE "keys.db"
-#define GEN_FILE "devices.gen" /* 8 bytes: the devices generation, memory-mapped */
-#define SRVKEYS_CTX "srvkeys_" /* KDF context of the subkey sealing server keys */
+#define GEN_FILE "devices.gen"   /* 8 bytes: the devices generation, memory-mapped */
+#define KEYS_GEN_FILE "keys.gen" /* 8 bytes: the keys generation, memory-mapped */
+#define NEW_SUFFIX ".new"        /* a master file being installed (change-master) */
+#define OLD_SUFFIX ".old"        /* the master file it replaced */
+#define SRVKEYS_CTX "srvkeys_"   /* KDF context of the subkey sealing server keys */
 
 struct spro_datadir {
     struct spro_db *data;
@@ -35,11 +38,17 @@ struct spro_datadir {
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
     uint8_t sign_pk[SPRO_KEY_BYTES];
-    uint8_t *master;              /* SPRO_KEY_BYTES, guarded memory */
-    uint8_t *noise_sk;            /* SPRO_KEY_BYTES, guarded memory */
-    uint8_t *sign_sk;             /* SPRO_SIGN_SECRET_BYTES, guarded memory */
-    uint64_t *gen;                /* the mapped DIR/devices.gen, shared with other processes */
-    struct spro_group push_group; /* pushes of this process, committed together */
+    uint8_t *master;                   /* SPRO_KEY_BYTES, guarded memory: the master key while
+                                        * opening, then the root key (spro_datadir__root) */
+    uint8_t *kwk;                      /* key-wrapping subkey of the master key, guarded memory */
+    uint64_t *keys_gen;                /* the mapped DIR/keys.gen */
+    struct spro_keyring *keyring;      /* KEK epochs (keyring.c) */
+    uint8_t *noise_sk;                 /* SPRO_KEY_BYTES, guarded memory */
+    uint8_t *sign_sk;                  /* SPRO_SIGN_SECRET_BYTES, guarded memory */
+    uint8_t *audit_key;                /* SPRO_KEY_BYTES, guarded memory */
+    char audit_actor[SPRO_ID_MAX + 1]; /* actor of the entries dd writes itself */
+    uint64_t *gen;                     /* the mapped DIR/devices.gen, shared with other processes */
+    struct spro_group push_group;      /* pushes of this process, committed together */
 };
 
 /* Puts "file: problem" into the caller's explanation buffer. */
@@ -411,7 +420,15 @@ static int populate(const char *tmp, const uint8_t *master, const struct salt_fi
     if ((rc = put_server_key(keys, subkey, "noise", pk, sk, SPRO_KEY_BYTES)) != 0)
         goto out;
     spro_crypto_sign_keypair(pk, sk);
-    rc = put_server_key(keys, subkey, "sign", pk, sk, SPRO_SIGN_SECRET_BYTES);
+    if ((rc = put_server_key(keys, subkey, "sign", pk, sk, SPRO_SIGN_SECRET_BYTES)) != 0)
+        goto out;
+    /* Epoch 1 of a new directory is a random KEK (migration 3 leaves it
+     * derived, for the directories that existed before). */
+    uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES];
+    spro_crypto_derive(subkey, master, 1, SPRO_KDF_CTX_KEY_WRAP);
+    spro_crypto_random(sk, SPRO_KEY_BYTES);
+    if ((rc = spro_field_kek_wrap(wrapped, sk, subkey, 1)) == 0)
+        rc = spro_store__kek_set_wrapped(keys, 1, wrapped);
 out:
     spro_store__close(data);
     spro_store__close(keys);
@@ -425,9 +442,9 @@ out:
 /* Removes tmp and what populate() may have left in it. */
 static void remove_tree(const char *tmp)
 {
-    static const char *const names[] = {MASTER_FILE,      SALT_FILE,        DATA_FILE,
-                                        DATA_FILE "-wal", DATA_FILE "-shm", KEYS_FILE,
-                                        KEYS_FILE "-wal", KEYS_FILE "-shm", GEN_FILE};
+    static const char *const names[] = {
+        MASTER_FILE, SALT_FILE,        DATA_FILE,        DATA_FILE "-wal", DATA_FILE "-shm",
+        KEYS_FILE,   KEYS_FILE "-wal", KEYS_FILE "-shm", GEN_FILE,         KEYS_GEN_FILE};
     char path[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (path_join(path, sizeof path, tmp, names[i]) == 0)
@@ -562,12 +579,309 @@ static int server_key_precheck(const char *keys_path, const uint8_t *master)
     return rc;
 }
 
+/* ---- Changing the master key (docs/CRYPTO.md, "Changing the master key") ----
+ *
+ * Order of operations of spro_datadir_change_master(), for a master file F
+ * (master.key or master.salt):
+ *   1. F.new is written (new key, or new salt), fsync'd, the directory too;
+ *   2. one keys.db transaction wraps every live KEK, the root key and the
+ *      server keys under the new key, and commits;
+ *   3. F is renamed F.old, then F.new renamed F, the directory fsync'd.
+ * Whether step 2 committed is read from keys.db itself: its server keys
+ * open under exactly one of the two keys.  So an open that finds F.new
+ * (recover_master_change) completes step 3 if keys.db is under F.new, and
+ * removes F.new if it is still under F; F missing with F.new present is
+ * a crash between the two renames of step 3. */
+
+/* Whether keys.db's server keys open under master: 0, SPRO_EINTEGRITY if
+ * they do not, or another error.  Reads through SQLite's normal open when
+ * keys.db has a WAL (left by a crash), without writing otherwise. */
+static int keys_open_under(const char *keys_path, const uint8_t *master)
+{
+    uint8_t pk[SPRO_KEY_BYTES];
+    uint8_t *subkey = spro_secret_alloc(SPRO_KEY_BYTES), *sk = spro_secret_alloc(SPRO_KEY_BYTES);
+    spro_crypto_derive(subkey, master, 1, SRVKEYS_CTX);
+    int rc = server_key_precheck(keys_path, master);
+    if (rc == 0) { /* opens, or undecided: ask the database itself */
+        struct spro_db *keys = NULL;
+        int version;
+        rc = spro_store__open(keys_path, 0, spro_store__keys_migrations,
+                              spro_store__keys_migrations_count, &keys, &version, NULL, 0);
+        if (rc == 0)
+            rc = get_server_key(keys, subkey, "noise", pk, sk, SPRO_KEY_BYTES);
+        spro_store__close(keys);
+    }
+    spro_secret_free(subkey);
+    spro_secret_free(sk);
+    return rc;
+}
+
+/* The master key that the master file at path gives (with o for a salt
+ * file), into guarded memory. */
+static int master_from(const char *path, int salted, const struct spro_datadir_options *o,
+                       uint8_t **out, char *why, size_t whylen)
+{
+    return salted ? unlock_master(path, o, out, why, whylen) : read_master(path, out, why, whylen);
+}
+
+static int rename_synced(const char *dir, const char *from, const char *to)
+{
+    if (rename(from, to) != 0)
+        return -errno;
+    return fsync_path(dir, O_RDONLY | O_DIRECTORY);
+}
+
+/* Finishes or abandons a change of the master key that was interrupted
+ * (see above).  For a salt file whose passphrase comes from a file or a
+ * descriptor, reads it once into *owned and points *o at *o2 holding it,
+ * for the rest of the open. */
+static int recover_master_change(const char *dir, const struct spro_datadir_options **o,
+                                 struct spro_datadir_options *o2, char **owned, char *why,
+                                 size_t whylen)
+{
+    static const char *const files[2] = {MASTER_FILE, SALT_FILE};
+    for (int salted = 0; salted < 2; salted++) {
+        char cur[PATH_MAX], nw[PATH_MAX], old[PATH_MAX], keys[PATH_MAX];
+        if (path_join(cur, sizeof cur, dir, files[salted]) != 0 ||
+            snprintf(nw, sizeof nw, "%s" NEW_SUFFIX, cur) >= (int)sizeof nw ||
+            snprintf(old, sizeof old, "%s" OLD_SUFFIX, cur) >= (int)sizeof old ||
+            path_join(keys, sizeof keys, dir, KEYS_FILE) != 0)
+            return -ENAMETOOLONG;
+        if (access(nw, F_OK) != 0)
+            continue;
+        if (access(cur, F_OK) != 0) /* between the renames of step 3 */
+            return rename_synced(dir, nw, cur);
+        if (salted && *owned == NULL && spro_datadir_options_have_passphrase(*o) &&
+            (*o)->passphrase == NULL) {
+            size_t len;
+            int rc = spro_passphrase_read((*o)->passphrase_file, (*o)->passphrase_fd, owned, &len,
+                                          why, whylen);
+            if (rc != 0)
+                return rc;
+            *o2 = **o;
+            o2->passphrase = *owned;
+            o2->passphrase_len = len;
+            *o = o2;
+        }
+        uint8_t *key = NULL;
+        int rc = master_from(cur, salted, *o, &key, why, whylen);
+        if (rc == 0)
+            rc = keys_open_under(keys, key);
+        spro_secret_free(key);
+        key = NULL;
+        if (rc == 0) { /* step 2 never committed: the change did not happen */
+            unlink(nw);
+            continue;
+        }
+        if (rc != SPRO_EINTEGRITY)
+            return rc;
+        if ((rc = master_from(nw, salted, *o, &key, why, whylen)) == 0)
+            rc = keys_open_under(keys, key);
+        spro_secret_free(key);
+        if (rc == SPRO_EINTEGRITY) {
+            say(why, whylen, keys,
+                salted ? "wrong passphrase: keys.db opens under neither master.salt nor "
+                         "master.salt.new (a change of the master key was interrupted: give "
+                         "the new passphrase, or the old one); nothing was changed"
+                       : "keys.db opens under neither master.key nor master.key.new; nothing "
+                         "was changed");
+            return rc;
+        }
+        if (rc != 0)
+            return rc;
+        /* keys.db is under the new key: finish step 3. */
+        if (rename(cur, old) != 0)
+            return -errno;
+        if ((rc = rename_synced(dir, nw, cur)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Writes a new random master key to path, which must not exist: under a
+ * temporary name, fsync'd, then linked into place (never replacing). */
+static int write_key_file_atomically(const char *path, const uint8_t *key, char *why, size_t whylen)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    unlink(tmp);
+    int rc = write_master(tmp, key);
+    if (rc == 0 && link(tmp, path) != 0)
+        rc = -errno;
+    unlink(tmp);
+    if (rc == 0) {
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", path);
+        fsync_path(dirname(parent), O_RDONLY | O_DIRECTORY);
+    } else {
+        say(why, whylen, path, spro_strerror(rc));
+    }
+    return rc;
+}
+
+int spro_datadir_change_master(const char *dir, const struct spro_datadir_options *o,
+                               const struct spro_new_master *n, char *why, size_t whylen)
+{
+    char cur[PATH_MAX], nw[PATH_MAX], old[PATH_MAX], path[PATH_MAX];
+    if (why != NULL)
+        why[0] = '\0';
+    if (path_join(path, sizeof path, dir, SALT_FILE) != 0)
+        return -ENAMETOOLONG;
+    int salted = access(path, F_OK) == 0;
+    if ((n->key_file != NULL) == (n->passphrase != NULL) || (salted && n->key_file != NULL) ||
+        (!salted && n->passphrase != NULL)) {
+        say(why, whylen, dir,
+            salted ? "this directory's master key comes from a passphrase: give a new passphrase"
+                   : "this directory has a key file: give a new key file");
+        return SPRO_ECONFIG;
+    }
+    if (path_join(cur, sizeof cur, dir, salted ? SALT_FILE : MASTER_FILE) != 0 ||
+        snprintf(nw, sizeof nw, "%s" NEW_SUFFIX, cur) >= (int)sizeof nw ||
+        snprintf(old, sizeof old, "%s" OLD_SUFFIX, cur) >= (int)sizeof old ||
+        path_join(path, sizeof path, dir, KEYS_FILE "-wal") != 0)
+        return -ENAMETOOLONG;
+    if (access(path, F_OK) == 0) {
+        say(why, whylen, path,
+            "keys.db is open in another process (stop spro-server first), or was not closed "
+            "cleanly (run spro-admin check, then try again)");
+        return SPRO_EEXISTS;
+    }
+    /* Opening finishes an earlier interrupted change, if any. */
+    struct spro_datadir *dd;
+    int rc = spro_datadir_open_ex(dir, o, &dd, why, whylen);
+    if (rc != 0)
+        return rc;
+    uint8_t *master = spro_secret_alloc(SPRO_KEY_BYTES);
+    uint8_t *kwk = spro_secret_alloc(SPRO_KEY_BYTES), *srv = spro_secret_alloc(SPRO_KEY_BYTES);
+    uint8_t *kek = spro_secret_alloc(SPRO_KEY_BYTES);
+    struct salt_file sf;
+    struct spro_kek_row rows[SPRO_KEYS_EPOCHS_MAX], live[SPRO_KEYS_LIVE_MAX];
+    size_t nrows = 0, nlive = 0;
+    if (salted) {
+        sf.ops = n->kdf_ops != 0 ? n->kdf_ops : SPRO_PWHASH_OPS_DEFAULT;
+        sf.mem = n->kdf_mem != 0 ? n->kdf_mem : SPRO_PWHASH_MEM_DEFAULT;
+        spro_crypto_random(sf.salt, sizeof sf.salt);
+        if (!costs_valid(sf.ops, sf.mem))
+            rc = SPRO_ERANGE;
+        else
+            rc = spro_crypto_pwhash(master, n->passphrase, n->passphrase_len, sf.salt, sf.ops,
+                                    sf.mem);
+        if (rc != 0)
+            say(why, whylen, dir, "cannot derive the new master key from the passphrase");
+    } else {
+        spro_crypto_random(master, SPRO_KEY_BYTES);
+        rc = write_key_file_atomically(n->key_file, master, why, whylen);
+    }
+    /* Step 1: the new master file beside the old one. */
+    if (rc == 0) {
+        unlink(nw); /* left by an attempt that failed before step 2 */
+        rc = salted ? write_salt(nw, &sf) : write_master(nw, master);
+        if (rc == 0)
+            rc = fsync_path(dir, O_RDONLY | O_DIRECTORY);
+        if (rc != 0)
+            say(why, whylen, nw, spro_strerror(rc));
+    }
+    /* Step 2: everything master-wrapped, under the new key, in one transaction. */
+    if (rc == 0)
+        rc = spro_store__keks_list(dd->keys, rows, SPRO_KEYS_EPOCHS_MAX, &nrows, 0);
+    spro_crypto_derive(kwk, master, 1, SPRO_KDF_CTX_KEY_WRAP);
+    spro_crypto_derive(srv, master, 1, SRVKEYS_CTX);
+    for (size_t i = 0; rc == 0 && i < nrows; i++) {
+        if (rows[i].state == SPRO_KEK_DESTROYED)
+            continue;
+        if (nlive == SPRO_KEYS_LIVE_MAX) {
+            rc = SPRO_ETOOLONG;
+            break;
+        }
+        live[nlive] = rows[i];
+        if ((rc = spro_keyring__kek(dd, rows[i].epoch, kek)) == 0)
+            rc = spro_field_kek_wrap(live[nlive].wrapped, kek, kwk, rows[i].epoch);
+        nlive++;
+    }
+    uint8_t noise[SPRO_KEY_BYTES + SPRO_SEAL_OVERHEAD],
+        sign[SPRO_SIGN_SECRET_BYTES + SPRO_SEAL_OVERHEAD];
+    uint8_t root[SPRO_WRAPPED_KEK_BYTES];
+    char ad[64];
+    key_ad(ad, sizeof ad, "noise");
+    spro_crypto_seal(noise, dd->noise_sk, SPRO_KEY_BYTES, (const uint8_t *)ad, strlen(ad), srv);
+    key_ad(ad, sizeof ad, "sign");
+    spro_crypto_seal(sign, dd->sign_sk, SPRO_SIGN_SECRET_BYTES, (const uint8_t *)ad, strlen(ad),
+                     srv);
+    spro_field_root_wrap(root, dd->master, kwk);
+    const struct spro_sealed_server_key server[2] = {{"noise", noise, sizeof noise},
+                                                     {"sign", sign, sizeof sign}};
+    struct spro_master_change m = {live, nlive, server, 2, root, (int64_t)time(NULL)};
+    if (rc == 0 && (rc = spro_store__master_change(dd->keys, &m)) != 0)
+        say(why, whylen, dir,
+            rc == SPRO_EEXISTS ? "the KEK epochs changed meanwhile (a rotation?); nothing "
+                                 "was changed, try again"
+                               : spro_strerror(rc));
+    spro_secret_free(master);
+    spro_secret_free(kwk);
+    spro_secret_free(srv);
+    spro_secret_free(kek);
+    spro_datadir_close(dd);
+    if (rc != 0) {
+        unlink(nw); /* step 2 did not commit: the old key stays */
+        return rc;
+    }
+    /* Step 3. */
+    if (rename(cur, old) != 0 || rename_synced(dir, nw, cur) != 0) {
+        rc = -errno;
+        say(why, whylen, cur,
+            "keys.db is under the new key but the files could not be renamed; the next open "
+            "finishes it");
+    }
+    return rc;
+}
+
+/* After the server keys opened under dd->master: derives the key-wrapping
+ * subkey, replaces dd->master by the root key (unwrapped from keys.db's
+ * root_key once the master key changed), maps keys.gen and makes the
+ * keyring, whose KEKs must open.  keys_path names keys.db in messages. */
+static int open_keyring(struct spro_datadir *dd, const char *dir, const char *keys_path, char *why,
+                        size_t whylen)
+{
+    char path[PATH_MAX];
+    uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES];
+    dd->kwk = spro_secret_alloc(SPRO_KEY_BYTES);
+    spro_crypto_derive(dd->kwk, dd->master, 1, SPRO_KDF_CTX_KEY_WRAP);
+    int rc = spro_store__root_get(dd->keys, wrapped);
+    if (rc == 0)
+        rc = spro_field_root_unwrap(dd->master, wrapped, sizeof wrapped, dd->kwk);
+    else if (rc == SPRO_ENOENT)
+        rc = 0; /* the root key is the master key */
+    if (rc != 0) {
+        say(why, whylen, keys_path, "the root key does not open under the master key");
+        return rc;
+    }
+    if ((rc = path_join(path, sizeof path, dir, KEYS_GEN_FILE)) != 0 ||
+        (rc = map_generation(path, &dd->keys_gen)) != 0) {
+        say(why, whylen, path, spro_strerror(rc));
+        return rc;
+    }
+    dd->keyring = spro_keyring__create();
+    uint32_t epoch;
+    uint8_t *kek = spro_secret_alloc(SPRO_KEY_BYTES);
+    rc = spro_keyring__current(dd, &epoch, kek);
+    spro_secret_free(kek);
+    if (rc != 0)
+        say(why, whylen, keys_path,
+            rc == SPRO_EINTEGRITY ? "the key-encryption keys do not open under the master key "
+                                    "(or no epoch is active)"
+                                  : spro_strerror(rc));
+    return rc;
+}
+
 int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
                          struct spro_datadir **out, char *why, size_t whylen)
 {
     char path[PATH_MAX];
     int version, rc;
     uint8_t *subkey = NULL;
+    char *pass_owned = NULL; /* the passphrase, read once when a master change is recovered */
+    struct spro_datadir_options o2;
     struct spro_datadir *dd = calloc(1, sizeof *dd);
     if (dd == NULL)
         SPRO_BUG("out of memory");
@@ -583,6 +897,8 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
         rc = SPRO_ENOENT;
         goto fail;
     }
+    if ((rc = recover_master_change(dir, &o, &o2, &pass_owned, why, whylen)) != 0)
+        goto fail;
     /* Every file must be there before any is opened: opening creates WAL
      * files, and a half-present directory must be left exactly as it is. */
     char salt_path[PATH_MAX];
@@ -645,6 +961,11 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
             say(why, whylen, path, spro_strerror(rc));
         goto fail;
     }
+    if ((rc = open_keyring(dd, dir, path, why, whylen)) != 0)
+        goto fail;
+    dd->audit_key = spro_secret_alloc(SPRO_KEY_BYTES);
+    spro_audit_key_derive(dd->audit_key, dd->master);
+    strcpy(dd->audit_actor, "server");
     path_join(path, sizeof path, dir, DATA_FILE);
     if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
@@ -656,10 +977,16 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
         goto fail;
     }
     spro_secret_free(subkey);
+    spro_secret_free(pass_owned);
+    /* An erasure that a crash interrupted after its data.db step is
+     * finished now (docs/SYNC.md, "Erasure and retention"); if a database
+     * is busy, it stays pending for the next open. */
+    spro_subject__finish_pending(dd);
     *out = dd;
     return 0;
 fail:
     spro_secret_free(subkey);
+    spro_secret_free(pass_owned);
     spro_datadir_close(dd);
     return rc;
 }
@@ -672,9 +999,14 @@ void spro_datadir_close(struct spro_datadir *dd)
         munmap(dd->gen, sizeof *dd->gen);
     spro_store__close(dd->data);
     spro_store__close(dd->keys);
+    if (dd->keys_gen != NULL)
+        munmap(dd->keys_gen, sizeof *dd->keys_gen);
+    spro_keyring__destroy(dd->keyring);
+    spro_secret_free(dd->kwk);
     spro_secret_free(dd->master);
     spro_secret_free(dd->noise_sk);
     spro_secret_free(dd->sign_sk);
+    spro_secret_free(dd->audit_key);
     spro_group__destroy(&dd->push_group);
     free(dd);
 }
@@ -722,6 +1054,54 @@ struct spro_db *spro_datadir__keys(struct spro_datadir *dd)
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd)
 {
     return dd->master;
+}
+
+const uint8_t *spro_datadir__root(const struct spro_datadir *dd)
+{
+    return dd->master;
+}
+
+const uint8_t *spro_datadir__key_wrapping_key(const struct spro_datadir *dd)
+{
+    return dd->kwk;
+}
+
+struct spro_keyring *spro_datadir__keyring(struct spro_datadir *dd)
+{
+    return dd->keyring;
+}
+
+uint64_t spro_datadir__keys_generation(const struct spro_datadir *dd)
+{
+    return __atomic_load_n(dd->keys_gen, __ATOMIC_ACQUIRE);
+}
+
+void spro_datadir__keys_changed(struct spro_datadir *dd)
+{
+    __atomic_add_fetch(dd->keys_gen, 1, __ATOMIC_RELEASE);
+}
+
+const uint8_t *spro_datadir__audit_key(const struct spro_datadir *dd)
+{
+    return dd->audit_key;
+}
+
+const char *spro_datadir__audit_actor(const struct spro_datadir *dd)
+{
+    return dd->audit_actor;
+}
+
+const uint8_t *spro_datadir__sign_secret(const struct spro_datadir *dd)
+{
+    return dd->sign_sk;
+}
+
+void spro_audit_set_actor(struct spro_datadir *dd, const char *actor)
+{
+    size_t n = actor ? strlen(actor) : 0;
+    if (n < 1 || n > SPRO_ID_MAX)
+        SPRO_BUG("spro_audit_set_actor: actor must be 1 to SPRO_ID_MAX bytes");
+    memcpy(dd->audit_actor, actor, n + 1);
 }
 
 uint64_t spro_datadir_devices_generation(const struct spro_datadir *dd)

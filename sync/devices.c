@@ -29,6 +29,21 @@ static const char *const org_kinds[] = {"cio",  "mission-locale", "france-travai
                                         "psad", "region",         "other"};
 static const char *const roles[] = {"counsellor", "supervisor", "admin"};
 
+/* An audit entry of dd's actor at the current time; the strings are the
+ * caller's. */
+static struct spro_audit_note note(struct spro_datadir *dd, const char *kind, const char *object,
+                                   const char *detail)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (struct spro_audit_note){spro_datadir__audit_key(dd),
+                                    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                                    kind,
+                                    spro_datadir__audit_actor(dd),
+                                    object,
+                                    detail};
+}
+
 __attribute__((format(printf, 3, 4))) static void say(char *why, size_t whylen, const char *fmt,
                                                       ...)
 {
@@ -94,7 +109,12 @@ int spro_org_add(struct spro_datadir *dd, const char *id, const char *name, cons
     if ((rc = check_word("organisation kind", kind, org_kinds,
                          sizeof org_kinds / sizeof org_kinds[0], why, whylen)) != 0)
         return rc;
-    rc = spro_store__org_insert(spro_datadir__data(dd), id, name, kind, time(NULL), why, whylen);
+    char object[8 + SPRO_ID_MAX], detail[64];
+    snprintf(object, sizeof object, "org:%s", id);
+    snprintf(detail, sizeof detail, "kind=%s", kind);
+    struct spro_audit_note entry = note(dd, "org.add", object, detail);
+    rc = spro_store__org_insert(spro_datadir__data(dd), id, name, kind, time(NULL), &entry, why,
+                                whylen);
     if (rc == SPRO_EEXISTS)
         say(why, whylen, "organisation '%s' already exists", id);
     return rc;
@@ -108,7 +128,12 @@ int spro_user_add(struct spro_datadir *dd, const char *id, const char *org_id, c
         (rc = check_id("organisation", org_id, why, whylen)) != 0 ||
         (rc = check_word("role", role, roles, sizeof roles / sizeof roles[0], why, whylen)) != 0)
         return rc;
-    rc = spro_store__user_insert(spro_datadir__data(dd), id, org_id, role, time(NULL), why, whylen);
+    char object[8 + SPRO_ID_MAX], detail[32 + SPRO_ID_MAX];
+    snprintf(object, sizeof object, "user:%s", id);
+    snprintf(detail, sizeof detail, "org=%s role=%s", org_id, role);
+    struct spro_audit_note n = note(dd, "user.add", object, detail);
+    rc = spro_store__user_insert(spro_datadir__data(dd), id, org_id, role, time(NULL), &n, why,
+                                 whylen);
     if (rc == SPRO_EEXISTS)
         say(why, whylen, "user '%s' already exists", id);
     else if (rc == SPRO_ENOENT)
@@ -160,8 +185,13 @@ int spro_ticket_issue(struct spro_datadir *dd, const char *user_id, int64_t now,
         spro_crypto_random(out->secret, sizeof out->secret);
         ticket_mac(dd, mac, out->id, out->secret);
         out->expires_at = now + ttl;
+        char object[8 + SPRO_TICKET_ID_CHARS], detail[48 + SPRO_ID_MAX];
+        snprintf(object, sizeof object, "ticket:%s", out->id);
+        snprintf(detail, sizeof detail, "user=%s expires=%lld", user_id,
+                 (long long)out->expires_at);
+        struct spro_audit_note n = note(dd, "ticket.issue", object, detail);
         rc = spro_store__ticket_insert(spro_datadir__data(dd), out->id, user_id, mac, now,
-                                       out->expires_at, why, whylen);
+                                       out->expires_at, &n, why, whylen);
     }
     if (rc != 0) {
         spro_memzero(out, sizeof *out);
@@ -206,9 +236,14 @@ int spro_ticket_redeem(struct spro_datadir *dd, const char *ticket_id,
     char device_id[37];
     ticket_mac(dd, mac, ticket_id, secret);
     uuid4(device_id);
+    char actor[8 + 37], detail[8 + SPRO_TICKET_ID_CHARS];
+    snprintf(actor, sizeof actor, "device:%s", device_id);
+    snprintf(detail, sizeof detail, "ticket=%s", ticket_id);
+    struct spro_audit_note n = note(dd, "device.enrol", actor, detail);
+    n.actor = actor; /* the new device enrols itself */
     int rc =
         spro_store__ticket_redeem(spro_datadir__data(dd), ticket_id, mac, SPRO_TICKET_MAX_FAILURES,
-                                  device_pk, device_id, ts_ms, now, out);
+                                  device_pk, device_id, ts_ms, now, &n, out);
     spro_memzero(mac, sizeof mac);
     if (rc != 0)
         memset(out, 0, sizeof *out);
@@ -247,7 +282,11 @@ int spro_device_set_state(struct spro_datadir *dd, const char *device_id,
     if (rc != 0)
         return rc;
     enum spro_device_state prev;
-    rc = spro_store__device_transition(spro_datadir__data(dd), device_id, 0, from, state, &prev,
+    char object[8 + SPRO_ID_MAX];
+    snprintf(object, sizeof object, "device:%s", device_id);
+    struct spro_audit_note n =
+        note(dd, state == SPRO_DEVICE_REVOKED ? "device.revoke" : "device.wipe", object, "");
+    rc = spro_store__device_transition(spro_datadir__data(dd), device_id, 0, from, state, &prev, &n,
                                        why, whylen);
     if (rc == SPRO_ENOENT)
         say(why, whylen, "no device '%s' (see: spro-admin device list)", device_id);
@@ -274,9 +313,16 @@ int spro_device_set_state(struct spro_datadir *dd, const char *device_id,
 int spro_device_wiped(struct spro_datadir *dd, int64_t rowid)
 {
     enum spro_device_state prev;
-    int rc = spro_store__device_transition(spro_datadir__data(dd), NULL, rowid,
-                                           BIT(SPRO_DEVICE_WIPE_PENDING), SPRO_DEVICE_WIPED, &prev,
-                                           NULL, 0);
+    struct spro_device d;
+    int rc = spro_store__device_get(spro_datadir__data(dd), NULL, rowid, &d);
+    if (rc != 0)
+        return rc;
+    char object[8 + SPRO_ID_MAX];
+    snprintf(object, sizeof object, "device:%s", d.id);
+    struct spro_audit_note n = note(dd, "device.wiped", object, "wipe order delivered");
+    rc = spro_store__device_transition(spro_datadir__data(dd), NULL, rowid,
+                                       BIT(SPRO_DEVICE_WIPE_PENDING), SPRO_DEVICE_WIPED, &prev, &n,
+                                       NULL, 0);
     if (rc != 0 || prev == SPRO_DEVICE_WIPE_PENDING || prev == SPRO_DEVICE_WIPED)
         return rc;
     return SPRO_EREVOKED;

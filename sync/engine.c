@@ -26,12 +26,12 @@
 #include "store.h"
 #include "sync.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define UUID_CHARS 36
-#define KEK_EPOCH 1 /* the current key-encryption key epoch */
 #define KEY_CACHE 8 /* data keys kept during one call */
 #define QUARANTINE_CTX "quaranti"
 #define QUARANTINE_AD "spro-sync quarantine v1"
@@ -76,14 +76,53 @@ static uint8_t *key_slot(struct keys *k, size_t i)
     return k->mem + i * SPRO_KEY_BYTES;
 }
 
-static const uint8_t *kek(struct keys *k, uint32_t epoch)
+/* The KEK of epoch in *out (owned by k), from the data directory's
+ * keyring: an epoch it does not hold live is SPRO_EINTEGRITY. */
+static int kek(struct keys *k, uint32_t epoch, const uint8_t **out)
 {
-    if (k->kek_epoch != epoch) {
-        if (spro_field_kek_derive(key_slot(k, K_KEK), spro_datadir__master(k->dd), epoch) != 0)
-            SPRO_BUG("engine: KEK epoch 0");
+    if (k->kek_epoch != epoch || epoch == 0) {
+        k->kek_epoch = 0;
+        int rc = spro_keyring__kek(k->dd, epoch, key_slot(k, K_KEK));
+        if (rc != 0)
+            return rc;
         k->kek_epoch = epoch;
     }
-    return key_slot(k, K_KEK);
+    *out = key_slot(k, K_KEK);
+    return 0;
+}
+
+/* The active epoch and its KEK (in *out, owned by k). */
+static int current_kek(struct keys *k, uint32_t *epoch, const uint8_t **out)
+{
+    k->kek_epoch = 0;
+    int rc = spro_keyring__current(k->dd, epoch, key_slot(k, K_KEK));
+    if (rc != 0)
+        return rc;
+    k->kek_epoch = *epoch;
+    *out = key_slot(k, K_KEK);
+    return 0;
+}
+
+/* Stores n new data keys, wrapping each dks[i] under the active epoch;
+ * when a rotation committed since the keyring was read (-EAGAIN), reloads
+ * it and wraps again, once. */
+static int data_keys_store(struct keys *k, const char *const *bens, const uint8_t *dks, size_t n,
+                           uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES])
+{
+    int rc = -EAGAIN;
+    for (int attempt = 0; rc == -EAGAIN && attempt < 2; attempt++) {
+        if (attempt > 0)
+            spro_keyring__invalidate(k->dd);
+        uint32_t epoch;
+        const uint8_t *kk;
+        rc = current_kek(k, &epoch, &kk);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = spro_field_key_wrap(wrapped[i], dks + i * SPRO_KEY_BYTES, kk, epoch, bens[i]);
+        if (rc == 0)
+            rc = spro_store__data_keys_add(spro_datadir__keys(k->dd), bens,
+                                           (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped, n);
+    }
+    return rc == -EAGAIN ? SPRO_ESTORE : rc;
 }
 
 static const uint8_t *blind_key(struct keys *k)
@@ -104,11 +143,11 @@ static const uint8_t *quarantine_key(struct keys *k)
 /* Makes, wraps and stores a data key for ben unless one exists. */
 static int data_key_create(struct keys *k, const char *ben)
 {
-    uint8_t dk[SPRO_KEY_BYTES], wrapped[SPRO_WRAPPED_KEY_BYTES];
+    uint8_t dk[SPRO_KEY_BYTES], wrapped[1][SPRO_WRAPPED_KEY_BYTES];
     spro_field_key_new(dk);
-    int rc = spro_field_key_wrap(wrapped, dk, kek(k, KEK_EPOCH), KEK_EPOCH, ben);
+    int rc = data_keys_store(k, &ben, dk, 1, wrapped);
     spro_memzero(dk, sizeof dk);
-    return rc != 0 ? rc : spro_store__data_key_add(spro_datadir__keys(k->dd), ben, wrapped);
+    return rc;
 }
 
 static int is_uuid(const struct spro_bytes *b);
@@ -137,8 +176,20 @@ static int data_key(struct keys *k, const char *ben, int create, const uint8_t *
     size_t slot = k->next;
     uint32_t epoch = spro_field_key_epoch(wrapped, sizeof wrapped);
     k->ben[slot][0] = '\0';
-    if (epoch == 0 || spro_field_key_unwrap(key_slot(k, K_DATA + slot), wrapped, sizeof wrapped,
-                                            kek(k, epoch), epoch, ben) != 0)
+    const uint8_t *kk = NULL;
+    /* An epoch the keyring does not hold: a re-wrap may have moved the key
+     * and destroyed its epoch since the read; read it once more. */
+    if ((rc = kek(k, epoch, &kk)) == SPRO_EINTEGRITY &&
+        (rc = spro_store__data_key_get(keys, ben, wrapped)) == 0) {
+        epoch = spro_field_key_epoch(wrapped, sizeof wrapped);
+        rc = kek(k, epoch, &kk);
+    }
+    if (rc == SPRO_ENOENT)
+        return SPRO_EINTEGRITY;
+    if (rc != 0)
+        return rc;
+    if (spro_field_key_unwrap(key_slot(k, K_DATA + slot), wrapped, sizeof wrapped, kk, epoch,
+                              ben) != 0)
         return SPRO_EINTEGRITY;
     memcpy(k->ben[slot], ben, UUID_CHARS + 1);
     k->next = (slot + 1) % KEY_CACHE;
@@ -373,9 +424,10 @@ struct push {
     struct keys keys;
     struct field *field;
     struct spro_hlc clock;
-    int64_t seq;              /* the last change number given */
-    int clamps;               /* whether the device has clamped versions */
-    struct spro_bytes origin; /* dev->id, in the arena */
+    int64_t seq;                   /* the last change number given */
+    int clamps;                    /* whether the device has clamped versions */
+    struct spro_bytes origin;      /* dev->id, in the arena */
+    struct spro_audit_head *audit; /* the audit chain's last entry, in the group's transaction */
 };
 
 /* What an op does to a referral (see "Push: referrals"). */
@@ -522,6 +574,10 @@ static int check_scope(struct op *o)
         if ((o->defs[j]->flags & SPRO_FFLAG_LOCAL) &&
             strcmp(o->rec.created_by_org, p->dev->org) != 0)
             return 0;
+    /* An erased beneficiary is in nobody's scope any more; this check
+     * keeps it so whatever scope row a later change might bring back. */
+    if ((rc = spro_store__erased_has(p->db, o->ben, &yes)) != 0 || yes)
+        return rc;
     o->reject = NULL;
     return 0;
 }
@@ -673,8 +729,10 @@ static int apply_field(struct op *o, size_t j)
     size_t nout;
     enum spro_merge_outcome outcome;
     int rc;
+    /* A record this op creates has no sibling yet: nothing to read. */
     if ((rc = base_versions(o, e, base)) != 0 ||
-        (rc = field_load(p->db, &op, o->names[j], p->field)) != 0)
+        (o->is_new ? (field_clear(p->field), 0)
+                   : (rc = field_load(p->db, &op, o->names[j], p->field))) != 0)
         return rc;
     struct spro_sibling edit = {o->ver, e->val.raw.p, e->val.raw.len, p->dev->user};
     rc = spro_merge_apply(p->field->s, p->field->n, &edit, base, e->nbase, out, &nout, &outcome);
@@ -701,13 +759,22 @@ static int apply_field(struct op *o, size_t j)
 
 /* The provisional value of field name of the op's record, as a C string
  * in out (SPRO_SYNC_MAX_VALUE + 1 bytes); "" if it is not a string. */
+static const struct spro_wire_edit *op_edit(const struct op *o, const char *name);
+
 static int provisional_str(struct op *o, const char *name, char *out)
 {
+    out[0] = '\0';
+    if (o->is_new) { /* each field's one sibling is the op's edit */
+        const struct spro_wire_edit *e = op_edit(o, name);
+        if (e != NULL && e->val.kind == SPRO_VALUE_STR &&
+            !to_cstr(out, SPRO_SYNC_MAX_VALUE + 1, &e->val.s))
+            out[0] = '\0';
+        return 0;
+    }
     struct opener op = op_opener(o);
     struct field *f = o->p->field;
     struct spro_value v;
     int rc = field_load(o->p->db, &op, name, f);
-    out[0] = '\0';
     if (rc != 0 || f->n == 0)
         return rc;
     const struct spro_sibling *s = &f->s[spro_merge_provisional(f->s, f->n)];
@@ -975,8 +1042,11 @@ static int apply_op(struct spro_db *db, void *arg)
     }
     for (size_t j = 0; rc == 0 && j < o->w->nset; j++)
         rc = apply_field(o, j);
-    if (rc == 0 && (rc = spro_store__field_count(db, o->type->name, o->rid, &nfields)) == 0 &&
-        nfields > SPRO_SYNC_MAX_FIELDS) {
+    if (rc == 0 && o->is_new)
+        nfields = o->w->nset; /* its fields are the op's */
+    else if (rc == 0)
+        rc = spro_store__field_count(db, o->type->name, o->rid, &nfields);
+    if (rc == 0 && nfields > SPRO_SYNC_MAX_FIELDS) {
         o->reject = SPRO_REJECT_TOO_MANY_FIELDS;
         rc = SPRO_ERANGE;
     }
@@ -1542,6 +1612,31 @@ static void op_version(struct op *o)
     snprintf(o->ver.origin, sizeof o->ver.origin, "%s", p->dev->id);
 }
 
+/* The audit entry of an answered op, in the push's transaction: actor the
+ * device, object the record ("rtype:rid", ids only; "?" for what the op
+ * named that is not a known type or a UUID), detail the answer and the
+ * op's sequence number.  Ops answered again from `ops` are not recorded a
+ * second time (they change nothing). */
+static int audit_op(struct op *o)
+{
+    struct push *p = o->p;
+    const struct spro_wire_op *w = o->w;
+    char actor[8 + SPRO_ID_MAX], object[SPRO_ID_MAX + UUID_CHARS + 2], detail[SPRO_ID_MAX + 40];
+    char rid[UUID_CHARS + 1] = "?";
+    if (is_uuid(&w->rid))
+        to_cstr(rid, sizeof rid, &w->rid);
+    snprintf(actor, sizeof actor, "device:%s", p->dev->id);
+    snprintf(object, sizeof object, "%s:%s", o->type ? o->type->name : "?", rid);
+    const char *status = o->res->status == SPRO_RESULT_ACK        ? "ack"
+                         : o->res->status == SPRO_RESULT_CONFLICT ? "conflict"
+                                                                  : "reject:";
+    snprintf(detail, sizeof detail, "%s%s op=%llu", status,
+             o->res->status == SPRO_RESULT_REJECT ? o->reject : "", (unsigned long long)w->seq);
+    struct spro_audit_note n = {
+        spro_datadir__audit_key(p->keys.dd), (int64_t)p->now_ms, "push", actor, object, detail};
+    return spro_store__audit_append_at(p->db, p->audit, &n);
+}
+
 static int push_op(struct push *p, size_t i)
 {
     struct op *o = calloc(1, sizeof *o);
@@ -1575,6 +1670,8 @@ static int push_op(struct push *p, size_t i)
     }
     if (rc == 0 && o->reject)
         rc = reject(o);
+    if (rc == 0)
+        rc = audit_op(o);
 out:
     spro_memzero(o, sizeof *o);
     free(o);
@@ -1618,22 +1715,27 @@ static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_it
     uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(n + 1, sizeof *wrapped);
     if (bens == NULL || wrapped == NULL)
         SPRO_BUG("out of memory");
+    uint8_t *dks = spro_crypto_state_alloc((n + 1) * SPRO_KEY_BYTES);
     size_t m = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         uint8_t have[SPRO_WRAPPED_KEY_BYTES];
+        int erased = 0;
         if ((i > 0 && strcmp(names[i - 1], names[i]) == 0) ||
             (rc = spro_store__data_key_get(keys, names[i], have)) != SPRO_ENOENT)
             continue;
-        uint8_t dk[SPRO_KEY_BYTES];
-        spro_field_key_new(dk);
-        rc = spro_field_key_wrap(wrapped[m], dk, kek(k, KEK_EPOCH), KEK_EPOCH, names[i]);
-        spro_memzero(dk, sizeof dk);
+        /* An erased beneficiary never gets a key again (its ops are
+         * answered not_found). */
+        if ((rc = spro_store__erased_lookup(spro_datadir__data(k->dd), names[i], &erased)) != 0 ||
+            erased)
+            continue;
+        rc = 0;
+        spro_field_key_new(dks + m * SPRO_KEY_BYTES);
         bens[m++] = names[i];
     }
     if (rc == 0 && m > 0)
-        rc = spro_store__data_keys_add(keys, bens,
-                                       (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped, m);
+        rc = data_keys_store(k, bens, dks, m, wrapped);
+    spro_crypto_state_free(dks, (n + 1) * SPRO_KEY_BYTES);
     free(bens);
     free(names);
     free(wrapped);
@@ -1650,18 +1752,24 @@ static int push_one(struct spro_db *db, struct push *p)
 }
 
 /* The transaction of a group of pushes (group.h): the server clock and the
- * change counter are read once, passed from push to push, written once.
+ * change counter are read once, passed from push to push, written once;
+ * the audit chain's last entry is read once and each op's entry chained
+ * after the one before.
  * A push that fails ends the transaction (its rc in its item). */
 static int group_tx(struct spro_db *db, void *arg)
 {
     struct spro_group_item *items = arg;
     struct spro_hlc clock;
+    struct spro_audit_head audit;
     int64_t seq;
     int rc = spro_store__sync_state_get(db, &clock.last, &seq);
+    if (rc == 0)
+        rc = spro_store__audit_head(db, &audit);
     for (struct spro_group_item *it = items; rc == 0 && it != NULL; it = it->next) {
         struct push *p = it->arg;
         p->clock = clock;
         p->seq = seq;
+        p->audit = &audit;
         if ((rc = it->rc = push_one(db, p)) == 0)
             clock = p->clock, seq = p->seq;
     }
@@ -2091,4 +2199,44 @@ int spro_sync_purge(struct spro_datadir *dd, int64_t now_ms, int64_t idle_ms, si
     if (purged != NULL)
         *purged = rc == 0 ? k.purged : 0;
     return rc;
+}
+
+/* ---- Opening stored values for the other files of sync/ (store.h) ---- */
+
+struct spro_sync__opener {
+    struct keys keys;
+};
+
+struct spro_sync__opener *spro_sync__opener_new(struct spro_datadir *dd)
+{
+    struct spro_sync__opener *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        SPRO_BUG("out of memory");
+    keys_init(&o->keys, dd);
+    return o;
+}
+
+void spro_sync__opener_free(struct spro_sync__opener *o)
+{
+    if (o == NULL)
+        return;
+    keys_free(&o->keys);
+    free(o);
+}
+
+int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype, const char *rid,
+                            const char *ben, const struct spro_stored_sibling *s, uint8_t *out,
+                            size_t *len)
+{
+    if (s->sealed) {
+        /* A missing key (erased) is told apart from one that does not open. */
+        uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
+        int rc = spro_store__data_key_get(spro_datadir__keys(o->keys.dd), ben, wrapped);
+        if (rc != 0)
+            return rc;
+        if (strlen(ben) != UUID_CHARS)
+            return SPRO_EINTEGRITY;
+    }
+    struct opener op = {&o->keys, rtype, rid, ben, 0};
+    return open_value(&op, s, out, len);
 }

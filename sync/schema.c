@@ -308,13 +308,67 @@ const struct spro_migration spro_store__data_migrations[] = {
         "CREATE VIEW scope_record AS"
         "  SELECT r.rtype, r.rid, k.org FROM rec_scope AS k JOIN records AS r ON r.id = k.rec;"
         "DROP TABLE records_v6;"},
-    /* 8: RESERVED for the audit log (being written; replace this SQL). */
-    {8, "SELECT 1;"},
-    /* 9: RESERVED for erasure and retention (being written; replace this SQL). */
-    {9, "SELECT 1;"},
+    /* 8: the audit log (docs/CRYPTO.md, "Audit log"): append-only entries,
+     * each chained to the one before by a keyed BLAKE2b hash, and signed
+     * checkpoints of the chain.  Entries hold ids and codes, never personal
+     * data.  Times are ms since the Unix epoch.  The triggers refuse
+     * updates and deletes (the chain would show them anyway). */
+    {8, "CREATE TABLE audit ("
+        "  seq    INTEGER PRIMARY KEY CHECK (seq >= 1),"
+        "  time   INTEGER NOT NULL CHECK (time >= 0),"
+        "  kind   TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 255),"
+        "  actor  TEXT NOT NULL CHECK (length(actor) BETWEEN 1 AND 255),"
+        "  object TEXT NOT NULL CHECK (length(object) <= 255),"
+        "  detail TEXT NOT NULL CHECK (length(detail) <= 255),"
+        "  hash   BLOB NOT NULL CHECK (length(hash) = 32)"
+        ") STRICT;"
+        "CREATE TABLE audit_checkpoints ("
+        "  seq       INTEGER PRIMARY KEY CHECK (seq >= 1)," /* the last entry covered */
+        "  hash      BLOB NOT NULL CHECK (length(hash) = 32),"
+        "  time      INTEGER NOT NULL CHECK (time >= 0),"
+        "  signature BLOB NOT NULL CHECK (length(signature) = 64)"
+        ") STRICT;"
+        "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+        "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit"
+        "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+        "CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints"
+        "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"
+        "CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints"
+        "  BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;"},
+    /* 9: erasure and retention (docs/SYNC.md, "Erasure and retention").
+     * erased: the beneficiaries whose personal data was destroyed, one row
+     * each, written in the transaction that deletes it from data.db.  reason
+     * is a code, never the operator's text: that text (it may name the
+     * person) is kept only sealed, in note, under the master subkey
+     * "erasure" (docs/CRYPTO.md).  done = 0 while the data key may still
+     * exist in keys.db or old pages in a WAL: an erasure "pending", which
+     * any later open of the data directory finishes. */
+    {9, "CREATE TABLE erased ("
+        "  ben    TEXT PRIMARY KEY NOT NULL," /* the beneficiary's id */
+        "  at     INTEGER NOT NULL,"          /* ms since the Unix epoch */
+        "  reason TEXT NOT NULL CHECK (reason IN ('request', 'retention')),"
+        "  note   BLOB," /* sealed operator's text, or NULL */
+        "  done   INTEGER NOT NULL DEFAULT 0 CHECK (done IN (0, 1))" /* key gone, WALs cleared */
+        ") STRICT, WITHOUT ROWID;"
+        "CREATE INDEX erased_pending ON erased(done) WHERE done = 0;"
+        /* The kept conflict answers about a beneficiary (only conflicts
+         * name one), found by an erasure without scanning every op. */
+        "CREATE INDEX ops_ben ON ops(ben) WHERE ben IS NOT NULL;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];
+
+/* The KEK epoch a wrapped data key names (docs/CRYPTO.md, "Wrapped data
+ * key": bytes 2 to 5, big-endian), from the hex digits 3 to 10 of the
+ * blob: SQLite has no function that reads an integer from bytes. */
+#define HEXDIGIT(i) "(instr('0123456789ABCDEF', substr(hex(wrapped), " #i ", 1)) - 1)"
+/* clang-format off */
+#define WRAPPED_EPOCH                                                                              \
+    "(" HEXDIGIT(3) " * 268435456 + " HEXDIGIT(4) " * 16777216 + "                                 \
+        HEXDIGIT(5) " * 1048576 + " HEXDIGIT(6) " * 65536 + "                                      \
+        HEXDIGIT(7) " * 4096 + " HEXDIGIT(8) " * 256 + " HEXDIGIT(9) " * 16 + " HEXDIGIT(10) ")"
+/* clang-format on */
 
 const struct spro_migration spro_store__keys_migrations[] = {
     {1, "CREATE TABLE server_keys ("
@@ -330,9 +384,58 @@ const struct spro_migration spro_store__keys_migrations[] = {
         "  wrapped    BLOB NOT NULL CHECK (length(wrapped) = 77)," /* names its KEK epoch */
         "  created_at INTEGER NOT NULL DEFAULT (unixepoch())"
         ") STRICT;"},
-    /* 3: RESERVED for key-encryption-key epochs and rotation (being written;
-     * replace this SQL). */
-    {3, "SELECT 1;"},
+    /* 3: key-encryption-key epochs and rotation (docs/CRYPTO.md, "Key
+     * rotation").  keks: one row per epoch; wrapped is the random KEK
+     * wrapped under the master key's key-wrapping subkey, or NULL for a
+     * derived epoch (epoch 1 of a directory made before this migration,
+     * derived from the root key) and for a destroyed one.  Exactly one
+     * epoch is active: new data keys are wrapped under it.  data_keys
+     * becomes WITHOUT ROWID with the epoch its blob names (bytes 2-5,
+     * big-endian) as a column, indexed, so that re-wrapping finds the keys
+     * of old epochs at once; triggers refuse a data key under an epoch that
+     * is not live, and the destruction of an epoch that a data key still
+     * names.  root_key: the key purpose subkeys derive from, once the master
+     * key has changed (absent: the master key itself). */
+    {3,
+     "CREATE TABLE keks ("
+     "  epoch        INTEGER PRIMARY KEY CHECK (epoch BETWEEN 1 AND 4294967295),"
+     "  state        TEXT NOT NULL CHECK (state IN ('active', 'retired', 'destroyed')),"
+     "  wrapped      BLOB CHECK (wrapped IS NULL OR length(wrapped) = 73),"
+     "  created_at   INTEGER NOT NULL DEFAULT (unixepoch()),"
+     "  destroyed_at INTEGER,"
+     "  CHECK ((state = 'destroyed') = (destroyed_at IS NOT NULL)),"
+     "  CHECK (state <> 'destroyed' OR wrapped IS NULL)"
+     ") STRICT;"
+     "CREATE UNIQUE INDEX keks_one_active ON keks(state) WHERE state = 'active';"
+     "INSERT INTO keks(epoch, state, wrapped) VALUES (1, 'active', NULL);"
+     "CREATE TABLE root_key ("
+     "  id         INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  wrapped    BLOB NOT NULL CHECK (length(wrapped) = 73),"
+     "  changed_at INTEGER NOT NULL"
+     ") STRICT;"
+     "CREATE TABLE data_keys_v3 ("
+     "  ben        TEXT PRIMARY KEY NOT NULL,"
+     "  epoch      INTEGER NOT NULL,"
+     "  wrapped    BLOB NOT NULL CHECK (length(wrapped) = 77),"
+     "  created_at INTEGER NOT NULL DEFAULT (unixepoch()),"
+     "  CHECK (epoch = " WRAPPED_EPOCH ")"
+     ") STRICT, WITHOUT ROWID;"
+     "INSERT INTO data_keys_v3(ben, epoch, wrapped, created_at)"
+     "  SELECT ben, " WRAPPED_EPOCH ", wrapped, created_at FROM data_keys ORDER BY ben;"
+     "DROP TABLE data_keys;"
+     "ALTER TABLE data_keys_v3 RENAME TO data_keys;"
+     "CREATE INDEX data_keys_epoch ON data_keys(epoch);"
+     "CREATE TRIGGER data_keys_live_insert BEFORE INSERT ON data_keys"
+     "  WHEN NOT EXISTS (SELECT 1 FROM keks WHERE epoch = NEW.epoch AND state <> 'destroyed')"
+     "  BEGIN SELECT RAISE(ABORT, 'data key under an unknown or destroyed KEK epoch'); END;"
+     "CREATE TRIGGER data_keys_live_update BEFORE UPDATE OF epoch ON data_keys"
+     "  WHEN NOT EXISTS (SELECT 1 FROM keks WHERE epoch = NEW.epoch AND state <> 'destroyed')"
+     "  BEGIN SELECT RAISE(ABORT, 'data key under an unknown or destroyed KEK epoch'); END;"
+     "CREATE TRIGGER keks_destroy_unused BEFORE UPDATE OF state ON keks"
+     "  WHEN NEW.state = 'destroyed' AND EXISTS (SELECT 1 FROM data_keys WHERE epoch = NEW.epoch)"
+     "  BEGIN SELECT RAISE(ABORT, 'a data key still uses this KEK epoch'); END;"
+     "CREATE TRIGGER keks_keep BEFORE DELETE ON keks"
+     "  BEGIN SELECT RAISE(ABORT, 'KEK epochs are destroyed, not deleted'); END;"},
 };
 const size_t spro_store__keys_migrations_count =
     sizeof spro_store__keys_migrations / sizeof spro_store__keys_migrations[0];

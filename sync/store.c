@@ -13,6 +13,7 @@
  */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,7 @@
 
 #include <sqlite3.h>
 
-#define STMT_CACHE 64 /* kept statements (sync engine, data keys), prepared once per handle */
+#define STMT_CACHE 128 /* kept statements (sync engine, data keys), prepared once per handle */
 
 struct spro_db {
     sqlite3 *db;
@@ -382,12 +383,20 @@ static int one_device(struct spro_db *h, sqlite3_stmt *st, struct spro_device *o
     return rc;
 }
 
+/* Appends note (if not NULL) to the audit log inside the transaction of
+ * begin(): 0, or an error (the caller rolls back). */
+static int audit_note(struct spro_db *h, const struct spro_audit_note *note, char *why,
+                      size_t whylen);
+
 int spro_store__org_insert(struct spro_db *db, const char *id, const char *name, const char *kind,
-                           int64_t now, char *why, size_t whylen)
+                           int64_t now, const struct spro_audit_note *note, char *why,
+                           size_t whylen)
 {
     sqlite3_stmt *st;
-    lock(db);
-    int rc =
+    int rc = begin(db, why, whylen);
+    if (rc != 0)
+        return rc;
+    rc =
         prepare(db, "INSERT INTO organisations(id, name, kind, created_at) VALUES (?1, ?2, ?3, ?4)",
                 &st, why, whylen);
     if (rc == 0) {
@@ -397,17 +406,21 @@ int spro_store__org_insert(struct spro_db *db, const char *id, const char *name,
         sqlite3_bind_int64(st, 4, now);
         rc = step_write(db, st, why, whylen);
     }
-    unlock(db);
-    return rc;
+    if (rc == 0)
+        rc = audit_note(db, note, why, whylen);
+    return finish(db, rc == 0, rc, why, whylen);
 }
 
 int spro_store__user_insert(struct spro_db *db, const char *id, const char *org_id,
-                            const char *role, int64_t now, char *why, size_t whylen)
+                            const char *role, int64_t now, const struct spro_audit_note *note,
+                            char *why, size_t whylen)
 {
     sqlite3_stmt *st;
-    lock(db);
-    int rc = prepare(db, "INSERT INTO users(id, org_id, role, created_at) VALUES (?1, ?2, ?3, ?4)",
-                     &st, why, whylen);
+    int rc = begin(db, why, whylen);
+    if (rc != 0)
+        return rc;
+    rc = prepare(db, "INSERT INTO users(id, org_id, role, created_at) VALUES (?1, ?2, ?3, ?4)", &st,
+                 why, whylen);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, org_id, -1, SQLITE_STATIC);
@@ -415,20 +428,23 @@ int spro_store__user_insert(struct spro_db *db, const char *id, const char *org_
         sqlite3_bind_int64(st, 4, now);
         rc = step_write(db, st, why, whylen);
     }
-    unlock(db);
-    return rc;
+    if (rc == 0)
+        rc = audit_note(db, note, why, whylen);
+    return finish(db, rc == 0, rc, why, whylen);
 }
 
 int spro_store__ticket_insert(struct spro_db *db, const char *id, const char *user_id,
                               const uint8_t mac[SPRO_MAC_BYTES], int64_t now, int64_t expires_at,
-                              char *why, size_t whylen)
+                              const struct spro_audit_note *note, char *why, size_t whylen)
 {
     sqlite3_stmt *st;
-    lock(db);
-    int rc = prepare(db,
-                     "INSERT INTO tickets(id, user_id, mac, created_at, expires_at)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5)",
-                     &st, why, whylen);
+    int rc = begin(db, why, whylen);
+    if (rc != 0)
+        return rc;
+    rc = prepare(db,
+                 "INSERT INTO tickets(id, user_id, mac, created_at, expires_at)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5)",
+                 &st, why, whylen);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, user_id, -1, SQLITE_STATIC);
@@ -437,8 +453,9 @@ int spro_store__ticket_insert(struct spro_db *db, const char *id, const char *us
         sqlite3_bind_int64(st, 5, expires_at);
         rc = step_write(db, st, why, whylen);
     }
-    unlock(db);
-    return rc;
+    if (rc == 0)
+        rc = audit_note(db, note, why, whylen);
+    return finish(db, rc == 0, rc, why, whylen);
 }
 
 /* The steps of spro_store__ticket_redeem() inside its transaction.  Sets
@@ -532,13 +549,16 @@ static int redeem(struct spro_db *h, const char *ticket_id, const uint8_t mac[SP
 int spro_store__ticket_redeem(struct spro_db *db, const char *ticket_id,
                               const uint8_t mac[SPRO_MAC_BYTES], int max_failures,
                               const uint8_t device_pk[SPRO_KEY_BYTES], const char *device_id,
-                              int64_t ts_ms, int64_t now, struct spro_device *out)
+                              int64_t ts_ms, int64_t now, const struct spro_audit_note *note,
+                              struct spro_device *out)
 {
     int rc = begin(db, NULL, 0);
     if (rc != 0)
         return rc;
     int commit = 0;
     rc = redeem(db, ticket_id, mac, max_failures, device_pk, device_id, ts_ms, now, out, &commit);
+    if (rc == 0 && (rc = audit_note(db, note, NULL, 0)) != 0)
+        commit = 0;
     return finish(db, commit, rc, NULL, 0);
 }
 
@@ -590,7 +610,8 @@ int spro_store__device_accept_ts(struct spro_db *db, int64_t rowid, int64_t ts_m
 
 int spro_store__device_transition(struct spro_db *db, const char *id, int64_t rowid,
                                   unsigned from_mask, enum spro_device_state to,
-                                  enum spro_device_state *prev, char *why, size_t whylen)
+                                  enum spro_device_state *prev, const struct spro_audit_note *note,
+                                  char *why, size_t whylen)
 {
     sqlite3_stmt *st;
     int rc = begin(db, why, whylen);
@@ -621,6 +642,8 @@ int spro_store__device_transition(struct spro_db *db, const char *id, int64_t ro
         sqlite3_bind_text(st, 2, spro_device_state_name(to), -1, SQLITE_STATIC);
         rc = step_write(db, st, why, whylen);
     }
+    if (rc == 0)
+        rc = audit_note(db, note, why, whylen);
     return finish(db, rc == 0, rc, why, whylen);
 }
 
@@ -1644,6 +1667,528 @@ int spro_store__quarantine_put(struct spro_db *db, const char *device, uint64_t 
     return tx_write(st);
 }
 
+/* ---- data.db: the audit log ----
+ *
+ * The helpers below expect the mutex held inside a write transaction:
+ * spro_store__transaction()'s (checked by the public functions) or
+ * begin()'s (audit_note()). */
+
+static const char audit_head_sql[] = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+static const char audit_insert_sql[] =
+    "INSERT INTO audit(seq, time, kind, actor, object, detail, hash)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+static int audit_head(struct spro_db *h, struct spro_audit_head *head)
+{
+    sqlite3_stmt *st = kept_stmt(h, audit_head_sql);
+    if (st == NULL)
+        return SPRO_ESTORE;
+    memset(head, 0, sizeof *head); /* SPRO_AUDIT_GENESIS */
+    int src = sqlite3_step(st), rc = 0;
+    if (src == SQLITE_ROW) {
+        head->seq = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) != SPRO_AUDIT_HASH_BYTES || head->seq < 1)
+            rc = SPRO_EINTEGRITY;
+        else
+            memcpy(head->hash, sqlite3_column_blob(st, 1), SPRO_AUDIT_HASH_BYTES);
+    } else if (src != SQLITE_DONE) {
+        rc = SPRO_ESTORE;
+    }
+    tx_done(st);
+    return rc;
+}
+
+static int audit_append_at(struct spro_db *h, struct spro_audit_head *head,
+                           const struct spro_audit_note *n)
+{
+    struct spro_audit_entry e = {head->seq + 1, n->time_ms, n->kind,
+                                 n->actor,      n->object,  n->detail};
+    uint8_t hash[SPRO_AUDIT_HASH_BYTES];
+    int rc = spro_audit_check(n->kind, n->actor, n->object, n->detail);
+    if (rc == 0 && n->actor == NULL)
+        rc = SPRO_ERANGE;
+    if (rc == 0)
+        rc = spro_audit_hash(hash, n->key, head->hash, &e);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = kept_stmt(h, audit_insert_sql);
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, e.seq);
+    sqlite3_bind_int64(st, 2, e.time_ms);
+    bind_str(st, 3, e.kind);
+    bind_str(st, 4, e.actor);
+    bind_str(st, 5, e.object);
+    bind_str(st, 6, e.detail);
+    sqlite3_bind_blob(st, 7, hash, SPRO_AUDIT_HASH_BYTES, SQLITE_STATIC);
+    if ((rc = tx_write(st)) != 0)
+        return rc;
+    head->seq = e.seq;
+    memcpy(head->hash, hash, sizeof hash);
+    return 0;
+}
+
+static int audit_note(struct spro_db *h, const struct spro_audit_note *note, char *why,
+                      size_t whylen)
+{
+    if (note == NULL)
+        return 0;
+    struct spro_audit_head head;
+    int rc = audit_head(h, &head);
+    if (rc == 0)
+        rc = audit_append_at(h, &head, note);
+    if (rc == SPRO_ESTORE)
+        store_fail(h, "cannot append to the audit log", why, whylen);
+    return rc;
+}
+
+/* SPRO_BUG unless inside spro_store__transaction() on this thread. */
+static void tx_check(struct spro_db *h)
+{
+    if (!h->in_tx || !pthread_equal(h->tx_thread, pthread_self()))
+        SPRO_BUG("store: a transaction function called outside spro_store__transaction()");
+}
+
+int spro_store__audit_head(struct spro_db *db, struct spro_audit_head *head)
+{
+    tx_check(db);
+    return audit_head(db, head);
+}
+
+int spro_store__audit_append_at(struct spro_db *db, struct spro_audit_head *head,
+                                const struct spro_audit_note *note)
+{
+    tx_check(db);
+    return audit_append_at(db, head, note);
+}
+
+int spro_store__audit_append(struct spro_db *db, const struct spro_audit_note *note)
+{
+    tx_check(db);
+    struct spro_audit_head head;
+    int rc = audit_head(db, &head);
+    return rc != 0 ? rc : audit_append_at(db, &head, note);
+}
+
+/* A TEXT column, or "" for anything else (a tampered row). */
+static const char *column_str(sqlite3_stmt *st, int col)
+{
+    const unsigned char *p = sqlite3_column_text(st, col);
+    return sqlite3_column_type(st, col) == SQLITE_TEXT && p != NULL ? (const char *)p : "";
+}
+
+/* Steps st (already bound), calling fn with each row: an entry, or a
+ * checkpoint (seq, time, hash, signature). */
+static int audit_rows(sqlite3_stmt *st, int checkpoints,
+                      int (*fn)(const struct spro_audit_row *r, void *arg), void *arg)
+{
+    int src = SQLITE_DONE, rc = 0;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct spro_audit_row r = {.seq = sqlite3_column_int64(st, 0),
+                                   .time_ms = sqlite3_column_int64(st, 1)};
+        if (checkpoints) {
+            r.kind = r.actor = r.object = r.detail = "";
+            r.hash = sqlite3_column_blob(st, 2);
+            r.hash_len = (size_t)sqlite3_column_bytes(st, 2);
+            r.sig = sqlite3_column_blob(st, 3);
+            r.sig_len = (size_t)sqlite3_column_bytes(st, 3);
+        } else {
+            r.kind = column_str(st, 2);
+            r.actor = column_str(st, 3);
+            r.object = column_str(st, 4);
+            r.detail = column_str(st, 5);
+            r.hash = sqlite3_column_blob(st, 6);
+            r.hash_len = (size_t)sqlite3_column_bytes(st, 6);
+        }
+        rc = fn(&r, arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__audit_each(struct spro_db *db, int64_t after, int64_t since_ms,
+                           int (*fn)(const struct spro_audit_row *r, void *arg), void *arg)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT seq, time, kind, actor, object, detail, hash FROM audit"
+                                   " WHERE seq > ?1 AND time >= ?2 ORDER BY seq");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, since_ms);
+    return audit_rows(st, 0, fn, arg);
+}
+
+int spro_store__audit_checkpoints_each(struct spro_db *db, int64_t after,
+                                       int (*fn)(const struct spro_audit_row *r, void *arg),
+                                       void *arg)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT seq, time, hash, signature FROM audit_checkpoints"
+                                   " WHERE seq > ?1 ORDER BY seq");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, after);
+    return audit_rows(st, 1, fn, arg);
+}
+
+int spro_store__audit_checkpoint_put(struct spro_db *db, int64_t seq,
+                                     const uint8_t hash[SPRO_AUDIT_HASH_BYTES], int64_t time_ms,
+                                     const uint8_t sig[SPRO_AUDIT_SIG_BYTES])
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO audit_checkpoints(seq, hash, time, signature)"
+                                   " VALUES (?1, ?2, ?3, ?4)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_blob(st, 2, hash, SPRO_AUDIT_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, time_ms);
+    sqlite3_bind_blob(st, 4, sig, SPRO_AUDIT_SIG_BYTES, SQLITE_STATIC);
+    return tx_write(st);
+}
+
+/* ---- keys.db: KEK epochs, the root key, re-wrapping (sync/keyring.c) ---- */
+
+static const char *const kek_state_names[] = {[SPRO_KEK_ACTIVE] = "active",
+                                              [SPRO_KEK_RETIRED] = "retired",
+                                              [SPRO_KEK_DESTROYED] = "destroyed"};
+
+/* A transaction of this file's own on h (keys.db): fn runs with the mutex
+ * held inside BEGIN IMMEDIATE (write) or BEGIN (read). */
+static int keys_tx(struct spro_db *h, enum spro_tx kind, int (*fn)(struct spro_db *h, void *arg),
+                   void *arg)
+{
+    return spro_store__transaction(h, kind, fn, arg);
+}
+
+struct keks_list {
+    struct spro_kek_row *rows;
+    size_t cap, n;
+    int with_counts;
+};
+
+static int keks_list_tx(struct spro_db *h, void *arg)
+{
+    struct keks_list *l = arg;
+    sqlite3_stmt *st = tx_stmt(h, "SELECT epoch, state, wrapped, created_at,"
+                                  " coalesce(destroyed_at, 0) FROM keks ORDER BY epoch");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int src, rc = 0;
+    l->n = 0;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (l->n == l->cap) {
+            rc = SPRO_ETOOLONG;
+            break;
+        }
+        struct spro_kek_row *r = &l->rows[l->n];
+        memset(r, 0, sizeof *r);
+        sqlite3_int64 e = sqlite3_column_int64(st, 0);
+        const char *state = (const char *)sqlite3_column_text(st, 1);
+        int wl = sqlite3_column_bytes(st, 2);
+        r->state = SPRO_KEK_DESTROYED + 1;
+        for (int k = SPRO_KEK_ACTIVE; k <= SPRO_KEK_DESTROYED; k++)
+            if (state != NULL && strcmp(state, kek_state_names[k]) == 0)
+                r->state = (enum spro_kek_state)k;
+        if (e < 1 || e > UINT32_MAX || r->state > SPRO_KEK_DESTROYED ||
+            (wl != 0 && wl != SPRO_WRAPPED_KEK_BYTES)) {
+            rc = SPRO_EINTEGRITY;
+            break;
+        }
+        r->epoch = (uint32_t)e;
+        r->derived = wl == 0 && r->state != SPRO_KEK_DESTROYED;
+        if (wl != 0)
+            memcpy(r->wrapped, sqlite3_column_blob(st, 2), SPRO_WRAPPED_KEK_BYTES);
+        r->created_at = sqlite3_column_int64(st, 3);
+        r->destroyed_at = sqlite3_column_int64(st, 4);
+        l->n++;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    if (rc != 0 || !l->with_counts)
+        return rc;
+    st = tx_stmt(h, "SELECT epoch, count(*) FROM data_keys GROUP BY epoch");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        sqlite3_int64 e = sqlite3_column_int64(st, 0);
+        for (size_t i = 0; i < l->n; i++)
+            if (l->rows[i].epoch == e)
+                l->rows[i].data_keys = (uint64_t)sqlite3_column_int64(st, 1);
+    }
+    tx_done(st);
+    return src == SQLITE_DONE ? 0 : SPRO_ESTORE;
+}
+
+int spro_store__keks_list(struct spro_db *db, struct spro_kek_row *rows, size_t cap, size_t *n,
+                          int with_counts)
+{
+    struct keks_list l = {rows, cap, 0, with_counts};
+    int rc = keys_tx(db, SPRO_TX_READ, keks_list_tx, &l);
+    *n = rc == 0 ? l.n : 0;
+    return rc;
+}
+
+struct kek_add {
+    uint32_t epoch;
+    const uint8_t *wrapped;
+    int64_t now;
+};
+
+static int kek_add_tx(struct spro_db *h, void *arg)
+{
+    struct kek_add *a = arg;
+    sqlite3_stmt *st = tx_stmt(h, "SELECT coalesce(max(epoch), 0) FROM keks");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int src = sqlite3_step(st);
+    sqlite3_int64 max = sqlite3_column_int64(st, 0);
+    tx_done(st);
+    if (src != SQLITE_ROW)
+        return SPRO_ESTORE;
+    if (max + 1 != (sqlite3_int64)a->epoch)
+        return SPRO_EEXISTS; /* another rotation came first: the caller wraps for the next */
+    st = tx_stmt(h, "UPDATE keks SET state = 'retired' WHERE state = 'active'");
+    int rc = st == NULL ? SPRO_ESTORE : tx_write(st);
+    if (rc == 0 && (st = tx_stmt(h, "INSERT INTO keks(epoch, state, wrapped, created_at)"
+                                    " VALUES (?1, 'active', ?2, ?3)")) == NULL)
+        rc = SPRO_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_int64(st, 1, a->epoch);
+        sqlite3_bind_blob(st, 2, a->wrapped, SPRO_WRAPPED_KEK_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, a->now);
+        rc = tx_write(st);
+    }
+    return rc;
+}
+
+int spro_store__kek_add(struct spro_db *db, uint32_t epoch,
+                        const uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES], int64_t now)
+{
+    struct kek_add a = {epoch, wrapped, now};
+    return keys_tx(db, SPRO_TX_WRITE, kek_add_tx, &a);
+}
+
+static int kek_set_wrapped_tx(struct spro_db *h, void *arg)
+{
+    const struct kek_add *a = arg;
+    sqlite3_stmt *st = tx_stmt(h, "UPDATE keks SET wrapped = ?2"
+                                  " WHERE epoch = ?1 AND wrapped IS NULL AND state <> 'destroyed'");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, a->epoch);
+    sqlite3_bind_blob(st, 2, a->wrapped, SPRO_WRAPPED_KEK_BYTES, SQLITE_STATIC);
+    int rc = tx_write(st);
+    return rc == 0 && sqlite3_changes(h->db) != 1 ? SPRO_ENOENT : rc;
+}
+
+int spro_store__kek_set_wrapped(struct spro_db *db, uint32_t epoch,
+                                const uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES])
+{
+    struct kek_add a = {epoch, wrapped, 0};
+    return keys_tx(db, SPRO_TX_WRITE, kek_set_wrapped_tx, &a);
+}
+
+struct old_keys {
+    uint32_t current;
+    struct spro_data_key_row *rows;
+    size_t cap, n;
+};
+
+static int data_keys_old_tx(struct spro_db *h, void *arg)
+{
+    struct old_keys *o = arg;
+    sqlite3_stmt *st = tx_stmt(h, "SELECT ben, epoch, wrapped FROM data_keys WHERE epoch < ?1"
+                                  " ORDER BY epoch LIMIT ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, o->current);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)o->cap);
+    int src, rc = 0;
+    o->n = 0;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && o->n < o->cap) {
+        struct spro_data_key_row *r = &o->rows[o->n];
+        sqlite3_int64 e = sqlite3_column_int64(st, 1);
+        if (copy_text(r->ben, sizeof r->ben, st, 0) != 0 || e < 1 || e > UINT32_MAX ||
+            sqlite3_column_bytes(st, 2) != SPRO_WRAPPED_KEY_BYTES) {
+            rc = SPRO_EINTEGRITY;
+            break;
+        }
+        r->epoch = (uint32_t)e;
+        memcpy(r->wrapped, sqlite3_column_blob(st, 2), SPRO_WRAPPED_KEY_BYTES);
+        o->n++;
+    }
+    if (rc == 0 && src != SQLITE_DONE && src != SQLITE_ROW)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__data_keys_old(struct spro_db *db, uint32_t current, size_t limit,
+                              struct spro_data_key_row *rows, size_t *n)
+{
+    struct old_keys o = {current, rows, limit, 0};
+    int rc = keys_tx(db, SPRO_TX_READ, data_keys_old_tx, &o);
+    *n = rc == 0 ? o.n : 0;
+    return rc;
+}
+
+/* 0 if epoch is the active epoch, -EAGAIN if it is not (any more): the
+ * caller reloads the keyring and wraps again. */
+static int epoch_active(struct spro_db *h, uint32_t epoch)
+{
+    sqlite3_stmt *st = kept_stmt(h, "SELECT 1 FROM keks WHERE epoch = ?1 AND state = 'active'");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, epoch);
+    int src = sqlite3_step(st);
+    tx_done(st);
+    return src == SQLITE_ROW ? 0 : src == SQLITE_DONE ? -EAGAIN : SPRO_ESTORE;
+}
+
+struct replace {
+    const struct spro_data_key_row *old;
+    const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES];
+    uint32_t epoch;
+    size_t n, replaced;
+};
+
+static int data_keys_replace_tx(struct spro_db *h, void *arg)
+{
+    struct replace *r = arg;
+    int rc = epoch_active(h, r->epoch);
+    sqlite3_stmt *st = rc == 0 ? tx_stmt(h, "UPDATE data_keys SET epoch = ?1, wrapped = ?2"
+                                            " WHERE ben = ?3 AND wrapped = ?4")
+                               : NULL;
+    if (rc == 0 && st == NULL)
+        rc = SPRO_ESTORE;
+    for (size_t i = 0; rc == 0 && i < r->n; i++) {
+        sqlite3_bind_int64(st, 1, r->epoch);
+        sqlite3_bind_blob(st, 2, r->wrapped[i], SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+        bind_str(st, 3, r->old[i].ben);
+        sqlite3_bind_blob(st, 4, r->old[i].wrapped, SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+        if ((rc = tx_write(st)) == 0)
+            r->replaced += (size_t)sqlite3_changes(h->db);
+    }
+    return rc;
+}
+
+int spro_store__data_keys_replace(struct spro_db *db, const struct spro_data_key_row *old,
+                                  const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES], uint32_t epoch,
+                                  size_t n, size_t *replaced)
+{
+    struct replace r = {old, wrapped, epoch, n, 0};
+    int rc = keys_tx(db, SPRO_TX_WRITE, data_keys_replace_tx, &r);
+    *replaced = rc == 0 ? r.replaced : 0;
+    return rc;
+}
+
+struct destroy {
+    uint32_t epoch;
+    int64_t now;
+    int destroyed;
+};
+
+static int kek_destroy_tx(struct spro_db *h, void *arg)
+{
+    struct destroy *d = arg;
+    sqlite3_stmt *st = tx_stmt(h, "UPDATE keks SET state = 'destroyed', wrapped = NULL,"
+                                  " destroyed_at = ?2"
+                                  " WHERE epoch = ?1 AND state = 'retired' AND NOT EXISTS"
+                                  " (SELECT 1 FROM data_keys WHERE epoch = ?1)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, d->epoch);
+    sqlite3_bind_int64(st, 2, d->now);
+    int rc = tx_write(st);
+    d->destroyed = rc == 0 && sqlite3_changes(h->db) == 1;
+    return rc;
+}
+
+int spro_store__kek_destroy(struct spro_db *db, uint32_t epoch, int64_t now, int *destroyed)
+{
+    struct destroy d = {epoch, now, 0};
+    int rc = keys_tx(db, SPRO_TX_WRITE, kek_destroy_tx, &d);
+    *destroyed = rc == 0 && d.destroyed;
+    if (*destroyed) {
+        /* The wrapped KEK is overwritten in the database file (secure_delete);
+         * its older copies in the WAL go with the WAL's truncation.  A reader
+         * holding an old snapshot can delay that: then the next checkpoint
+         * does it. */
+        lock(db);
+        sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        unlock(db);
+    }
+    return rc;
+}
+
+int spro_store__root_get(struct spro_db *db, uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES])
+{
+    lock(db);
+    sqlite3_stmt *st;
+    int rc = SPRO_ESTORE;
+    if (sqlite3_prepare_v2(db->db, "SELECT wrapped FROM root_key WHERE id = 1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_DONE)
+            rc = SPRO_ENOENT;
+        else if (src == SQLITE_ROW && sqlite3_column_bytes(st, 0) != SPRO_WRAPPED_KEK_BYTES)
+            rc = SPRO_EINTEGRITY;
+        else if (src == SQLITE_ROW)
+            memcpy(wrapped, sqlite3_column_blob(st, 0), SPRO_WRAPPED_KEK_BYTES), rc = 0;
+        sqlite3_finalize(st);
+    }
+    unlock(db);
+    return rc;
+}
+
+static int master_change_tx(struct spro_db *h, void *arg)
+{
+    const struct spro_master_change *m = arg;
+    sqlite3_stmt *st = tx_stmt(h, "UPDATE keks SET wrapped = ?2"
+                                  " WHERE epoch = ?1 AND state <> 'destroyed'");
+    int rc = st == NULL ? SPRO_ESTORE : 0;
+    for (size_t i = 0; rc == 0 && i < m->nkeks; i++) {
+        sqlite3_bind_int64(st, 1, m->keks[i].epoch);
+        sqlite3_bind_blob(st, 2, m->keks[i].wrapped, SPRO_WRAPPED_KEK_BYTES, SQLITE_STATIC);
+        if ((rc = tx_write(st)) == 0 && sqlite3_changes(h->db) != 1)
+            rc = SPRO_ENOENT;
+    }
+    if (rc == 0 && (st = tx_stmt(h, "UPDATE server_keys SET sealed = ?2 WHERE name = ?1")) == NULL)
+        rc = SPRO_ESTORE;
+    for (size_t i = 0; rc == 0 && i < m->nserver; i++) {
+        bind_str(st, 1, m->server[i].name);
+        sqlite3_bind_blob(st, 2, m->server[i].sealed, (int)m->server[i].sealedlen, SQLITE_STATIC);
+        if ((rc = tx_write(st)) == 0 && sqlite3_changes(h->db) != 1)
+            rc = SPRO_ENOENT;
+    }
+    if (rc == 0 && (st = tx_stmt(h, "INSERT OR REPLACE INTO root_key(id, wrapped, changed_at)"
+                                    " VALUES (1, ?1, ?2)")) == NULL)
+        rc = SPRO_ESTORE;
+    if (rc == 0) {
+        sqlite3_bind_blob(st, 1, m->root, SPRO_WRAPPED_KEK_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, m->now);
+        rc = tx_write(st);
+    }
+    /* Every live epoch must have been given: none may stay under the old key. */
+    if (rc == 0 &&
+        (st = tx_stmt(h, "SELECT count(*) FROM keks WHERE state <> 'destroyed'")) == NULL)
+        rc = SPRO_ESTORE;
+    if (rc == 0) {
+        int src = sqlite3_step(st);
+        sqlite3_int64 live = sqlite3_column_int64(st, 0);
+        tx_done(st);
+        rc = src != SQLITE_ROW ? SPRO_ESTORE : live != (sqlite3_int64)m->nkeks ? SPRO_EEXISTS : 0;
+    }
+    return rc;
+}
+
+int spro_store__master_change(struct spro_db *db, const struct spro_master_change *m)
+{
+    return keys_tx(db, SPRO_TX_WRITE, master_change_tx, (void *)m);
+}
+
 /* ---- keys.db: data keys ---- */
 
 int spro_store__data_key_get(struct spro_db *db, const char *ben,
@@ -1670,7 +2215,7 @@ int spro_store__data_key_get(struct spro_db *db, const char *ben,
 }
 
 static const char data_key_add_sql[] =
-    "INSERT OR IGNORE INTO data_keys(ben, wrapped) VALUES (?1, ?2)";
+    "INSERT OR IGNORE INTO data_keys(ben, epoch, wrapped) VALUES (?1, ?2, ?3)";
 
 int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
                               const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES], size_t n)
@@ -1680,9 +2225,17 @@ int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
     sqlite3_stmt *st = rc == 0 ? kept_stmt(db, data_key_add_sql) : NULL;
     if (rc == 0 && st == NULL)
         rc = SPRO_ESTORE;
+    /* Every key of a call is wrapped under one epoch, which must still be
+     * the active one (a rotation may have committed since it was read). */
+    uint32_t epoch = n > 0 ? spro_field_key_epoch(wrapped[0], SPRO_WRAPPED_KEY_BYTES) : 0;
+    if (rc == 0 && n > 0)
+        rc = epoch_active(db, epoch);
     for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (spro_field_key_epoch(wrapped[i], SPRO_WRAPPED_KEY_BYTES) != epoch)
+            SPRO_BUG("spro_store__data_keys_add: keys of several epochs");
         bind_str(st, 1, bens[i]);
-        sqlite3_bind_blob(st, 2, wrapped[i], SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, epoch);
+        sqlite3_bind_blob(st, 3, wrapped[i], SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
         rc = tx_write(st);
     }
     if (rc == 0)
@@ -1696,14 +2249,325 @@ int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
 int spro_store__data_key_add(struct spro_db *db, const char *ben,
                              const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {
+    return spro_store__data_keys_add(db, &ben, (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped,
+                                     1);
+}
+
+/* ---- Erasure and retention (sync/erase.c) ---- */
+
+/* A statement prepared for one use (erasure is rare: not kept). */
+static sqlite3_stmt *once_stmt(struct spro_db *h, const char *sql)
+{
+    if (!h->in_tx || !pthread_equal(h->tx_thread, pthread_self()))
+        SPRO_BUG("store: a transaction function called outside spro_store__transaction()");
+    sqlite3_stmt *st;
+    return sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) == SQLITE_OK ? st : NULL;
+}
+
+/* Runs a statement of once_stmt() with ?1 = ben to its end, finalised. */
+static int once_write(struct spro_db *h, const char *sql, const char *ben)
+{
+    sqlite3_stmt *st = once_stmt(h, sql);
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? 0 : SPRO_ESTORE;
+}
+
+/* The ids of the records of beneficiary ?1. */
+#define BEN_RECORDS "(SELECT id FROM records WHERE ben_id = " BEN_ID_1 ")"
+
+int spro_store__erased_get(struct spro_db *db, const char *ben, struct spro_store_erased *out)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT ben, at, reason, done FROM erased WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int src = sqlite3_step(st), rc = SPRO_ESTORE;
+    if (src == SQLITE_ROW) {
+        memset(out, 0, sizeof *out);
+        rc = copy_text(out->ben, sizeof out->ben, st, 0);
+        if (rc == 0)
+            rc = copy_text(out->reason, sizeof out->reason, st, 2);
+        out->at_ms = sqlite3_column_int64(st, 1);
+        out->done = sqlite3_column_int(st, 3);
+    } else if (src == SQLITE_DONE) {
+        rc = SPRO_ENOENT;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__erased_has(struct spro_db *db, const char *ben, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM erased WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    return tx_exists(st, yes);
+}
+
+int spro_store__erased_lookup(struct spro_db *db, const char *ben, int *yes)
+{
     lock(db);
-    sqlite3_stmt *st = kept_stmt(db, data_key_add_sql);
-    int rc = st != NULL ? 0 : SPRO_ESTORE;
-    if (rc == 0) {
+    sqlite3_stmt *st = kept_stmt(db, "SELECT 1 FROM erased WHERE ben = ?1 -- lookup");
+    int rc = SPRO_ESTORE;
+    if (st != NULL) {
         bind_str(st, 1, ben);
-        sqlite3_bind_blob(st, 2, wrapped, SPRO_WRAPPED_KEY_BYTES, SQLITE_STATIC);
-        rc = tx_write(st);
+        rc = tx_exists(st, yes);
     }
     unlock(db);
     return rc;
+}
+
+int spro_store__erase_data(struct spro_db *db, const char *ben, int64_t at_ms, const char *reason,
+                           const uint8_t *note, size_t notelen, int64_t *seq)
+{
+    /* Removal events first, while the scope rows still say who holds
+     * what: every record for each organisation that has the beneficiary,
+     * and a record alone for one that has that record alone. */
+    static const char removals[] =
+        "INSERT INTO scope_removed(seq, org, rtype, rid, ben)"
+        " SELECT ?2 + row_number() OVER (ORDER BY org, changed_seq), org, rtype, rid, ben FROM ("
+        "  SELECT s.org, r.rtype, r.rid, r.ben, r.changed_seq FROM ben_scope AS s"
+        "   JOIN records AS r ON r.ben_id = s.ben WHERE s.ben = " BEN_ID_1 "  UNION"
+        "  SELECT k.org, r.rtype, r.rid, r.ben, r.changed_seq FROM rec_scope AS k"
+        "   JOIN records AS r ON r.id = k.rec WHERE r.ben_id = " BEN_ID_1 ")";
+    static const char *const deletes[] = {
+        "DELETE FROM ben_scope WHERE ben = " BEN_ID_1,
+        "DELETE FROM rec_scope WHERE rec IN " BEN_RECORDS,
+        "DELETE FROM rec_siblings WHERE sealed = 1 AND rec IN " BEN_RECORDS,
+        "DELETE FROM rec_blind WHERE rec IN " BEN_RECORDS,
+        "DELETE FROM quarantine WHERE ben = ?1",
+        "DELETE FROM op_siblings WHERE (device_id, seq) IN"
+        " (SELECT device_id, seq FROM ops WHERE ben = ?1)",
+        "UPDATE ops SET status = 'reject', hlc = NULL, origin = NULL, code = 'not_found',"
+        " rtype = NULL, rid = NULL, ben = NULL WHERE ben = ?1",
+    };
+    sqlite3_stmt *st = once_stmt(db, removals);
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    sqlite3_bind_int64(st, 2, *seq);
+    int src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (src != SQLITE_DONE)
+        return SPRO_ESTORE;
+    *seq += sqlite3_changes(db->db);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof deletes / sizeof deletes[0]; i++)
+        rc = once_write(db, deletes[i], ben);
+    if (rc != 0 || (st = once_stmt(db, "INSERT INTO erased(ben, at, reason, note, done)"
+                                       " VALUES (?1, ?2, ?3, ?4, 0)")) == NULL)
+        return rc != 0 ? rc : SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    sqlite3_bind_int64(st, 2, at_ms);
+    bind_str(st, 3, reason);
+    if (note != NULL)
+        sqlite3_bind_blob(st, 4, note, (int)notelen, SQLITE_STATIC);
+    src = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return src == SQLITE_DONE ? 0 : (src & 0xff) == SQLITE_CONSTRAINT ? SPRO_EEXISTS : SPRO_ESTORE;
+}
+
+int spro_store__erased_done(struct spro_db *db, const char *ben)
+{
+    return once_write(db, "UPDATE erased SET done = 1 WHERE ben = ?1", ben);
+}
+
+/* Collects the first text column of st's rows into *out (malloc'd). */
+static int collect_ids(sqlite3_stmt *st, char (**out)[SPRO_ID_MAX + 1], size_t cap_max, size_t *n)
+{
+    size_t cap = 0;
+    int rc = 0, src;
+    *n = 0;
+    while (rc == 0 && *n < cap_max && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap && (*out = realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof **out)) == NULL)
+            SPRO_BUG("out of memory");
+        if ((rc = copy_text((*out)[*n], sizeof **out, st, 0)) == 0)
+            ++*n;
+    }
+    if (rc == 0 && *n < cap_max && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__erased_pending(struct spro_db *db, char (**out)[SPRO_ID_MAX + 1], size_t *n)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT ben FROM erased WHERE done = 0 ORDER BY at");
+    *out = NULL;
+    *n = 0;
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int rc = collect_ids(st, out, SIZE_MAX, n);
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int spro_store__merged_from(struct spro_db *db, const char *keep, char (*out)[SPRO_ID_MAX + 1],
+                            size_t cap, size_t *n)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT ben FROM merged WHERE keep = ?1 ORDER BY ben");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, keep);
+    char(*ids)[SPRO_ID_MAX + 1] = NULL;
+    int rc = collect_ids(st, &ids, cap, n);
+    if (rc == 0 && *n > 0)
+        memcpy(out, ids, *n * sizeof *ids);
+    free(ids);
+    return rc;
+}
+
+int spro_store__scope_each(struct spro_db *db, const char *ben,
+                           int (*fn)(const char *rtype, const char *rid, const char *org,
+                                     void *arg),
+                           void *arg)
+{
+    sqlite3_stmt *st = once_stmt(
+        db, "SELECT NULL, NULL, org FROM ben_scope WHERE ben = " BEN_ID_1 " UNION ALL"
+            " SELECT r.rtype, r.rid, k.org FROM rec_scope AS k JOIN records AS r ON r.id = k.rec"
+            " WHERE r.ben_id = " BEN_ID_1 " ORDER BY 1, 2, 3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int rc = 0, src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *org = (const char *)sqlite3_column_text(st, 2);
+        if (org == NULL)
+            rc = SPRO_EINTEGRITY;
+        else
+            rc = fn((const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1), org, arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__quarantine_each(struct spro_db *db, const char *ben,
+                                int (*fn)(const struct spro_quarantined *q, void *arg), void *arg)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT device_id, seq, ben, code, at FROM quarantine"
+                                     " WHERE ben = ?1 ORDER BY at, device_id, seq");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int rc = 0, src;
+    struct spro_quarantined q;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&q, 0, sizeof q);
+        if ((rc = copy_text(q.device, sizeof q.device, st, 0)) != 0 ||
+            (rc = copy_text(q.ben, sizeof q.ben, st, 2)) != 0 ||
+            (rc = copy_text(q.code, sizeof q.code, st, 3)) != 0)
+            break;
+        q.seq = (uint64_t)sqlite3_column_int64(st, 1);
+        q.at_ms = sqlite3_column_int64(st, 4);
+        rc = fn(&q, arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__closed_each(struct spro_db *db, int (*fn)(const char *ben, uint64_t hlc, void *arg),
+                            void *arg)
+{
+    /* X'a6...': the msgpack of the string "closed". */
+    sqlite3_stmt *st =
+        once_stmt(db, "SELECT r.rid, s.hlc FROM records AS r"
+                      " JOIN rec_siblings AS s ON s.rec = r.id AND s.name = '" SPRO_BEN_STATE "'"
+                      " WHERE r.rtype = '" SPRO_RTYPE_BENEFICIARY "' AND s.sealed = 0"
+                      " AND s.val = X'a6636c6f736564'"
+                      " AND (SELECT count(*) FROM rec_siblings AS t WHERE t.rec = r.id"
+                      "      AND t.name = '" SPRO_BEN_STATE "') = 1"
+                      " AND NOT EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.rid)"
+                      " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = r.rid)"
+                      " ORDER BY r.id");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int rc = 0, src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t hlc;
+        const char *ben = (const char *)sqlite3_column_text(st, 0);
+        if ((rc = column_u63(st, 1, &hlc)) == 0)
+            rc = ben == NULL ? SPRO_EINTEGRITY : fn(ben, hlc, arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__sealed_each(struct spro_db *db,
+                            int (*fn)(const struct spro_stored_record *r,
+                                      const struct spro_stored_sibling *s, void *arg),
+                            void *arg)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org,"
+                                     " r.changed_seq, " SIBLING_COLUMNS " FROM rec_siblings AS s"
+                                     " JOIN records AS r ON r.id = s.rec WHERE s.sealed = 1"
+                                     " ORDER BY s.rec, s.name, s.hlc, s.origin");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int rc = 0, src;
+    struct spro_stored_record r;
+    struct spro_stored_sibling s;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        /* read_sibling() reads from column 0: shift by the record's 5. */
+        if ((rc = read_record(st, &r)) != 0)
+            break;
+        memset(&s, 0, sizeof s);
+        s.name = (const char *)sqlite3_column_text(st, 5);
+        rc = column_u63(st, 6, &s.hlc);
+        s.origin = (const char *)sqlite3_column_text(st, 7);
+        s.author = (const char *)sqlite3_column_text(st, 8);
+        sqlite3_int64 schema = sqlite3_column_int64(st, 9);
+        s.sealed = 1;
+        s.val = sqlite3_column_blob(st, 11);
+        s.val_len = (size_t)sqlite3_column_bytes(st, 11);
+        if (rc == 0 && (s.name == NULL || s.origin == NULL || s.author == NULL || schema < 0 ||
+                        schema > UINT32_MAX))
+            rc = SPRO_EINTEGRITY;
+        s.schema = (uint32_t)schema;
+        if (rc == 0)
+            rc = fn(&r, &s, arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int spro_store__data_key_delete(struct spro_db *db, const char *ben)
+{
+    lock(db);
+    sqlite3_stmt *st;
+    int rc = SPRO_ESTORE;
+    if (sqlite3_prepare_v2(db->db, "DELETE FROM data_keys WHERE ben = ?1", -1, &st, NULL) ==
+        SQLITE_OK) {
+        bind_str(st, 1, ben);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SPRO_ESTORE;
+        sqlite3_finalize(st);
+    }
+    unlock(db);
+    return rc;
+}
+
+int spro_store__checkpoint(struct spro_db *db)
+{
+    lock(db);
+    int log = -1, done = -1;
+    int src = sqlite3_wal_checkpoint_v2(db->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    unlock(db);
+    return src == SQLITE_OK && log == 0 ? 0 : SPRO_ESTORE;
 }

@@ -64,25 +64,32 @@ SPRO_MUST_CHECK int spro_store__server_key_get(struct spro_db *db, const char *n
 
 /* ---- data.db: organisations, users, devices, tickets (sync/devices.c) ----
  * Arguments are validated by the caller.  `why` (may be NULL) receives a
- * message for SPRO_ESTORE naming the database and SQLite's complaint. */
+ * message for SPRO_ESTORE naming the database and SQLite's complaint.
+ * `note` (may be NULL): an audit entry appended in the same transaction
+ * when the function changes something (see "the audit log" below). */
+
+struct spro_audit_note;
 
 /* SPRO_EEXISTS if the id is taken. */
 SPRO_MUST_CHECK int spro_store__org_insert(struct spro_db *db, const char *id, const char *name,
-                                           const char *kind, int64_t now, char *why, size_t whylen);
+                                           const char *kind, int64_t now,
+                                           const struct spro_audit_note *note, char *why,
+                                           size_t whylen);
 
 /* SPRO_ENOENT if the organisation does not exist, SPRO_EEXISTS if the user
  * id is taken. */
 SPRO_MUST_CHECK int spro_store__user_insert(struct spro_db *db, const char *id, const char *org_id,
-                                            const char *role, int64_t now, char *why,
+                                            const char *role, int64_t now,
+                                            const struct spro_audit_note *note, char *why,
                                             size_t whylen);
 
 /* Stores a new ticket (never its secret: mac is its keyed hash).
  * SPRO_ENOENT if the user does not exist, SPRO_EEXISTS if the ticket id is
  * taken (the caller draws another). */
-SPRO_MUST_CHECK int spro_store__ticket_insert(struct spro_db *db, const char *id,
-                                              const char *user_id,
-                                              const uint8_t mac[SPRO_MAC_BYTES], int64_t now,
-                                              int64_t expires_at, char *why, size_t whylen);
+SPRO_MUST_CHECK int
+spro_store__ticket_insert(struct spro_db *db, const char *id, const char *user_id,
+                          const uint8_t mac[SPRO_MAC_BYTES], int64_t now, int64_t expires_at,
+                          const struct spro_audit_note *note, char *why, size_t whylen);
 
 /* The redemption transaction of spro_ticket_redeem() (see sync.h), under
  * BEGIN IMMEDIATE: checks the ticket (exists, now < expires_at, unused,
@@ -96,6 +103,7 @@ SPRO_MUST_CHECK int spro_store__ticket_redeem(struct spro_db *db, const char *ti
                                               const uint8_t mac[SPRO_MAC_BYTES], int max_failures,
                                               const uint8_t device_pk[SPRO_KEY_BYTES],
                                               const char *device_id, int64_t ts_ms, int64_t now,
+                                              const struct spro_audit_note *note,
                                               struct spro_device *out);
 
 /* One device, joined with its user: by static key (pk != NULL) or else by
@@ -116,7 +124,8 @@ SPRO_MUST_CHECK int spro_store__device_accept_ts(struct spro_db *db, int64_t row
  * there is no such device. */
 SPRO_MUST_CHECK int spro_store__device_transition(struct spro_db *db, const char *id, int64_t rowid,
                                                   unsigned from_mask, enum spro_device_state to,
-                                                  enum spro_device_state *prev, char *why,
+                                                  enum spro_device_state *prev,
+                                                  const struct spro_audit_note *note, char *why,
                                                   size_t whylen);
 
 /* Every device, in enrolment order, read in one snapshot: *rows is
@@ -368,6 +377,81 @@ SPRO_MUST_CHECK int spro_store__quarantine_put(struct spro_db *db, const char *d
 SPRO_MUST_CHECK int spro_store__quarantine_list(struct spro_db *db, struct spro_quarantined **rows,
                                                 size_t *n);
 
+/* ---- data.db: the audit log (sync/audit.c; docs/CRYPTO.md, "Audit log") ----
+ *
+ * An entry is appended in the transaction of the change it records: inside
+ * spro_store__transaction() with spro_store__audit_append(), or, for the
+ * short transactions of the functions above that take a note (org, user,
+ * ticket, device state), by passing the note to them.  The chain's last
+ * hash is read inside that write transaction, so appends of several
+ * processes chain one after the other.  Kept statements: no prepare per
+ * entry. */
+
+/* An entry to append: the audit key (SPRO_KEY_BYTES, from
+ * spro_datadir__audit_key()), its time and its fields (strings of printable
+ * ASCII, lengths as struct spro_audit_entry says; checked by
+ * spro_audit_note_check()). */
+struct spro_audit_note {
+    const uint8_t *key;
+    int64_t time_ms;
+    const char *kind;
+    const char *actor;
+    const char *object;
+    const char *detail;
+};
+
+/* The last entry of the chain: its seq (0: the chain is empty) and hash
+ * (SPRO_AUDIT_GENESIS when empty). */
+struct spro_audit_head {
+    int64_t seq;
+    uint8_t hash[SPRO_AUDIT_HASH_BYTES];
+};
+
+/* Inside a transaction: the chain's last entry.  SPRO_EINTEGRITY if its
+ * hash is not SPRO_AUDIT_HASH_BYTES long. */
+SPRO_MUST_CHECK int spro_store__audit_head(struct spro_db *db, struct spro_audit_head *head);
+/* Inside a write transaction: appends note as entry head->seq + 1, chained
+ * from head->hash, and moves *head to it.  head must be the chain's last
+ * entry in this transaction (from spro_store__audit_head() or the previous
+ * call).  Errors of spro_audit_hash() for a malformed note (nothing
+ * written), SPRO_EEXISTS (head was not the last entry), SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_store__audit_append_at(struct spro_db *db, struct spro_audit_head *head,
+                                                const struct spro_audit_note *note);
+/* Inside a write transaction: spro_store__audit_head() then
+ * spro_store__audit_append_at(): one entry after the last. */
+SPRO_MUST_CHECK int spro_store__audit_append(struct spro_db *db,
+                                             const struct spro_audit_note *note);
+
+/* A stored entry or checkpoint, as read: pointers valid during the
+ * callback only; lengths as stored (a tampered row may have others). */
+struct spro_audit_row {
+    int64_t seq;
+    int64_t time_ms;
+    const char *kind, *actor, *object, *detail; /* entries; never NULL ("" if not text) */
+    const uint8_t *hash;
+    size_t hash_len;
+    const uint8_t *sig; /* checkpoints */
+    size_t sig_len;
+};
+
+/* Inside a transaction: calls fn for each entry with seq > after and
+ * time >= since_ms, in seq order; stops at fn's non-zero return and
+ * returns it. */
+SPRO_MUST_CHECK int spro_store__audit_each(struct spro_db *db, int64_t after, int64_t since_ms,
+                                           int (*fn)(const struct spro_audit_row *r, void *arg),
+                                           void *arg);
+/* Inside a transaction: calls fn for each checkpoint with seq > after, in
+ * seq order; stops at fn's non-zero return and returns it. */
+SPRO_MUST_CHECK int
+spro_store__audit_checkpoints_each(struct spro_db *db, int64_t after,
+                                   int (*fn)(const struct spro_audit_row *r, void *arg), void *arg);
+/* Inside a write transaction: stores a checkpoint.  SPRO_EEXISTS if seq
+ * has one. */
+SPRO_MUST_CHECK int spro_store__audit_checkpoint_put(struct spro_db *db, int64_t seq,
+                                                     const uint8_t hash[SPRO_AUDIT_HASH_BYTES],
+                                                     int64_t time_ms,
+                                                     const uint8_t sig[SPRO_AUDIT_SIG_BYTES]);
+
 /* ---- keys.db: data keys (one short transaction each, mutex taken) ---- */
 
 /* The wrapped data key of ben: 0, SPRO_ENOENT, SPRO_EINTEGRITY (not
@@ -384,6 +468,189 @@ SPRO_MUST_CHECK int spro_store__data_keys_add(struct spro_db *db, const char *co
 SPRO_MUST_CHECK int spro_store__data_key_add(struct spro_db *db, const char *ben,
                                              const uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
 
+/* ---- Erasure and retention (sync/erase.c; docs/SYNC.md, "Erasure and
+ * retention") ----
+ * The functions below marked "tx" run inside spro_store__transaction() of
+ * data.db, like those above; the keys.db ones take the mutex.  Erasure is
+ * rare: its statements are prepared for each call, not kept. */
+
+/* A row of erased. */
+struct spro_store_erased {
+    char ben[SPRO_ID_MAX + 1];
+    int64_t at_ms;
+    char reason[16]; /* "request" or "retention" */
+    int done;        /* the data key is gone and both WALs were checkpointed */
+};
+
+/* tx: the erased row of ben: 0, SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__erased_get(struct spro_db *db, const char *ben,
+                                           struct spro_store_erased *out);
+/* tx, kept statement (the push's hot path): *yes = whether ben was erased. */
+SPRO_MUST_CHECK int spro_store__erased_has(struct spro_db *db, const char *ben, int *yes);
+/* The same outside a transaction: mutex taken, one short read. */
+SPRO_MUST_CHECK int spro_store__erased_lookup(struct spro_db *db, const char *ben, int *yes);
+/* tx: step 1 of an erasure, for the beneficiary ben (its record exists):
+ * logs a removal event (numbered *seq + 1 and on; *seq receives the last)
+ * of each of its records for each organisation that receives it (scope)
+ * or that record (scope_record); removes those scope rows; deletes every
+ * sealed sibling of its records, their blind indexes, the quarantined ops
+ * naming it, and the kept conflict answers about it (their ops answered
+ * not_found from then on); inserts its erased row (done 0, note sealed by
+ * the caller, may be NULL). */
+SPRO_MUST_CHECK int spro_store__erase_data(struct spro_db *db, const char *ben, int64_t at_ms,
+                                           const char *reason, const uint8_t *note, size_t notelen,
+                                           int64_t *seq);
+/* tx: marks the erasure of ben done. */
+SPRO_MUST_CHECK int spro_store__erased_done(struct spro_db *db, const char *ben);
+/* tx: the beneficiaries of erasures not done, in *out (malloc'd, the
+ * caller frees it; NULL when *n is 0). */
+SPRO_MUST_CHECK int spro_store__erased_pending(struct spro_db *db, char (**out)[SPRO_ID_MAX + 1],
+                                               size_t *n);
+/* tx: the beneficiaries merged into keep (merged.keep = keep), at most
+ * cap, into out. */
+SPRO_MUST_CHECK int spro_store__merged_from(struct spro_db *db, const char *keep,
+                                            char (*out)[SPRO_ID_MAX + 1], size_t cap, size_t *n);
+/* tx: calls fn(rtype, rid, org, arg) for each organisation receiving ben
+ * (rtype and rid NULL: the scope of the whole beneficiary) or one of its
+ * records alone (scope_record); stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_store__scope_each(struct spro_db *db, const char *ben,
+                                           int (*fn)(const char *rtype, const char *rid,
+                                                     const char *org, void *arg),
+                                           void *arg);
+/* tx: calls fn for each quarantined op naming ben (without its sealed
+ * content); stops at fn's non-zero return. */
+SPRO_MUST_CHECK int
+spro_store__quarantine_each(struct spro_db *db, const char *ben,
+                            int (*fn)(const struct spro_quarantined *q, void *arg), void *arg);
+/* tx: calls fn(ben, hlc, arg) for each beneficiary whose state field has
+ * one sibling, the string "closed" (hlc: its version), that is neither
+ * erased nor merged; stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_store__closed_each(struct spro_db *db,
+                                            int (*fn)(const char *ben, uint64_t hlc, void *arg),
+                                            void *arg);
+/* tx: calls fn for every sealed sibling of data.db with its record's
+ * (rtype, rid, ben); stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_store__sealed_each(struct spro_db *db,
+                                            int (*fn)(const struct spro_stored_record *r,
+                                                      const struct spro_stored_sibling *s,
+                                                      void *arg),
+                                            void *arg);
+/* keys.db: deletes ben's data key (secure_delete zeroes its bytes in the
+ * page); 0 whether or not there was one. */
+SPRO_MUST_CHECK int spro_store__data_key_delete(struct spro_db *db, const char *ben);
+/* PRAGMA wal_checkpoint(TRUNCATE) of db, mutex taken: every page of the
+ * WAL copied into the database and the WAL emptied.  0; SPRO_ESTORE when a
+ * reader kept it from completing (old pages may still be in the WAL:
+ * retry later). */
+SPRO_MUST_CHECK int spro_store__checkpoint(struct spro_db *db);
+
+/* engine.c: opening stored values for the other files of sync/ (export,
+ * check).  An opener caches data keys; it holds them in guarded memory,
+ * wiped by spro_sync__opener_free() (accepts NULL). */
+#define SPRO_SYNC__VALUE_MAX (SPRO_SYNC_MAX_VALUE + 3) /* bytes of a value's msgpack, at most */
+struct spro_sync__opener;
+struct spro_sync__opener *spro_sync__opener_new(struct spro_datadir *dd);
+void spro_sync__opener_free(struct spro_sync__opener *o);
+/* Opens (or copies, when not sealed) the value of sibling s of record
+ * (rtype, rid) of beneficiary ben into out (SPRO_SYNC__VALUE_MAX bytes):
+ * 0 and *len; SPRO_ENOENT if it is sealed and ben has no data key (erased,
+ * or keys.db from another time); SPRO_EINTEGRITY if it does not open (wrong
+ * key, altered bytes); SPRO_ESTORE.  May run inside a data.db transaction. */
+SPRO_MUST_CHECK int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype,
+                                            const char *rid, const char *ben,
+                                            const struct spro_stored_sibling *s, uint8_t *out,
+                                            size_t *len);
+
+/* erase.c: finishes the erasures that a crash left pending (spro_subject_
+ * erase_pending, sync.h); called when a data directory opens.  A failure is
+ * left for the next call. */
+void spro_subject__finish_pending(struct spro_datadir *dd);
+/* erase.c: the check "every sealed field decrypts" of spro_datadir_check()
+ * (backup.c): 0, or SPRO_EINTEGRITY naming the first sealed value that
+ * does not open under its key; values whose data key is gone are counted
+ * apart in detail. */
+int spro_subject__check_sealed(struct spro_datadir *dd, char *detail, size_t cap);
+
+/* ---- keys.db: KEK epochs, the root key, re-wrapping (sync/keyring.c) ----
+ * Each function is one transaction of its own (mutex taken).  Data keys
+ * are added only under the active epoch: spro_store__data_key(s)_add()
+ * return -EAGAIN, storing nothing, when the epoch their keys name is not
+ * the active one any more (a rotation committed meanwhile). */
+
+enum spro_kek_state { SPRO_KEK_ACTIVE, SPRO_KEK_RETIRED, SPRO_KEK_DESTROYED };
+
+struct spro_kek_row {
+    uint32_t epoch; /* 1.. */
+    enum spro_kek_state state;
+    int derived; /* no wrapped KEK: derived from the root key (epoch 1 of old directories) */
+    uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES]; /* unless derived or destroyed */
+    int64_t created_at, destroyed_at;        /* s since the Unix epoch; destroyed_at 0 if not */
+    uint64_t data_keys;                      /* data keys under the epoch (with_counts) */
+};
+
+/* The epochs, oldest first, at most cap (SPRO_ETOOLONG beyond); with
+ * with_counts, each with its number of data keys (one scan of the epoch
+ * index).  SPRO_EINTEGRITY for a row that cannot be one. */
+SPRO_MUST_CHECK int spro_store__keks_list(struct spro_db *db, struct spro_kek_row *rows, size_t cap,
+                                          size_t *n, int with_counts);
+/* Adds epoch, active, wrapped; the active epoch becomes retired.  epoch
+ * must be one above the highest: else SPRO_EEXISTS, nothing changed. */
+SPRO_MUST_CHECK int spro_store__kek_add(struct spro_db *db, uint32_t epoch,
+                                        const uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES], int64_t now);
+/* Gives a derived epoch its wrapped KEK (a new directory's epoch 1).
+ * SPRO_ENOENT if epoch is not a live derived epoch. */
+SPRO_MUST_CHECK int spro_store__kek_set_wrapped(struct spro_db *db, uint32_t epoch,
+                                                const uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES]);
+
+struct spro_data_key_row {
+    char ben[SPRO_ID_MAX + 1];
+    uint32_t epoch;
+    uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
+};
+
+/* At most limit data keys under an epoch below current, oldest epoch
+ * first (through the epoch index). */
+SPRO_MUST_CHECK int spro_store__data_keys_old(struct spro_db *db, uint32_t current, size_t limit,
+                                              struct spro_data_key_row *rows, size_t *n);
+/* In one transaction: each old[i] still stored as read gets wrapped[i]
+ * under epoch, which must be active (-EAGAIN otherwise, nothing changed).
+ * A key changed or deleted since it was read (erased, re-wrapped by
+ * another process) is left alone.  *replaced: the rows changed. */
+SPRO_MUST_CHECK int spro_store__data_keys_replace(struct spro_db *db,
+                                                  const struct spro_data_key_row *old,
+                                                  const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES],
+                                                  uint32_t epoch, size_t n, size_t *replaced);
+/* Destroys a retired epoch that no data key names: its wrapped KEK is
+ * overwritten (secure_delete), the state set, the WAL checkpointed and
+ * truncated.  *destroyed: whether it was (0: still used, or not retired). */
+SPRO_MUST_CHECK int spro_store__kek_destroy(struct spro_db *db, uint32_t epoch, int64_t now,
+                                            int *destroyed);
+/* The wrapped root key: 0, SPRO_ENOENT (the root key is the master key),
+ * SPRO_EINTEGRITY. */
+SPRO_MUST_CHECK int spro_store__root_get(struct spro_db *db,
+                                         uint8_t wrapped[SPRO_WRAPPED_KEK_BYTES]);
+
+/* What spro_store__master_change() writes in one transaction: every live
+ * epoch's KEK and every server key under the new master key, and the root
+ * key. */
+struct spro_sealed_server_key {
+    const char *name;
+    const uint8_t *sealed;
+    size_t sealedlen;
+};
+struct spro_master_change {
+    const struct spro_kek_row *keks; /* epoch and wrapped of every live epoch */
+    size_t nkeks;
+    const struct spro_sealed_server_key *server;
+    size_t nserver;
+    const uint8_t *root; /* SPRO_WRAPPED_KEK_BYTES */
+    int64_t now;
+};
+/* SPRO_EEXISTS if a live epoch was left out (a rotation meanwhile: nothing
+ * changed); SPRO_ENOENT if a row to rewrite is missing. */
+SPRO_MUST_CHECK int spro_store__master_change(struct spro_db *db,
+                                              const struct spro_master_change *m);
+
 /* ---- The data directory's internals, for the other files of sync/ ---- */
 
 /* data.db of dd (owned by dd). */
@@ -392,10 +659,53 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd);
 /* keys.db of dd (owned by dd). */
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd);
 
-/* The master key of dd (SPRO_KEY_BYTES in guarded memory, owned by dd). */
+/* The root key of dd (spro_datadir__root(): the master key until it
+ * changes; SPRO_KEY_BYTES in guarded memory, owned by dd). */
 const uint8_t *spro_datadir__master(const struct spro_datadir *dd);
+
+/* The root key of dd: what purpose subkeys (blind indexes, quarantine,
+ * enrolment, audit, derived KEK epochs) derive from.  It is the
+ * directory's first master key, unwrapped from keys.db's root_key once the
+ * master key changed (docs/CRYPTO.md, "Key hierarchy").  Guarded memory,
+ * owned by dd.  (spro_datadir__master() is this same key.) */
+const uint8_t *spro_datadir__root(const struct spro_datadir *dd);
+
+/* The key-wrapping subkey of the master key (wraps KEKs and the root key);
+ * guarded memory owned by dd. */
+const uint8_t *spro_datadir__key_wrapping_key(const struct spro_datadir *dd);
+
+/* The keyring of dd (keyring.c) and the keys generation (DIR/keys.gen,
+ * memory-mapped, shared by the processes using dd): bumped after every
+ * change of the KEK epochs. */
+struct spro_keyring;
+struct spro_keyring *spro_datadir__keyring(struct spro_datadir *dd);
+uint64_t spro_datadir__keys_generation(const struct spro_datadir *dd);
+void spro_datadir__keys_changed(struct spro_datadir *dd);
+
+/* keyring.c.  spro_keyring__kek() copies the KEK of epoch to out; an epoch
+ * keys.db does not hold live (after one reload) is SPRO_EINTEGRITY, never
+ * a guess.  spro_keyring__current() gives the active epoch and its KEK.
+ * Both fail with SPRO_ESTORE, or SPRO_EINTEGRITY when a KEK does not open
+ * (keys.db under another master key); out is zeroed on failure.
+ * invalidate() makes the next call reload. */
+struct spro_keyring *spro_keyring__create(void);
+void spro_keyring__destroy(struct spro_keyring *kr);
+SPRO_MUST_CHECK int spro_keyring__kek(struct spro_datadir *dd, uint32_t epoch,
+                                      uint8_t out[SPRO_KEY_BYTES]);
+SPRO_MUST_CHECK int spro_keyring__current(struct spro_datadir *dd, uint32_t *epoch,
+                                          uint8_t out[SPRO_KEY_BYTES]);
+void spro_keyring__invalidate(struct spro_datadir *dd);
 
 /* Bumps the devices generation (see spro_datadir_devices_generation). */
 void spro_datadir__devices_changed(struct spro_datadir *dd);
+
+/* The audit key of dd (SPRO_KEY_BYTES in guarded memory, owned by dd), and
+ * the actor its entries name when the caller names none
+ * (spro_audit_set_actor()). */
+const uint8_t *spro_datadir__audit_key(const struct spro_datadir *dd);
+const char *spro_datadir__audit_actor(const struct spro_datadir *dd);
+
+/* The server's Ed25519 secret key (SPRO_SIGN_SECRET_BYTES, owned by dd). */
+const uint8_t *spro_datadir__sign_secret(const struct spro_datadir *dd);
 
 #endif

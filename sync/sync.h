@@ -110,6 +110,81 @@ SPRO_MUST_CHECK int spro_datadir_open_ex(const char *dir, const struct spro_data
  * Accepts NULL. */
 void spro_datadir_close(struct spro_datadir *dd);
 
+/* ---- Key-encryption keys: rotation and re-wrapping (sync/keyring.c;
+ * docs/CRYPTO.md, "Key rotation") ----
+ * Each call is one or a few keys.db transactions; any of them may run in
+ * another process (spro-admin) while spro-server serves. */
+
+#define SPRO_KEYS_EPOCHS_MAX 256 /* KEK epochs a directory may ever have */
+#define SPRO_KEYS_LIVE_MAX 8     /* epochs not yet destroyed, at most */
+#define SPRO_KEYS_BATCH_MAX 100000
+
+/* One KEK epoch as spro-admin key status shows it. */
+struct spro_key_epoch {
+    uint32_t epoch;
+    const char *state; /* "active" (new data keys), "retired" or "destroyed" (static) */
+    int derived;       /* derived from the root key, not stored (epoch 1 of old directories) */
+    int64_t created_at, destroyed_at; /* s since the Unix epoch; destroyed_at 0 if not */
+    uint64_t data_keys;               /* data keys wrapped under it */
+};
+
+/* Adds a new KEK epoch (one above the highest ever), random, wrapped under
+ * the master key, as the active one; the previous one is retired (its data
+ * keys are re-wrapped by spro_keys_rewrap()).  *epoch: the new one.
+ * Returns 0; SPRO_ETOOLONG when SPRO_KEYS_LIVE_MAX - 1 epochs are still
+ * live (why says so); SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_keys_rotate(struct spro_datadir *dd, int64_t now, uint32_t *epoch,
+                                     char *why, size_t whylen);
+
+/* What one spro_keys_rewrap() call did. */
+struct spro_rewrap_result {
+    size_t rewrapped;                       /* data keys moved to the active epoch */
+    size_t ndestroyed;                      /* epochs destroyed */
+    uint32_t destroyed[SPRO_KEYS_LIVE_MAX]; /* which */
+    int done;                               /* no data key and no epoch left to move or destroy */
+    char ben[65]; /* the data key that did not open, on SPRO_EINTEGRITY (SPRO_ID_MAX + 1) */
+};
+
+/* One bounded step of re-wrapping: up to batch (1..SPRO_KEYS_BATCH_MAX)
+ * data keys of epochs older than the active one are unwrapped and wrapped
+ * again under it, in one keys.db transaction; when none is left, every
+ * retired epoch that no data key names is destroyed (its wrapped KEK
+ * overwritten, the WAL truncated).  Call it until res->done.  Returns 0;
+ * SPRO_EINTEGRITY for a data key that does not open (res->ben names it:
+ * nothing of the batch changed); SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_keys_rewrap(struct spro_datadir *dd, size_t batch, int64_t now,
+                                     struct spro_rewrap_result *res);
+
+/* The epochs, oldest first (at most cap), each with its count of data
+ * keys.  Returns 0 or SPRO_ESTORE, SPRO_EINTEGRITY. */
+SPRO_MUST_CHECK int spro_keys_status(struct spro_datadir *dd, struct spro_key_epoch *out,
+                                     size_t cap, size_t *n);
+
+/* The new master key of spro_datadir_change_master(): exactly one of
+ * key_file (a new random key is written there, and installed) and
+ * passphrase (a new salt is drawn; kdf_ops, kdf_mem as for init). */
+struct spro_new_master {
+    const char *key_file; /* must not exist; written mode 0600 */
+    const char *passphrase;
+    size_t passphrase_len;
+    uint64_t kdf_ops, kdf_mem;
+};
+
+/* Changes the master key of the data directory dir (opened with o, the
+ * old key's options): every live KEK, the root key and the server's keys
+ * are wrapped again under the new key in one keys.db transaction, then
+ * the new master file replaces the old one, which is kept as
+ * master.key.old (or master.salt.old).  Crash-safe: an interrupted change
+ * is completed, or found not to have happened, by the next open (see
+ * docs/CRYPTO.md, "Changing the master key").  Refuses (SPRO_EEXISTS)
+ * while another process has keys.db open (spro-server: stop it first).
+ * A key-file directory takes a new key file, a passphrase directory a new
+ * passphrase (SPRO_ECONFIG otherwise). */
+SPRO_MUST_CHECK int spro_datadir_change_master(const char *dir,
+                                               const struct spro_datadir_options *o,
+                                               const struct spro_new_master *n, char *why,
+                                               size_t whylen);
+
 /* ---- Backup, restore and check (sync/backup.c) ---- */
 
 #define SPRO_BACKUP_DATA 1u /* data.db */
@@ -519,5 +594,188 @@ struct spro_quarantined {
 SPRO_MUST_CHECK int
 spro_sync_quarantine_list(struct spro_datadir *dd,
                           int (*fn)(const struct spro_quarantined *q, void *arg), void *arg);
+
+/* ---- The audit log (audit.c; docs/CRYPTO.md, "Audit log") ----
+ *
+ * Append-only, in data.db: one entry per recorded event, each chained to
+ * the one before by keyed BLAKE2b (the audit key, a subkey of the master
+ * key), and checkpoints {seq, hash, time} signed with the server's Ed25519
+ * key.  Entries hold pseudonymous ids (device, record, organisation, user
+ * ids) and codes, never personal data.  Every function runs SQL: call it
+ * off the event loop.
+ *
+ * Fields of an entry are printable ASCII (0x20..0x7e): kind 1..32 bytes of
+ * [a-z0-9._] (e.g. "device.revoke"), actor 1..SPRO_AUDIT_FIELD_MAX bytes
+ * (who: "admin:uid=0", "server", "device:UUID"), object and detail 0..
+ * SPRO_AUDIT_FIELD_MAX bytes (what: "device:UUID", "beneficiary:UUID";
+ * how: "ack op=12", "count=3").  The kinds written are listed in
+ * docs/CRYPTO.md.
+ *
+ * To record a change in its own transaction (so that a crash cannot keep
+ * the change without its entry), other files of sync/ call
+ * spro_store__audit_append() inside spro_store__transaction() (store.h)
+ * with the key of spro_datadir__audit_key().
+ */
+
+#define SPRO_AUDIT_KIND_MAX 32
+
+/* The actor named by the entries dd's own functions write (org_add,
+ * user_add, ticket_issue, device_set_state, and spro_audit_append() with a
+ * NULL actor): "server" until set.  spro-admin sets "admin:uid=N".
+ * actor is copied (at most SPRO_ID_MAX bytes; longer is a bug). */
+void spro_audit_set_actor(struct spro_datadir *dd, const char *actor);
+
+/* 0 if the fields make a valid entry (see above; actor NULL is allowed and
+ * means dd's actor), else SPRO_ERANGE. */
+SPRO_MUST_CHECK int spro_audit_check(const char *kind, const char *actor, const char *object,
+                                     const char *detail);
+
+/* Appends one entry, at the current time, in a write transaction of its
+ * own (for events that change nothing in data.db: an export, a backup, a
+ * check, refused requests).  actor NULL: dd's actor.  Returns 0;
+ * SPRO_ERANGE for invalid fields (nothing written); SPRO_EINTEGRITY if the
+ * chain's last stored hash is malformed; SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_audit_append(struct spro_datadir *dd, const char *kind, const char *actor,
+                                      const char *object, const char *detail);
+
+/* Signs a checkpoint of the chain at now_ms, if entries were appended
+ * since the last checkpoint: first verifies, in read transactions of at
+ * most a few thousand entries each, every entry after the last checkpoint
+ * (whose signature it checks), then stores the checkpoint of the last
+ * entry verified.  *seq (may be NULL): the entry it covers, 0 if none was
+ * needed.  Returns 0; SPRO_EINTEGRITY if the chain is broken (nothing is
+ * signed; spro_audit_verify() names where); SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_audit_checkpoint(struct spro_datadir *dd, int64_t now_ms, int64_t *seq);
+
+/* What spro_audit_verify() found. */
+struct spro_audit_report {
+    int64_t entries;         /* entries read */
+    int64_t checkpoints;     /* checkpoints read */
+    int64_t last_seq;        /* seq of the last entry, 0 if none */
+    int64_t last_checkpoint; /* seq of the last checkpoint, 0 if none */
+    uint8_t last_checkpoint_hash[SPRO_AUDIT_HASH_BYTES];
+    int64_t last_checkpoint_ms;
+    int64_t bad_seq; /* the first bad seq (an entry's, or a checkpoint's), 0 if none */
+    char why[256];   /* "audit: entry 12 does not chain (...)", "" when good */
+};
+
+/* Checks the whole log in one read transaction: walks the chain from the
+ * genesis value, recomputing each entry's hash (seq numbers must run 1, 2,
+ * 3 ... without gap); checks every checkpoint's signature under the
+ * server's public key and that its hash is the chain's at its seq; and that
+ * no checkpoint lies beyond the last entry (a truncated tail).  Returns 0
+ * (log intact), SPRO_EINTEGRITY (r->bad_seq and r->why name the first
+ * problem, in seq order), or SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_audit_verify(struct spro_datadir *dd, struct spro_audit_report *r);
+
+/* A stored entry, for listing (pointers valid during the callback). */
+struct spro_audit_record {
+    int64_t seq;
+    int64_t time_ms;
+    const char *kind, *actor, *object, *detail;
+    const uint8_t *hash; /* hash_len bytes (SPRO_AUDIT_HASH_BYTES unless tampered) */
+    size_t hash_len;
+};
+
+/* Calls fn for each entry with seq > after and time >= since_ms, in seq
+ * order, from one read transaction; stops at fn's non-zero return and
+ * returns it. */
+SPRO_MUST_CHECK int spro_audit_each(struct spro_datadir *dd, int64_t after, int64_t since_ms,
+                                    int (*fn)(const struct spro_audit_record *e, void *arg),
+                                    void *arg);
+
+/* ---- People's rights: export, erasure, retention (erase.c; docs/SYNC.md,
+ * "Erasure and retention") ----
+ *
+ * Each call runs SQL and cryptography: call it off the event loop.  `why`
+ * (may be NULL) receives a human explanation of a failure, naming the
+ * beneficiary by its id (pseudonymous), never by its data.
+ */
+
+/* What an erasure did. */
+struct spro_erasure {
+    int64_t at_ms;   /* when it was decided (step 1), ms since the Unix epoch */
+    size_t erased;   /* beneficiaries erased: ben and those merged into it */
+    size_t removals; /* removal events logged for devices */
+    int resumed;     /* ben was already erased, its erasure pending: finished now */
+    int pending;     /* the key is gone but a WAL could not be checkpointed: the
+                        next open or erase_pending finishes it */
+};
+
+/* Everything data.db holds about beneficiary ben (a lowercase UUID) and
+ * the beneficiaries merged into it, decrypted, as one JSON document
+ * appended to out (pretty-printed, UTF-8; format in docs/SYNC.md): every
+ * record of every type with every sibling (value, author, version and its
+ * time), the organisations that receive it, the quarantined ops naming it
+ * and the audit trail.  One read transaction.  out then holds personal
+ * data in clear: the caller wipes it (spro_memzero) before freeing it.
+ * Returns 0; SPRO_ECONFIG for an id that is not a UUID; SPRO_ENOENT for an
+ * unknown beneficiary or one erased (why: "erased on DATE"); SPRO_EINTEGRITY
+ * when a sealed value does not open (why says whether its data key is gone,
+ * as in a copy of data.db older than an erasure, or the value is damaged);
+ * SPRO_ESTORE.  Nothing is appended on failure. */
+SPRO_MUST_CHECK int spro_subject_export(struct spro_datadir *dd, const char *ben, int64_t now_ms,
+                                        struct spro_buf *out, char *why, size_t whylen);
+
+/* Erases beneficiary ben and the beneficiaries merged into it: (1) one
+ * data.db transaction marks them erased (reason "request" or "retention";
+ * note, the operator's text or NULL, kept sealed under a subkey of the
+ * master key), deletes their personal values, blind indexes, quarantined
+ * ops and kept conflict answers, takes them out of every organisation's
+ * scope and logs a removal event per record for every organisation that
+ * received it; (2) deletes their data keys from keys.db (secure_delete);
+ * (3) checkpoints both WALs (TRUNCATE); (4) marks the erasure done.  A
+ * crash after (1) leaves it pending: any later open of the directory, and
+ * spro_subject_erase_pending(), finish it.  Non-personal fields stay.
+ * Returns 0 and fills *out (may be NULL); SPRO_ECONFIG for an id that is
+ * not a UUID or a bad reason; SPRO_ENOENT for no such beneficiary;
+ * SPRO_EEXISTS if it was erased already and nothing was left to do (why:
+ * "erased on DATE"); SPRO_ESTORE (then nothing of step 1 happened, or the
+ * erasure is pending). */
+SPRO_MUST_CHECK int spro_subject_erase(struct spro_datadir *dd, const char *ben, const char *reason,
+                                       const char *note, int64_t now_ms, struct spro_erasure *out,
+                                       char *why, size_t whylen);
+
+/* Finishes every pending erasure (steps 2 to 4 above).  *finished (may be
+ * NULL): how many.  Returns 0 or SPRO_ESTORE (those not finished stay
+ * pending). */
+SPRO_MUST_CHECK int spro_subject_erase_pending(struct spro_datadir *dd, size_t *finished);
+
+/* A retention rule: beneficiaries of programme (an enrolment's programme;
+ * "*": any programme without a rule of its own) are anonymised `years`
+ * years after their closing. */
+struct spro_retention_rule {
+    char programme[SPRO_ID_MAX + 1];
+    unsigned years; /* 0..200 */
+};
+
+/* Parses "PROGRAMME:YEARS" (PROGRAMME 1..64 bytes of [A-Za-z0-9._-] or
+ * "*").  0, or SPRO_ECONFIG. */
+SPRO_MUST_CHECK int spro_retention_parse(const char *spec, struct spro_retention_rule *out);
+
+/* One beneficiary found due by spro_retention_run(). */
+struct spro_retention_due {
+    char ben[SPRO_ID_MAX + 1];
+    char programme[SPRO_ID_MAX + 1]; /* the rule that applied */
+    int64_t closed_at_ms;            /* the version of its state `closed` */
+    int64_t due_at_ms;               /* closed_at + years */
+    int rc;                          /* its erasure: 0, or an error (not run: 0) */
+};
+
+/* Anonymises the beneficiaries due under rules[0..n) at now_ms: closed
+ * (state `closed`, one sibling; its version's time is the closing date),
+ * not merged, not erased, and whose every enrolment's programme has a rule
+ * (or "*" applies; a beneficiary without enrolment is due only under "*"),
+ * due when now_ms >= closing + the longest of those rules' years.  Each is
+ * erased with spro_subject_erase(reason "retention"), unless dry_run.
+ * Pending erasures are finished first.  report (may be NULL) is called for
+ * each beneficiary due.  *due (may be NULL): how many were due.  Returns 0
+ * if every erasure succeeded, else the first error (the others were still
+ * tried). */
+SPRO_MUST_CHECK int
+spro_retention_run(struct spro_datadir *dd, const struct spro_retention_rule *rules, size_t n,
+                   int64_t now_ms, int dry_run,
+                   void (*report)(const struct spro_retention_due *d, void *arg), void *arg,
+                   size_t *due);
 
 #endif

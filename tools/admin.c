@@ -6,16 +6,21 @@
  *   spro-admin --data DIR backup DEST              copy data.db and keys.db, online
  *   spro-admin restore SRC --data DIR ...          make a data directory from a backup
  *   spro-admin --data DIR check                    integrity of the databases and keys
+ *   spro-admin --data DIR key rotate|rewrap|status|change-master   key-encryption keys
  *   spro-admin --data DIR org add ORG_ID ...       add an organisation
  *   spro-admin --data DIR user add USER_ID ...     add a counsellor
  *   spro-admin --data DIR device invite ...        issue an enrolment ticket
  *   spro-admin --data DIR device list|revoke|wipe  manage devices
+ *   spro-admin --data DIR subject export|erase ID  a beneficiary's rights: export, erasure
+ *   spro-admin --data DIR retention run ...        anonymise what the retention rules say
+ *   spro-admin --data DIR audit verify|show|checkpoint   the tamper-evident audit log
  *
  * Commands are listed in one table; each has its own --help.  Exit status:
  * 0 on success, 1 when the command failed (unknown or duplicate ids, a
  * refused state change, the database), 2 for a usage error (unknown
  * option, missing argument, a value of the wrong form).  Every command but
- * init and restore works while spro-server runs on the same data directory.
+ * init, restore and key change-master works while spro-server runs on the
+ * same data directory.
  *
  * A data directory whose master key comes from a passphrase (master.salt)
  * needs it for every command that opens the directory (those whose table
@@ -24,6 +29,7 @@
  * guarded memory, and wiped after use.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -144,7 +150,16 @@ static int passphrase_once(const struct command *c, struct spro_datadir_options 
     return 0;
 }
 
-/* Opens the data directory, or prints why not and returns NULL. */
+/* The actor of this process's audit entries: "admin:uid=N". */
+static const char *admin_actor(void)
+{
+    static char actor[32];
+    snprintf(actor, sizeof actor, "admin:uid=%lu", (unsigned long)getuid());
+    return actor;
+}
+
+/* Opens the data directory, or prints why not and returns NULL.  Audit
+ * entries it writes name this process's actor. */
 static struct spro_datadir *open_dir(const struct command *c, const char *dir)
 {
     char why[512] = "";
@@ -155,7 +170,27 @@ static struct spro_datadir *open_dir(const struct command *c, const char *dir)
         fprintf(stderr, "%s: %s\n", title(c), why[0] ? why : spro_strerror(rc));
         return NULL;
     }
+    spro_audit_set_actor(dd, admin_actor());
     return dd;
+}
+
+/* Records an admin action that changes nothing in data.db (backup,
+ * restore, check, a listing) in the audit log of dir, opened for it with
+ * the passphrase options given: a warning, not a failure, if it cannot be
+ * (a directory with master.salt and no passphrase given). */
+static void audit_action(const struct command *c, const char *dir, struct spro_datadir *dd,
+                         const char *kind, const char *detail)
+{
+    char why[512] = "";
+    struct spro_datadir *own = NULL;
+    struct spro_datadir_options o = passphrase_options();
+    int rc = dd != NULL ? 0 : spro_datadir_open_ex(dir, &o, &own, why, sizeof why);
+    if (rc == 0)
+        rc = spro_audit_append(dd ? dd : own, kind, admin_actor(), "datadir", detail);
+    spro_datadir_close(own);
+    if (rc != 0)
+        fprintf(stderr, "%s: warning: not recorded in the audit log: %s\n", title(c),
+                why[0] ? why : spro_strerror(rc));
 }
 
 /* One option of a command: with a value (`value` set: "--name VALUE" or
@@ -647,6 +682,8 @@ static int cmd_quarantine_list(const struct command *c, const char *dir, int arg
         printf("%-36s  %10s  %-36s  %-20s  %s\n", "DEVICE", "SEQ", "BENEFICIARY", "CODE", "AT");
     int mode = json ? 1 : 0;
     rc = spro_sync_quarantine_list(dd, print_quarantined, &mode);
+    if (rc == 0)
+        audit_action(c, dir, dd, "admin.quarantine.list", "");
     spro_datadir_close(dd);
     if (json)
         printf("%s]\n", mode == 2 ? "\n" : "");
@@ -714,6 +751,10 @@ static int cmd_backup(const struct command *c, const char *dir, int argc, char *
     rc = spro_datadir_backup(dir, dest, what, &res, why, sizeof why);
     if (rc != 0)
         return failed(c, rc, why);
+    char detail[96];
+    snprintf(detail, sizeof detail, "data=%llu keys=%llu", (unsigned long long)res.data_bytes,
+             (unsigned long long)res.keys_bytes);
+    audit_action(c, dir, NULL, "admin.backup", detail);
     if (what & SPRO_BACKUP_DATA)
         printf("wrote %s/data.db (%llu bytes)\n", dest, (unsigned long long)res.data_bytes);
     if (what & SPRO_BACKUP_KEYS)
@@ -764,6 +805,7 @@ static int cmd_restore(const struct command *c, const char *dir, int argc, char 
         failed(c, rc, why);
         return 1;
     }
+    audit_action(c, target, dd, "admin.restore", "");
     char fp[SPRO_FINGERPRINT_CHARS];
     spro_crypto_fingerprint(fp, spro_datadir_noise_public(dd));
     printf("restored %s into %s (schema %d); the server keys open under the master key\n"
@@ -800,12 +842,633 @@ static int cmd_check(const struct command *c, const char *dir, int argc, char **
     struct spro_datadir_options o = passphrase_options();
     struct check_tally t = {0, ""};
     int failures = spro_datadir_check(dir, &o, report_check, &t);
+    char detail[64];
+    snprintf(detail, sizeof detail, "checks=%d failed=%d", t.run, failures);
+    audit_action(c, dir, NULL, "admin.check", detail);
     if (failures == 0) {
         printf("all %d checks passed\n", t.run);
         return 0;
     }
     fprintf(stderr, "%s: %d of %d checks failed: %s\n", title(c), failures, t.run, t.failed);
     return 1;
+}
+
+/* ---- audit verify, show, checkpoint ---- */
+
+static void iso8601_ms(char out[40], int64_t ms)
+{
+    char s[32];
+    iso8601(s, ms / 1000);
+    snprintf(out, 40, "%.19s.%03dZ", s, (int)(ms % 1000));
+}
+
+static int cmd_audit_verify(const struct command *c, const char *dir, int argc, char **argv)
+{
+    int rc = parse_args(c, argc, argv, NULL, 0, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    struct spro_audit_report r;
+    rc = spro_audit_verify(dd, &r);
+    char fp[SPRO_FINGERPRINT_CHARS];
+    spro_crypto_fingerprint(fp, spro_datadir_sign_public(dd));
+    spro_datadir_close(dd);
+    if (rc == SPRO_EINTEGRITY) {
+        fprintf(stderr, "%s\n", r.why);
+        fprintf(stderr, "%s: FAILED: first bad seq %lld (%lld entries, %lld checkpoints read)\n",
+                title(c), (long long)r.bad_seq, (long long)r.entries, (long long)r.checkpoints);
+        return 1;
+    }
+    if (rc != 0)
+        return failed(c, rc, r.why);
+    printf("ok: %lld entries chain from the genesis (last seq %lld); %lld checkpoints, every "
+           "signature good (signing key fingerprint %s)\n",
+           (long long)r.entries, (long long)r.last_seq, (long long)r.checkpoints, fp);
+    if (r.last_checkpoint > 0) {
+        char hash[2 * SPRO_AUDIT_HASH_BYTES + 1], at[40];
+        hex(hash, r.last_checkpoint_hash, SPRO_AUDIT_HASH_BYTES);
+        iso8601_ms(at, r.last_checkpoint_ms);
+        printf("last checkpoint: seq %lld hash %s at %s\n", (long long)r.last_checkpoint, hash, at);
+        if (r.last_seq > r.last_checkpoint)
+            printf("note: entries %lld to %lld follow the last checkpoint (not yet signed)\n",
+                   (long long)r.last_checkpoint + 1, (long long)r.last_seq);
+    }
+    return 0;
+}
+
+/* Prints s for a terminal or inside a JSON string: bytes outside printable
+ * ASCII (only a tampered row has any) as \u00XX, and in JSON '"' and '\'
+ * escaped. */
+static void audit_text(const char *s, int json)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch < 0x20 || ch > 0x7e)
+            printf("\\u%04x", ch);
+        else if (json && (ch == '"' || ch == '\\'))
+            printf("\\%c", ch);
+        else
+            putchar(ch);
+    }
+}
+
+struct show {
+    int json;  /* 1: JSON, first row still to come; 2: later rows; 0: table */
+    int64_t n; /* rows printed */
+};
+
+static int print_entry(const struct spro_audit_record *e, void *arg)
+{
+    struct show *sh = arg;
+    char at[40];
+    iso8601_ms(at, e->time_ms);
+    sh->n++;
+    if (sh->json == 0) {
+        printf("%8lld  %s  ", (long long)e->seq, at);
+        const char *cells[] = {e->kind, e->actor, e->object, e->detail};
+        for (int k = 0; k < 4; k++) {
+            audit_text(cells[k], 0);
+            fputs(k < 3 ? "  " : "\n", stdout);
+        }
+        return 0;
+    }
+    char hash[2 * SPRO_AUDIT_HASH_BYTES + 1] = "";
+    if (e->hash_len == SPRO_AUDIT_HASH_BYTES)
+        hex(hash, e->hash, SPRO_AUDIT_HASH_BYTES);
+    printf("%s\n  {\"seq\": %lld, \"time\": \"%s\"", sh->json == 2 ? "," : "", (long long)e->seq,
+           at);
+    const char *keys[] = {"kind", "actor", "object", "detail", "hash"};
+    const char *vals[] = {e->kind, e->actor, e->object, e->detail, hash};
+    for (int k = 0; k < 5; k++) {
+        printf(", \"%s\": \"", keys[k]);
+        audit_text(vals[k], 1);
+        putchar('"');
+    }
+    putchar('}');
+    sh->json = 2;
+    return 0;
+}
+
+/* --since: a sequence number (digits) or a UTC time, YYYY-MM-DD or
+ * YYYY-MM-DDTHH:MM:SSZ.  0 and *after (show entries above it) or *since_ms,
+ * or -1. */
+static int parse_since(const char *s, int64_t *after, int64_t *since_ms)
+{
+    *after = 0;
+    *since_ms = 0;
+    if (strspn(s, "0123456789") == strlen(s) && s[0] != '\0' && strlen(s) <= 18) {
+        long long v = strtoll(s, NULL, 10);
+        *after = v > 0 ? v - 1 : 0;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end == NULL || *end != '\0') {
+        memset(&tm, 0, sizeof tm);
+        end = strptime(s, "%Y-%m-%d", &tm);
+    }
+    if (end == NULL || *end != '\0')
+        return -1;
+    time_t t = timegm(&tm);
+    if (t < 0)
+        return -1;
+    *since_ms = (int64_t)t * 1000;
+    return 0;
+}
+
+static int cmd_audit_show(const struct command *c, const char *dir, int argc, char **argv)
+{
+    const char *since_s = NULL;
+    int json = 0;
+    const struct opt opts[] = {{"--since", "SEQ|TIME", 0, &since_s, NULL},
+                               {"--json", NULL, 0, NULL, &json}};
+    int rc = parse_args(c, argc, argv, opts, 2, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    int64_t after = 0, since_ms = 0;
+    if (since_s != NULL && parse_since(since_s, &after, &since_ms) != 0)
+        return usage_error(c,
+                           "--since takes a sequence number or a UTC time (2025-06-01 or "
+                           "2025-06-01T09:30:00Z), not '%s'",
+                           since_s);
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    struct show sh = {json ? 1 : 0, 0};
+    if (json)
+        printf("[");
+    else
+        printf("%8s  %-24s  %s  %s  %s  %s\n", "SEQ", "TIME", "KIND", "ACTOR", "OBJECT", "DETAIL");
+    rc = spro_audit_each(dd, after, since_ms, print_entry, &sh);
+    spro_datadir_close(dd);
+    if (json)
+        printf("%s]\n", sh.json == 2 ? "\n" : "");
+    return rc == 0 ? 0 : failed(c, rc, NULL);
+}
+
+static int cmd_audit_checkpoint(const struct command *c, const char *dir, int argc, char **argv)
+{
+    int rc = parse_args(c, argc, argv, NULL, 0, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    int64_t seq = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rc = spro_audit_checkpoint(dd, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &seq);
+    spro_datadir_close(dd);
+    if (rc == SPRO_EINTEGRITY)
+        return failed(c, rc,
+                      "the audit log does not verify (see: spro-admin audit verify); nothing "
+                      "was signed");
+    if (rc != 0)
+        return failed(c, rc, NULL);
+    if (seq > 0)
+        printf("signed a checkpoint at seq %lld\n", (long long)seq);
+    else
+        printf("nothing to sign: no entry since the last checkpoint\n");
+    return 0;
+}
+
+/* ---- subject export, subject erase, retention run ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes buf to path atomically: a temporary file (mode 0600) beside it,
+ * fsync'd, renamed over path, the directory fsync'd.  0 or -errno (nothing
+ * left behind). */
+static int write_atomic(const char *path, const uint8_t *buf, size_t len)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t n = write(fd, buf + off, len - off);
+        if (n < 0 && errno != EINTR)
+            rc = -errno;
+        else if (n > 0)
+            off += (size_t)n;
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
+    if (close(fd) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return 0;
+}
+
+static int cmd_subject_export(const struct command *c, const char *dir, int argc, char **argv)
+{
+    const char *ben, *out = NULL;
+    const struct opt opts[] = {{"--out", "FILE", 0, &out, NULL}};
+    static const char *const posnames[] = {"BENEFICIARY_ID"};
+    int rc = parse_args(c, argc, argv, opts, 1, &ben, posnames, 1);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    char why[512] = "";
+    struct spro_buf b = {0};
+    rc = spro_subject_export(dd, ben, now_ms(), &b, why, sizeof why);
+    spro_datadir_close(dd);
+    if (rc == 0 && out != NULL) {
+        int w = write_atomic(out, b.data, b.len);
+        if (w != 0) {
+            snprintf(why, sizeof why, "%s: %s", out, strerror(-w));
+            rc = w;
+        } else {
+            fprintf(stderr, "wrote %s (%zu bytes, mode 0600)\n", out, b.len);
+        }
+    } else if (rc == 0 && fwrite(b.data, 1, b.len, stdout) != b.len) {
+        snprintf(why, sizeof why, "cannot write the export to standard output");
+        rc = -EIO;
+    }
+    if (b.data != NULL)
+        spro_memzero(b.data, b.cap);
+    spro_buf_free(&b);
+    return rc == 0 ? 0 : failed(c, rc, why);
+}
+
+static int cmd_subject_erase(const struct command *c, const char *dir, int argc, char **argv)
+{
+    const char *ben, *reason = NULL;
+    const struct opt opts[] = {{"--reason", "TEXT", 1, &reason, NULL}};
+    static const char *const posnames[] = {"BENEFICIARY_ID"};
+    int rc = parse_args(c, argc, argv, opts, 1, &ben, posnames, 1);
+    if (rc != 0)
+        return rc;
+    if (reason[0] == '\0')
+        return usage_error(c, "--reason needs a text (why the data is erased)");
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    char why[512] = "", at[32];
+    struct spro_erasure e;
+    rc = spro_subject_erase(dd, ben, "request", reason, now_ms(), &e, why, sizeof why);
+    spro_datadir_close(dd);
+    if (rc != 0)
+        return failed(c, rc, why);
+    iso8601(at, e.at_ms / 1000);
+    if (e.resumed)
+        printf("beneficiary %s: the erasure begun %s is finished now\n", ben, at);
+    else
+        printf("erased beneficiary %s (%s): personal data and its data key destroyed, %zu "
+               "removal events for devices%s\n",
+               ben, at, e.removals, e.erased > 1 ? ", with the beneficiaries merged into it" : "");
+    if (e.pending)
+        printf("note: %s\n", why);
+    return 0;
+}
+
+/* Appends the retention rules of a config file (lines "retention = SPEC",
+ * the server's format) to rules.  0, or the exit status after printing
+ * why. */
+static int rules_from_file(const struct command *c, const char *path,
+                           struct spro_retention_rule *rules, size_t cap, size_t *n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "%s: --config %s: %s\n", title(c), path, strerror(errno));
+        return 1;
+    }
+    char line[4096];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f) != NULL) {
+        lineno++;
+        char *hash = strchr(line, '#'), *s = line, *eq;
+        if (hash != NULL)
+            *hash = '\0';
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (strncmp(s, "retention", 9) != 0)
+            continue;
+        s += 9;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (*s != '=')
+            continue; /* retention-interval, or another option */
+        eq = s + 1;
+        while (*eq == ' ' || *eq == '\t')
+            eq++;
+        size_t len = strcspn(eq, " \t\r\n");
+        eq[len] = '\0';
+        if (*n == cap || spro_retention_parse(eq, &rules[*n]) != 0) {
+            fprintf(stderr, "%s: %s:%d: retention %s: expected PROGRAMME:YEARS\n", title(c), path,
+                    lineno, eq);
+            rc = 1;
+        } else {
+            ++*n;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void report_due(const struct spro_retention_due *d, void *arg)
+{
+    const int *dry = arg;
+    char closed[32], due[32];
+    iso8601(closed, d->closed_at_ms / 1000);
+    iso8601(due, d->due_at_ms / 1000);
+    printf("%s  %s  closed %s  due %s  rule %s%s%s\n",
+           *dry    ? "due   "
+           : d->rc ? "FAILED"
+                   : "erased",
+           d->ben, closed, due, d->programme, d->rc ? ": " : "", d->rc ? spro_strerror(d->rc) : "");
+}
+
+#define RULES_MAX 64
+
+static int cmd_retention_run(const struct command *c, const char *dir, int argc, char **argv)
+{
+    struct spro_retention_rule rules[RULES_MAX];
+    size_t n = 0;
+    const char *config = NULL;
+    int dry = 0;
+    /* --rule is repeated: taken out before the common parser. */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, rc = 0;
+    if (rest == NULL)
+        return failed(c, SPRO_ENOMEM, NULL);
+    for (int i = 0; i < argc && rc == 0; i++) {
+        const char *spec = NULL;
+        if (strcmp(argv[i], "--rule") == 0) {
+            if (i + 1 >= argc)
+                rc = usage_error(c, "--rule needs a value (--rule PROGRAMME:YEARS)");
+            else
+                spec = argv[++i];
+        } else if (strncmp(argv[i], "--rule=", 7) == 0) {
+            spec = argv[i] + 7;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+        if (spec != NULL && (n == RULES_MAX || spro_retention_parse(spec, &rules[n++]) != 0))
+            rc = usage_error(c,
+                             "--rule %s: expected PROGRAMME:YEARS (PROGRAMME of A-Z a-z 0-9 "
+                             ". _ - or *, YEARS 0 to 200)",
+                             spec);
+    }
+    const struct opt opts[] = {{"--config", "FILE", 0, &config, NULL},
+                               {"--dry-run", NULL, 0, NULL, &dry}};
+    if (rc == 0)
+        rc = parse_args(c, nrest, rest, opts, 2, NULL, NULL, 0);
+    free(rest);
+    if (rc == 0 && config != NULL)
+        rc = rules_from_file(c, config, rules, RULES_MAX, &n);
+    if (rc != 0)
+        return rc;
+    if (n == 0)
+        return usage_error(c, "no rule: give --rule PROGRAMME:YEARS or --config FILE");
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    size_t due = 0;
+    rc = spro_retention_run(dd, rules, n, now_ms(), dry, report_due, &dry, &due);
+    spro_datadir_close(dd);
+    printf("%zu beneficiar%s due%s\n", due, due == 1 ? "y" : "ies",
+           dry   ? " (dry run: nothing erased)"
+           : due ? ", anonymised"
+                 : "");
+    return rc == 0 ? 0 : failed(c, rc, NULL);
+}
+
+/* ---- key rotate, rewrap, status, change-master ---- */
+
+static int cmd_key_rotate(const struct command *c, const char *dir, int argc, char **argv)
+{
+    int rc = parse_args(c, argc, argv, NULL, 0, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    char why[512] = "", detail[64];
+    uint32_t epoch;
+    rc = spro_keys_rotate(dd, (int64_t)time(NULL), &epoch, why, sizeof why);
+    if (rc == 0) {
+        snprintf(detail, sizeof detail, "epoch %u", epoch);
+        audit_action(c, dir, dd, "key_rotate", detail);
+    }
+    spro_datadir_close(dd);
+    if (rc != 0)
+        return failed(c, rc, why);
+    printf("KEK epoch %u is now active: new data keys are wrapped under it.\n"
+           "The data keys of older epochs are re-wrapped in the background by spro-server\n"
+           "(or by: spro-admin key rewrap); follow it with: spro-admin key status\n",
+           epoch);
+    return 0;
+}
+
+/* A whole number from 1 to max: 0 and *v, or -1. */
+static int parse_count(const char *s, uint64_t max, uint64_t *v)
+{
+    uint64_t x;
+    if (parse_size(s, &x) != 0 || strpbrk(s, "KkMmGg") || x < 1 || x > max)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+static int cmd_key_rewrap(const struct command *c, const char *dir, int argc, char **argv)
+{
+    const char *batch_s = NULL;
+    const struct opt opts[] = {{"--batch", "N", 0, &batch_s, NULL}};
+    int rc = parse_args(c, argc, argv, opts, 1, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    uint64_t batch = 1000;
+    if (batch_s != NULL && parse_count(batch_s, SPRO_KEYS_BATCH_MAX, &batch) != 0)
+        return usage_error(c, "--batch must be a whole number from 1 to %d, not '%s'",
+                           SPRO_KEYS_BATCH_MAX, batch_s);
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    struct spro_rewrap_result r;
+    size_t total = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        rc = spro_keys_rewrap(dd, (size_t)batch, (int64_t)time(NULL), &r);
+        total += r.rewrapped;
+        for (size_t i = 0; rc == 0 && i < r.ndestroyed; i++)
+            printf("epoch %u destroyed: no data key uses it any more\n", r.destroyed[i]);
+    } while (rc == 0 && !r.done && (r.rewrapped > 0 || r.ndestroyed > 0));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    spro_datadir_close(dd);
+    printf("%zu data key%s re-wrapped in %.3f s (%.0f keys/s)\n", total, total == 1 ? "" : "s", s,
+           s > 0 ? (double)total / s : 0.0);
+    if (rc != 0) {
+        char why[160] = "";
+        if (r.ben[0] != '\0')
+            snprintf(why, sizeof why, "the data key of beneficiary %s does not open: %s", r.ben,
+                     spro_strerror(rc));
+        return failed(c, rc, why);
+    }
+    if (!r.done) {
+        fprintf(stderr,
+                "%s: an epoch is still retired but in use (a key was added under it "
+                "meanwhile?); run it again\n",
+                title(c));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_key_status(const struct command *c, const char *dir, int argc, char **argv)
+{
+    int json = 0;
+    const struct opt opts[] = {{"--json", NULL, 0, NULL, &json}};
+    int rc = parse_args(c, argc, argv, opts, 1, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    struct spro_datadir *dd = open_dir(c, dir);
+    if (dd == NULL)
+        return 1;
+    struct spro_key_epoch e[SPRO_KEYS_EPOCHS_MAX];
+    size_t n;
+    rc = spro_keys_status(dd, e, SPRO_KEYS_EPOCHS_MAX, &n);
+    spro_datadir_close(dd);
+    if (rc != 0)
+        return failed(c, rc, NULL);
+    uint64_t total = 0, current = 0;
+    uint32_t active = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += e[i].data_keys;
+        if (strcmp(e[i].state, "active") == 0)
+            active = e[i].epoch, current = e[i].data_keys;
+    }
+    if (json) {
+        printf("{\"current\": %u, \"data_keys\": %llu, \"rewrapped\": %llu, \"epochs\": [", active,
+               (unsigned long long)total, (unsigned long long)current);
+        for (size_t i = 0; i < n; i++) {
+            char created[32], destroyed[32];
+            iso8601(created, e[i].created_at);
+            iso8601(destroyed, e[i].destroyed_at);
+            printf("%s\n  {\"epoch\": %u, \"state\": \"%s\", \"derived\": %s, \"data_keys\": %llu, "
+                   "\"created_at\": \"%s\", \"destroyed_at\": %s%s%s}",
+                   i ? "," : "", e[i].epoch, e[i].state, e[i].derived ? "true" : "false",
+                   (unsigned long long)e[i].data_keys, created, e[i].destroyed_at ? "\"" : "",
+                   e[i].destroyed_at ? destroyed : "null", e[i].destroyed_at ? "\"" : "");
+        }
+        printf("%s]}\n", n ? "\n" : "");
+        return 0;
+    }
+    printf("%-6s  %-9s  %12s  %-20s  %s\n", "EPOCH", "STATE", "DATA KEYS", "CREATED", "DESTROYED");
+    for (size_t i = 0; i < n; i++) {
+        char created[32], destroyed[32] = "-";
+        iso8601(created, e[i].created_at);
+        if (e[i].destroyed_at)
+            iso8601(destroyed, e[i].destroyed_at);
+        printf("%-6u  %-9s  %12llu  %-20s  %s%s\n", e[i].epoch, e[i].state,
+               (unsigned long long)e[i].data_keys, created, destroyed,
+               e[i].derived ? "  (derived from the master key)" : "");
+    }
+    printf("current epoch %u: %llu of %llu data keys (%.1f%%)%s\n", active,
+           (unsigned long long)current, (unsigned long long)total,
+           total ? 100.0 * (double)current / (double)total : 100.0,
+           current == total ? "" : "; re-wrapping under way");
+    return 0;
+}
+
+static int cmd_key_change_master(const struct command *c, const char *dir, int argc, char **argv)
+{
+    const char *key_file = NULL, *pass_file = NULL, *pass_fd_s = NULL, *ops_s = NULL, *mem_s = NULL;
+    const struct opt opts[] = {{"--new-master-key", "FILE", 0, &key_file, NULL},
+                               {"--new-passphrase-file", "FILE", 0, &pass_file, NULL},
+                               {"--new-passphrase-fd", "N", 0, &pass_fd_s, NULL},
+                               {"--kdf-ops", "N", 0, &ops_s, NULL},
+                               {"--kdf-mem", "BYTES", 0, &mem_s, NULL}};
+    int rc = parse_args(c, argc, argv, opts, 5, NULL, NULL, 0);
+    if (rc != 0)
+        return rc;
+    int given = (key_file != NULL) + (pass_file != NULL) + (pass_fd_s != NULL);
+    if (given != 1)
+        return usage_error(c, "give one of --new-master-key FILE, --new-passphrase-file FILE, "
+                              "--new-passphrase-fd N");
+    struct spro_new_master nm = {0};
+    int fd = -1;
+    if (pass_fd_s != NULL && parse_fd(pass_fd_s, &fd) != 0)
+        return usage_error(c, "--new-passphrase-fd takes a file descriptor number, not '%s'",
+                           pass_fd_s);
+    if ((ops_s != NULL || mem_s != NULL) && key_file != NULL)
+        return usage_error(c, "--kdf-ops and --kdf-mem go with a new passphrase");
+    if (ops_s != NULL && parse_count(ops_s, SPRO_PWHASH_OPS_MAX, &nm.kdf_ops) != 0)
+        return usage_error(c, "--kdf-ops must be a whole number from 1 to %u", SPRO_PWHASH_OPS_MAX);
+    if (mem_s != NULL && (parse_size(mem_s, &nm.kdf_mem) != 0 || nm.kdf_mem < SPRO_PWHASH_MEM_MIN ||
+                          nm.kdf_mem > SPRO_PWHASH_MEM_MAX))
+        return usage_error(c, "--kdf-mem must be a size from 8K to 4G, not '%s'", mem_s);
+    char why[512] = "", *newpass = NULL, *oldpass = NULL;
+    if (key_file != NULL) {
+        nm.key_file = key_file;
+    } else if ((rc = spro_passphrase_read(pass_file, fd, &newpass, &nm.passphrase_len, why,
+                                          sizeof why)) != 0) {
+        return failed(c, rc, why);
+    } else {
+        nm.passphrase = newpass;
+    }
+    struct spro_datadir_options o = passphrase_options();
+    if ((rc = passphrase_once(c, &o, &oldpass)) != 0) {
+        spro_secret_free(newpass);
+        return rc;
+    }
+    rc = spro_datadir_change_master(dir, &o, &nm, why, sizeof why);
+    spro_secret_free(oldpass);
+    /* Prove it: the directory opens under the new key. */
+    struct spro_datadir_options no = {0};
+    no.passphrase = newpass;
+    no.passphrase_len = nm.passphrase_len;
+    struct spro_datadir *dd = NULL;
+    if (rc == 0)
+        rc = spro_datadir_open_ex(dir, newpass ? &no : NULL, &dd, why, sizeof why);
+    if (rc == 0)
+        spro_audit_set_actor(dd, admin_actor());
+    if (rc == 0)
+        audit_action(c, dir, dd, "key_change_master", key_file ? "key file" : "passphrase");
+    spro_datadir_close(dd);
+    spro_secret_free(newpass);
+    if (rc != 0)
+        return failed(c, rc, why);
+    printf("master key changed: every KEK, the root key and the server keys are now wrapped\n"
+           "under the new %s; the old one is kept as %s/%s.old until you remove it\n"
+           "(restart spro-server with the new one).\n",
+           key_file ? "key" : "passphrase", dir, key_file ? "master.key" : "master.salt");
+    if (key_file != NULL)
+        printf("new master key: %s (mode 0600; keep a copy apart from the backups)\n", key_file);
+    return 0;
 }
 
 /* ---- The table ---- */
@@ -914,6 +1577,104 @@ static const struct command commands[] = {
      "that the server keys open under the master key.  Exits 1, naming the failed\n"
      "checks, if any fails.  Works while spro-server runs.\n",
      cmd_check, 1},
+    {"key", "rotate", "", "start a new key-encryption-key epoch",
+     "Make a new key-encryption key (KEK) epoch, random, wrapped under the master key,\n"
+     "and make it the active one: new data keys are wrapped under it.  The data keys\n"
+     "of older epochs are re-wrapped in the background by spro-server, in batches\n"
+     "of 1,000 while it serves (or by spro-admin key rewrap); each older epoch is\n"
+     "destroyed once no data key uses it.  Works while spro-server runs.\n",
+     cmd_key_rotate, 1},
+    {"key", "rewrap", "[--batch N]", "re-wrap the data keys of old epochs now",
+     "Re-wrap every data key of a KEK epoch older than the active one under the\n"
+     "active one, N per keys.db transaction (default 1000), then destroy the old\n"
+     "epochs that no data key uses.  Safe to interrupt at any point, and to run\n"
+     "beside spro-server, which does the same in the background.\n"
+     "  --batch N   data keys per transaction, 1 to 100000\n",
+     cmd_key_rewrap, 1},
+    {"key", "status", "[--json]", "KEK epochs and the progress of re-wrapping",
+     "Show each KEK epoch: state (active: new data keys; retired: its data keys are\n"
+     "being re-wrapped; destroyed), its number of data keys, when it was made and\n"
+     "destroyed; then how many data keys are under the active epoch.\n"
+     "  --json   one JSON object: current, data_keys, rewrapped and epochs (epoch,\n"
+     "           state, derived, data_keys, created_at, destroyed_at)\n",
+     cmd_key_status, 1},
+    {"key", "change-master",
+     "(--new-master-key FILE | --new-passphrase-file FILE | --new-passphrase-fd N)",
+     "wrap every key-encryption key under a new master key",
+     "Replace the master key: every live KEK, the root key and the server keys are\n"
+     "wrapped again under the new key in one keys.db transaction, then the new\n"
+     "master file replaces the old one, kept as master.key.old (or master.salt.old)\n"
+     "until you remove it.  A crash at any point is finished (or undone) by the\n"
+     "next open.  Stop spro-server first and restart it afterwards.\n"
+     "  --new-master-key FILE       a directory with master.key: a new random key is\n"
+     "                              written to FILE (must not exist, mode 0600) and\n"
+     "                              installed as master.key\n"
+     "  --new-passphrase-file FILE  a directory with master.salt: the new passphrase\n"
+     "  --new-passphrase-fd N       (first line), and a new salt\n"
+     "  --kdf-ops N, --kdf-mem BYTES  Argon2id costs of the new passphrase\n",
+     cmd_key_change_master, 1},
+    {"audit", "verify", "", "check the audit log's chain and signatures; non-zero if broken",
+     "Walk the whole audit log from its first entry, recomputing each entry's keyed\n"
+     "hash from the one before; check every checkpoint's Ed25519 signature (the\n"
+     "server's key) and that it matches the chain at its seq; and that no\n"
+     "checkpoint lies beyond the last entry.  Prints the count of entries and\n"
+     "checkpoints and the last checkpoint (seq, hash, time: keep a copy apart to\n"
+     "detect a later rewrite of the whole tail).  On failure prints the first bad\n"
+     "sequence number (an edited, deleted, inserted or reordered entry, a bad\n"
+     "checkpoint, or the checkpoint covering a truncated tail) and exits 1.  Works\n"
+     "while spro-server runs.\n",
+     cmd_audit_verify, 1},
+    {"audit", "show", "[--since SEQ|TIME] [--json]", "list the audit log's entries",
+     "List the entries of the audit log, oldest first: seq, time (UTC), kind, actor,\n"
+     "object and detail (ids and codes only, never personal data).\n"
+     "  --since SEQ|TIME  from entry SEQ on, or from a UTC time on (2025-06-01 or\n"
+     "                    2025-06-01T09:30:00Z)\n"
+     "  --json            a JSON array of objects with the keys seq, time, kind,\n"
+     "                    actor, object, detail and hash (hex)\n",
+     cmd_audit_show, 1},
+    {"audit", "checkpoint", "", "sign a checkpoint of the audit log now",
+     "Verify the entries appended since the last checkpoint and sign a checkpoint of\n"
+     "the last one with the server's Ed25519 key.  spro-server does this every\n"
+     "--audit-checkpoint-interval seconds and at shutdown; this command is for a\n"
+     "directory no server runs on.  Refuses (exit 1) to sign a broken chain.\n",
+     cmd_audit_checkpoint, 1},
+    {"subject", "export", "BENEFICIARY_ID [--out FILE]",
+     "everything held about a beneficiary, decrypted, as JSON",
+     "Export everything data.db holds about BENEFICIARY_ID (and the beneficiaries\n"
+     "merged into it): every record of every type, each field with all its values\n"
+     "(decrypted), their authors and versions, the organisations that receive it,\n"
+     "the ops refused about it, and the audit entries naming its records.  One JSON\n"
+     "document, pretty-printed (format in docs/SYNC.md, \"Erasure and retention\").\n"
+     "The export itself is recorded in the audit log.  An erased beneficiary has\n"
+     "nothing left to export (the message says when it was erased).\n"
+     "  --out FILE   write it to FILE (mode 0600, written atomically) instead of\n"
+     "               standard output\n",
+     cmd_subject_export, 1},
+    {"subject", "erase", "BENEFICIARY_ID --reason TEXT",
+     "destroy a beneficiary's personal data and its data key",
+     "Erase BENEFICIARY_ID (and the beneficiaries merged into it): its personal\n"
+     "values, blind indexes, refused ops and kept conflict answers are deleted, its\n"
+     "data key is destroyed (so every copy of data.db, backups included, can no\n"
+     "longer be decrypted for it), both WALs are checkpointed, and every device\n"
+     "that holds it deletes its copy at its next sync.  Non-personal (coded) fields\n"
+     "stay, for statistics.  Pushes naming it are answered not_found from then on.\n"
+     "Cannot be undone.  An erasure cut short (crash) is finished by the next\n"
+     "command or server start on DIR, or by erasing again.\n"
+     "  --reason TEXT  why (request number, legal basis); kept sealed under the\n"
+     "                 master key, never in clear: do not put the person's name in it\n",
+     cmd_subject_erase, 1},
+    {"retention", "run", "[--rule PROGRAMME:YEARS]... [--config FILE] [--dry-run]",
+     "anonymise the beneficiaries whose retention period is over",
+     "Anonymise (erase, as subject erase does, reason \"retention\") every beneficiary\n"
+     "closed (state closed) for longer than the rule of its programmes: the longest\n"
+     "rule among the programmes of its enrolments applies; a programme without a\n"
+     "rule keeps it unless a rule \"*\" exists.  Coded statistics stay.  Prints one\n"
+     "line per beneficiary due, then the count.\n"
+     "  --rule PROGRAMME:YEARS  a rule (repeat it); PROGRAMME * is any other\n"
+     "  --config FILE           also the rules of a spro-server config file\n"
+     "                          (lines 'retention = PROGRAMME:YEARS')\n"
+     "  --dry-run               print what is due, erase nothing\n",
+     cmd_retention_run, 1},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

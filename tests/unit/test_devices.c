@@ -538,12 +538,12 @@ static void test_schema_2(void)
     CHECK_EQ(v, 1);
     CHECK_EQ(spro_store__open(path, 0, spro_store__data_migrations, 2, &db, &v, NULL, 0), 0);
     CHECK_EQ(v, 2);
-    CHECK_EQ(spro_store__org_insert(db, "o", "N", "psad", NOW, NULL, 0), 0);
-    CHECK_EQ(spro_store__user_insert(db, "u", "o", "admin", NOW, NULL, 0), 0);
+    CHECK_EQ(spro_store__org_insert(db, "o", "N", "psad", NOW, NULL, NULL, 0), 0);
+    CHECK_EQ(spro_store__user_insert(db, "u", "o", "admin", NOW, NULL, NULL, 0), 0);
     /* The schema refuses what the C checks refuse, too. */
-    CHECK_EQ(spro_store__org_insert(db, "o2", "N", "school", NOW, NULL, 0), SPRO_ESTORE);
-    CHECK_EQ(spro_store__user_insert(db, "u2", "o", "boss", NOW, NULL, 0), SPRO_ESTORE);
-    CHECK_EQ(spro_store__user_insert(db, "u3", "nope", "admin", NOW, NULL, 0), SPRO_ENOENT);
+    CHECK_EQ(spro_store__org_insert(db, "o2", "N", "school", NOW, NULL, NULL, 0), SPRO_ESTORE);
+    CHECK_EQ(spro_store__user_insert(db, "u2", "o", "boss", NOW, NULL, NULL, 0), SPRO_ESTORE);
+    CHECK_EQ(spro_store__user_insert(db, "u3", "nope", "admin", NOW, NULL, NULL, 0), SPRO_ENOENT);
     spro_store__close(db);
 }
 

@@ -1007,7 +1007,13 @@ static void test_data_key_wrapped(void)
     CHECK(m != NULL && mlen == SPRO_KEY_BYTES);
     memcpy(master, m, SPRO_KEY_BYTES);
     free(m);
-    CHECK_EQ(spro_field_kek_derive(kek, master, 1), 0);
+    /* The KEK of epoch 1: random, wrapped under the master key's subkey. */
+    uint8_t wkek[SPRO_WRAPPED_KEK_BYTES + 8], kwk[SPRO_KEY_BYTES];
+    CHECK_EQ(query_blob("keys.db", "SELECT wrapped FROM keks WHERE epoch = ?1", "1", NULL, wkek,
+                        sizeof wkek, NULL),
+             SPRO_WRAPPED_KEK_BYTES);
+    spro_crypto_derive(kwk, master, 1, SPRO_KDF_CTX_KEY_WRAP);
+    CHECK_EQ(spro_field_kek_unwrap(kek, wkek, SPRO_WRAPPED_KEK_BYTES, kwk, 1), 0);
     CHECK_EQ(spro_field_key_unwrap(dk, wrapped, SPRO_WRAPPED_KEY_BYTES, kek, 1, ben), 0);
     CHECK(!on_disk(dk, sizeof dk));
 

@@ -22,6 +22,10 @@
  *       S seconds edits of them (phone and situation, each edit based on
  *       the version its previous push got), every push the largest batch
  *       that fits a device's push (as for load).
+ *   spro-sync-bench keys-load --data DIR --records N
+ *       N data keys (of beneficiaries without records) added straight to
+ *       keys.db under the active KEK epoch, 10,000 per transaction: the
+ *       load of tools/bench/rotation.sh.
  *   spro-sync-bench sizes      the batch sizes (ops per push) and push bytes
  *   spro-sync-bench records --records N     the records as JSON lines
  *
@@ -35,6 +39,7 @@
 #include "proto/proto.h"
 #include "sync-records.h"
 #include "sync/local.h"
+#include "sync/store.h" /* keys-load: data keys straight into keys.db */
 #include "sync/sync.h"
 
 #include <arpa/inet.h>
@@ -185,11 +190,17 @@ static size_t batch_size(int create, size_t *bytes)
             op_change(b, (uint64_t)1 << 31, hlc, hlc);
         }
     }
-    size_t n = 1;
-    while (n < SPRO_SYNC_MAX_OPS && push_bytes(ops, n + 1, wops) <= FRAME_PLAIN)
-        n++;
-    *bytes = push_bytes(ops, n, wops);
-    return n;
+    /* The push grows with n: the largest n that fits, by bisection. */
+    size_t lo = 1, hi = SPRO_SYNC_MAX_OPS;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        if (push_bytes(ops, mid, wops) <= FRAME_PLAIN)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    *bytes = push_bytes(ops, lo, wops);
+    return lo;
 }
 
 /* ---- Data directory, devices ---- */
@@ -405,11 +416,12 @@ static void cmd_pull_ceiling(void)
     struct spro_noise_cipher *cs = cipher_new();
     size_t cap = SPRO_SYNC_PULL_ARENA_BYTES(PULL_ANSWER_MAX);
     struct spro_arena a = {malloc(cap), 0, cap};
-    uint8_t *sealed = malloc(SPRO_NOISE_MAX_MESSAGE + 8);
+    size_t sealed_cap = spro_noise_chunked_size(SPRO_SEALED_MAX_PLAIN);
+    uint8_t *sealed = malloc(sealed_cap + 8);
     uint8_t cursor[SPRO_SYNC_MAX_CURSOR], ad[96];
     memset(ad, 'a', sizeof ad); /* the size of the server's associated data */
     size_t clen = 0, pulls = 0, bytes = 0;
-    uint64_t got = 0, t0 = now_us();
+    uint64_t got = 0, nonce = 0, t0 = now_us();
     for (bool more = true; more; pulls++) {
         struct spro_msg_pull q = {{cursor, clen}, PULL_LIMIT};
         struct spro_msg m = {.type = SPRO_MSG_PULL_REPLY};
@@ -418,12 +430,13 @@ static void cmd_pull_ceiling(void)
         struct spro_buf b = {0};
         if (rc == 0)
             rc = spro_proto_encode(&m, &b);
-        if (rc == 0)
-            rc = spro_noise_cipher_encrypt_with_nonce(cs, pulls, ad, sizeof ad, b.data, b.len,
-                                                      sealed + 8, SPRO_NOISE_MAX_MESSAGE);
+        if (rc == 0) /* as the server seals answers: chunked */
+            rc = spro_noise_cipher_encrypt_chunked(cs, nonce, ad, sizeof ad, b.data, b.len,
+                                                   sealed + 8, sealed_cap);
         if (rc != 0)
             die("in-process pull", rc);
-        bytes += b.len + 8 + SPRO_NOISE_TAG_BYTES;
+        nonce += spro_noise_chunks(b.len);
+        bytes += 8 + spro_noise_chunked_size(b.len);
         spro_memzero(b.data, b.len);
         spro_buf_free(&b);
         got += m.u.pull_reply.nrecords;
@@ -726,10 +739,50 @@ static void cmd_records(void)
     }
 }
 
+/* N data keys, wrapped under the active epoch, 10,000 per keys.db
+ * transaction (as a group of pushes creating beneficiaries stores them). */
+static void cmd_keys_load(void)
+{
+    enum { B = 10000 };
+    static char names[B][37];
+    static uint8_t wrapped[B][SPRO_WRAPPED_KEY_BYTES];
+    static const char *bens[B];
+    uint8_t kek[SPRO_KEY_BYTES], dk[SPRO_KEY_BYTES];
+    uint32_t epoch;
+    int rc = spro_keyring__current(dd, &epoch, kek);
+    if (rc != 0)
+        die("reading the active KEK", rc);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t i = 0; i < records; i += B) {
+        size_t m = records - i < B ? (size_t)(records - i) : B;
+        for (size_t k = 0; k < m; k++) {
+            uint64_t x = i + k;
+            snprintf(names[k], sizeof names[k], "%08x-%04x-4%03x-9%03x-%012llx",
+                     (unsigned)(x * 2654435761u), (unsigned)(x >> 32) & 0xffff,
+                     (unsigned)(x >> 12) & 0xfff, (unsigned)x & 0xfff, (unsigned long long)x);
+            spro_field_key_new(dk);
+            if ((rc = spro_field_key_wrap(wrapped[k], dk, kek, epoch, names[k])) != 0)
+                die("wrapping", rc);
+            bens[k] = names[k];
+        }
+        if ((rc = spro_store__data_keys_add(spro_datadir__keys(dd), bens,
+                                            (const uint8_t(*)[SPRO_WRAPPED_KEY_BYTES])wrapped,
+                                            m)) != 0)
+            die("storing data keys", rc);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    spro_memzero(kek, sizeof kek);
+    spro_memzero(dk, sizeof dk);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    printf("keys-load keys %llu seconds %.2f keys_per_s %.0f epoch %u\n",
+           (unsigned long long)records, sec, (double)records / sec, epoch);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: spro-sync-bench load|pull-ceiling --data DIR --records N\n"
+            "usage: spro-sync-bench load|pull-ceiling|keys-load --data DIR --records N\n"
             "       spro-sync-bench pull --port P --data DIR --records N\n"
             "       spro-sync-bench push --port P --data DIR [--connections C] [--seconds S]\n"
             "       spro-sync-bench sizes\n"
@@ -779,6 +832,8 @@ int main(int argc, char **argv)
         cmd_load();
     else if (strcmp(cmd, "pull-ceiling") == 0)
         cmd_pull_ceiling();
+    else if (strcmp(cmd, "keys-load") == 0)
+        cmd_keys_load();
     else if (strcmp(cmd, "pull") == 0)
         cmd_pull();
     else if (strcmp(cmd, "push") == 0)

@@ -225,18 +225,20 @@ What each side does:
   ${secs} s of new beneficiaries (the seven fields of the initial sync's
   records, about $op_c bytes an op), then ${secs} s of edits of those
   records (phone and situation, each field with the version its last push
-  got as base: about $op_e bytes an op).  The server decrypts, decodes and
-  applies each push in one transaction committed with an fsync (WAL,
-  synchronous=FULL): per op the retry check, record and scope lookups, per
-  field the merge with the stored siblings (personal ones opened with the
-  beneficiary's data key), personal values sealed, the dedup blind index,
-  the answer kept in \`ops\`.  A new beneficiary's data key is made, wrapped
-  and committed to keys.db on its own first: one more fsync for each new
-  beneficiary.  The server commits the $conns devices' pushes one at a time.
-* **Batch size.**  The issue's 1,000-op batches cannot be sent: a push
-  must fit one sealed frame (65,519 bytes of plaintext), so a push carries
-  at most $batch_c new beneficiaries or $batch_e edits (counted with every
-  value at its longest), and every push of the run carries exactly that.
+  got as base: about $op_e bytes an op).  The server decrypts (on a worker
+  thread: a push is a chunked sealed message of several frames), decodes
+  and applies each push, committed with an fsync (WAL, synchronous=FULL)
+  before its answer leaves: per op the retry check, record and scope
+  lookups, per field the merge with the stored siblings (personal ones
+  opened with the beneficiary's data key), personal values sealed, the
+  dedup blind index and duplicate search, the answer kept in \`ops\`.  The
+  data keys of new beneficiaries are made, wrapped and committed to keys.db
+  first (one more fsync a transaction).  Pushes of the $conns devices that
+  arrive while a transaction runs share the next one (group commit).
+* **Batch size**: $batch_c new beneficiaries or $batch_e edits a push (the
+  largest that fits both 1,000 ops and the client's 1 MiB push limit,
+  counted with every value at its longest); every push of the run carries
+  exactly that.
 * **SQLite ceiling** (spro-sqlite-ceiling): one table, one row per
   beneficiary (UUID key, one TEXT column per field), first loaded with the
   $n_fmt beneficiaries (not timed); then the same values from the same
@@ -247,8 +249,8 @@ What each side does:
 * **Initial sync** (spro-sync-bench pull): a device enrolled just before
   (its handshake is in the time) sends sealed \`pull\`s (limit 1000) until
   \`more\` is false; the server answers each from one read transaction,
-  records in change order with their personal fields opened, cut to fit
-  one frame (about $per_answer records an answer); the device opens and
+  records in change order with their personal fields opened, at most 1 MiB
+  an answer (about $per_answer records); the device opens and
   decodes every answer and checks every field of every record.
 * **In-process pull ceiling** (spro-sync-bench pull-ceiling): the server's
   side of the same pulls without HTTP, channel or device:

@@ -43,7 +43,8 @@
 #define CLIENT_APP "spro-client/" SPRO_VERSION
 #define DEFAULT_TIMEOUT_S 30
 #define MAX_TIMEOUT_S 3600
-#define PULL_LIMIT 200 /* records asked for by one pull */
+/* Records asked for by one pull (the server also stops at 1 MiB). */
+#define PULL_LIMIT SPRO_SYNC_MAX_RECORDS
 
 struct command {
     const char *name;
