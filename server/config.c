@@ -88,6 +88,9 @@ static const struct opt opts[] = {
     {"retention-interval", OPT_UINT, F(retention_interval), 0, 0, 31536000, "SECONDS",
      "apply the --retention rules this often, the first time one interval after start "
      "(0: never, the default)"},
+    {"rewrap-budget", OPT_UINT, F(rewrap_budget), 0, 0, 1000, "MS",
+     "after a key rotation, re-wrap data keys at most this many ms of every second "
+     "(0: not in this server; default 250)"},
     {"audit-checkpoint-interval", OPT_UINT, F(audit_checkpoint_interval), 0, 1, 86400, "SECONDS",
      "sign a checkpoint of the audit log this often, and at shutdown (default 300)"},
     {"max-sessions", OPT_UINT, F(max_sessions), 0, 1, 10000000, "N",
@@ -139,6 +142,7 @@ static void defaults(struct spro_server_config *c)
     c->max_clock_drift = 300;
     c->sync_idle_horizon = 2592000;
     c->audit_checkpoint_interval = 300;
+    c->rewrap_budget = 250;
     c->log_level = SPRO_LOG_INFO;
 }
 

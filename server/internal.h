@@ -139,9 +139,8 @@ void spro_server__retention_start(struct server *s);
 
 /* Key re-wrapping (rekey.c): every second, data keys of old KEK epochs
  * are re-wrapped in batches of SPRO_SERVER_REWRAP_BATCH for at most
- * SPRO_SERVER_REWRAP_BUDGET_MS, and unused epochs destroyed. */
+ * cfg->rewrap_budget ms (none if 0), and unused epochs destroyed. */
 #define SPRO_SERVER_REWRAP_BATCH 1000
-#define SPRO_SERVER_REWRAP_BUDGET_MS 900
 void spro_server__rekey_start(struct server *s);
 
 /* The audit log (audit.c).  spro_server__audit_start() makes the

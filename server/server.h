@@ -41,6 +41,8 @@ struct spro_server_config {
                                    default 2592000 (30 days) */
     unsigned audit_checkpoint_interval; /* --audit-checkpoint-interval seconds, 1..86400,
                                            default 300 */
+    unsigned rewrap_budget; /* --rewrap-budget ms of each second spent re-wrapping data keys
+                               after a rotation, 0..1000 (0: never), default 250 */
     /* Retention (docs/SYNC.md, "Erasure and retention"): rules
      * "PROGRAMME:YEARS" (--retention, repeated; the file's and the command
      * line's add up), applied every retention_interval seconds (0: never,

@@ -88,15 +88,27 @@ static void test_config_defaults(void)
     CHECK(!c.bench);
     CHECK_EQ(c.max_connections, 1024);
     CHECK_EQ(c.max_conn_per_addr, 64);
+    CHECK_EQ(c.rewrap_budget, 250);
+    CHECK_EQ(c.audit_checkpoint_interval, 300);
 }
 
 static void test_config_flags(void)
 {
     struct spro_server_config c;
-    const char *args[] = {"--data",     "/srv/x", "--listen=[::1]:0",     "--http2",
-                          "--max-body", "2M",     "--max-connections=10", "--log-level",
-                          "debug",      NULL};
+    const char *args[] = {"--data",
+                          "/srv/x",
+                          "--listen=[::1]:0",
+                          "--http2",
+                          "--max-body",
+                          "2M",
+                          "--max-connections=10",
+                          "--log-level",
+                          "debug",
+                          "--rewrap-budget",
+                          "0",
+                          NULL};
     CHECK_EQ(load(&c, args), 0);
+    CHECK_EQ(c.rewrap_budget, 0);
     CHECK_STR(c.data_dir, "/srv/x");
     CHECK_STR(c.listen_host, "::1");
     CHECK_EQ(c.listen_port, 0);
@@ -144,6 +156,7 @@ static void test_config_rejects_bad_input(void)
         {"--listen", "127.0.0.1:70000", NULL},
         {"--listen", "[::1:80", NULL},
         {"--log-level", "loud", NULL},
+        {"--rewrap-budget", "1001", NULL}, /* more than a second a second */
         {"--http2=maybe", NULL},
         {"--workers", NULL}, /* missing value */
         {"--nope", NULL},

@@ -107,7 +107,8 @@ text=$(cat <<TEXT
 into keys.db ($(field "$load" keys_per_s) keys/s, 10,000 per transaction), then
 \`spro-admin key rotate\` with spro-server up: the server re-wraps every data
 key under the new epoch in batches of 1,000 (one keys.db transaction each, at
-most 0.9 s of batches per second of a worker thread) and destroys the old
+most --rewrap-budget ms of batches per second of a worker thread, default
+250) and destroys the old
 epoch, while $conns devices push (${secs} s of new beneficiaries, then ${secs} s of
 edits), against the same pushes before the rotation in the same run.
 
