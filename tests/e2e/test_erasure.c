@@ -401,10 +401,109 @@ static void test_retention(void)
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 }
 
+/* ---- Tampering with sealed data ---- */
+
+/* Copies the data directory src to DIR/name (the server stopped), then
+ * runs sql (one or more statements) on its file `db`; the copy's path into
+ * dir.  Returns true on success. */
+static bool tampered_copy(const char *src, const char *name, const char *db, const char *sql,
+                          char *dir, size_t cap)
+{
+    char cmd[2048], out[1024], path[800];
+    snprintf(dir, cap, "%s/%s", h_tmpdir(), name);
+    snprintf(cmd, sizeof cmd, "cp -a '%s' '%s'", src, dir);
+    const char *argv[] = {"/bin/sh", "-c", cmd, NULL};
+    if (h_run(argv, out, sizeof out) != 0)
+        return false;
+    snprintf(path, sizeof path, "%s/%s", dir, db);
+    sqlite3 *h = NULL;
+    char *err = NULL;
+    bool ok = sqlite3_open(path, &h) == SQLITE_OK &&
+              sqlite3_exec(h, sql, NULL, NULL, &err) == SQLITE_OK && sqlite3_changes(h) > 0;
+    if (!ok)
+        fprintf(stderr, "tampering %s failed: %s\n", path, err ? err : sqlite3_errmsg(h));
+    sqlite3_free(err);
+    sqlite3_close(h);
+    return ok;
+}
+
+/* The sealed family_name of X handed to Y and Y's to X; X's family and
+ * given names swapped; Y's wrapped data key replaced by X's.  Each time
+ * `spro-admin check` fails naming an integrity failure, an export refuses,
+ * and a device's pull gets an error: never the other value as data. */
+static void test_swapped_sealed_values_refused(void)
+{
+    char data[600], url[64], a[600], out[16384], x[64], y[64], sql[2048], dir[700];
+    CHECK(make_data(data, sizeof data, "tamper"));
+    struct h_server s;
+    CHECK_EQ(h_server_start(&s, data, NULL), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s.port);
+    CHECK(enroll(data, url, "u1", "tamper-a", a, sizeof a));
+    CHECK(new_ben(a, "Xenia-Sealed", NULL, x, sizeof x));
+    CHECK(new_ben(a, "Yann-Sealed", NULL, y, sizeof y));
+    CHECK(sync_ok(a, out, sizeof out));
+    CHECK_EQ(h_server_stop(&s, 5000), 0);
+    CHECK_EQ(ADMIN(out, "--data", data, "check"), 0);
+
+    static const char *const what[] = {"two records", "two columns", "a moved data key"};
+    for (int k = 0; k < 3; k++) {
+        const char *db = k == 2 ? "keys.db" : "data.db";
+        if (k == 0)
+            snprintf(sql, sizeof sql,
+                     "CREATE TEMP TABLE v AS SELECT r.rid, s.val FROM rec_siblings AS s JOIN "
+                     "records AS r ON r.id = s.rec WHERE s.name = 'family_name';"
+                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE rid = '%s') WHERE "
+                     "name = 'family_name' AND rec = (SELECT id FROM records WHERE rid = '%s');"
+                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE rid = '%s') WHERE "
+                     "name = 'family_name' AND rec = (SELECT id FROM records WHERE rid = '%s');",
+                     y, x, x, y);
+        else if (k == 1)
+            snprintf(sql, sizeof sql,
+                     "CREATE TEMP TABLE v AS SELECT s.name, s.val FROM rec_siblings AS s JOIN "
+                     "records AS r ON r.id = s.rec WHERE r.rid = '%s';"
+                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE name = CASE "
+                     "rec_siblings.name WHEN 'family_name' THEN 'given_name' ELSE 'family_name' "
+                     "END) WHERE name IN ('family_name', 'given_name') AND rec = (SELECT id FROM "
+                     "records WHERE rid = '%s');",
+                     x, x);
+        else
+            snprintf(sql, sizeof sql,
+                     "UPDATE data_keys SET wrapped = (SELECT wrapped FROM data_keys WHERE ben = "
+                     "'%s') WHERE ben = '%s';",
+                     x, y);
+        char name[32];
+        snprintf(name, sizeof name, "tampered-%d", k);
+        CHECK(tampered_copy(data, name, db, sql, dir, sizeof dir));
+        int rc = ADMIN(out, "--data", dir, "check");
+        if (rc != 1 || strstr(out, "do NOT open") == NULL)
+            fprintf(stderr, "check after %s: %s\n", what[k], out);
+        CHECK_EQ(rc, 1);
+        CHECK(strstr(out, "every sealed field decrypts") != NULL);
+        CHECK(strstr(out, "do NOT open") != NULL);
+        CHECK(strstr(out, "Sealed") == NULL); /* no value printed */
+        /* The damaged beneficiary's export refuses; nothing of the other. */
+        const char *victim = k == 2 ? y : x;
+        CHECK_EQ(ADMIN(out, "--data", dir, "subject", "export", victim), 1);
+        CHECK(strstr(out, "Sealed") == NULL);
+        /* A device's pull through a server on the copy gets an error. */
+        char home[700], url2[64];
+        CHECK_EQ(h_server_start(&s, dir, NULL), 0);
+        snprintf(url2, sizeof url2, "http://127.0.0.1:%d", s.port);
+        snprintf(name, sizeof name, "tamper-dev-%d", k);
+        CHECK(enroll(dir, url2, "u1", name, home, sizeof home));
+        CHECK(run(out, sizeof out, h_client_bin, "--home", home, "sync", (const char *)NULL) != 0);
+        CHECK(strstr(out, "Sealed") == NULL);
+        CHECK_EQ(CLIENT(out, "--home", home, "list"), 0);
+        CHECK(strstr(out, "Sealed") == NULL);
+        CHECK_EQ(h_server_stop(&s, 5000), 0);
+    }
+}
+
 static const struct check_test tests[] = {
     {"erase_end_to_end", test_erase_end_to_end},
     {"erase_crash", test_erase_crash},
     {"retention", test_retention},
+    {"swapped_sealed_values_refused", test_swapped_sealed_values_refused},
 };
 
 int main(int argc, char **argv)
