@@ -15,6 +15,7 @@
  */
 #include "backup.h"
 #include "store.h"
+#include "files.h"
 #include "sync.h"
 
 #include <dirent.h>
@@ -38,35 +39,6 @@
 #define BUSY_SLEEP_MS 10     /* pause after such a step */
 #define COPY_CHUNK (1 << 16) /* bytes per read of a plain file copy */
 
-static void say(char *why, size_t whylen, const char *file, const char *problem)
-{
-    if (why != NULL)
-        snprintf(why, whylen, "%s: %s", file, problem);
-}
-
-static int path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
-
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
-}
-
-static int fsync_parent(const char *path)
-{
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", path);
-    return fsync_path(dirname(parent), O_RDONLY | O_DIRECTORY);
-}
-
 /* 1 if path is a directory with no entry, 0 if it has one or is no
  * directory; -errno if it cannot be read (-ENOENT: it does not exist). */
 static int dir_state(const char *path)
@@ -76,35 +48,13 @@ static int dir_state(const char *path)
         return -errno;
     if (!S_ISDIR(st.st_mode))
         return 0;
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -errno;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            empty = 0;
-    closedir(d);
-    return empty;
+    return spro_files__dir_empty(path);
 }
 
 static int regular_file(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* The message of a failed SQLite call on db, for path. */
-static int store_fail(sqlite3 *db, const char *path, const char *what, char *why, size_t whylen)
-{
-    if (why != NULL)
-        snprintf(why, whylen, "%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "out of memory");
-    return SPRO_ESTORE;
-}
-
-static int exec(sqlite3 *db, const char *sql)
-{
-    return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : SPRO_ESTORE;
 }
 
 /* Opens an existing database for reading and writing (never creating it),
@@ -114,12 +64,12 @@ static int open_existing(const char *path, sqlite3 **db, char *why, size_t whyle
 {
     *db = NULL;
     if (!regular_file(path)) {
-        say(why, whylen, path, "missing");
+        spro_files__say(why, whylen, path, "missing");
         return SPRO_ENOENT;
     }
     if (sqlite3_open_v2(path, db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
-        int rc = store_fail(*db, path, "cannot open", why, whylen);
+        int rc = spro_store__fail(*db, path, "cannot open", why, whylen);
         sqlite3_close(*db);
         *db = NULL;
         return rc;
@@ -203,24 +153,25 @@ static int backup_file(const char *src, const char *dst, uint64_t *bytes, char *
         return rc;
     /* The read transaction stays open across the steps: every step sees
      * the same snapshot, whatever the server commits meanwhile. */
-    if (exec(from, "BEGIN") != 0 || exec(from, "SELECT count(*) FROM sqlite_master") != 0) {
-        rc = store_fail(from, src, "cannot begin a read snapshot", why, whylen);
+    if (spro_store__exec(from, "BEGIN") != 0 ||
+        spro_store__exec(from, "SELECT count(*) FROM sqlite_master") != 0) {
+        rc = spro_store__fail(from, src, "cannot begin a read snapshot", why, whylen);
         goto out;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = -errno;
-        say(why, whylen, tmp, strerror(errno));
+        spro_files__say(why, whylen, tmp, strerror(errno));
         goto out;
     }
     close(fd);
     if (sqlite3_open_v2(tmp, &to, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {
-        rc = store_fail(to, tmp, "cannot open", why, whylen);
+        rc = spro_store__fail(to, tmp, "cannot open", why, whylen);
         goto out;
     }
     if ((b = sqlite3_backup_init(to, "main", from, "main")) == NULL) {
-        rc = store_fail(to, tmp, "cannot start the backup", why, whylen);
+        rc = spro_store__fail(to, tmp, "cannot start the backup", why, whylen);
         goto out;
     }
     int step, busy = 0;
@@ -235,11 +186,11 @@ static int backup_file(const char *src, const char *dst, uint64_t *bytes, char *
     int fin = sqlite3_backup_finish(b);
     b = NULL;
     if (step != SQLITE_DONE || fin != SQLITE_OK) {
-        rc = store_fail(to, src, step == SQLITE_DONE ? "backup failed" : "backup step failed", why,
-                        whylen);
+        rc = spro_store__fail(to, src, step == SQLITE_DONE ? "backup failed" : "backup step failed",
+                              why, whylen);
         goto out;
     }
-    exec(from, "COMMIT");
+    spro_store__exec(from, "COMMIT");
     /* The copy carries the source's WAL flag: make it a plain file that
      * opens alone, read-only, without -wal or -shm files. */
     sqlite3_stmt *st = NULL;
@@ -247,19 +198,20 @@ static int backup_file(const char *src, const char *dst, uint64_t *bytes, char *
         sqlite3_step(st) != SQLITE_ROW ||
         strcmp((const char *)sqlite3_column_text(st, 0), "delete") != 0) {
         sqlite3_finalize(st);
-        rc = store_fail(to, tmp, "cannot leave WAL mode", why, whylen);
+        rc = spro_store__fail(to, tmp, "cannot leave WAL mode", why, whylen);
         goto out;
     }
     sqlite3_finalize(st);
     if (sqlite3_close(to) != SQLITE_OK) {
-        rc = store_fail(to, tmp, "cannot close", why, whylen);
+        rc = spro_store__fail(to, tmp, "cannot close", why, whylen);
         goto out;
     }
     to = NULL;
     struct stat sb;
-    if ((rc = fsync_path(tmp, O_RDONLY)) != 0 || (rc = stat(tmp, &sb) != 0 ? -errno : 0) != 0 ||
+    if ((rc = spro_files__fsync_path(tmp, O_RDONLY)) != 0 ||
+        (rc = stat(tmp, &sb) != 0 ? -errno : 0) != 0 ||
         (rc = rename(tmp, dst) != 0 ? -errno : 0) != 0) {
-        say(why, whylen, tmp, spro_strerror(rc));
+        spro_files__say(why, whylen, tmp, spro_strerror(rc));
         goto out;
     }
     *bytes = (uint64_t)sb.st_size;
@@ -269,7 +221,8 @@ out:
     if (to != NULL)
         sqlite3_close(to);
     if (from != NULL) {
-        exec(from, "ROLLBACK"); /* ends the read snapshot if still open; harmless if not */
+        spro_store__exec(from,
+                         "ROLLBACK"); /* ends the read snapshot if still open; harmless if not */
         sqlite3_close(from);
     }
     if (rc != 0)
@@ -296,10 +249,10 @@ int spro_datadir_backup(const char *dir, const char *dest, unsigned what,
     for (size_t i = 0; i < 2; i++) {
         if (!(what & files[i].bit))
             continue;
-        if ((rc = path_join(src, sizeof src, dir, files[i].name)) != 0)
+        if ((rc = spro_files__path_join(src, sizeof src, dir, files[i].name)) != 0)
             return rc;
         if (!regular_file(src)) {
-            say(why, whylen, src, "missing; is this a data directory?");
+            spro_files__say(why, whylen, src, "missing; is this a data directory?");
             return SPRO_ENOENT;
         }
     }
@@ -307,12 +260,13 @@ int spro_datadir_backup(const char *dir, const char *dest, unsigned what,
     if (state == -ENOENT) {
         if (mkdir(dest, 0700) != 0) {
             rc = -errno;
-            say(why, whylen, dest, strerror(errno));
+            spro_files__say(why, whylen, dest, strerror(errno));
             return rc;
         }
         made = 1;
     } else if (state != 1) {
-        say(why, whylen, dest,
+        spro_files__say(
+            why, whylen, dest,
             state == 0 ? "already exists and is not an empty directory; a backup goes into a new "
                          "or empty one"
                        : spro_strerror(state));
@@ -323,18 +277,19 @@ int spro_datadir_backup(const char *dir, const char *dest, unsigned what,
     for (size_t i = 0; i < 2 && rc == 0; i++) {
         if (!(what & files[i].bit))
             continue;
-        if ((rc = path_join(src, sizeof src, dir, files[i].name)) != 0 ||
-            (rc = path_join(dst, sizeof dst, dest, files[i].name)) != 0)
+        if ((rc = spro_files__path_join(src, sizeof src, dir, files[i].name)) != 0 ||
+            (rc = spro_files__path_join(dst, sizeof dst, dest, files[i].name)) != 0)
             break;
         rc = backup_file(src, dst, i == 0 ? &r.data_bytes : &r.keys_bytes, why, whylen);
     }
-    if (rc == 0 && (rc = fsync_path(dest, O_RDONLY | O_DIRECTORY)) != 0)
-        say(why, whylen, dest, spro_strerror(rc));
+    if (rc == 0 && (rc = spro_files__fsync_path(dest, O_RDONLY | O_DIRECTORY)) != 0)
+        spro_files__say(why, whylen, dest, spro_strerror(rc));
     if (rc == 0 && made)
-        fsync_parent(dest);
+        spro_files__fsync_parent(dest);
     if (rc != 0) {
         for (size_t i = 0; i < 2; i++)
-            if (path_join(dst, sizeof dst, dest, files[i].name) == 0 && (what & files[i].bit))
+            if (spro_files__path_join(dst, sizeof dst, dest, files[i].name) == 0 &&
+                (what & files[i].bit))
                 unlink(dst);
         if (made)
             rmdir(dest);
@@ -353,14 +308,14 @@ static int copy_file(const char *src, const char *dst, char *why, size_t whylen)
     int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0) {
         int e = errno;
-        say(why, whylen, src, strerror(e));
+        spro_files__say(why, whylen, src, strerror(e));
         return -e;
     }
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         int e = errno;
         close(in);
-        say(why, whylen, dst, strerror(e));
+        spro_files__say(why, whylen, dst, strerror(e));
         return -e;
     }
     static char buf[COPY_CHUNK];
@@ -389,7 +344,7 @@ static int copy_file(const char *src, const char *dst, char *why, size_t whylen)
     close(out);
     spro_memzero(buf, sizeof buf); /* it may have held a key file */
     if (rc != 0)
-        say(why, whylen, dst, spro_strerror(rc));
+        spro_files__say(why, whylen, dst, spro_strerror(rc));
     return rc;
 }
 
@@ -401,7 +356,7 @@ static void remove_restore_tmp(const char *tmp)
         KEYS_FILE,    KEYS_FILE "-wal", KEYS_FILE "-shm", "devices.gen",    "keys.gen"};
     char p[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (path_join(p, sizeof p, tmp, names[i]) == 0)
+        if (spro_files__path_join(p, sizeof p, tmp, names[i]) == 0)
             unlink(p);
     rmdir(tmp);
 }
@@ -425,13 +380,15 @@ int spro_datadir_restore(const char *src, const char *dir, const char *master_ke
     if (why != NULL)
         why[0] = '\0';
     if ((master_key_file == NULL) == (master_salt_file == NULL)) {
-        say(why, whylen, dir,
+        spro_files__say(
+            why, whylen, dir,
             "give the master key of the backup: --master-key FILE, or --master-salt FILE with "
             "--passphrase-file FILE or --passphrase-fd N");
         return SPRO_ECONFIG;
     }
     if (master_key_file != NULL && spro_datadir_options_have_passphrase(o)) {
-        say(why, whylen, master_key_file,
+        spro_files__say(
+            why, whylen, master_key_file,
             "a key file needs no passphrase; --passphrase-file and --passphrase-fd go with "
             "--master-salt");
         return SPRO_ECONFIG;
@@ -439,35 +396,38 @@ int spro_datadir_restore(const char *src, const char *dir, const char *master_ke
     const char *master = master_key_file != NULL ? master_key_file : master_salt_file;
     struct stat st;
     if (stat(master, &st) != 0 || !S_ISREG(st.st_mode)) {
-        say(why, whylen, master, errno != 0 ? strerror(errno) : "not a regular file");
+        spro_files__say(why, whylen, master, errno != 0 ? strerror(errno) : "not a regular file");
         return SPRO_ENOENT;
     }
     if (master_key_file != NULL && (st.st_mode & 077) != 0) {
-        say(why, whylen, master, "readable or writable by group or others; run: chmod 600 on it");
+        spro_files__say(why, whylen, master,
+                        "readable or writable by group or others; run: chmod 600 on it");
         return SPRO_EPERM;
     }
     int sstate = dir_state(src);
     if (sstate < 0 || (stat(src, &st) == 0 && !S_ISDIR(st.st_mode))) {
-        say(why, whylen, src, "no such backup directory");
+        spro_files__say(why, whylen, src, "no such backup directory");
         return SPRO_ENOENT;
     }
     static const char *const dbs[] = {DATA_FILE, KEYS_FILE};
     for (size_t i = 0; i < 2; i++) {
-        int rc = path_join(from, sizeof from, src, dbs[i]);
+        int rc = spro_files__path_join(from, sizeof from, src, dbs[i]);
         if (rc != 0)
             return rc;
         if (!regular_file(from)) {
-            say(why, whylen, from,
+            spro_files__say(
+                why, whylen, from,
                 "missing; this backup is incomplete (a restore needs both data.db and keys.db)");
             return SPRO_ENOENT;
         }
     }
     int dstate = dir_state(dir);
     if (dstate == 0 || (dstate < 0 && dstate != -ENOENT)) {
-        say(why, whylen, dir,
-            dstate == 0 ? "already exists and is not empty; a restore goes into a new or empty "
-                          "directory"
-                        : spro_strerror(dstate));
+        spro_files__say(why, whylen, dir,
+                        dstate == 0
+                            ? "already exists and is not empty; a restore goes into a new or empty "
+                              "directory"
+                            : spro_strerror(dstate));
         return dstate == 0 ? SPRO_EEXISTS : dstate;
     }
     int n = snprintf(tmp, sizeof tmp, "%s.restore-XXXXXX", dir);
@@ -475,34 +435,28 @@ int spro_datadir_restore(const char *src, const char *dir, const char *master_ke
         return -ENAMETOOLONG;
     if (mkdtemp(tmp) == NULL) {
         int e = errno;
-        say(why, whylen, tmp, strerror(e));
+        spro_files__say(why, whylen, tmp, strerror(e));
         return -e;
     }
     int rc = 0;
     for (size_t i = 0; i < 2 && rc == 0; i++)
-        if ((rc = path_join(from, sizeof from, src, dbs[i])) == 0 &&
-            (rc = path_join(to, sizeof to, tmp, dbs[i])) == 0)
+        if ((rc = spro_files__path_join(from, sizeof from, src, dbs[i])) == 0 &&
+            (rc = spro_files__path_join(to, sizeof to, tmp, dbs[i])) == 0)
             rc = copy_file(from, to, why, whylen);
-    if (rc == 0 && (rc = path_join(to, sizeof to, tmp,
-                                   master_key_file != NULL ? "master.key" : "master.salt")) == 0)
+    if (rc == 0 &&
+        (rc = spro_files__path_join(to, sizeof to, tmp,
+                                    master_key_file != NULL ? "master.key" : "master.salt")) == 0)
         rc = copy_file(master, to, why, whylen);
     /* The normal open proves it: migrations, master key, server keys. */
     struct spro_datadir *dd = NULL;
     if (rc == 0 && (rc = spro_datadir_open_ex(tmp, o, &dd, why, whylen)) != 0)
         retarget(why, whylen, tmp, dir);
     spro_datadir_close(dd);
-    if (rc == 0 && (rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY)) != 0)
-        say(why, whylen, tmp, spro_strerror(rc));
-    if (rc == 0 && rename(tmp, dir) != 0) {
-        rc = errno == ENOTEMPTY || errno == EEXIST ? SPRO_EEXISTS : -errno;
-        say(why, whylen, dir, spro_strerror(rc));
-    }
-    if (rc != 0) {
+    if (rc == 0)
+        rc = spro_files__publish_dir(tmp, dir, why, whylen);
+    if (rc != 0)
         remove_restore_tmp(tmp);
-        return rc;
-    }
-    fsync_parent(dir);
-    return 0;
+    return rc;
 }
 
 /* ---- Check ---- */
@@ -521,7 +475,7 @@ static int pragma_check(struct check_ctx *c, const char *file, int integrity, ch
     char path[PATH_MAX];
     sqlite3 *db;
     sqlite3_stmt *st = NULL;
-    int rc = path_join(path, sizeof path, c->dir, file);
+    int rc = spro_files__path_join(path, sizeof path, c->dir, file);
     if (rc != 0 || (rc = open_existing(path, &db, detail, cap)) != 0)
         return rc;
     const char *sql = integrity ? "PRAGMA integrity_check" : "PRAGMA foreign_key_check";
@@ -542,7 +496,7 @@ static int pragma_check(struct check_ctx *c, const char *file, int integrity, ch
         }
     }
     if (step != SQLITE_DONE) {
-        rc = store_fail(db, file, "cannot run the check", detail, cap);
+        rc = spro_store__fail(db, file, "cannot run the check", detail, cap);
     } else if (integrity ? rows == 1 && strcmp(first, "ok") == 0 : rows == 0) {
         snprintf(detail, cap, "%s: ok", file);
         rc = 0;

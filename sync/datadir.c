@@ -6,6 +6,7 @@
 #include "backup.h"
 #include "group.h"
 #include "store.h"
+#include "files.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,33 +52,10 @@ struct spro_datadir {
     struct spro_group push_group;      /* pushes of this process, committed together */
 };
 
-/* Puts "file: problem" into the caller's explanation buffer. */
-static void say(char *why, size_t whylen, const char *file, const char *problem)
-{
-    if (why != NULL)
-        snprintf(why, whylen, "%s: %s", file, problem);
-}
-
-static int path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
-
 /* Associated data binding a sealed server key to its name. */
 static void key_ad(char *ad, size_t cap, const char *name)
 {
     snprintf(ad, cap, "spro-sync server key v1 %s", name);
-}
-
-static int fsync_path(const char *path, int flags)
-{
-    int fd = open(path, flags | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) == 0 ? 0 : -errno;
-    close(fd);
-    return rc;
 }
 
 /* Writes the master key file: created exclusively with mode 0600, fsync'd. */
@@ -101,18 +79,19 @@ static int read_master(const char *path, uint8_t **out, char *why, size_t whylen
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         int e = errno;
-        say(why, whylen, path, strerror(e));
+        spro_files__say(why, whylen, path, strerror(e));
         return e == ENOENT ? SPRO_ENOENT : -e;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        say(why, whylen, path, "not a regular file");
+        spro_files__say(why, whylen, path, "not a regular file");
         return SPRO_EPERM;
     }
     if ((st.st_mode & 077) != 0) {
         close(fd);
-        say(why, whylen, path, "readable or writable by group or others; run: chmod 600 on it");
+        spro_files__say(why, whylen, path,
+                        "readable or writable by group or others; run: chmod 600 on it");
         return SPRO_EPERM;
     }
     uint8_t *key = spro_secret_alloc(SPRO_KEY_BYTES);
@@ -122,7 +101,7 @@ static int read_master(const char *path, uint8_t **out, char *why, size_t whylen
     close(fd);
     if (n != SPRO_KEY_BYTES || m != 0) {
         spro_secret_free(key);
-        say(why, whylen, path, "must hold exactly 32 bytes");
+        spro_files__say(why, whylen, path, "must hold exactly 32 bytes");
         return SPRO_EINTEGRITY;
     }
     *out = key;
@@ -179,14 +158,15 @@ static int read_salt(const char *path, struct salt_file *sf, char *why, size_t w
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         int e = errno;
-        say(why, whylen, path, strerror(e));
+        spro_files__say(why, whylen, path, strerror(e));
         return e == ENOENT ? SPRO_ENOENT : -e;
     }
     char text[SALT_FILE_MAX + 1];
     ssize_t n = read(fd, text, sizeof text);
     close(fd);
     if (n < 0 || n > SALT_FILE_MAX) {
-        say(why, whylen, path, n < 0 ? strerror(errno) : "too long to be a master salt file");
+        spro_files__say(why, whylen, path,
+                        n < 0 ? strerror(errno) : "too long to be a master salt file");
         return n < 0 ? -errno : SPRO_EINTEGRITY;
     }
     text[n] = '\0';
@@ -198,13 +178,14 @@ static int read_salt(const char *path, struct salt_file *sf, char *why, size_t w
                           "%33[0-9a-f]\n%n",
                &ops, &mem, hexsalt, &end) != 3 ||
         end != (int)n || strlen(hexsalt) != 2 * SPRO_PWHASH_SALT_BYTES) {
-        say(why, whylen, path,
-            "not a master salt file of this version (expected '" SALT_MAGIC
-            "', algorithm argon2id13, opslimit, memlimit, salt)");
+        spro_files__say(why, whylen, path,
+                        "not a master salt file of this version (expected '" SALT_MAGIC
+                        "', algorithm argon2id13, opslimit, memlimit, salt)");
         return SPRO_EINTEGRITY;
     }
     if (!costs_valid(ops, mem)) {
-        say(why, whylen, path, "opslimit or memlimit out of bounds (a damaged or altered file)");
+        spro_files__say(why, whylen, path,
+                        "opslimit or memlimit out of bounds (a damaged or altered file)");
         return SPRO_EINTEGRITY;
     }
     sf->ops = ops;
@@ -230,13 +211,14 @@ int spro_passphrase_read(const char *file, int fd, char **out, size_t *len, char
         fd = open(file, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
             int e = errno;
-            say(why, whylen, file, strerror(e));
+            spro_files__say(why, whylen, file, strerror(e));
             return -e;
         }
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077) != 0) {
             close(fd);
-            say(why, whylen, file, "readable or writable by group or others; run: chmod 600 on it");
+            spro_files__say(why, whylen, file,
+                            "readable or writable by group or others; run: chmod 600 on it");
             return SPRO_EPERM;
         }
     } else {
@@ -253,7 +235,7 @@ int spro_passphrase_read(const char *file, int fd, char **out, size_t *len, char
             continue;
         if (r < 0) {
             rc = -errno;
-            say(why, whylen, src, strerror(errno));
+            spro_files__say(why, whylen, src, strerror(errno));
             break;
         }
         if (r == 0)
@@ -267,10 +249,10 @@ int spro_passphrase_read(const char *file, int fd, char **out, size_t *len, char
     if (l > 0 && buf[l - 1] == '\r')
         l--;
     if (rc == 0 && l == 0) {
-        say(why, whylen, src, "empty passphrase (it is the first line)");
+        spro_files__say(why, whylen, src, "empty passphrase (it is the first line)");
         rc = SPRO_ECONFIG;
     } else if (rc == 0 && l > SPRO_PASSPHRASE_MAX) {
-        say(why, whylen, src, "passphrase longer than 1024 bytes");
+        spro_files__say(why, whylen, src, "passphrase longer than 1024 bytes");
         rc = SPRO_ECONFIG;
     }
     if (rc != 0) {
@@ -291,14 +273,14 @@ static int get_passphrase(const struct spro_datadir_options *o, const char *salt
 {
     *owned = NULL;
     if (!spro_datadir_options_have_passphrase(o)) {
-        say(why, whylen, salt_path,
-            "this data directory's master key comes from a passphrase; give it with "
-            "--passphrase-file FILE or --passphrase-fd N");
+        spro_files__say(why, whylen, salt_path,
+                        "this data directory's master key comes from a passphrase; give it with "
+                        "--passphrase-file FILE or --passphrase-fd N");
         return SPRO_ECONFIG;
     }
     if (o->passphrase != NULL) {
         if (o->passphrase_len < 1 || o->passphrase_len > SPRO_PASSPHRASE_MAX) {
-            say(why, whylen, salt_path, "the passphrase must be 1 to 1024 bytes");
+            spro_files__say(why, whylen, salt_path, "the passphrase must be 1 to 1024 bytes");
             return SPRO_ECONFIG;
         }
         *pp = o->passphrase;
@@ -330,7 +312,7 @@ static int unlock_master(const char *salt_path, const struct spro_datadir_option
         char msg[160];
         snprintf(msg, sizeof msg, "Argon2id could not get its %llu MiB of memory",
                  (unsigned long long)(sf.mem >> 20));
-        say(why, whylen, salt_path, rc == SPRO_ENOMEM ? msg : spro_strerror(rc));
+        spro_files__say(why, whylen, salt_path, rc == SPRO_ENOMEM ? msg : spro_strerror(rc));
         return rc;
     }
     *out = key;
@@ -397,12 +379,13 @@ static int populate(const char *tmp, const uint8_t *master, const struct salt_fi
     int version, rc;
 
     spro_crypto_derive(subkey, master, 1, SRVKEYS_CTX);
-    if ((rc = path_join(path, sizeof path, tmp, sf != NULL ? SALT_FILE : MASTER_FILE)) != 0 ||
+    if ((rc = spro_files__path_join(path, sizeof path, tmp,
+                                    sf != NULL ? SALT_FILE : MASTER_FILE)) != 0 ||
         (rc = sf != NULL ? write_salt(path, sf) : write_master(path, master)) != 0) {
-        say(why, whylen, path, spro_strerror(rc));
+        spro_files__say(why, whylen, path, spro_strerror(rc));
         goto out;
     }
-    if ((rc = path_join(path, sizeof path, tmp, DATA_FILE)) != 0 ||
+    if ((rc = spro_files__path_join(path, sizeof path, tmp, DATA_FILE)) != 0 ||
         (rc = spro_store__open(path, 1, spro_store__data_migrations,
                                spro_store__data_migrations_count, &data, &version, why, whylen)) !=
             0)
@@ -411,7 +394,7 @@ static int populate(const char *tmp, const uint8_t *master, const struct salt_fi
     snprintf(created, sizeof created, "%lld", (long long)time(NULL));
     if ((rc = spro_store__meta_put(data, "created_at", created)) != 0)
         goto out;
-    if ((rc = path_join(path, sizeof path, tmp, KEYS_FILE)) != 0 ||
+    if ((rc = spro_files__path_join(path, sizeof path, tmp, KEYS_FILE)) != 0 ||
         (rc = spro_store__open(path, 1, spro_store__keys_migrations,
                                spro_store__keys_migrations_count, &keys, &version, why, whylen)) !=
             0)
@@ -447,23 +430,9 @@ static void remove_tree(const char *tmp)
         KEYS_FILE,   KEYS_FILE "-wal", KEYS_FILE "-shm", GEN_FILE,         KEYS_GEN_FILE};
     char path[PATH_MAX];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (path_join(path, sizeof path, tmp, names[i]) == 0)
+        if (spro_files__path_join(path, sizeof path, tmp, names[i]) == 0)
             unlink(path);
     rmdir(tmp);
-}
-
-static int dir_is_empty(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            empty = 0;
-    closedir(d);
-    return empty;
 }
 
 int spro_datadir_init(const char *dir, char *why, size_t whylen)
@@ -477,8 +446,9 @@ int spro_datadir_init_ex(const char *dir, const struct spro_datadir_options *o, 
     struct stat st;
     if (why != NULL)
         why[0] = '\0';
-    if (stat(dir, &st) == 0 && (!S_ISDIR(st.st_mode) || !dir_is_empty(dir))) {
-        say(why, whylen, dir, "already exists and is not empty; refusing to overwrite it");
+    if (stat(dir, &st) == 0 && (!S_ISDIR(st.st_mode) || spro_files__dir_empty(dir) != 1)) {
+        spro_files__say(why, whylen, dir,
+                        "already exists and is not empty; refusing to overwrite it");
         return SPRO_EEXISTS;
     }
     /* The master key first: a bad passphrase or cost leaves nothing behind. */
@@ -493,12 +463,13 @@ int spro_datadir_init_ex(const char *dir, const struct spro_datadir_options *o, 
         size_t len;
         char *owned = NULL;
         if (!costs_valid(sf.ops, sf.mem)) {
-            say(why, whylen, dir, "Argon2id costs out of bounds");
+            spro_files__say(why, whylen, dir, "Argon2id costs out of bounds");
             rc = SPRO_ERANGE;
         } else if ((rc = get_passphrase(o, dir, &pp, &len, &owned, why, whylen)) == 0 &&
                    (rc = spro_crypto_pwhash(master, pp, len, sf.salt, sf.ops, sf.mem)) != 0) {
-            say(why, whylen, dir,
-                rc == SPRO_ENOMEM ? "Argon2id could not get its memory" : spro_strerror(rc));
+            spro_files__say(why, whylen, dir,
+                            rc == SPRO_ENOMEM ? "Argon2id could not get its memory"
+                                              : spro_strerror(rc));
         }
         spro_secret_free(owned);
         use_sf = &sf;
@@ -520,25 +491,16 @@ int spro_datadir_init_ex(const char *dir, const struct spro_datadir_options *o, 
     if (mkdtemp(tmp) == NULL) {
         int e = errno;
         spro_secret_free(master);
-        say(why, whylen, tmp, strerror(e));
+        spro_files__say(why, whylen, tmp, strerror(e));
         return -e;
     }
     rc = populate(tmp, master, use_sf, why, whylen);
     spro_secret_free(master);
-    if (rc == 0 && (rc = fsync_path(tmp, O_RDONLY | O_DIRECTORY)) != 0)
-        say(why, whylen, tmp, spro_strerror(rc));
-    if (rc == 0 && rename(tmp, dir) != 0) {
-        rc = errno == ENOTEMPTY || errno == EEXIST ? SPRO_EEXISTS : -errno;
-        say(why, whylen, dir, spro_strerror(rc));
-    }
-    if (rc != 0) {
+    if (rc == 0)
+        rc = spro_files__publish_dir(tmp, dir, why, whylen);
+    if (rc != 0)
         remove_tree(tmp);
-        return rc;
-    }
-    char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
-    fsync_path(dirname(parent), O_RDONLY | O_DIRECTORY);
-    return 0;
+    return rc;
 }
 
 int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, size_t whylen)
@@ -549,12 +511,13 @@ int spro_datadir_open(const char *dir, struct spro_datadir **out, char *why, siz
 /* "server keys do not open": the message for a wrong key of either kind. */
 static void say_wrong_key(char *why, size_t whylen, const char *keys_path, int passphrase)
 {
-    say(why, whylen, keys_path,
-        passphrase ? "wrong passphrase: the server keys do not open under the master key it "
-                     "gives (or master.salt does not belong with this keys.db); nothing was "
-                     "changed"
-                   : "server keys do not open under this master key (wrong master.key, or "
-                     "tampered keys.db); nothing was changed");
+    spro_files__say(why, whylen, keys_path,
+                    passphrase
+                        ? "wrong passphrase: the server keys do not open under the master key it "
+                          "gives (or master.salt does not belong with this keys.db); nothing was "
+                          "changed"
+                        : "server keys do not open under this master key (wrong master.key, or "
+                          "tampered keys.db); nothing was changed");
 }
 
 /* Whether the server's Noise key opens under master, read from keys.db
@@ -628,7 +591,7 @@ static int rename_synced(const char *dir, const char *from, const char *to)
 {
     if (rename(from, to) != 0)
         return -errno;
-    return fsync_path(dir, O_RDONLY | O_DIRECTORY);
+    return spro_files__fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
 
 /* Finishes or abandons a change of the master key that was interrupted
@@ -642,10 +605,10 @@ static int recover_master_change(const char *dir, const struct spro_datadir_opti
     static const char *const files[2] = {MASTER_FILE, SALT_FILE};
     for (int salted = 0; salted < 2; salted++) {
         char cur[PATH_MAX], nw[PATH_MAX], old[PATH_MAX], keys[PATH_MAX];
-        if (path_join(cur, sizeof cur, dir, files[salted]) != 0 ||
+        if (spro_files__path_join(cur, sizeof cur, dir, files[salted]) != 0 ||
             snprintf(nw, sizeof nw, "%s" NEW_SUFFIX, cur) >= (int)sizeof nw ||
             snprintf(old, sizeof old, "%s" OLD_SUFFIX, cur) >= (int)sizeof old ||
-            path_join(keys, sizeof keys, dir, KEYS_FILE) != 0)
+            spro_files__path_join(keys, sizeof keys, dir, KEYS_FILE) != 0)
             return -ENAMETOOLONG;
         if (access(nw, F_OK) != 0)
             continue;
@@ -679,7 +642,8 @@ static int recover_master_change(const char *dir, const struct spro_datadir_opti
             rc = keys_open_under(keys, key);
         spro_secret_free(key);
         if (rc == SPRO_EINTEGRITY) {
-            say(why, whylen, keys,
+            spro_files__say(
+                why, whylen, keys,
                 salted ? "wrong passphrase: keys.db opens under neither master.salt nor "
                          "master.salt.new (a change of the master key was interrupted: give "
                          "the new passphrase, or the old one); nothing was changed"
@@ -711,11 +675,9 @@ static int write_key_file_atomically(const char *path, const uint8_t *key, char 
         rc = -errno;
     unlink(tmp);
     if (rc == 0) {
-        char parent[PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", path);
-        fsync_path(dirname(parent), O_RDONLY | O_DIRECTORY);
+        spro_files__fsync_parent(path);
     } else {
-        say(why, whylen, path, spro_strerror(rc));
+        spro_files__say(why, whylen, path, spro_strerror(rc));
     }
     return rc;
 }
@@ -726,23 +688,25 @@ int spro_datadir_change_master(const char *dir, const struct spro_datadir_option
     char cur[PATH_MAX], nw[PATH_MAX], old[PATH_MAX], path[PATH_MAX];
     if (why != NULL)
         why[0] = '\0';
-    if (path_join(path, sizeof path, dir, SALT_FILE) != 0)
+    if (spro_files__path_join(path, sizeof path, dir, SALT_FILE) != 0)
         return -ENAMETOOLONG;
     int salted = access(path, F_OK) == 0;
     if ((n->key_file != NULL) == (n->passphrase != NULL) || (salted && n->key_file != NULL) ||
         (!salted && n->passphrase != NULL)) {
-        say(why, whylen, dir,
+        spro_files__say(
+            why, whylen, dir,
             salted ? "this directory's master key comes from a passphrase: give a new passphrase"
                    : "this directory has a key file: give a new key file");
         return SPRO_ECONFIG;
     }
-    if (path_join(cur, sizeof cur, dir, salted ? SALT_FILE : MASTER_FILE) != 0 ||
+    if (spro_files__path_join(cur, sizeof cur, dir, salted ? SALT_FILE : MASTER_FILE) != 0 ||
         snprintf(nw, sizeof nw, "%s" NEW_SUFFIX, cur) >= (int)sizeof nw ||
         snprintf(old, sizeof old, "%s" OLD_SUFFIX, cur) >= (int)sizeof old ||
-        path_join(path, sizeof path, dir, KEYS_FILE "-wal") != 0)
+        spro_files__path_join(path, sizeof path, dir, KEYS_FILE "-wal") != 0)
         return -ENAMETOOLONG;
     if (access(path, F_OK) == 0) {
-        say(why, whylen, path,
+        spro_files__say(
+            why, whylen, path,
             "keys.db is open in another process (stop spro-server first), or was not closed "
             "cleanly (run spro-admin check, then try again)");
         return SPRO_EEXISTS;
@@ -768,7 +732,8 @@ int spro_datadir_change_master(const char *dir, const struct spro_datadir_option
             rc = spro_crypto_pwhash(master, n->passphrase, n->passphrase_len, sf.salt, sf.ops,
                                     sf.mem);
         if (rc != 0)
-            say(why, whylen, dir, "cannot derive the new master key from the passphrase");
+            spro_files__say(why, whylen, dir,
+                            "cannot derive the new master key from the passphrase");
     } else {
         spro_crypto_random(master, SPRO_KEY_BYTES);
         rc = write_key_file_atomically(n->key_file, master, why, whylen);
@@ -778,9 +743,9 @@ int spro_datadir_change_master(const char *dir, const struct spro_datadir_option
         unlink(nw); /* left by an attempt that failed before step 2 */
         rc = salted ? write_salt(nw, &sf) : write_master(nw, master);
         if (rc == 0)
-            rc = fsync_path(dir, O_RDONLY | O_DIRECTORY);
+            rc = spro_files__fsync_path(dir, O_RDONLY | O_DIRECTORY);
         if (rc != 0)
-            say(why, whylen, nw, spro_strerror(rc));
+            spro_files__say(why, whylen, nw, spro_strerror(rc));
     }
     /* Step 2: everything master-wrapped, under the new key, in one transaction. */
     if (rc == 0)
@@ -813,10 +778,11 @@ int spro_datadir_change_master(const char *dir, const struct spro_datadir_option
                                                      {"sign", sign, sizeof sign}};
     struct spro_master_change m = {live, nlive, server, 2, root, (int64_t)time(NULL)};
     if (rc == 0 && (rc = spro_store__master_change(dd->keys, &m)) != 0)
-        say(why, whylen, dir,
-            rc == SPRO_EEXISTS ? "the KEK epochs changed meanwhile (a rotation?); nothing "
-                                 "was changed, try again"
-                               : spro_strerror(rc));
+        spro_files__say(why, whylen, dir,
+                        rc == SPRO_EEXISTS
+                            ? "the KEK epochs changed meanwhile (a rotation?); nothing "
+                              "was changed, try again"
+                            : spro_strerror(rc));
     spro_secret_free(master);
     spro_secret_free(kwk);
     spro_secret_free(srv);
@@ -829,7 +795,8 @@ int spro_datadir_change_master(const char *dir, const struct spro_datadir_option
     /* Step 3. */
     if (rename(cur, old) != 0 || rename_synced(dir, nw, cur) != 0) {
         rc = -errno;
-        say(why, whylen, cur,
+        spro_files__say(
+            why, whylen, cur,
             "keys.db is under the new key but the files could not be renamed; the next open "
             "finishes it");
     }
@@ -853,12 +820,12 @@ static int open_keyring(struct spro_datadir *dd, const char *dir, const char *ke
     else if (rc == SPRO_ENOENT)
         rc = 0; /* the root key is the master key */
     if (rc != 0) {
-        say(why, whylen, keys_path, "the root key does not open under the master key");
+        spro_files__say(why, whylen, keys_path, "the root key does not open under the master key");
         return rc;
     }
-    if ((rc = path_join(path, sizeof path, dir, KEYS_GEN_FILE)) != 0 ||
+    if ((rc = spro_files__path_join(path, sizeof path, dir, KEYS_GEN_FILE)) != 0 ||
         (rc = map_generation(path, &dd->keys_gen)) != 0) {
-        say(why, whylen, path, spro_strerror(rc));
+        spro_files__say(why, whylen, path, spro_strerror(rc));
         return rc;
     }
     dd->keyring = spro_keyring__create();
@@ -867,10 +834,11 @@ static int open_keyring(struct spro_datadir *dd, const char *dir, const char *ke
     rc = spro_keyring__current(dd, &epoch, kek);
     spro_secret_free(kek);
     if (rc != 0)
-        say(why, whylen, keys_path,
-            rc == SPRO_EINTEGRITY ? "the key-encryption keys do not open under the master key "
-                                    "(or no epoch is active)"
-                                  : spro_strerror(rc));
+        spro_files__say(why, whylen, keys_path,
+                        rc == SPRO_EINTEGRITY
+                            ? "the key-encryption keys do not open under the master key "
+                              "(or no epoch is active)"
+                            : spro_strerror(rc));
     return rc;
 }
 
@@ -892,8 +860,8 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
 
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        say(why, whylen, dir,
-            "no such data directory (create one with: spro-admin --data DIR init)");
+        spro_files__say(why, whylen, dir,
+                        "no such data directory (create one with: spro-admin --data DIR init)");
         rc = SPRO_ENOENT;
         goto fail;
     }
@@ -902,29 +870,31 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     /* Every file must be there before any is opened: opening creates WAL
      * files, and a half-present directory must be left exactly as it is. */
     char salt_path[PATH_MAX];
-    if ((rc = path_join(salt_path, sizeof salt_path, dir, SALT_FILE)) != 0 ||
-        (rc = path_join(path, sizeof path, dir, MASTER_FILE)) != 0)
+    if ((rc = spro_files__path_join(salt_path, sizeof salt_path, dir, SALT_FILE)) != 0 ||
+        (rc = spro_files__path_join(path, sizeof path, dir, MASTER_FILE)) != 0)
         goto fail;
     int salted = access(salt_path, F_OK) == 0;
     if (salted && access(path, F_OK) == 0) {
-        say(why, whylen, dir,
+        spro_files__say(
+            why, whylen, dir,
             "holds both master.key and master.salt; keep only the one that opens keys.db");
         rc = SPRO_ECONFIG;
         goto fail;
     }
     const char *needed[] = {salted ? SALT_FILE : MASTER_FILE, DATA_FILE, KEYS_FILE};
     for (size_t i = 0; i < 3; i++) {
-        if ((rc = path_join(path, sizeof path, dir, needed[i])) != 0)
+        if ((rc = spro_files__path_join(path, sizeof path, dir, needed[i])) != 0)
             goto fail;
         if (access(path, F_OK) != 0) {
-            say(why, whylen, path, "missing; this is not a complete data directory");
+            spro_files__say(why, whylen, path, "missing; this is not a complete data directory");
             rc = SPRO_ENOENT;
             goto fail;
         }
     }
     if (!salted && spro_datadir_options_have_passphrase(o)) {
-        path_join(path, sizeof path, dir, MASTER_FILE);
-        say(why, whylen, path,
+        spro_files__path_join(path, sizeof path, dir, MASTER_FILE);
+        spro_files__say(
+            why, whylen, path,
             "this data directory has a key file, not a passphrase; leave out --passphrase-file "
             "and --passphrase-fd");
         rc = SPRO_ECONFIG;
@@ -933,12 +903,12 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     if (salted) {
         rc = unlock_master(salt_path, o, &dd->master, why, whylen);
     } else {
-        path_join(path, sizeof path, dir, MASTER_FILE);
+        spro_files__path_join(path, sizeof path, dir, MASTER_FILE);
         rc = read_master(path, &dd->master, why, whylen);
     }
     if (rc != 0)
         goto fail;
-    path_join(path, sizeof path, dir, KEYS_FILE);
+    spro_files__path_join(path, sizeof path, dir, KEYS_FILE);
     if ((rc = server_key_precheck(path, dd->master)) != 0) {
         say_wrong_key(why, whylen, path, salted);
         goto fail;
@@ -958,7 +928,7 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
         if (rc == SPRO_EINTEGRITY)
             say_wrong_key(why, whylen, path, salted);
         else
-            say(why, whylen, path, spro_strerror(rc));
+            spro_files__say(why, whylen, path, spro_strerror(rc));
         goto fail;
     }
     if ((rc = open_keyring(dd, dir, path, why, whylen)) != 0)
@@ -966,14 +936,14 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     dd->audit_key = spro_secret_alloc(SPRO_KEY_BYTES);
     spro_audit_key_derive(dd->audit_key, dd->master);
     strcpy(dd->audit_actor, "server");
-    path_join(path, sizeof path, dir, DATA_FILE);
+    spro_files__path_join(path, sizeof path, dir, DATA_FILE);
     if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
                                whylen)) != 0)
         goto fail;
-    path_join(path, sizeof path, dir, GEN_FILE);
+    spro_files__path_join(path, sizeof path, dir, GEN_FILE);
     if ((rc = map_generation(path, &dd->gen)) != 0) {
-        say(why, whylen, path, spro_strerror(rc));
+        spro_files__say(why, whylen, path, spro_strerror(rc));
         goto fail;
     }
     spro_secret_free(subkey);

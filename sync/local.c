@@ -20,6 +20,7 @@
  * record type: the device needs no schema to know what is personal.
  */
 #include "local.h"
+#include "files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -588,12 +589,6 @@ static int hlc_save(struct spro_local *l, const struct spro_hlc *c, char *why, s
 
 /* ---- Opening ---- */
 
-static int path_join(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
-}
-
 static int write_all(int fd, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
@@ -772,8 +767,8 @@ int spro_local_open(struct spro_local **out, const char *dir, const struct spro_
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return fail(SPRO_ENOENT, why, whylen, "%s is not a directory", dir);
     char dbpath[4200], keypath[4200];
-    if (path_join(dbpath, sizeof dbpath, dir, DB_FILE) != 0 ||
-        path_join(keypath, sizeof keypath, dir, KEY_FILE) != 0)
+    if (spro_files__path_join(dbpath, sizeof dbpath, dir, DB_FILE) != 0 ||
+        spro_files__path_join(keypath, sizeof keypath, dir, KEY_FILE) != 0)
         return fail(-ENAMETOOLONG, why, whylen, "%s: path too long", dir);
     bool have_db = access(dbpath, F_OK) == 0, have_key = access(keypath, F_OK) == 0;
     int rc;

@@ -40,14 +40,14 @@ struct spro_db {
     size_t ncache;
 };
 
-static int fail(sqlite3 *db, const char *path, const char *what, char *why, size_t whylen)
+int spro_store__fail(sqlite3 *db, const char *path, const char *what, char *why, size_t whylen)
 {
     if (why != NULL)
         snprintf(why, whylen, "%s: %s: %s", path, what, db ? sqlite3_errmsg(db) : "out of memory");
     return SPRO_ESTORE;
 }
 
-static int exec(sqlite3 *db, const char *sql)
+int spro_store__exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : SPRO_ESTORE;
 }
@@ -74,11 +74,11 @@ static int migrate(sqlite3 *db, const char *path, const struct spro_migration *m
     for (size_t i = 0; i < count; i++)
         if (m[i].version != (int)i + 1)
             SPRO_BUG("migration list is not contiguous from 1");
-    if (exec(db, "BEGIN IMMEDIATE") != 0)
-        return fail(db, path, "cannot lock for migration", why, whylen);
+    if (spro_store__exec(db, "BEGIN IMMEDIATE") != 0)
+        return spro_store__fail(db, path, "cannot lock for migration", why, whylen);
     int v, rc = 0;
     if (user_version(db, &v) != 0) {
-        rc = fail(db, path, "cannot read schema version", why, whylen);
+        rc = spro_store__fail(db, path, "cannot read schema version", why, whylen);
     } else if (v < 0 || v > (int)count) {
         if (why != NULL)
             snprintf(why, whylen,
@@ -88,17 +88,17 @@ static int migrate(sqlite3 *db, const char *path, const struct spro_migration *m
         rc = SPRO_ESCHEMA_NEWER;
     } else {
         for (size_t i = (size_t)v; i < count && rc == 0; i++)
-            if (exec(db, m[i].sql) != 0)
-                rc = fail(db, path, "migration failed", why, whylen);
+            if (spro_store__exec(db, m[i].sql) != 0)
+                rc = spro_store__fail(db, path, "migration failed", why, whylen);
         char pragma[48];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %zu", count);
-        if (rc == 0 && exec(db, pragma) != 0)
-            rc = fail(db, path, "cannot set schema version", why, whylen);
-        if (rc == 0 && exec(db, "COMMIT") != 0)
-            rc = fail(db, path, "migration commit failed", why, whylen);
+        if (rc == 0 && spro_store__exec(db, pragma) != 0)
+            rc = spro_store__fail(db, path, "cannot set schema version", why, whylen);
+        if (rc == 0 && spro_store__exec(db, "COMMIT") != 0)
+            rc = spro_store__fail(db, path, "migration commit failed", why, whylen);
     }
     if (rc != 0) {
-        exec(db, "ROLLBACK");
+        spro_store__exec(db, "ROLLBACK");
         return rc;
     }
     *version = (int)count;
@@ -117,19 +117,21 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
     sqlite3 *db = NULL;
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        int rc = fail(db, path, "cannot open", why, whylen);
+        int rc = spro_store__fail(db, path, "cannot open", why, whylen);
         sqlite3_close(db);
         return rc;
     }
     sqlite3_busy_timeout(db, 5000);
     sqlite3_extended_result_codes(db, 1);
-    if (exec(db, "PRAGMA journal_mode = WAL") != 0 || exec(db, "PRAGMA synchronous = FULL") != 0 ||
-        exec(db, "PRAGMA foreign_keys = ON") != 0 || exec(db, "PRAGMA secure_delete = ON") != 0 ||
+    if (spro_store__exec(db, "PRAGMA journal_mode = WAL") != 0 ||
+        spro_store__exec(db, "PRAGMA synchronous = FULL") != 0 ||
+        spro_store__exec(db, "PRAGMA foreign_keys = ON") != 0 ||
+        spro_store__exec(db, "PRAGMA secure_delete = ON") != 0 ||
         /* 64 MiB of page cache, and reads through a memory map: a region's
          * records outgrow SQLite's 2 MiB default cache quickly. */
-        exec(db, "PRAGMA cache_size = -65536") != 0 ||
-        exec(db, "PRAGMA mmap_size = 1073741824") != 0) {
-        int rc = fail(db, path, "cannot configure", why, whylen);
+        spro_store__exec(db, "PRAGMA cache_size = -65536") != 0 ||
+        spro_store__exec(db, "PRAGMA mmap_size = 1073741824") != 0) {
+        int rc = spro_store__fail(db, path, "cannot configure", why, whylen);
         sqlite3_close(db);
         return rc;
     }
@@ -139,8 +141,8 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
      * file past 64 KiB and then, until the transaction ends, every page
      * an op's savepoint changes is written there, several times the
      * WAL's writes for a push. */
-    if (rc == 0 && exec(db, "PRAGMA temp_store = MEMORY") != 0)
-        rc = fail(db, path, "cannot configure", why, whylen);
+    if (rc == 0 && spro_store__exec(db, "PRAGMA temp_store = MEMORY") != 0)
+        rc = spro_store__fail(db, path, "cannot configure", why, whylen);
     if (rc != 0) {
         sqlite3_close(db);
         return rc;
@@ -181,7 +183,7 @@ static void unlock(struct spro_db *h)
 /* Puts "path: what: SQLite's message" into why; returns SPRO_ESTORE. */
 static int store_fail(struct spro_db *h, const char *what, char *why, size_t whylen)
 {
-    return fail(h->db, h->path, what, why, whylen);
+    return spro_store__fail(h->db, h->path, what, why, whylen);
 }
 
 int spro_store__ping(struct spro_db *db)
@@ -282,7 +284,7 @@ static int prepare(struct spro_db *h, const char *sql, sqlite3_stmt **st, char *
 static int begin(struct spro_db *h, char *why, size_t whylen)
 {
     lock(h);
-    if (exec(h->db, "BEGIN IMMEDIATE") == 0)
+    if (spro_store__exec(h->db, "BEGIN IMMEDIATE") == 0)
         return 0;
     int rc = store_fail(h, "cannot begin a transaction", why, whylen);
     unlock(h);
@@ -294,12 +296,12 @@ static int begin(struct spro_db *h, char *why, size_t whylen)
  * back then). */
 static int finish(struct spro_db *h, int commit, int rc, char *why, size_t whylen)
 {
-    if (commit && exec(h->db, "COMMIT") != 0) {
+    if (commit && spro_store__exec(h->db, "COMMIT") != 0) {
         rc = store_fail(h, "cannot commit", why, whylen);
         commit = 0;
     }
     if (!commit)
-        exec(h->db, "ROLLBACK");
+        spro_store__exec(h->db, "ROLLBACK");
     unlock(h);
     return rc;
 }
@@ -723,7 +725,7 @@ int spro_store__transaction(struct spro_db *db, enum spro_tx kind,
                             int (*fn)(struct spro_db *db, void *arg), void *arg)
 {
     lock(db);
-    if (exec(db->db, kind == SPRO_TX_WRITE ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
+    if (spro_store__exec(db->db, kind == SPRO_TX_WRITE ? "BEGIN IMMEDIATE" : "BEGIN") != 0) {
         unlock(db);
         return SPRO_ESTORE;
     }
@@ -731,10 +733,10 @@ int spro_store__transaction(struct spro_db *db, enum spro_tx kind,
     db->tx_thread = pthread_self();
     int rc = fn(db, arg);
     db->in_tx = 0;
-    if (rc == 0 && kind == SPRO_TX_WRITE && exec(db->db, "COMMIT") != 0)
+    if (rc == 0 && kind == SPRO_TX_WRITE && spro_store__exec(db->db, "COMMIT") != 0)
         rc = SPRO_ESTORE;
     if (rc != 0 || kind == SPRO_TX_READ)
-        exec(db->db, "ROLLBACK");
+        spro_store__exec(db->db, "ROLLBACK");
     unlock(db);
     return rc;
 }
@@ -772,12 +774,11 @@ static void tx_done(sqlite3_stmt *st)
     sqlite3_clear_bindings(st);
 }
 
-/* Steps a kept write statement: 0, SPRO_EEXISTS for a taken key, SPRO_ENOENT
- * for a missing referenced row, else SPRO_ESTORE. */
-static int tx_write(sqlite3_stmt *st)
+/* The code of a write statement's step result src: 0 when done,
+ * SPRO_EEXISTS for a taken key, SPRO_ENOENT for a missing referenced row,
+ * else SPRO_ESTORE. */
+static int write_code(int src)
 {
-    int src = sqlite3_step(st);
-    tx_done(st);
     if (src == SQLITE_DONE)
         return 0;
     if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
@@ -785,6 +786,14 @@ static int tx_write(sqlite3_stmt *st)
     if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
         return SPRO_ENOENT;
     return SPRO_ESTORE;
+}
+
+/* Steps a kept write statement: write_code() of the result. */
+static int tx_write(sqlite3_stmt *st)
+{
+    int src = sqlite3_step(st);
+    tx_done(st);
+    return write_code(src);
 }
 
 /* Steps a kept query for whether it has a row: *yes. */
@@ -799,6 +808,18 @@ static int tx_exists(sqlite3_stmt *st, int *yes)
 static void bind_str(sqlite3_stmt *st, int i, const char *s)
 {
     sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+/* Inside a transaction: *yes = 1 if the one-parameter query sql (a string
+ * literal of this file, "SELECT 1 ... ?1") finds a row for value, else 0.
+ * SPRO_ESTORE if it cannot run. */
+static int tx_exists_str(struct spro_db *db, const char *sql, const char *value, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, sql);
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, value);
+    return tx_exists(st, yes);
 }
 
 /* hlc values and op sequence numbers are below 2^63: they fit INTEGER. */
@@ -867,15 +888,7 @@ static int tx_write_key(sqlite3_stmt *st)
 {
     int src = sqlite3_step(st);
     tx_done(st);
-    if (src == SQLITE_CONSTRAINT_NOTNULL)
-        return SPRO_ENOENT;
-    if (src == SQLITE_DONE)
-        return 0;
-    if (src == SQLITE_CONSTRAINT_PRIMARYKEY || src == SQLITE_CONSTRAINT_UNIQUE)
-        return SPRO_EEXISTS;
-    if (src == SQLITE_CONSTRAINT_FOREIGNKEY)
-        return SPRO_ENOENT;
-    return SPRO_ESTORE;
+    return src == SQLITE_CONSTRAINT_NOTNULL ? SPRO_ENOENT : write_code(src);
 }
 
 int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq)
@@ -1073,11 +1086,7 @@ int spro_store__ben_touch(struct spro_db *db, const char *ben, int64_t *seq)
 
 int spro_store__org_exists(struct spro_db *db, const char *org, int *yes)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM organisations WHERE id = ?1");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    bind_str(st, 1, org);
-    return tx_exists(st, yes);
+    return tx_exists_str(db, "SELECT 1 FROM organisations WHERE id = ?1", org, yes);
 }
 
 int spro_store__scope_has(struct spro_db *db, const char *ben, const char *org, int *yes)
@@ -1616,11 +1625,7 @@ int spro_store__op_siblings_each(struct spro_db *db, const char *device, uint64_
 
 int spro_store__clamp_any(struct spro_db *db, const char *device, int *yes)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM clamps WHERE device_id = ?1 LIMIT 1");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    bind_str(st, 1, device);
-    return tx_exists(st, yes);
+    return tx_exists_str(db, "SELECT 1 FROM clamps WHERE device_id = ?1 LIMIT 1", device, yes);
 }
 
 int spro_store__clamp_put(struct spro_db *db, const char *device, uint64_t hlc, uint64_t ver_hlc)
@@ -2221,7 +2226,7 @@ int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
                               const uint8_t (*wrapped)[SPRO_WRAPPED_KEY_BYTES], size_t n)
 {
     lock(db);
-    int rc = exec(db->db, "BEGIN IMMEDIATE") == 0 ? 0 : SPRO_ESTORE;
+    int rc = spro_store__exec(db->db, "BEGIN IMMEDIATE") == 0 ? 0 : SPRO_ESTORE;
     sqlite3_stmt *st = rc == 0 ? kept_stmt(db, data_key_add_sql) : NULL;
     if (rc == 0 && st == NULL)
         rc = SPRO_ESTORE;
@@ -2239,9 +2244,9 @@ int spro_store__data_keys_add(struct spro_db *db, const char *const *bens,
         rc = tx_write(st);
     }
     if (rc == 0)
-        rc = exec(db->db, "COMMIT") == 0 ? 0 : SPRO_ESTORE;
+        rc = spro_store__exec(db->db, "COMMIT") == 0 ? 0 : SPRO_ESTORE;
     if (rc != 0)
-        exec(db->db, "ROLLBACK");
+        spro_store__exec(db->db, "ROLLBACK");
     unlock(db);
     return rc;
 }
@@ -2302,11 +2307,7 @@ int spro_store__erased_get(struct spro_db *db, const char *ben, struct spro_stor
 
 int spro_store__erased_has(struct spro_db *db, const char *ben, int *yes)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM erased WHERE ben = ?1");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    bind_str(st, 1, ben);
-    return tx_exists(st, yes);
+    return tx_exists_str(db, "SELECT 1 FROM erased WHERE ben = ?1", ben, yes);
 }
 
 int spro_store__erased_lookup(struct spro_db *db, const char *ben, int *yes)

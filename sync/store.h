@@ -33,6 +33,16 @@ extern const struct spro_migration spro_store__keys_migrations[];
 extern const size_t spro_store__keys_migrations_count;
 
 struct spro_db;
+struct sqlite3;
+
+/* For the store files (store.c, backup.c), which hold a raw SQLite handle:
+ * puts "path: what: SQLite's message" (or "out of memory" when db is NULL)
+ * into why (may be NULL) and returns SPRO_ESTORE. */
+int spro_store__fail(struct sqlite3 *db, const char *path, const char *what, char *why,
+                     size_t whylen);
+
+/* Runs the SQL text sql (any number of statements) on db: 0 or SPRO_ESTORE. */
+int spro_store__exec(struct sqlite3 *db, const char *sql);
 
 /* Opens (or, with create, creates) the SQLite database at path in WAL mode
  * with synchronous=FULL, then applies every migration above its

@@ -302,3 +302,99 @@ int dv_enrolled(struct dv_env *e, struct dv_dev *d, const char *user)
     dv_dev_new(d);
     return dv_handshake(e, d, &t, &r) == 0 && !d->wiped ? 0 : -1;
 }
+
+void dv_uuid(char out[37], uint32_t a, uint32_t b)
+{
+    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012x", a, b & 0xffff, (b >> 16) & 0xfff, a & 0xfff,
+             b ^ 0x5a5a5a);
+}
+
+/* The buffers of one sealed sync request and its answer: the frame sent,
+ * the plaintext of the answer (never more than an h_response body) and the
+ * arena its decoding needs. */
+struct sync_bufs {
+    uint8_t frame[65600];
+    uint8_t plain[sizeof(((struct h_response *)0)->body)];
+    uint8_t arena[SPRO_PROTO_ARENA_BYTES(sizeof(((struct h_response *)0)->body))];
+    struct h_response r;
+};
+
+/* Seals m to path with the next counter of d, posts it and decodes the
+ * answer into *reply (pointing into b).  0 or -1. */
+static int sync_call(struct dv_env *e, struct dv_dev *d, const char *path, const struct spro_msg *m,
+                     struct sync_bufs *b, struct spro_msg *reply)
+{
+    size_t len = dv_seal(d, m, "POST", path, d->counter++, b->frame, sizeof b->frame);
+    if (h_request(e->srv.port, "POST", path, "application/octet-stream", b->frame, len, &b->r) != 0)
+        return -1;
+    struct spro_arena a = {b->arena, 0, sizeof b->arena};
+    return dv_unseal_sync(d, &b->r, "POST", path, b->frame, b->plain, &a, reply);
+}
+
+int dv_push(struct dv_env *e, struct dv_dev *d, const struct spro_wire_op *ops, size_t n,
+            int *acked)
+{
+    struct sync_bufs *b = malloc(sizeof *b);
+    if (b == NULL)
+        return -1;
+    struct spro_msg m = {.type = SPRO_MSG_PUSH}, reply;
+    m.u.push.ops = ops;
+    m.u.push.nops = n;
+    int rc = -1;
+    if (sync_call(e, d, "/v1/sync/push", &m, b, &reply) == 0 && reply.type == SPRO_MSG_PUSH_REPLY &&
+        reply.u.push_reply.nresults == n) {
+        for (size_t i = 0; i < n; i++)
+            acked[i] = reply.u.push_reply.results[i].status == SPRO_RESULT_ACK ? 1 : 2;
+        rc = 0;
+    }
+    free(b);
+    return rc;
+}
+
+int dv_push_ben(struct dv_env *e, struct dv_dev *d, uint64_t seq, const char *ben,
+                const char *value, uint64_t hlc)
+{
+    struct spro_wire_edit ed = {0};
+    ed.name = (struct spro_bytes){(const uint8_t *)"given_name", 10};
+    ed.val.kind = SPRO_VALUE_STR;
+    ed.val.s = (struct spro_bytes){(const uint8_t *)value, strlen(value)};
+    struct spro_wire_op op = {0};
+    op.seq = seq;
+    op.rtype = (struct spro_bytes){(const uint8_t *)"beneficiary", 11};
+    op.rid = op.ben = (struct spro_bytes){(const uint8_t *)ben, 36};
+    op.schema = 1;
+    op.hlc = hlc;
+    op.set = &ed;
+    op.nset = 1;
+    int acked;
+    return dv_push(e, d, &op, 1, &acked) == 0 && acked == 1 ? 0 : -1;
+}
+
+int dv_pull_all(struct dv_env *e, struct dv_dev *d, uint32_t limit,
+                void (*fn)(const struct spro_wire_record *r, void *arg), void *arg)
+{
+    struct sync_bufs *b = malloc(sizeof *b);
+    if (b == NULL)
+        return -1;
+    uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
+    size_t clen = 0;
+    int rc = -1;
+    for (int rounds = 0; rounds < 1000; rounds++) {
+        struct spro_msg m = {.type = SPRO_MSG_PULL}, reply;
+        m.u.pull.cursor = (struct spro_bytes){cursor, clen};
+        m.u.pull.limit = limit;
+        if (sync_call(e, d, "/v1/sync/pull", &m, b, &reply) != 0 ||
+            reply.type != SPRO_MSG_PULL_REPLY)
+            break;
+        for (size_t i = 0; i < reply.u.pull_reply.nrecords; i++)
+            fn(&reply.u.pull_reply.records[i], arg);
+        clen = reply.u.pull_reply.cursor.len;
+        memcpy(cursor, reply.u.pull_reply.cursor.p, clen);
+        if (!reply.u.pull_reply.more) {
+            rc = 0;
+            break;
+        }
+    }
+    free(b);
+    return rc;
+}

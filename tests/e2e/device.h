@@ -104,4 +104,31 @@ bool dv_bytes_is(struct spro_bytes b, const char *s);
 /* An enrolled device with a session, for the tests that start from one. */
 int dv_enrolled(struct dv_env *e, struct dv_dev *d, const char *user);
 
+/* ---- Pushing and pulling (POST /v1/sync/push and /v1/sync/pull) ---- */
+
+/* A beneficiary id for tests: a lowercase UUID (36 characters and a NUL
+ * into out) made from a and b, distinct for distinct (a, b). */
+void dv_uuid(char out[37], uint32_t a, uint32_t b);
+
+/* Sends ops[0..n) in one sealed push with the next counter of d.  On a
+ * complete answer (one result per op) sets acked[i] to 1 for an ack and 2
+ * for any other result, and returns 0; returns -1 when no such answer came
+ * (connection cut, server gone, an error message), acked unchanged.  The
+ * encoded push must fit 65,600 bytes.  Thread-safe for distinct d. */
+int dv_push(struct dv_env *e, struct dv_dev *d, const struct spro_wire_op *ops, size_t n,
+            int *acked);
+
+/* Pushes one op: a new beneficiary ben (36 characters) with given_name =
+ * value, at seq and hlc.  0 if it was acknowledged, -1 otherwise. */
+int dv_push_ben(struct dv_env *e, struct dv_dev *d, uint64_t seq, const char *ben,
+                const char *value, uint64_t hlc);
+
+/* Pulls everything in d's scope from an empty cursor, `limit` records a
+ * request, until the server says there is no more (at most 1000 requests),
+ * calling fn(record, arg) for every record in order; the record is valid
+ * during the call only.  0, or -1 on any failure (fn may have been called
+ * for some records). */
+int dv_pull_all(struct dv_env *e, struct dv_dev *d, uint32_t limit,
+                void (*fn)(const struct spro_wire_record *r, void *arg), void *arg);
+
 #endif

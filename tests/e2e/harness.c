@@ -1,6 +1,7 @@
 /* harness.c: see harness.h. */
 #include "harness.h"
 
+#include "crypto/crypto.h"
 #include "proto/proto.h"
 
 #include <arpa/inet.h>
@@ -11,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +33,8 @@ static bool ends_with(const char *s, const char *tail)
 
 int h_main(const struct check_test *tests, size_t n, int argc, char **argv)
 {
+    if (spro_crypto_init() != 0)
+        return 1;
     if (argc < 3) {
         fprintf(stderr, "usage: %s SPRO_SERVER SPRO_ADMIN [SPRO_CLIENT] [TEST]...\n", argv[0]);
         return 2;
@@ -432,5 +436,50 @@ bool h_tls_files(char *cert, char *key, size_t cap)
         fprintf(stderr, "openssl req failed: %s\n", out);
         return false;
     }
+    return true;
+}
+
+/* Runs bin with the arguments of ap up to the NULL (at most max of them). */
+static int run_va(char *out, size_t cap, const char *bin, int max, va_list ap)
+{
+    const char *argv[32];
+    int n = 0;
+    argv[n++] = bin;
+    const char *a;
+    while (n <= max && (a = va_arg(ap, const char *)) != NULL)
+        argv[n++] = a;
+    argv[n] = NULL;
+    return h_run(argv, out, cap);
+}
+
+int h_runl(char *out, size_t cap, const char *bin, ...)
+{
+    va_list ap;
+    va_start(ap, bin);
+    int rc = run_va(out, cap, bin, 30, ap);
+    va_end(ap);
+    return rc;
+}
+
+int h_admin(char *out, size_t cap, ...)
+{
+    va_list ap;
+    va_start(ap, cap);
+    int rc = run_va(out, cap, h_admin_bin, 14, ap);
+    va_end(ap);
+    return rc;
+}
+
+bool h_line_value(const char *out, const char *prefix, char *val, size_t cap)
+{
+    const char *p = strstr(out, prefix);
+    if (p == NULL || cap == 0)
+        return false;
+    p += strlen(prefix);
+    size_t n = strcspn(p, "\r\n");
+    if (n >= cap)
+        return false;
+    memcpy(val, p, n);
+    val[n] = '\0';
     return true;
 }

@@ -24,8 +24,9 @@ extern const char *h_client_bin;
 
 /* main() of an end-to-end test program: argv is SPRO_SERVER SPRO_ADMIN
  * [SPRO_CLIENT] [TEST]...; the third is taken as the client when its name
- * ends with "spro-client".  Runs the tests (check_run) and returns the exit
- * status. */
+ * ends with "spro-client".  Initialises the crypto library
+ * (spro_crypto_init: 1 if that fails, before any test), runs the tests
+ * (check_run) and returns the exit status. */
 int h_main(const struct check_test *tests, size_t n, int argc, char **argv);
 
 /* A fresh temporary directory for this program (removed at exit). */
@@ -56,6 +57,24 @@ void h_server_kill(struct h_server *s);
 /* Runs a program to completion; returns its exit status, capturing its
  * stdout+stderr into out (NUL-terminated, cut at cap). */
 int h_run(const char *const *argv, char *out, size_t cap);
+
+/* Runs bin with the NULL-terminated arguments that follow (at most 30; any
+ * further are dropped), like h_run: returns its exit status, its stdout and
+ * stderr in out (NUL-terminated, cut at cap). */
+__attribute__((sentinel)) int h_runl(char *out, size_t cap, const char *bin, ...);
+
+/* The same for spro-admin (h_admin_bin), with at most 14 arguments. */
+__attribute__((sentinel)) int h_admin(char *out, size_t cap, ...);
+
+/* h_runl of spro-admin or spro-client into the array out (its size taken
+ * with sizeof), the NULL added. */
+#define H_ADMIN(out, ...) h_runl(out, sizeof out, h_admin_bin, __VA_ARGS__, (const char *)NULL)
+#define H_CLIENT(out, ...) h_runl(out, sizeof out, h_client_bin, __VA_ARGS__, (const char *)NULL)
+
+/* The text after the first occurrence of prefix in out, up to the end of
+ * its line (CR or LF), copied into val (cap bytes, NUL-terminated).  false,
+ * val unchanged, when prefix does not occur or the text does not fit. */
+bool h_line_value(const char *out, const char *prefix, char *val, size_t cap);
 
 /* Whole content of the server's log so far (malloc'd; free it). */
 char *h_server_log(const struct h_server *s);

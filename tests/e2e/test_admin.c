@@ -11,31 +11,17 @@
 #include "harness.h"
 #include "sync/sync.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Runs spro-admin with the NULL-terminated arguments (at most 15);
- * returns its exit status, its stdout and stderr in out. */
-__attribute__((sentinel)) static int admin(char *out, size_t cap, ...)
-{
-    const char *argv[16] = {h_admin_bin};
-    va_list ap;
-    va_start(ap, cap);
-    for (int i = 1; i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL; i++)
-        ;
-    va_end(ap);
-    return h_run(argv, out, cap);
-}
-
 static void test_init_then_info(void)
 {
     char dir[600], out[4096], fp1[128] = "", fp2[128] = "";
     snprintf(dir, sizeof dir, "%s/fresh", h_tmpdir());
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "init", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "init", NULL), 0);
     const char *p = strstr(out, "server key fingerprint: ");
     CHECK(p != NULL);
     sscanf(p + 24, "%127s", fp1);
@@ -45,7 +31,7 @@ static void test_init_then_info(void)
     struct stat st;
     CHECK_EQ(stat(key, &st), 0);
     CHECK_EQ(st.st_mode & 0777, 0600);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", NULL), 0);
     char schema[32];
     snprintf(schema, sizeof schema, "schema: %d\n", SPRO_DATA_SCHEMA);
     CHECK(strstr(out, schema) != NULL);
@@ -60,10 +46,10 @@ static void test_init_refuses_existing(void)
     char dir[600], out[4096], key[700];
     snprintf(dir, sizeof dir, "%s/twice", h_tmpdir());
     snprintf(key, sizeof key, "%s/master.key", dir);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "init", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "init", NULL), 0);
     struct stat before, after;
     CHECK_EQ(stat(key, &before), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "init", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "init", NULL), 1);
     CHECK(strstr(out, "refusing to overwrite") != NULL);
     CHECK_EQ(stat(key, &after), 0);
     CHECK_EQ(before.st_ino, after.st_ino);
@@ -74,7 +60,7 @@ static void test_info_refuses_missing(void)
 {
     char dir[600], out[4096];
     snprintf(dir, sizeof dir, "%s/nowhere", h_tmpdir());
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", NULL), 1);
     CHECK(strstr(out, "nowhere") != NULL);
     CHECK(access(dir, F_OK) != 0); /* not created by a read */
 }
@@ -82,13 +68,13 @@ static void test_info_refuses_missing(void)
 static void test_help_everywhere(void)
 {
     char out[4096];
-    CHECK_EQ(admin(out, sizeof out, "--help", NULL, NULL, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--help", NULL, NULL, NULL), 0);
     CHECK(strstr(out, "init") != NULL && strstr(out, "info") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "init", "--help", NULL, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "init", "--help", NULL, NULL), 0);
     CHECK(strstr(out, "usage: spro-admin --data DIR init") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "info", "--help", NULL, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "info", "--help", NULL, NULL), 0);
     CHECK(strstr(out, "usage: spro-admin --data DIR info") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--version", NULL, NULL, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--version", NULL, NULL, NULL), 0);
     CHECK(strncmp(out, "spro-admin ", 11) == 0);
     static const char *const cmds[][2] = {{"org", "add"},       {"user", "add"},
                                           {"device", "invite"}, {"device", "list"},
@@ -96,26 +82,26 @@ static void test_help_everywhere(void)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char want[64];
         snprintf(want, sizeof want, "usage: spro-admin --data DIR %s %s", cmds[i][0], cmds[i][1]);
-        CHECK_EQ(admin(out, sizeof out, cmds[i][0], cmds[i][1], "--help", NULL), 0);
+        CHECK_EQ(h_admin(out, sizeof out, cmds[i][0], cmds[i][1], "--help", NULL), 0);
         CHECK(strstr(out, want) != NULL);
-        CHECK_EQ(admin(out, sizeof out, "--help", NULL), 0);
+        CHECK_EQ(h_admin(out, sizeof out, "--help", NULL), 0);
         CHECK(strstr(out, cmds[i][1]) != NULL);
     }
-    CHECK_EQ(admin(out, sizeof out, "device", "--help", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "device", "--help", NULL), 0);
     CHECK(strstr(out, "device invite") != NULL && strstr(out, "device wipe") != NULL);
 }
 
 static void test_usage_errors(void)
 {
     char out[4096];
-    CHECK_EQ(admin(out, sizeof out, NULL, NULL, NULL, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, NULL, NULL, NULL, NULL), 2);
     CHECK(strstr(out, "usage:") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "frobnicate", NULL, NULL, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "frobnicate", NULL, NULL, NULL), 2);
     CHECK(strstr(out, "unknown command 'frobnicate'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--bogus", "init", NULL, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--bogus", "init", NULL, NULL), 2);
     CHECK(strstr(out, "unknown option '--bogus'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", "", "init", NULL), 2);
-    CHECK_EQ(admin(out, sizeof out, "init", "extra", NULL, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", "", "init", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "init", "extra", NULL, NULL), 2);
     CHECK(strstr(out, "unexpected argument 'extra'") != NULL);
 }
 
@@ -126,10 +112,10 @@ static const char *org_dir(const char *name)
     static char dir[600];
     char out[1024];
     snprintf(dir, sizeof dir, "%s", h_make_datadir(name));
-    if (admin(out, sizeof out, "--data", dir, "org", "add", "cio-rennes", "--name", "CIO de Rennes",
-              "--kind", "cio", NULL) != 0 ||
-        admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "cio-rennes",
-              NULL) != 0) {
+    if (h_admin(out, sizeof out, "--data", dir, "org", "add", "cio-rennes", "--name",
+                "CIO de Rennes", "--kind", "cio", NULL) != 0 ||
+        h_admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "cio-rennes",
+                NULL) != 0) {
         fprintf(stderr, "cannot set up %s: %s\n", dir, out);
         exit(1);
     }
@@ -162,7 +148,7 @@ static int line_value(const char *out, const char *prefix, char *val, size_t cap
 static int noise_public(const char *dir, uint8_t pk[SPRO_KEY_BYTES])
 {
     char out[4096], hex[128];
-    if (admin(out, sizeof out, "--data", dir, "info", NULL) != 0 ||
+    if (h_admin(out, sizeof out, "--data", dir, "info", NULL) != 0 ||
         line_value(out, "noise public key: ", hex, sizeof hex) != 0 ||
         strlen(hex) != 2 * SPRO_KEY_BYTES)
         return -1;
@@ -175,67 +161,68 @@ static void test_org_and_user_add(void)
 {
     char out[4096];
     const char *dir = h_make_datadir("orgs");
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "ml-brest", "--name",
-                   "Mission locale de Brest", "--kind", "mission-locale", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "ml-brest", "--name",
+                     "Mission locale de Brest", "--kind", "mission-locale", NULL),
              0);
     CHECK(strstr(out, "added organisation ml-brest (mission-locale): Mission locale de Brest") !=
           NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "ft.quimper",
-                   "--kind=france-travail", "--name=France Travail Quimper", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "ft.quimper",
+                     "--kind=france-travail", "--name=France Travail Quimper", NULL),
              0);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "ml-brest", NULL),
+        h_admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "ml-brest", NULL),
         0);
     CHECK(strstr(out, "added user alice (counsellor) to organisation ml-brest") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "user", "add", "bob", "--org", "ft.quimper",
-                   "--role", "supervisor", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "user", "add", "bob", "--org", "ft.quimper",
+                     "--role", "supervisor", NULL),
              0);
     CHECK(strstr(out, "added user bob (supervisor)") != NULL);
 
     /* Refusals: 1 for what the data forbids, 2 for bad usage or values. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "ml-brest", "--name", "Again",
-                   "--kind", "other", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "ml-brest", "--name", "Again",
+                     "--kind", "other", NULL),
              1);
     CHECK(strstr(out, "spro-admin org add: organisation 'ml-brest' already exists") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "x", "--name", "X", "--kind",
-                   "school", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "x", "--name", "X", "--kind",
+                     "school", NULL),
              2);
     CHECK(strstr(out, "invalid organisation kind 'school': use one of cio, mission-locale") !=
           NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "x", "--kind", "cio", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "x", "--kind", "cio", NULL), 2);
     CHECK(strstr(out, "spro-admin org add: missing --name NAME") != NULL);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "org", "add", "x", "--kind", "cio", "--name", NULL),
+        h_admin(out, sizeof out, "--data", dir, "org", "add", "x", "--kind", "cio", "--name", NULL),
         2);
     CHECK(strstr(out, "--name needs a value") != NULL);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "org", "add", "--name", "X", "--kind", "cio", NULL),
+        h_admin(out, sizeof out, "--data", dir, "org", "add", "--name", "X", "--kind", "cio", NULL),
         2);
     CHECK(strstr(out, "missing ORG_ID") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "a/b", "--name", "X", "--kind",
-                   "cio", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "a/b", "--name", "X", "--kind",
+                     "cio", NULL),
              2);
     CHECK(strstr(out, "invalid organisation id 'a/b'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", "add", "x", "--name", "X", "--kind",
-                   "cio", "--colour", "red", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "x", "--name", "X", "--kind",
+                     "cio", "--colour", "red", NULL),
              2);
     CHECK(strstr(out, "unknown option '--colour'") != NULL);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "user", "add", "carol", "--org", "nowhere", NULL), 1);
+        h_admin(out, sizeof out, "--data", dir, "user", "add", "carol", "--org", "nowhere", NULL),
+        1);
     CHECK(strstr(out, "spro-admin user add: no organisation 'nowhere'") != NULL);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "ml-brest", NULL),
+        h_admin(out, sizeof out, "--data", dir, "user", "add", "alice", "--org", "ml-brest", NULL),
         1);
     CHECK(strstr(out, "user 'alice' already exists") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "user", "add", "carol", "--org", "ml-brest",
-                   "--role", "boss", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "user", "add", "carol", "--org", "ml-brest",
+                     "--role", "boss", NULL),
              2);
     CHECK(strstr(out, "invalid role 'boss'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "user", "add", "carol", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "user", "add", "carol", NULL), 2);
     CHECK(strstr(out, "missing --org ORG_ID") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "org", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", NULL), 2);
     CHECK(strstr(out, "spro-admin org: missing subcommand") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "frob", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "frob", NULL), 2);
     CHECK(strstr(out, "spro-admin device: unknown subcommand 'frob'") != NULL);
 }
 
@@ -263,7 +250,8 @@ static void test_device_invite(void)
     spro_crypto_fingerprint_bytes(fp, pk);
 
     int64_t before = (int64_t)time(NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", NULL),
+             0);
     CHECK_EQ(line_value(out, "ticket: ", line, sizeof line), 0);
     CHECK(strncmp(line, "spro1:", 6) == 0);
     struct spro_ticket_string t;
@@ -306,8 +294,8 @@ static void test_device_invite(void)
     }
 
     /* --url, --ttl and --no-qr. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", "--url",
-                   "https://sync.example.org:8443", "--ttl", "3600", "--no-qr", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", "--url",
+                     "https://sync.example.org:8443", "--ttl", "3600", "--no-qr", NULL),
              0);
     CHECK_EQ(line_value(out, "ticket: ", line, sizeof line), 0);
     CHECK_EQ(spro_ticket_parse(&t, line), 0);
@@ -318,14 +306,14 @@ static void test_device_invite(void)
     CHECK(strstr(out, "\u2588") == NULL && strstr(out, "\u2584") == NULL);
 
     /* Refusals: no ticket line, nothing issued. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "nobody", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "nobody", NULL),
              1);
     CHECK(strstr(out, "spro-admin device invite: no user 'nobody'") != NULL);
     CHECK(strstr(out, "ticket:") == NULL);
     static const char *const bad_ttls[] = {"59", "86401", "15m", "", "-900", "9999999999999999999"};
     for (size_t i = 0; i < sizeof bad_ttls / sizeof bad_ttls[0]; i++) {
-        CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice",
-                       "--ttl", bad_ttls[i], NULL),
+        CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice",
+                         "--ttl", bad_ttls[i], NULL),
                  2);
         CHECK(strstr(out, "--ttl must be a whole number of seconds from 60 to 86400") != NULL);
         CHECK(strstr(out, "ticket:") == NULL);
@@ -333,12 +321,12 @@ static void test_device_invite(void)
     static const char *const bad_urls[] = {"ftp://host", "http://host/path", "host:8080", "http://",
                                            "http://a b"};
     for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++) {
-        CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice",
-                       "--url", bad_urls[i], NULL),
+        CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice",
+                         "--url", bad_urls[i], NULL),
                  2);
         CHECK(strstr(out, "invalid --url") != NULL);
     }
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "invite", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "invite", NULL), 2);
     CHECK(strstr(out, "missing --user USER_ID") != NULL);
 }
 
@@ -350,8 +338,8 @@ static int enrol(const char *dir, struct spro_device *d)
     struct spro_ticket_string t;
     struct spro_datadir *dd;
     uint8_t pk[SPRO_KEY_BYTES], sk[SPRO_KEY_BYTES];
-    if (admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", "--no-qr",
-              NULL) != 0 ||
+    if (h_admin(out, sizeof out, "--data", dir, "device", "invite", "--user", "alice", "--no-qr",
+                NULL) != 0 ||
         line_value(out, "ticket: ", line, sizeof line) != 0 || spro_ticket_parse(&t, line) != 0 ||
         spro_datadir_open(dir, &dd, NULL, 0) != 0)
         return -1;
@@ -375,9 +363,9 @@ static void test_device_list_revoke_wipe(void)
 {
     char out[16384], want[256];
     const char *dir = org_dir("devices");
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
     CHECK(strstr(out, "DEVICE") != NULL && strstr(out, "LAST SEEN") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
     CHECK_STR(out, "[]\n");
 
     struct spro_device d[3];
@@ -388,7 +376,7 @@ static void test_device_list_revoke_wipe(void)
     struct h_server srv;
     CHECK_EQ(h_server_start(&srv, dir, NULL), 0);
 
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
     CHECK_EQ(count(out, " active "), 3);
     CHECK_EQ(count(out, " alice "), 3);
     CHECK_EQ(count(out, " cio-rennes "), 3);
@@ -396,39 +384,39 @@ static void test_device_list_revoke_wipe(void)
     CHECK(strstr(out, d[1].id) < strstr(out, d[2].id));
 
     /* d0: revoked; again is a note; no wipe order after. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", d[0].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", d[0].id, NULL), 0);
     CHECK(strstr(out, "revoked") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", d[0].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", d[0].id, NULL), 0);
     CHECK(strstr(out, "already revoked; nothing changed") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", d[0].id, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", d[0].id, NULL), 1);
     CHECK(strstr(out, "is revoked; it cannot be ordered to wipe") != NULL);
 
     /* d1: wipe order, then revoked. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", d[1].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", d[1].id, NULL), 0);
     CHECK(strstr(out, "ordered to wipe") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", d[1].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", d[1].id, NULL), 0);
     CHECK(strstr(out, "already wipe_pending") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
     json_head(want, sizeof want, &d[1], "wipe_pending");
     CHECK(strstr(out, want) != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", d[1].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", d[1].id, NULL), 0);
 
     /* d2: wipe order delivered (as the server marks it), then it stays wiped. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", d[2].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", d[2].id, NULL), 0);
     struct spro_datadir *dd;
     CHECK_EQ(spro_datadir_open(dir, &dd, NULL, 0), 0);
     int rc = spro_device_wiped(dd, d[2].rowid);
     spro_datadir_close(dd);
     CHECK_EQ(rc, 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", d[2].id, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", d[2].id, NULL), 0);
     CHECK(strstr(out, "already wiped") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", d[2].id, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", d[2].id, NULL), 1);
 
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", NULL), 0);
     CHECK_EQ(count(out, " revoked "), 2);
     CHECK_EQ(count(out, " wiped "), 1);
     CHECK_EQ(count(out, " active "), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", "--json", NULL), 0);
     CHECK(out[0] == '[');
     CHECK_EQ(count(out, "\"id\": "), 3);
     json_head(want, sizeof want, &d[0], "revoked");
@@ -440,17 +428,17 @@ static void test_device_list_revoke_wipe(void)
     CHECK_EQ(count(out, "\"last_seen\": \"20"), 3);
 
     /* Unknown and malformed device ids. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke",
-                   "00000000-0000-4000-8000-000000000000", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke",
+                     "00000000-0000-4000-8000-000000000000", NULL),
              1);
     CHECK(strstr(out, "no device '00000000-0000-4000-8000-000000000000'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "wipe", "nope", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "wipe", "nope", NULL), 1);
     CHECK(strstr(out, "spro-admin device wipe: no device 'nope'") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", "not/an id", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", "not/an id", NULL), 2);
     CHECK(strstr(out, "invalid device id") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "revoke", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "revoke", NULL), 2);
     CHECK(strstr(out, "missing DEVICE_ID") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "device", "list", "--json=yes", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "device", "list", "--json=yes", NULL), 2);
 
     /* The server kept serving throughout. */
     struct h_response r;
@@ -472,7 +460,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (spro_crypto_init() != 0)
-        return 1;
     return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -16,7 +16,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -28,19 +27,6 @@
 /* Argon2id at its cheapest: tests must not spend seconds per command. */
 #define KDF_OPS "1"
 #define KDF_MEM "64K"
-
-/* Runs spro-admin with the NULL-terminated arguments (at most 15);
- * returns its exit status, its stdout and stderr in out. */
-__attribute__((sentinel)) static int admin(char *out, size_t cap, ...)
-{
-    const char *argv[16] = {h_admin_bin};
-    va_list ap;
-    va_start(ap, cap);
-    for (int i = 1; i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL; i++)
-        ;
-    va_end(ap);
-    return h_run(argv, out, cap);
-}
 
 static const char *tmp_path(char *buf, size_t cap, const char *name)
 {
@@ -60,49 +46,6 @@ static void write_file(const char *path, const char *text, mode_t mode)
 
 /* ---- Pushing and pulling through the raw device (as test_sync.c) ---- */
 
-static void uuid(char out[37], uint32_t a, uint32_t b)
-{
-    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012x", a, b & 0xffff, (b >> 16) & 0xfff, a & 0xfff,
-             b ^ 0x5a5a5a);
-}
-
-/* Pushes one op: a new beneficiary ben with given_name = value.  0 if it
- * was acknowledged, -1 otherwise. */
-static int push_one(struct dv_env *e, struct dv_dev *d, uint64_t seq, const char *ben,
-                    const char *value, uint64_t hlc)
-{
-    static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)], plain[65536], frame[65600];
-    struct spro_wire_edit ed = {0};
-    ed.name = (struct spro_bytes){(const uint8_t *)"given_name", 10};
-    ed.val.kind = SPRO_VALUE_STR;
-    ed.val.s = (struct spro_bytes){(const uint8_t *)value, strlen(value)};
-    struct spro_wire_op op = {0};
-    op.seq = seq;
-    op.rtype = (struct spro_bytes){(const uint8_t *)"beneficiary", 11};
-    op.rid = op.ben = (struct spro_bytes){(const uint8_t *)ben, 36};
-    op.schema = 1;
-    op.hlc = hlc;
-    op.set = &ed;
-    op.nset = 1;
-    struct spro_msg m = {.type = SPRO_MSG_PUSH};
-    m.u.push.ops = &op;
-    m.u.push.nops = 1;
-    size_t len = dv_seal(d, &m, "POST", "/v1/sync/push", d->counter++, frame, sizeof frame);
-    struct h_response *r = malloc(sizeof *r);
-    int rc =
-        h_request(e->srv.port, "POST", "/v1/sync/push", "application/octet-stream", frame, len, r);
-    struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-    struct spro_msg reply;
-    if (rc == 0 && dv_unseal_sync(d, r, "POST", "/v1/sync/push", frame, plain, &a, &reply) == 0 &&
-        reply.type == SPRO_MSG_PUSH_REPLY && reply.u.push_reply.nresults == 1 &&
-        reply.u.push_reply.results[0].status == SPRO_RESULT_ACK)
-        rc = 0;
-    else
-        rc = -1;
-    free(r);
-    return rc;
-}
-
 #define MAX_PUSHES 4000
 
 /* The beneficiaries a device pulled. */
@@ -120,37 +63,6 @@ static void note_ben(const struct spro_wire_record *r, void *arg)
     }
 }
 
-/* Pulls everything in scope; calls fn for every record.  0 or -1. */
-static int pull_all(struct dv_env *e, struct dv_dev *d,
-                    void (*fn)(const struct spro_wire_record *r, void *arg), void *arg)
-{
-    static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)], plain[65536], frame[65600];
-    uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
-    size_t clen = 0;
-    for (int rounds = 0; rounds < 1000; rounds++) {
-        struct spro_msg m = {.type = SPRO_MSG_PULL};
-        m.u.pull.cursor = (struct spro_bytes){cursor, clen};
-        m.u.pull.limit = 200;
-        size_t len = dv_seal(d, &m, "POST", "/v1/sync/pull", d->counter++, frame, sizeof frame);
-        struct h_response *r = malloc(sizeof *r);
-        int rc = h_request(e->srv.port, "POST", "/v1/sync/pull", "application/octet-stream", frame,
-                           len, r);
-        struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-        struct spro_msg reply;
-        rc = rc == 0 ? dv_unseal_sync(d, r, "POST", "/v1/sync/pull", frame, plain, &a, &reply) : -1;
-        free(r);
-        if (rc != 0 || reply.type != SPRO_MSG_PULL_REPLY)
-            return -1;
-        for (size_t i = 0; i < reply.u.pull_reply.nrecords; i++)
-            fn(&reply.u.pull_reply.records[i], arg);
-        clen = reply.u.pull_reply.cursor.len;
-        memcpy(cursor, reply.u.pull_reply.cursor.p, clen);
-        if (!reply.u.pull_reply.more)
-            return 0;
-    }
-    return -1;
-}
-
 /* A device pushing one new beneficiary after another until told to stop. */
 struct pusher {
     struct dv_env *e;
@@ -166,8 +78,8 @@ static void *push_loop(void *arg)
     struct pusher *p = arg;
     uint64_t hlc = (uint64_t)time(NULL) * 1000 << 16;
     for (size_t i = 0; i < MAX_PUSHES && !__atomic_load_n(&p->stop, __ATOMIC_ACQUIRE); i++) {
-        uuid(p->bens[i], 0xbac0000u + (uint32_t)i, 0x77);
-        if (push_one(p->e, p->d, i + 1, p->bens[i], "Backup-Test", hlc + i) != 0) {
+        dv_uuid(p->bens[i], 0xbac0000u + (uint32_t)i, 0x77);
+        if (dv_push_ben(p->e, p->d, i + 1, p->bens[i], "Backup-Test", hlc + i) != 0) {
             p->failed = 1;
             break;
         }
@@ -289,7 +201,7 @@ static void test_backup_while_pushing_then_restore(void)
     tmp_path(dest, sizeof dest, "live-backup");
     char live[600];
     tmp_path(live, sizeof live, "live");
-    int rc = admin(out, sizeof out, "--data", live, "backup", dest, NULL);
+    int rc = h_admin(out, sizeof out, "--data", live, "backup", dest, NULL);
     size_t during = __atomic_load_n(&p.acked, __ATOMIC_ACQUIRE);
     /* The pushes went on during the backup and after it. */
     while (__atomic_load_n(&p.acked, __ATOMIC_ACQUIRE) < during + 5 && !p.failed)
@@ -330,10 +242,11 @@ static void test_backup_while_pushing_then_restore(void)
      * beneficiary acknowledged before the backup began. */
     tmp_path(restored, sizeof restored, "restored");
     snprintf(key, sizeof key, "%s/master.key", live);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", restored, "--master-key", key, NULL),
-             0);
+    CHECK_EQ(
+        h_admin(out, sizeof out, "restore", dest, "--data", restored, "--master-key", key, NULL),
+        0);
     CHECK(strstr(out, "restored ") != NULL && strstr(out, "server key fingerprint: ") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", restored, "check", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", restored, "check", NULL), 0);
     CHECK(strstr(out, " checks passed") != NULL && strstr(out, "FAILED") == NULL);
     CHECK(strstr(out, "ok      every sealed field decrypts: ") != NULL);
     CHECK_EQ(dv_env_stop(&e), 0);
@@ -345,7 +258,7 @@ static void test_backup_while_pushing_then_restore(void)
     CHECK_EQ(dv_handshake(&r, &d, NULL, &resp), 0);
     static char ids[MAX_PUSHES][37];
     struct pulled got = {ids, 0};
-    CHECK_EQ(pull_all(&r, &d, note_ben, &got), 0);
+    CHECK_EQ(dv_pull_all(&r, &d, 200, note_ben, &got), 0);
     CHECK_INT(got.n, >=, before);
     CHECK_INT(got.n, <=, p.acked);
     for (size_t i = 0; i < before; i++) {
@@ -369,53 +282,54 @@ static void test_bad_inputs(void)
     snprintf(key, sizeof key, "%s/master.key", dir);
     snprintf(otherkey, sizeof otherkey, "%s/master.key", other);
     tmp_path(dest, sizeof dest, "bad-backup");
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
 
     /* A backup into a non-empty DEST: refused, DEST unchanged. */
     snapshot(dest, before, sizeof before);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 1);
     CHECK(strstr(out, "not an empty directory") != NULL);
     snapshot(dest, after, sizeof after);
     CHECK_STR(before, after);
     CHECK_EQ(
-        admin(out, sizeof out, "--data", dir, "backup", dest, "--data-only", "--keys-only", NULL),
+        h_admin(out, sizeof out, "--data", dir, "backup", dest, "--data-only", "--keys-only", NULL),
         2);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", NULL), 2);
     CHECK(strstr(out, "missing DEST") != NULL);
 
     /* An incomplete SRC (a --data-only backup): refused, nothing made. */
     char partial[600];
     tmp_path(partial, sizeof partial, "bad-partial");
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", partial, "--data-only", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", partial, "--data-only", NULL), 0);
     CHECK(strstr(out, "keys.db") == NULL);
     tmp_path(target, sizeof target, "bad-target");
     CHECK_EQ(
-        admin(out, sizeof out, "restore", partial, "--data", target, "--master-key", key, NULL), 1);
+        h_admin(out, sizeof out, "restore", partial, "--data", target, "--master-key", key, NULL),
+        1);
     CHECK(strstr(out, "keys.db: missing; this backup is incomplete") != NULL);
     CHECK(access(target, F_OK) != 0);
     tmp_path(path, sizeof path, "no-such-backup");
-    CHECK_EQ(admin(out, sizeof out, "restore", path, "--data", target, "--master-key", key, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "restore", path, "--data", target, "--master-key", key, NULL),
              1);
     CHECK(strstr(out, "no such backup directory") != NULL);
 
     /* The wrong master key: refused, nothing left behind. */
     CHECK_EQ(
-        admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", otherkey, NULL),
+        h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", otherkey, NULL),
         1);
     CHECK(strstr(out, "do not open under this master key") != NULL);
     CHECK(access(target, F_OK) != 0);
     CHECK(!has_entry(h_tmpdir(), "bad-target.restore-"));
 
     /* A non-empty DIR, a missing master key, a missing --data. */
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", other, "--master-key", key, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", other, "--master-key", key, NULL),
              1);
     CHECK(strstr(out, "already exists and is not empty") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", target, NULL), 2);
     CHECK(strstr(out, "--master-key FILE") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--master-key", key, NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--master-key", key, NULL), 2);
     CHECK(strstr(out, "missing --data DIR") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", key,
-                   "--passphrase-file", key, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", key,
+                     "--passphrase-file", key, NULL),
              2);
     /* A key file others can read is refused as a source too. */
     char loose[700];
@@ -426,23 +340,24 @@ static void test_bad_inputs(void)
     fclose(f);
     fclose(g);
     CHECK_EQ(chmod(loose, 0644), 0);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", loose, NULL),
-             1);
+    CHECK_EQ(
+        h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", loose, NULL),
+        1);
     CHECK(strstr(out, "chmod 600") != NULL);
     CHECK(access(target, F_OK) != 0);
 
     /* With the right key, the same restore works into an empty DIR. */
     CHECK_EQ(mkdir(target, 0700), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", target, "restore", dest, "--master-key", key, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", target, "restore", dest, "--master-key", key, NULL),
              0);
-    CHECK_EQ(admin(out, sizeof out, "--data", target, "info", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", target, "info", NULL), 0);
 }
 
 static void test_check_damaged(void)
 {
     char out[8192], dest[600], dir[600], target[600], path[800], key[700];
     snprintf(dir, sizeof dir, "%s", h_make_datadir("sound"));
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "check", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "check", NULL), 0);
     CHECK(strstr(out, "ok      data.db integrity") != NULL);
     CHECK(strstr(out, "ok      keys.db foreign keys") != NULL);
     CHECK(strstr(out, "ok      server keys open") != NULL);
@@ -452,8 +367,8 @@ static void test_check_damaged(void)
     tmp_path(dest, sizeof dest, "sound-backup");
     tmp_path(target, sizeof target, "damaged");
     snprintf(key, sizeof key, "%s/master.key", dir);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", key, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", key, NULL),
              0);
     snprintf(path, sizeof path, "%s/data.db", target);
     struct stat st;
@@ -467,7 +382,7 @@ static void test_check_damaged(void)
     CHECK_EQ(fseek(f, (pages - 2) * 4096, SEEK_SET), 0);
     CHECK_EQ(fwrite(junk, 1, sizeof junk, f), sizeof junk);
     fclose(f);
-    CHECK_EQ(admin(out, sizeof out, "--data", target, "check", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", target, "check", NULL), 1);
     CHECK(strstr(out, "FAILED  data.db integrity: ") != NULL);
     CHECK(strstr(out, "ok      keys.db integrity") != NULL);
     CHECK(strstr(out, "checks failed: data.db integrity") != NULL);
@@ -478,7 +393,7 @@ static void test_check_damaged(void)
     snprintf(path, sizeof path, "%s/master.key", target);
     snprintf(key, sizeof key, "%s/master.key", other);
     CHECK_EQ(rename(key, path), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", target, "check", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", target, "check", NULL), 1);
     CHECK(strstr(out, "FAILED  server keys open: ") != NULL);
     CHECK(strstr(out, "server keys open") != NULL);
 }
@@ -493,8 +408,8 @@ static void make_salted(const char *name, char *dir, char *pass, char *wrong, si
     snprintf(wrong, cap, "%s-wrong", dir);
     write_file(pass, "correct horse battery staple\n", 0600);
     write_file(wrong, "correct horse battery stapler\n", 0600);
-    if (admin(out, sizeof out, "--data", dir, "init", "--passphrase-file", pass, "--kdf-ops",
-              KDF_OPS, "--kdf-mem", KDF_MEM, NULL) != 0) {
+    if (h_admin(out, sizeof out, "--data", dir, "init", "--passphrase-file", pass, "--kdf-ops",
+                KDF_OPS, "--kdf-mem", KDF_MEM, NULL) != 0) {
         fprintf(stderr, "init with a passphrase failed: %s\n", out);
         exit(1);
     }
@@ -522,83 +437,84 @@ static void test_passphrase_admin(void)
     CHECK_EQ(strlen(text), sizeof head - 1 + 32 + 1);
 
     /* No passphrase: a clear refusal naming the options. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", NULL), 1);
     CHECK(strstr(out, "master.salt") != NULL && strstr(out, "--passphrase-file FILE") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", wrong, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", wrong, NULL), 1);
     CHECK(strstr(out, "wrong passphrase") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", pass, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", pass, NULL), 0);
     CHECK(strstr(out, "schema: ") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "--passphrase-file", pass, "org", "add", "cio-a",
-                   "--name", "CIO A", "--kind", "cio", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "--passphrase-file", pass, "org", "add",
+                     "cio-a", "--name", "CIO A", "--kind", "cio", NULL),
              0);
     /* --passphrase-fd: the test's own descriptor, inherited by spro-admin. */
     int fd = open(pass, O_RDONLY);
     CHECK(fd > 2);
     char fds[16];
     snprintf(fds, sizeof fds, "%d", fd);
-    int rc = admin(out, sizeof out, "--data", dir, "user", "add", "ana", "--org", "cio-a",
-                   "--passphrase-fd", fds, NULL);
+    int rc = h_admin(out, sizeof out, "--data", dir, "user", "add", "ana", "--org", "cio-a",
+                     "--passphrase-fd", fds, NULL);
     close(fd);
     CHECK_EQ(rc, 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", "--passphrase-fd", "x", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", "--passphrase-fd", "x", NULL), 2);
     /* A passphrase file others can read, an empty one, a key-file directory. */
     CHECK_EQ(chmod(pass, 0644), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", pass, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", pass, NULL), 1);
     CHECK(strstr(out, "chmod 600") != NULL);
     CHECK_EQ(chmod(pass, 0600), 0);
     char empty[700];
     snprintf(empty, sizeof empty, "%s-empty", dir);
     write_file(empty, "\n", 0600);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", empty, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "info", "--passphrase-file", empty, NULL), 1);
     CHECK(strstr(out, "empty passphrase") != NULL);
     const char *plain = h_make_datadir("unsalted");
-    CHECK_EQ(admin(out, sizeof out, "--data", plain, "info", "--passphrase-file", pass, NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", plain, "info", "--passphrase-file", pass, NULL), 1);
     CHECK(strstr(out, "has a key file, not a passphrase") != NULL);
     /* Bad costs. */
     char bad[600];
     tmp_path(bad, sizeof bad, "salted-bad");
-    CHECK_EQ(admin(out, sizeof out, "--data", bad, "init", "--passphrase-file", pass, "--kdf-ops",
-                   "0", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", bad, "init", "--passphrase-file", pass, "--kdf-ops",
+                     "0", NULL),
              2);
-    CHECK_EQ(admin(out, sizeof out, "--data", bad, "init", "--passphrase-file", pass, "--kdf-mem",
-                   "1K", NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", bad, "init", "--passphrase-file", pass, "--kdf-mem",
+                     "1K", NULL),
              2);
-    CHECK_EQ(admin(out, sizeof out, "--data", bad, "init", "--kdf-ops", "2", NULL), 2);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", bad, "init", "--kdf-ops", "2", NULL), 2);
     CHECK(access(bad, F_OK) != 0);
 
     /* check, backup (no passphrase needed) and restore with --master-salt. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "check", "--passphrase-file", pass, NULL), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "check", NULL), 1);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "check", "--passphrase-file", pass, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "check", NULL), 1);
     CHECK(strstr(out, "FAILED  server keys open: ") != NULL);
     char dest[600], target[600], salt[700];
     tmp_path(dest, sizeof dest, "salted-backup");
     tmp_path(target, sizeof target, "salted-restored");
     snprintf(salt, sizeof salt, "%s/master.salt", dir);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "backup", dest, NULL), 0);
     CHECK(strstr(out, "master.salt; back it up separately") != NULL);
     CHECK(!has_entry(dest, "master"));
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt, NULL),
-             2);
+    CHECK_EQ(
+        h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt, NULL),
+        2);
     CHECK(strstr(out, "--master-salt needs the passphrase") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt,
-                   "--passphrase-file", wrong, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt,
+                     "--passphrase-file", wrong, NULL),
              1);
     CHECK(strstr(out, "wrong passphrase") != NULL);
     CHECK(access(target, F_OK) != 0);
-    CHECK_EQ(admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt,
-                   "--passphrase-file", pass, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-salt", salt,
+                     "--passphrase-file", pass, NULL),
              0);
-    CHECK_EQ(
-        admin(out, sizeof out, "--data", target, "--passphrase-file", pass, "device", "list", NULL),
-        0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", target, "--passphrase-file", pass, "device", "list",
+                     NULL),
+             0);
     /* Through a descriptor, read once though the restore opens twice. */
     char target2[600];
     tmp_path(target2, sizeof target2, "salted-restored-fd");
     fd = open(pass, O_RDONLY);
     CHECK(fd > 2);
     snprintf(fds, sizeof fds, "%d", fd);
-    rc = admin(out, sizeof out, "restore", dest, "--data", target2, "--master-salt", salt,
-               "--passphrase-fd", fds, NULL);
+    rc = h_admin(out, sizeof out, "restore", dest, "--data", target2, "--master-salt", salt,
+                 "--passphrase-fd", fds, NULL);
     close(fd);
     CHECK_EQ(rc, 0);
     CHECK(strstr(out, "restored ") != NULL);
@@ -681,15 +597,15 @@ static void test_help(void)
     static const char *const cmds[] = {"backup", "restore", "check", "init"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char want[64];
-        CHECK_EQ(admin(out, sizeof out, cmds[i], "--help", NULL), 0);
+        CHECK_EQ(h_admin(out, sizeof out, cmds[i], "--help", NULL), 0);
         snprintf(want, sizeof want, "usage: spro-admin ");
         CHECK(strstr(out, want) != NULL && strstr(out, cmds[i]) != NULL);
-        CHECK_EQ(admin(out, sizeof out, "--help", NULL), 0);
+        CHECK_EQ(h_admin(out, sizeof out, "--help", NULL), 0);
         CHECK(strstr(out, cmds[i]) != NULL);
     }
-    CHECK_EQ(admin(out, sizeof out, "restore", "--help", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "restore", "--help", NULL), 0);
     CHECK(strstr(out, "--master-salt FILE") != NULL && strstr(out, "--passphrase-fd N") != NULL);
-    CHECK_EQ(admin(out, sizeof out, "init", "--help", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "init", "--help", NULL), 0);
     CHECK(strstr(out, "--kdf-mem BYTES") != NULL && strstr(out, "--passphrase-file FILE") != NULL);
     const char *srv[] = {h_server_bin, "--help", NULL};
     CHECK_EQ(h_run(srv, out, sizeof out), 0);
@@ -707,7 +623,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (spro_crypto_init() != 0)
-        return 1;
     return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

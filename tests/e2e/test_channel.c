@@ -303,16 +303,44 @@ static void test_replayed_handshake(void)
     CHECK_EQ(dv_env_stop(&e), 0);
 }
 
+/* One case of a table of bad requests: its name, the answer expected, and
+ * whether the session still works after it. */
+struct bad_case {
+    const char *name;
+    int status;
+    const char *code;
+    bool session_survives;
+};
+
+/* Checks the answer *r to bad case c, then pings (overwriting *r) to see
+ * whether the session survived as c says.  NULL if all is as expected, else
+ * why (cap bytes), the first difference. */
+static const char *bad_case_outcome(struct dv_env *e, struct dv_dev *d, const struct bad_case *c,
+                                    struct h_response *r, char *why, size_t cap)
+{
+    if (r->status != c->status || strcmp(h_error_code(r), c->code) != 0) {
+        snprintf(why, cap, "%s: got %d %s", c->name, r->status, h_error_code(r));
+        return why;
+    }
+    struct spro_msg m;
+    uint8_t plain[1024];
+    int after = dv_ping(e, d, r, &m, plain);
+    if ((after == 0) != c->session_survives) {
+        snprintf(why, cap, "%s: session %s", c->name, after == 0 ? "survived" : "was ended");
+        return why;
+    }
+    if (!c->session_survives && strcmp(h_error_code(r), "session_invalid") != 0) {
+        snprintf(why, cap, "%s: after it, %s", c->name, h_error_code(r));
+        return why;
+    }
+    return NULL;
+}
+
 /* Each case: a fresh session, one bad frame, the expected answer, then a
  * good frame to see whether the session survived. */
 static void test_bad_sealed_frames(void)
 {
-    static const struct {
-        const char *name;
-        int status;
-        const char *code;
-        bool session_survives;
-    } cases[] = {
+    static const struct bad_case cases[] = {
         {"replayed counter", 401, "decrypt_failed", false},
         {"counter far below the window", 401, "decrypt_failed", false},
         {"path changed", 401, "decrypt_failed", false},
@@ -328,8 +356,8 @@ static void test_bad_sealed_frames(void)
     CHECK_EQ(dv_env_start(&e, "frames", extra), 0);
     struct dv_dev d;
     CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
-    struct spro_msg p = {.type = SPRO_MSG_PING}, m;
-    uint8_t frame[512], plain[1024];
+    struct spro_msg p = {.type = SPRO_MSG_PING};
+    uint8_t frame[512];
     struct h_response r;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct h_response hr;
@@ -369,13 +397,9 @@ static void test_bad_sealed_frames(void)
                 ctype = "application/msgpack";
         }
         CHECK_EQ(h_request(e.srv.port, "POST", path, ctype, frame, n, &r), 0);
-        if (r.status != cases[i].status || strcmp(h_error_code(&r), cases[i].code) != 0)
-            CHECK__FAIL("%s: got %d %s", cases[i].name, r.status, h_error_code(&r));
-        int after = dv_ping(&e, &d, &r, &m, plain);
-        if ((after == 0) != cases[i].session_survives)
-            CHECK__FAIL("%s: session %s", cases[i].name, after == 0 ? "survived" : "was ended");
-        if (!cases[i].session_survives && strcmp(h_error_code(&r), "session_invalid") != 0)
-            CHECK__FAIL("%s: after it, %s", cases[i].name, h_error_code(&r));
+        char why[256];
+        if (bad_case_outcome(&e, &d, &cases[i], &r, why, sizeof why) != NULL)
+            CHECK__FAIL("%s", why);
     }
     dv_dev_end_session(&d);
     CHECK_EQ(dv_env_stop(&e), 0);
@@ -574,12 +598,7 @@ static void test_chunked_push_round_trip(void)
  * then a ping to see whether the session survived. */
 static void test_bad_chunked_messages(void)
 {
-    static const struct {
-        const char *name;
-        int status;
-        const char *code;
-        bool session_survives;
-    } cases[] = {
+    static const struct bad_case cases[] = {
         {"replayed", 401, "decrypt_failed", false},
         {"last chunk dropped", 401, "decrypt_failed", false},
         {"chunks swapped", 401, "decrypt_failed", false},
@@ -632,15 +651,9 @@ static void test_bad_chunked_messages(void)
         }
         if (h_request(e.srv.port, "POST", push_path, "application/octet-stream", body, len, r) != 0)
             CHECK__FAIL("%s: no answer", cases[i].name);
-        if (r->status != cases[i].status || strcmp(h_error_code(r), cases[i].code) != 0)
-            CHECK__FAIL("%s: got %d %s", cases[i].name, r->status, h_error_code(r));
-        struct spro_msg m;
-        uint8_t plain[1024];
-        int after = dv_ping(&e, &d, r, &m, plain);
-        if ((after == 0) != cases[i].session_survives)
-            CHECK__FAIL("%s: session %s", cases[i].name, after == 0 ? "survived" : "was ended");
-        if (!cases[i].session_survives && strcmp(h_error_code(r), "session_invalid") != 0)
-            CHECK__FAIL("%s: after it, %s", cases[i].name, h_error_code(r));
+        char why[256];
+        if (bad_case_outcome(&e, &d, &cases[i], r, why, sizeof why) != NULL)
+            CHECK__FAIL("%s", why);
         free(body);
         free(r);
     }
@@ -669,7 +682,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (spro_crypto_init() != 0)
-        return 1;
     return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

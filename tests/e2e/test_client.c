@@ -21,7 +21,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -31,48 +30,14 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Runs bin with the NULL-terminated arguments; output into out. */
-static int run(char *out, size_t cap, const char *bin, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = bin;
-    va_list ap;
-    va_start(ap, bin);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return h_run(argv, out, cap);
-}
-
-#define ADMIN(out, ...) run(out, sizeof out, h_admin_bin, __VA_ARGS__, (const char *)NULL)
-#define CLIENT(out, ...) run(out, sizeof out, h_client_bin, __VA_ARGS__, (const char *)NULL)
-
-/* The value after `prefix` on its line of out, copied into val. */
-static bool line_value(const char *out, const char *prefix, char *val, size_t cap)
-{
-    const char *p = strstr(out, prefix);
-    if (p == NULL || cap == 0)
-        return false;
-    p += strlen(prefix);
-    size_t n = strcspn(p, "\r\n");
-    if (n >= cap)
-        return false;
-    memcpy(val, p, n);
-    val[n] = '\0';
-    return true;
-}
-
 /* A data directory with organisation o1 and counsellor u1. */
 static bool make_data(char *data, size_t cap, const char *name)
 {
     char out[4096];
     snprintf(data, cap, "%s", h_make_datadir(name));
-    if (ADMIN(out, "--data", data, "org", "add", "o1", "--name", "CIO Nord", "--kind", "cio") !=
+    if (H_ADMIN(out, "--data", data, "org", "add", "o1", "--name", "CIO Nord", "--kind", "cio") !=
             0 ||
-        ADMIN(out, "--data", data, "user", "add", "u1", "--org", "o1") != 0) {
+        H_ADMIN(out, "--data", data, "user", "add", "u1", "--org", "o1") != 0) {
         fprintf(stderr, "spro-admin set-up failed: %s\n", out);
         return false;
     }
@@ -103,9 +68,9 @@ static bool invite_user(const char *data, const char *user, const char *url, cha
                         size_t cap)
 {
     char out[4096];
-    if (ADMIN(out, "--data", data, "device", "invite", "--user", user, "--url", url, "--no-qr") !=
+    if (H_ADMIN(out, "--data", data, "device", "invite", "--user", user, "--url", url, "--no-qr") !=
             0 ||
-        !line_value(out, "ticket: ", ticket, cap)) {
+        !h_line_value(out, "ticket: ", ticket, cap)) {
         fprintf(stderr, "spro-admin device invite failed: %s\n", out);
         return false;
     }
@@ -147,7 +112,7 @@ static long slurp(const char *dir, const char *file, char *buf, size_t cap)
 static unsigned long long last_ts(const char *home)
 {
     char st[4096], v[32];
-    if (slurp(home, "state", st, sizeof st) < 0 || !line_value(st, "last_ts=", v, sizeof v))
+    if (slurp(home, "state", st, sizeof st) < 0 || !h_line_value(st, "last_ts=", v, sizeof v))
         return 0;
     return strtoull(v, NULL, 10);
 }
@@ -160,8 +125,8 @@ static bool enroll(const struct env *e, const char *name, char *home, size_t hca
     home_path(home, hcap, name);
     if (!invite(e->data, e->url, ticket, sizeof ticket))
         return false;
-    int rc = CLIENT(out, "--home", home, "enroll", ticket);
-    if (rc != 0 || !line_value(out, "device: ", id, idcap)) {
+    int rc = H_CLIENT(out, "--home", home, "enroll", ticket);
+    if (rc != 0 || !h_line_value(out, "device: ", id, idcap)) {
         fprintf(stderr, "spro-client enroll exited %d: %s\n", rc, out);
         return false;
     }
@@ -175,8 +140,8 @@ static void test_enroll_then_ping(void)
     char ticket[512], home[600], out[4096], id[128];
     CHECK(invite(e.data, e.url, ticket, sizeof ticket));
     home_path(home, sizeof home, "home-ping");
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 0);
-    CHECK(line_value(out, "device: ", id, sizeof id));
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", ticket), 0);
+    CHECK(h_line_value(out, "device: ", id, sizeof id));
     CHECK_EQ(strlen(id), 36); /* a UUID */
     CHECK_EQ(strncmp(out, "device: ", 8), 0);
 
@@ -198,8 +163,8 @@ static void test_enroll_then_ping(void)
     CHECK(strstr(state, want) != NULL);
     snprintf(want, sizeof want, "device=%s\nuser=u1\norg=o1\n", id);
     CHECK(strstr(state, want) != NULL);
-    CHECK_EQ(ADMIN(info, "--data", e.data, "info"), 0);
-    CHECK(line_value(info, "noise public key: ", pk, sizeof pk));
+    CHECK_EQ(H_ADMIN(info, "--data", e.data, "info"), 0);
+    CHECK(h_line_value(info, "noise public key: ", pk, sizeof pk));
     snprintf(want, sizeof want, "server_key=%s\n", pk);
     CHECK(strstr(state, want) != NULL);
     /* The ticket's secret (43 characters after "spro1:FP:ID:") is nowhere. */
@@ -212,13 +177,13 @@ static void test_enroll_then_ping(void)
 
     unsigned long long ts1 = last_ts(home);
     CHECK(ts1 > 0);
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 0);
     snprintf(want, sizeof want, "device: %s\nuser: u1\norg: o1\nrole: counsellor\n", id);
     CHECK_STR(out, want);
     unsigned long long ts2 = last_ts(home);
     CHECK(ts2 > ts1);
     /* Each run opens its own session, with a newer timestamp. */
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 0);
     CHECK_STR(out, want);
     CHECK(last_ts(home) > ts2);
     h_server_stop(&e.s, 5000);
@@ -237,7 +202,7 @@ static void test_enroll_from_stdin(void)
         NULL};
     CHECK_EQ(h_run(argv, out, sizeof out), 0);
     CHECK(strstr(out, "device: ") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 0);
     CHECK(strstr(out, "user: u1\n") != NULL);
     h_server_stop(&e.s, 5000);
 }
@@ -250,7 +215,7 @@ static void test_enroll_twice_refused(void)
     CHECK(enroll(&e, "home-twice", home, sizeof home, id, sizeof id));
     CHECK(slurp(home, "state", before, sizeof before) > 0);
     CHECK(invite(e.data, e.url, t2, sizeof t2));
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", t2), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", t2), 1);
     CHECK(strstr(out, "already holds an enrolled device") != NULL);
     CHECK(strstr(out, id) != NULL);
     CHECK(slurp(home, "state", after, sizeof after) > 0);
@@ -258,7 +223,7 @@ static void test_enroll_twice_refused(void)
     /* The refusal came before the network: the second ticket still works. */
     char home2[600];
     home_path(home2, sizeof home2, "home-twice-2");
-    CHECK_EQ(CLIENT(out, "--home", home2, "enroll", t2), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home2, "enroll", t2), 0);
     h_server_stop(&e.s, 5000);
 }
 
@@ -277,7 +242,7 @@ static void test_bad_ticket(void)
         "q3ZkAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAXw@http://127.0.0.1:8080/x",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK_EQ(CLIENT(out, "--home", home, "enroll", bad[i]), 2);
+        CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", bad[i]), 2);
         CHECK(strstr(out, "not a ticket string") != NULL);
         CHECK(strstr(out, "q3Zk") == NULL); /* the secret is never echoed */
         CHECK(access(home, F_OK) != 0);
@@ -292,7 +257,7 @@ static void test_ticket_for_another_server(void)
     CHECK(start(&b, "other-b", NULL, false));
     CHECK(invite(a, b.url, ticket, sizeof ticket)); /* A's fingerprint, B's address */
     home_path(home, sizeof home, "home-other");
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", ticket), 1);
     CHECK(strstr(out, "server key does not match the ticket's fingerprint (wrong server or "
                       "interception)") != NULL);
     CHECK(access(home, F_OK) != 0); /* nothing written */
@@ -307,8 +272,8 @@ static void test_reused_ticket(void)
     CHECK(invite(e.data, e.url, ticket, sizeof ticket));
     home_path(h1, sizeof h1, "home-reuse-1");
     home_path(h2, sizeof h2, "home-reuse-2");
-    CHECK_EQ(CLIENT(out, "--home", h1, "enroll", ticket), 0);
-    CHECK_EQ(CLIENT(out, "--home", h2, "enroll", ticket), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", h1, "enroll", ticket), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", h2, "enroll", ticket), 1);
     CHECK(strstr(out, "ticket_invalid") != NULL);
     CHECK(strstr(out, "hint: ") != NULL);
     CHECK(!exists(h2, "device.key") && !exists(h2, "state"));
@@ -322,8 +287,8 @@ static void test_revoked(void)
     CHECK(start(&e, "revoke", NULL, false));
     char home[600], id[128], out[4096];
     CHECK(enroll(&e, "home-revoke", home, sizeof home, id, sizeof id));
-    CHECK_EQ(ADMIN(out, "--data", e.data, "device", "revoke", id), 0);
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 3);
+    CHECK_EQ(H_ADMIN(out, "--data", e.data, "device", "revoke", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 3);
     CHECK(strstr(out, "this device has been revoked by an administrator") != NULL);
     CHECK(exists(home, "device.key") && exists(home, "state")); /* a revocation erases nothing */
     h_server_stop(&e.s, 5000);
@@ -335,16 +300,16 @@ static void test_wipe(void)
     CHECK(start(&e, "wipe", NULL, false));
     char home[600], id[128], out[4096];
     CHECK(enroll(&e, "home-wipe", home, sizeof home, id, sizeof id));
-    CHECK_EQ(CLIENT(out, "--home", home, "new", "beneficiary", "family_name=Wiped"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "new", "beneficiary", "family_name=Wiped"), 0);
     CHECK(exists(home, "local.db") && exists(home, "local.key"));
-    CHECK_EQ(ADMIN(out, "--data", e.data, "device", "wipe", id), 0);
-    CHECK_EQ(CLIENT(out, "--home", home, "sync"), 4);
+    CHECK_EQ(H_ADMIN(out, "--data", e.data, "device", "wipe", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "sync"), 4);
     CHECK(strstr(out, "wipe order received: local data erased") != NULL);
     CHECK(!exists(home, "local.db") && !exists(home, "local.key"));
     CHECK(!exists(home, "local.db-wal") && !exists(home, "local.db-shm"));
     CHECK(!exists(home, "device.key") && !exists(home, "state"));
     CHECK(!exists(home, "device.key.tmp") && !exists(home, "state.tmp"));
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 1);
     CHECK(strstr(out, "not enrolled") != NULL);
     h_server_stop(&e.s, 5000);
 }
@@ -353,7 +318,7 @@ static void test_not_enrolled(void)
 {
     char home[600], out[4096];
     home_path(home, sizeof home, "home-never");
-    CHECK_EQ(CLIENT(out, "--home", home, "ping"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "ping"), 1);
     CHECK(strstr(out, "not enrolled") != NULL);
     CHECK(access(home, F_OK) != 0);
 }
@@ -366,7 +331,7 @@ static void test_network_errors(void)
 
     /* Nobody listens on port 1. */
     CHECK(invite(data, "http://127.0.0.1:1", ticket, sizeof ticket));
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", ticket), 1);
     CHECK(strstr(out, "cannot reach the server at http://127.0.0.1:1") != NULL);
     CHECK(access(home, F_OK) != 0);
 
@@ -381,7 +346,7 @@ static void test_network_errors(void)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(sa.sin_port));
     CHECK(invite(data, url, ticket, sizeof ticket));
     time_t t0 = time(NULL);
-    int rc = CLIENT(out, "--home", home, "--timeout", "1", "enroll", ticket);
+    int rc = H_CLIENT(out, "--home", home, "--timeout", "1", "enroll", ticket);
     time_t spent = time(NULL) - t0;
     close(fd);
     CHECK_EQ(rc, 1);
@@ -401,12 +366,12 @@ static void test_tls(void)
     CHECK(invite(e.data, e.url, ticket, sizeof ticket));
     home_path(home, sizeof home, "home-tls");
     /* Verified by default: a self-signed certificate is refused. */
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", ticket), 1);
     CHECK(strstr(out, "certificate") != NULL && strstr(out, "--insecure") != NULL);
     CHECK(access(home, F_OK) != 0);
-    CHECK_EQ(CLIENT(out, "--home", home, "--insecure", "enroll", ticket), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "--insecure", "enroll", ticket), 0);
     CHECK(strstr(out, "device: ") != NULL);
-    CHECK_EQ(CLIENT(out, "--insecure", "--home", home, "ping"), 0);
+    CHECK_EQ(H_CLIENT(out, "--insecure", "--home", home, "ping"), 0);
     CHECK(strstr(out, "user: u1\norg: o1\n") != NULL);
     h_server_stop(&e.s, 5000);
 }
@@ -414,85 +379,85 @@ static void test_tls(void)
 static void test_help_and_usage(void)
 {
     char out[4096];
-    CHECK_EQ(CLIENT(out, "--help"), 0);
+    CHECK_EQ(H_CLIENT(out, "--help"), 0);
     CHECK(strstr(out, "enroll") != NULL && strstr(out, "ping") != NULL);
     CHECK(strstr(out, "--timeout") != NULL && strstr(out, "--insecure") != NULL);
-    CHECK_EQ(CLIENT(out, "enroll", "--help"), 0);
+    CHECK_EQ(H_CLIENT(out, "enroll", "--help"), 0);
     CHECK(strstr(out, "usage: spro-client --home DIR enroll TICKET") != NULL);
-    CHECK_EQ(CLIENT(out, "ping", "--help"), 0);
+    CHECK_EQ(H_CLIENT(out, "ping", "--help"), 0);
     CHECK(strstr(out, "usage: spro-client --home DIR ping") != NULL);
-    CHECK_EQ(CLIENT(out, "--version"), 0);
+    CHECK_EQ(H_CLIENT(out, "--version"), 0);
     CHECK_EQ(strncmp(out, "spro-client ", 12), 0);
 
     const char *argv[] = {h_client_bin, NULL};
     CHECK_EQ(h_run(argv, out, sizeof out), 2);
     CHECK(strstr(out, "usage:") != NULL);
-    CHECK_EQ(CLIENT(out, "frobnicate"), 2);
+    CHECK_EQ(H_CLIENT(out, "frobnicate"), 2);
     CHECK(strstr(out, "unknown command 'frobnicate'") != NULL);
-    CHECK_EQ(CLIENT(out, "--bogus", "ping"), 2);
+    CHECK_EQ(H_CLIENT(out, "--bogus", "ping"), 2);
     CHECK(strstr(out, "unknown option '--bogus'") != NULL);
-    CHECK_EQ(CLIENT(out, "ping"), 2);
+    CHECK_EQ(H_CLIENT(out, "ping"), 2);
     CHECK(strstr(out, "--home DIR is required") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "", "ping"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "--timeout", "0", "ping"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "--timeout", "x", "ping"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "ping", "extra"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "", "ping"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "--timeout", "0", "ping"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "--timeout", "x", "ping"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "ping", "extra"), 2);
     CHECK(strstr(out, "unexpected argument 'extra'") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "enroll"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "enroll", "a", "b"), 2);
-    CHECK_EQ(CLIENT(out, "--home"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "enroll"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "enroll", "a", "b"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home"), 2);
 
     /* The sync and local commands. */
     static const char *const cmds[] = {"sync",      "new",     "edit",  "show",   "list",
                                        "conflicts", "resolve", "refer", "accept", "refuse"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char want[64];
-        CHECK_EQ(CLIENT(out, cmds[i], "--help"), 0);
+        CHECK_EQ(H_CLIENT(out, cmds[i], "--help"), 0);
         snprintf(want, sizeof want, "usage: spro-client --home DIR %s ", cmds[i]);
         CHECK(strstr(out, want) != NULL);
         CHECK(strstr(out, "--json") != NULL);
     }
     const char *id = "0a2a57e7-eccb-456a-9999-58a0008fca1c";
-    CHECK_EQ(CLIENT(out, "new", "beneficiary", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "new", "beneficiary", "a=1"), 2);
     CHECK(strstr(out, "--home DIR is required") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "Bad-Type", "a=1"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "noequals"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "beneficiary"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "Bad-Type", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "noequals"), 2);
     CHECK(strstr(out, "is not FIELD=VALUE") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "a=1", "a=2"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "ben=x", "a=1"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "consent", "purpose=x"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "a=1", "a=2"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "ben=x", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "consent", "purpose=x"), 2);
     CHECK(strstr(out, "ben=UUID") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "consent", "ben=nope", "a=1"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "--bogus", "beneficiary", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "consent", "ben=nope", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "new", "--bogus", "beneficiary", "a=1"), 2);
     CHECK(strstr(out, "unknown option '--bogus'") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "n=99999999999999999999"),
-             2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "edit", id), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "edit", "not-an-id", "a=1"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "show"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "show", id, id), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "list", "a", "b"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "conflicts", "x"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "phone"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "resolve", id, "bad name", "x"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "sync", "extra"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id), 2);
+    CHECK_EQ(
+        H_CLIENT(out, "--home", "/nonexistent", "new", "beneficiary", "n=99999999999999999999"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "edit", id), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "edit", "not-an-id", "a=1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "show"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "show", id, id), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "list", "a", "b"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "conflicts", "x"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "resolve", id, "phone"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "resolve", id, "bad name", "x"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "sync", "extra"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", id), 2);
     CHECK(strstr(out, "expects ID --to ORG") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", id, "--to"), 2);
     CHECK(strstr(out, "--to needs a value") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o 2"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o 2"), 2);
     CHECK(strstr(out, "not an organisation id") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to=o2", "--to=o3"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", "nope", "--to", "o2"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o2", "--bogus"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "accept"), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "refuse", id, id), 2);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "accept", "not-an-id"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", id, "--to=o2", "--to=o3"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", "nope", "--to", "o2"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refer", id, "--to", "o2", "--bogus"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "accept"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "refuse", id, id), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "accept", "not-an-id"), 2);
     /* A home that is not enrolled. */
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "list"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "list"), 1);
     CHECK(strstr(out, "not enrolled") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", "/nonexistent", "sync"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", "/nonexistent", "sync"), 1);
     CHECK(strstr(out, "not enrolled") != NULL);
 }
 
@@ -512,7 +477,7 @@ static bool enroll_user(const struct env *e, const char *user, const char *name,
     home_path(home, hcap, name);
     if (!invite_user(e->data, user, e->url, ticket, sizeof ticket))
         return false;
-    int rc = CLIENT(out, "--home", home, "enroll", ticket);
+    int rc = H_CLIENT(out, "--home", home, "enroll", ticket);
     if (rc != 0) {
         fprintf(stderr, "spro-client enroll exited %d: %s\n", rc, out);
         return false;
@@ -527,10 +492,10 @@ static bool trio_start_with(struct trio *t, const char *name, const char *const 
     char out[4096], ha[64], hb[64], hc[64];
     if (!start(&t->e, name, extra, false))
         return false;
-    if (ADMIN(out, "--data", t->e.data, "user", "add", "u2", "--org", "o1") != 0 ||
-        ADMIN(out, "--data", t->e.data, "org", "add", "o2", "--name", "Mission locale Sud",
-              "--kind", "mission-locale") != 0 ||
-        ADMIN(out, "--data", t->e.data, "user", "add", "u3", "--org", "o2") != 0) {
+    if (H_ADMIN(out, "--data", t->e.data, "user", "add", "u2", "--org", "o1") != 0 ||
+        H_ADMIN(out, "--data", t->e.data, "org", "add", "o2", "--name", "Mission locale Sud",
+                "--kind", "mission-locale") != 0 ||
+        H_ADMIN(out, "--data", t->e.data, "user", "add", "u3", "--org", "o2") != 0) {
         fprintf(stderr, "spro-admin set-up failed: %s\n", out);
         return false;
     }
@@ -550,7 +515,7 @@ static bool trio_start(struct trio *t, const char *name)
 /* spro-client sync on home; its output into out; true on exit 0. */
 static bool sync_ok(const char *home, char *out, size_t cap)
 {
-    int rc = run(out, cap, h_client_bin, "--home", home, "sync", (const char *)NULL);
+    int rc = h_runl(out, cap, h_client_bin, "--home", home, "sync", (const char *)NULL);
     if (rc != 0)
         fprintf(stderr, "spro-client sync exited %d: %s\n", rc, out);
     return rc == 0;
@@ -561,9 +526,9 @@ static bool new_beneficiary(const char *home, const char *family, char *id, size
 {
     char out[4096], arg[128], enrol[64];
     snprintf(arg, sizeof arg, "family_name=%s", family);
-    int rc = CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg);
-    if (rc != 0 || !line_value(out, "id: ", id, cap) ||
-        !line_value(out, "enrolment: ", enrol, sizeof enrol)) {
+    int rc = H_CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg);
+    if (rc != 0 || !h_line_value(out, "id: ", id, cap) ||
+        !h_line_value(out, "enrolment: ", enrol, sizeof enrol)) {
         fprintf(stderr, "spro-client new exited %d: %s\n", rc, out);
         return false;
     }
@@ -576,22 +541,22 @@ static void test_sync_same_field_conflict(void)
     CHECK(trio_start(&t, "conflict"));
     char id[64], out[4096], want[256];
     CHECK(new_beneficiary(t.a, "Martin", id, sizeof id));
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "phone:=0601"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "phone:=0601"), 0);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 3 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(sync_ok(t.b, out, sizeof out));
     CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(strstr(out, "pulled: 2 records\n") != NULL); /* the beneficiary and its enrolment */
-    CHECK_EQ(CLIENT(out, "--home", t.b, "list", "beneficiary"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "list", "beneficiary"), 0);
     snprintf(want, sizeof want, "beneficiary %s \"Léa Martin\"\n", id);
     CHECK_STR(out, want);
-    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "show", id), 0);
     CHECK(strstr(out, "phone: \"0601\"\n") != NULL);
 
     /* Both edit the phone offline. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "phone:=0611"), 0);
-    CHECK_EQ(CLIENT(out, "--home", t.b, "edit", id, "phone:=0622"), 0);
-    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "phone:=0611"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "edit", id, "phone:=0622"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "show", id), 0);
     CHECK(strstr(out, "phone: \"0622\" (unsynced)\n") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
@@ -604,22 +569,22 @@ static void test_sync_same_field_conflict(void)
     /* Both devices list both values, with their authors. */
     const char *homes[2] = {t.a, t.b};
     for (int i = 0; i < 2; i++) {
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts"), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "conflicts"), 0);
         snprintf(want, sizeof want, "beneficiary %s phone: 2 values\n", id);
         CHECK(strstr(out, want) != NULL);
         CHECK(strstr(out, "  \"0611\"  by u1, version ") != NULL);
         CHECK(strstr(out, "  \"0622\"  by u2, version ") != NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "show", id), 0);
         CHECK(strstr(out, " (conflict: 2 values)\n") != NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts", "--json"), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "conflicts", "--json"), 0);
         CHECK(strstr(out, "\"field\": \"phone\"") != NULL);
         CHECK(strstr(out, "{\"value\": \"0611\", \"by\": \"u1\", \"version\": [") != NULL);
     }
 
     /* Resolved on a: after both sync, one value everywhere. */
-    CHECK_EQ(CLIENT(out, "--home", t.b, "resolve", id, "given_name", "Zoé"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "resolve", id, "given_name", "Zoé"), 1);
     CHECK(strstr(out, "not in conflict") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "resolve", id, "phone", "0633"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "resolve", id, "phone", "0633"), 0);
     CHECK(strstr(out, "resolved: ") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
@@ -627,10 +592,10 @@ static void test_sync_same_field_conflict(void)
     CHECK(sync_ok(t.b, out, sizeof out));
     CHECK(strstr(out, "in conflict") == NULL);
     for (int i = 0; i < 2; i++) {
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "show", id), 0);
         CHECK(strstr(out, "phone: \"0633\"\n") != NULL);
         CHECK(strstr(out, "conflict") == NULL && strstr(out, "unsynced") == NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "conflicts"), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "conflicts"), 0);
         CHECK_STR(out, "");
     }
     h_server_stop(&t.e.s, 5000);
@@ -644,8 +609,8 @@ static void test_sync_different_fields_merge(void)
     CHECK(new_beneficiary(t.a, "Durand", id, sizeof id));
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(sync_ok(t.b, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "home_region=Hauts-de-France"), 0);
-    CHECK_EQ(CLIENT(out, "--home", t.b, "edit", id, "email=l.durand@example.fr", "dropout=true"),
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "home_region=Hauts-de-France"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "edit", id, "email=l.durand@example.fr", "dropout=true"),
              0);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
@@ -654,29 +619,29 @@ static void test_sync_different_fields_merge(void)
     CHECK(sync_ok(t.a, out, sizeof out));
     const char *homes[2] = {t.a, t.b};
     for (int i = 0; i < 2; i++) {
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "show", id), 0);
         CHECK(strstr(out, "home_region: \"Hauts-de-France\"\n") != NULL);
         CHECK(strstr(out, "email: \"l.durand@example.fr\"\n") != NULL);
         CHECK(strstr(out, "dropout: true\n") != NULL);
         CHECK(strstr(out, "family_name: \"Durand\"\n") != NULL);
         CHECK(strstr(out, "conflict") == NULL && strstr(out, "unsynced") == NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", "--json", id), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "show", "--json", id), 0);
         CHECK(strstr(out, "\"dropout\": {\"value\": true, \"unsynced\": false, \"conflict\": "
                           "false, \"siblings\": [{\"value\": true, \"by\": \"u2\"") != NULL);
     }
 
     /* A value the server's schema refuses: rejected, printed, quarantined;
      * the field shows the server's value again. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "dropout:=maybe"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "dropout:=maybe"), 0);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 1 rejected\n") != NULL);
     char want[256];
     snprintf(want, sizeof want, "(beneficiary %s): bad_value (kept in the local quarantine)\n", id);
     CHECK(strstr(out, "rejected: op ") != NULL && strstr(out, want) != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "show", id), 0);
     CHECK(strstr(out, "dropout: true\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "dropout:=perhaps"), 0);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "sync", "--json"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "dropout:=perhaps"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "sync", "--json"), 0);
     CHECK(strstr(out, "{\"pushed\": {\"acked\": 0, \"conflicts\": 0, \"rejected\": 1}, "
                       "\"pulled\": ") != NULL);
     CHECK(strstr(out, "\"rejected_ops\": [{\"seq\": ") != NULL);
@@ -686,10 +651,10 @@ static void test_sync_different_fields_merge(void)
              id);
     CHECK(strstr(out, want) != NULL);
     /* Both refused ops stay listed on the device. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "quarantine"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "quarantine"), 0);
     CHECK(strstr(out, ": bad_value\n") != NULL);
     CHECK(strstr(strstr(out, ": bad_value\n") + 1, ": bad_value\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "quarantine", "--json"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "quarantine", "--json"), 0);
     CHECK(strncmp(out, "[\n  {\"seq\": ", 12) == 0 &&
           strstr(out, "\"code\": \"bad_value\"") != NULL);
     h_server_stop(&t.e.s, 5000);
@@ -704,28 +669,28 @@ static void test_sync_other_org_sees_nothing(void)
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pulled: 0 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list"), 0);
     CHECK_STR(out, "");
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "--json"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list", "--json"), 0);
     CHECK_STR(out, "[]\n");
-    CHECK_EQ(CLIENT(out, "--home", t.c, "show", id), 1);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "sync", "--json"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "show", id), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "sync", "--json"), 0);
     CHECK_STR(out, "{\"pushed\": {\"acked\": 0, \"conflicts\": 0, \"rejected\": 0}, "
                    "\"pulled\": 0, \"in_conflict\": 0, \"rejected_ops\": []}\n");
     /* Still nothing after more edits on a. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "situation=school"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "situation=school"), 0);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pulled: 0 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list"), 0);
     CHECK_STR(out, "");
 
     /* Offline: the sync fails, the edit waits, nothing is lost. */
     h_server_stop(&t.e.s, 5000);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", id, "situation=work"), 0);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "sync"), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", id, "situation=work"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "sync"), 1);
     CHECK(strstr(out, "cannot reach the server") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "show", id), 0);
     CHECK(strstr(out, "situation: \"work\" (unsynced)\n") != NULL);
 }
 
@@ -743,10 +708,10 @@ static void test_sync_transfer(void)
     char id[64], inter[64], ref[64], other[64], ben_arg[80], out[8192], want[256];
     CHECK(new_beneficiary(t.a, "Moreau", id, sizeof id));
     snprintf(ben_arg, sizeof ben_arg, "ben=%s", id);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "new", "interaction", ben_arg, "kind=visit",
-                    "note=NOTE-OF-O1-ONLY"),
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "new", "interaction", ben_arg, "kind=visit",
+                      "note=NOTE-OF-O1-ONLY"),
              0);
-    CHECK(line_value(out, "id: ", inter, sizeof inter));
+    CHECK(h_line_value(out, "id: ", inter, sizeof inter));
     CHECK(new_beneficiary(t.a, "Stays", other, sizeof other));
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 5 acked, 0 conflicts, 0 rejected\n") != NULL);
@@ -758,14 +723,14 @@ static void test_sync_transfer(void)
     /* a refers: refused offline for an unknown beneficiary or its own
      * organisation. */
     CHECK_EQ(
-        CLIENT(out, "--home", t.a, "refer", "0a2a57e7-eccb-456a-9999-58a0008fca1c", "--to", "o2"),
+        H_CLIENT(out, "--home", t.a, "refer", "0a2a57e7-eccb-456a-9999-58a0008fca1c", "--to", "o2"),
         1);
     CHECK(strstr(out, "no beneficiary") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", id, "--to", "o1"), 2);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", id, "--to", "o2", "--reason", "moves to Lille",
-                    "--transfer"),
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "refer", id, "--to", "o1"), 2);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "refer", id, "--to", "o2", "--reason", "moves to Lille",
+                      "--transfer"),
              0);
-    CHECK(line_value(out, "id: ", ref, sizeof ref));
+    CHECK(h_line_value(out, "id: ", ref, sizeof ref));
     CHECK_EQ(strlen(ref), 36);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
@@ -773,40 +738,40 @@ static void test_sync_transfer(void)
     /* c: the referral alone. */
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pulled: 1 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "referral"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list", "referral"), 0);
     snprintf(want, sizeof want, "referral %s\n", ref);
     CHECK_STR(out, want);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
     CHECK_STR(out, "");
-    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "show", ref), 0);
     CHECK(strstr(out, "from_org: \"o1\"\n") != NULL && strstr(out, "to_org: \"o2\"\n") != NULL);
     CHECK(strstr(out, "kind: \"transfer\"\n") != NULL);
     CHECK(strstr(out, "reason: \"moves to Lille\"\n") != NULL);
     CHECK(strstr(out, "status: \"proposed\"\n") != NULL);
 
     /* Only o2 answers it, once. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "accept", ref), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "accept", ref), 1);
     CHECK(strstr(out, "addressed to \"o2\", not to this device's organisation (o1)") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", id), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "accept", id), 1);
     CHECK(strstr(out, "no record") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", "--json", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "accept", "--json", ref), 0);
     CHECK(strstr(out, "{\"id\": \"") != NULL && strstr(out, "\"seq\": ") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", ref), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "refuse", ref), 1);
     CHECK(strstr(out, "is \"accepted\", not proposed") != NULL);
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(strstr(out, "pulled: 4 records\n") != NULL);
 
     /* c now holds the beneficiary, without o1's note. */
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list", "beneficiary"), 0);
     snprintf(want, sizeof want, "beneficiary %s \"Léa Moreau\"\n", id);
     CHECK_STR(out, want);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "show", inter), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "show", inter), 0);
     CHECK(strstr(out, "kind: \"visit\"\n") != NULL);
     CHECK(strstr(out, "note") == NULL && strstr(out, "NOTE-OF-O1-ONLY") == NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "show", ref), 0);
     CHECK(strstr(out, "status: \"accepted\"\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", id), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "refuse", id), 1);
     CHECK(strstr(out, "is a beneficiary, not a referral") != NULL);
 
     /* a and b: every record of it removed; the other beneficiary stays. */
@@ -814,19 +779,19 @@ static void test_sync_transfer(void)
     for (int i = 0; i < 2; i++) {
         CHECK(sync_ok(homes[i], out, sizeof out));
         CHECK(strstr(out, "pulled: 4 records\n") != NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "list"), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "list"), 0);
         CHECK(strstr(out, id) == NULL && strstr(out, inter) == NULL && strstr(out, ref) == NULL);
         CHECK(strstr(out, other) != NULL);
-        CHECK_EQ(CLIENT(out, "--home", homes[i], "show", id), 1);
+        CHECK_EQ(H_CLIENT(out, "--home", homes[i], "show", id), 1);
     }
 
     /* Afterwards: c's edits never reach o1. */
-    CHECK_EQ(CLIENT(out, "--home", t.c, "edit", id, "situation=apprentice"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "edit", id, "situation=apprentice"), 0);
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pulled: 0 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "list", "--json"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "list", "--json"), 0);
     CHECK(strstr(out, id) == NULL);
     h_server_stop(&t.e.s, 5000);
 }
@@ -851,14 +816,14 @@ static void test_sync_reset_beyond_horizon(void)
     CHECK(sync_ok(t.c, out, sizeof out));
 
     /* a, offline: an edit waits in its outbox. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
 
     /* b transfers Moreau to o2; c accepts; b receives the removals. */
-    CHECK_EQ(CLIENT(out, "--home", t.b, "refer", id, "--to", "o2", "--transfer"), 0);
-    CHECK(line_value(out, "id: ", ref, sizeof ref));
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "refer", id, "--to", "o2", "--transfer"), 0);
+    CHECK(h_line_value(out, "id: ", ref, sizeof ref));
     CHECK(sync_ok(t.b, out, sizeof out));
     CHECK(sync_ok(t.c, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", t.c, "accept", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "accept", ref), 0);
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pulled: 3 records\n") != NULL);
     CHECK(sync_ok(t.b, out, sizeof out));
@@ -876,17 +841,17 @@ static void test_sync_reset_beyond_horizon(void)
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(strstr(out, "reset: this device was beyond the server's sync horizon") != NULL);
     CHECK(strstr(out, "pulled: 2 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "list"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "list"), 0);
     CHECK(strstr(out, id) == NULL && strstr(out, ref) == NULL);
     CHECK(strstr(out, other) != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "show", other), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "show", other), 0);
     CHECK(strstr(out, "situation: \"apprentice\"\n") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 0 acked") != NULL && strstr(out, "reset") == NULL);
 
     /* b sees a's edit. */
     CHECK(sync_ok(t.b, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", t.b, "show", other), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "show", other), 0);
     CHECK(strstr(out, "situation: \"apprentice\"\n") != NULL);
     h_server_stop(&t.e.s, 5000);
 }
@@ -899,28 +864,28 @@ static void test_sync_referral_refused(void)
     CHECK(trio_start(&t, "refuse"));
     char id[64], ref[64], out[8192], want[256];
     CHECK(new_beneficiary(t.a, "Roux", id, sizeof id));
-    CHECK_EQ(CLIENT(out, "--home", t.a, "refer", "--json", id, "--to=o2"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "refer", "--json", id, "--to=o2"), 0);
     CHECK(strncmp(out, "{\"id\": \"", 8) == 0 && strlen(out) > 8 + 36);
     memcpy(ref, out + 8, 36);
     ref[36] = '\0';
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pulled: 1 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "show", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "show", ref), 0);
     CHECK(strstr(out, "kind: \"referral\"\n") != NULL && strstr(out, "reason") == NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "refuse", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "refuse", ref), 0);
     snprintf(want, sizeof want, "refused: %s (op ", ref);
     CHECK(strstr(out, want) != NULL);
     CHECK(sync_ok(t.c, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.c, "list"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.c, "list"), 0);
     snprintf(want, sizeof want, "referral %s\n", ref);
     CHECK_STR(out, want);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pulled: 1 records\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "show", ref), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "show", ref), 0);
     CHECK(strstr(out, "status: \"refused\"\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.a, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "show", id), 0);
     h_server_stop(&t.e.s, 5000);
 }
 
@@ -933,37 +898,37 @@ static void test_sync_duplicates_and_merge(void)
     struct trio t;
     CHECK(trio_start(&t, "dup"));
     char sup[600], out[8192], keep[64], other[64], want[256];
-    CHECK_EQ(
-        ADMIN(out, "--data", t.e.data, "user", "add", "s1", "--org", "o1", "--role", "supervisor"),
-        0);
+    CHECK_EQ(H_ADMIN(out, "--data", t.e.data, "user", "add", "s1", "--org", "o1", "--role",
+                     "supervisor"),
+             0);
     CHECK(enroll_user(&t.e, "s1", "dup-s", sup, sizeof sup));
-    CHECK_EQ(CLIENT(out, "--home", t.a, "new", "beneficiary", "given_name=Lea",
-                    "family_name=Martin", "ine=1234567890A"),
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "new", "beneficiary", "given_name=Lea",
+                      "family_name=Martin", "ine=1234567890A"),
              0);
-    CHECK(line_value(out, "id: ", keep, sizeof keep));
-    CHECK_EQ(CLIENT(out, "--home", sup, "new", "beneficiary", "given_name=Léa",
-                    "family_name=Martin", "ine=1234567890a"),
+    CHECK(h_line_value(out, "id: ", keep, sizeof keep));
+    CHECK_EQ(H_CLIENT(out, "--home", sup, "new", "beneficiary", "given_name=Léa",
+                      "family_name=Martin", "ine=1234567890a"),
              0);
-    CHECK(line_value(out, "id: ", other, sizeof other));
+    CHECK(h_line_value(out, "id: ", other, sizeof other));
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(sync_ok(sup, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", sup, "duplicates"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", sup, "duplicates"), 0);
     CHECK(strstr(out, keep) != NULL && strstr(out, other) != NULL &&
           strstr(out, " ine open ") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", t.a, "duplicates"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "duplicates"), 0);
     CHECK(strstr(out, other) == NULL); /* counsellors do not get duplicates */
-    CHECK(CLIENT(out, "--home", t.a, "merge", keep, other) != 0);
-    CHECK_EQ(CLIENT(out, "--home", sup, "merge", keep, other), 0);
+    CHECK(H_CLIENT(out, "--home", t.a, "merge", keep, other) != 0);
+    CHECK_EQ(H_CLIENT(out, "--home", sup, "merge", keep, other), 0);
     CHECK(sync_ok(sup, out, sizeof out));
     CHECK(strstr(out, "0 rejected") != NULL);
     CHECK(sync_ok(t.a, out, sizeof out));
     /* The counsellor still holds the merged id: its edit is re-pointed. */
-    CHECK_EQ(CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.a, "edit", other, "situation=apprentice"), 0);
     CHECK(sync_ok(t.a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked, 0 conflicts, 0 rejected\n") != NULL);
     CHECK(sync_ok(sup, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", sup, "show", keep), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", sup, "show", keep), 0);
     snprintf(want, sizeof want, "situation: \"apprentice\"\n");
     CHECK(strstr(out, want) != NULL);
     h_server_stop(&t.e.s, 5000);
@@ -1093,14 +1058,14 @@ static void test_sync_resumes_after_cuts(void)
     snprintf(url, sizeof url, "http://127.0.0.1:%d", rl.port);
     CHECK(invite_user(t.e.data, "u1", url, ticket, sizeof ticket));
     home_path(home, sizeof home, "cuts-relay");
-    CHECK_EQ(CLIENT(out, "--home", home, "enroll", ticket), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "enroll", ticket), 0);
     CHECK(new_beneficiary(home, "Cut", id, sizeof id));
     CHECK(sync_ok(home, out, sizeof out));
     CHECK(sync_ok(t.b, out, sizeof out));
 
     /* The bytes of one whole sync of a round, measured. */
     long plan = 1, r, total;
-    CHECK_EQ(CLIENT(out, "--home", home, "edit", id, "note=measure"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", home, "edit", id, "note=measure"), 0);
     relay_write(rl.plan, plan++, -1);
     CHECK(sync_ok(home, out, sizeof out));
     relay_read(rl.stats, &r, &total);
@@ -1111,22 +1076,22 @@ static void test_sync_resumes_after_cuts(void)
     for (int k = 0; k < ROUNDS; k++) {
         snprintf(f, sizeof f, "f%d=%d", k, k);
         snprintf(v, sizeof v, "note=round %d", k);
-        CHECK_EQ(CLIENT(out, "--home", home, "edit", id, f, v), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", home, "edit", id, f, v), 0);
         relay_write(rl.plan, plan++, total * k / ROUNDS);
-        int rc = CLIENT(out, "--home", home, "sync");
+        int rc = H_CLIENT(out, "--home", home, "sync");
         CHECK(rc == 0 || rc == 1);
         cut += rc == 1;
         relay_write(rl.plan, plan++, -1);
         CHECK(sync_ok(home, out, sizeof out));
         CHECK(strstr(out, " 0 conflicts, 0 rejected\n") != NULL);
         CHECK(strstr(out, "in conflict") == NULL);
-        CHECK_EQ(CLIENT(out, "--home", home, "show", id), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", home, "show", id), 0);
         CHECK(strstr(out, "unsynced") == NULL && strstr(out, "conflict") == NULL);
     }
     relay_stop(&rl);
     CHECK_EQ(cut, ROUNDS); /* each round's sync is longer than the one measured */
     CHECK(sync_ok(t.b, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", t.b, "show", id), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "show", id), 0);
     snprintf(v, sizeof v, "note: \"round %d\"\n", ROUNDS - 1);
     CHECK(strstr(out, v) != NULL);
     for (int k = 0; k < ROUNDS; k++) {
@@ -1172,7 +1137,7 @@ static void test_sync_answer_too_long_is_halved(void)
         char user[8], name[32];
         snprintf(user, sizeof user, "u%d", 4 + d);
         snprintf(name, sizeof name, "halved-%d", d);
-        CHECK_EQ(ADMIN(out, "--data", t.e.data, "user", "add", user, "--org", "o1"), 0);
+        CHECK_EQ(H_ADMIN(out, "--data", t.e.data, "user", "add", user, "--org", "o1"), 0);
         CHECK(enroll_user(&t.e, user, name, more[d], sizeof more[d]));
     }
     const char *args[32];
@@ -1181,7 +1146,7 @@ static void test_sync_answer_too_long_is_halved(void)
         args[0] = h_client_bin, args[1] = "--home", args[2] = t.a, args[3] = "new";
         args[4] = "beneficiary", args[5 + LONG_FIELDS] = NULL;
         CHECK_EQ(h_run(args, out, sizeof out), 0);
-        CHECK(line_value(out, "id: ", ids[i], sizeof ids[i]));
+        CHECK(h_line_value(out, "id: ", ids[i], sizeof ids[i]));
     }
     for (int d = 0; d < DEVICES; d++)
         CHECK(sync_ok(homes[d], out, sizeof out));
@@ -1200,7 +1165,7 @@ static void test_sync_answer_too_long_is_halved(void)
     CHECK(strstr(out, "pushed: 0 acked, 25 conflicts, 0 rejected\n") != NULL);
     CHECK(sync_ok(t.b, out, sizeof out)); /* the outbox is empty */
     CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 0 rejected\n") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", t.b, "show", ids[N - 1]), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", t.b, "show", ids[N - 1]), 0);
     CHECK(strstr(out, "(conflict: 5 values)") != NULL);
     h_server_stop(&t.e.s, 5000);
 }

@@ -18,7 +18,6 @@
 #include "check.h"
 #include "harness.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,49 +26,17 @@
 
 #include <sqlite3.h>
 
-static int run(char *out, size_t cap, const char *bin, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = bin;
-    va_list ap;
-    va_start(ap, bin);
-    const char *a;
-    while ((a = va_arg(ap, const char *)) != NULL && n < 31)
-        argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    return h_run(argv, out, cap);
-}
-
-#define ADMIN(out, ...) run(out, sizeof out, h_admin_bin, __VA_ARGS__, (const char *)NULL)
-#define CLIENT(out, ...) run(out, sizeof out, h_client_bin, __VA_ARGS__, (const char *)NULL)
-
-static bool line_value(const char *out, const char *prefix, char *val, size_t cap)
-{
-    const char *p = strstr(out, prefix);
-    if (p == NULL)
-        return false;
-    p += strlen(prefix);
-    size_t n = strcspn(p, "\r\n");
-    if (n >= cap)
-        return false;
-    memcpy(val, p, n);
-    val[n] = '\0';
-    return true;
-}
-
 /* A data directory with o1 (u1) and o2 (u3). */
 static bool make_data(char *data, size_t cap, const char *name)
 {
     char out[4096];
     snprintf(data, cap, "%s", h_make_datadir(name));
-    if (ADMIN(out, "--data", data, "org", "add", "o1", "--name", "CIO Nord", "--kind", "cio") !=
+    if (H_ADMIN(out, "--data", data, "org", "add", "o1", "--name", "CIO Nord", "--kind", "cio") !=
             0 ||
-        ADMIN(out, "--data", data, "user", "add", "u1", "--org", "o1") != 0 ||
-        ADMIN(out, "--data", data, "org", "add", "o2", "--name", "ML Sud", "--kind",
-              "mission-locale") != 0 ||
-        ADMIN(out, "--data", data, "user", "add", "u3", "--org", "o2") != 0) {
+        H_ADMIN(out, "--data", data, "user", "add", "u1", "--org", "o1") != 0 ||
+        H_ADMIN(out, "--data", data, "org", "add", "o2", "--name", "ML Sud", "--kind",
+                "mission-locale") != 0 ||
+        H_ADMIN(out, "--data", data, "user", "add", "u3", "--org", "o2") != 0) {
         fprintf(stderr, "spro-admin set-up failed: %s\n", out);
         return false;
     }
@@ -81,10 +48,10 @@ static bool enroll(const char *data, const char *url, const char *user, const ch
 {
     char out[4096], ticket[512];
     snprintf(home, cap, "%s/%s", h_tmpdir(), name);
-    if (ADMIN(out, "--data", data, "device", "invite", "--user", user, "--url", url, "--no-qr") !=
+    if (H_ADMIN(out, "--data", data, "device", "invite", "--user", user, "--url", url, "--no-qr") !=
             0 ||
-        !line_value(out, "ticket: ", ticket, sizeof ticket) ||
-        CLIENT(out, "--home", home, "enroll", ticket) != 0) {
+        !h_line_value(out, "ticket: ", ticket, sizeof ticket) ||
+        H_CLIENT(out, "--home", home, "enroll", ticket) != 0) {
         fprintf(stderr, "enrolment failed: %s\n", out);
         return false;
     }
@@ -93,7 +60,7 @@ static bool enroll(const char *data, const char *url, const char *user, const ch
 
 static bool sync_ok(const char *home, char *out, size_t cap)
 {
-    int rc = run(out, cap, h_client_bin, "--home", home, "sync", (const char *)NULL);
+    int rc = h_runl(out, cap, h_client_bin, "--home", home, "sync", (const char *)NULL);
     if (rc != 0)
         fprintf(stderr, "spro-client sync exited %d: %s\n", rc, out);
     return rc == 0;
@@ -104,11 +71,11 @@ static bool new_ben(const char *home, const char *family, const char *extra, cha
 {
     char out[4096], arg[128];
     snprintf(arg, sizeof arg, "family_name=%s", family);
-    int rc = extra ? CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg,
-                            "phone:=0601020304", "situation=school", extra)
-                   : CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg,
-                            "phone:=0601020304", "situation=school");
-    if (rc != 0 || !line_value(out, "id: ", id, cap)) {
+    int rc = extra ? H_CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg,
+                              "phone:=0601020304", "situation=school", extra)
+                   : H_CLIENT(out, "--home", home, "new", "beneficiary", "given_name=Léa", arg,
+                              "phone:=0601020304", "situation=school");
+    if (rc != 0 || !h_line_value(out, "id: ", id, cap)) {
         fprintf(stderr, "spro-client new exited %d: %s\n", rc, out);
         return false;
     }
@@ -141,7 +108,7 @@ static bool old_copy_dir(const char *data, const char *old_backup, char *dir, si
     char out[4096], keys[700], cmd[4096];
     snprintf(dir, cap, "%s/oldcopy", h_tmpdir());
     snprintf(keys, sizeof keys, "%s/keys-now", h_tmpdir());
-    if (ADMIN(out, "--data", data, "backup", keys, "--keys-only") != 0)
+    if (H_ADMIN(out, "--data", data, "backup", keys, "--keys-only") != 0)
         return false;
     snprintf(cmd, sizeof cmd,
              "mkdir -m 700 '%s' && cp '%s/data.db' '%s/keys.db' '%s/master.key' '%s/' && chmod "
@@ -169,20 +136,20 @@ static void test_erase_end_to_end(void)
     CHECK(new_ben(a, "Xavier-Erased", NULL, x, sizeof x));
     CHECK(new_ben(a, "Yves-Kept", NULL, y, sizeof y));
     snprintf(ben_arg, sizeof ben_arg, "ben=%s", x);
-    CHECK_EQ(
-        CLIENT(out, "--home", a, "new", "interaction", ben_arg, "kind=visit", "note=NOTE-ABOUT-X"),
-        0);
-    CHECK_EQ(CLIENT(out, "--home", a, "new", "enrolment", ben_arg, "programme=cep", "owner_org=o2",
-                    "status=open"),
+    CHECK_EQ(H_CLIENT(out, "--home", a, "new", "interaction", ben_arg, "kind=visit",
+                      "note=NOTE-ABOUT-X"),
+             0);
+    CHECK_EQ(H_CLIENT(out, "--home", a, "new", "enrolment", ben_arg, "programme=cep",
+                      "owner_org=o2", "status=open"),
              0);
     CHECK(sync_ok(a, out, sizeof out));
     CHECK(sync_ok(c, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", c, "show", x), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", c, "show", x), 0);
     CHECK(strstr(out, "Xavier-Erased") != NULL);
 
     /* Export: JSON, decrypted, to a 0600 file. */
     snprintf(path, sizeof path, "%s/x.json", h_tmpdir());
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", x, "--out", path), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", x, "--out", path), 0);
     struct stat st;
     CHECK_EQ(stat(path, &st), 0);
     CHECK_EQ(st.st_mode & 0777, 0600);
@@ -198,31 +165,32 @@ static void test_erase_end_to_end(void)
     CHECK(strstr(out, "\"organisations\": [\"o1\", \"o2\"]") != NULL);
     CHECK(strstr(out, "\"kind\": \"push\"") != NULL); /* the audit trail */
     CHECK(strstr(out, "Yves-Kept") == NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", y), 0); /* to stdout */
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", y), 0); /* to stdout */
     CHECK(strstr(out, "\"value\": \"Yves-Kept\"") != NULL);
 
     /* A consistent copy of data.db before the erasure; c edits X offline. */
     char old[700];
     snprintf(old, sizeof old, "%s/old-backup", h_tmpdir());
-    CHECK_EQ(ADMIN(out, "--data", data, "backup", old, "--data-only"), 0);
-    CHECK_EQ(CLIENT(out, "--home", c, "edit", x, "situation=work"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "backup", old, "--data-only"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", c, "edit", x, "situation=work"), 0);
 
     /* Errors first: an unknown id, a malformed one, no reason. */
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", "0a2a57e7-eccb-456a-9999-58a0008fca1c",
-                   "--reason", "test"),
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase",
+                     "0a2a57e7-eccb-456a-9999-58a0008fca1c", "--reason", "test"),
              1);
     CHECK(strstr(out, "no beneficiary 0a2a57e7-eccb-456a-9999-58a0008fca1c") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", "Xavier", "--reason", "test"), 2);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", "Xavier", "--reason", "test"), 2);
     CHECK(strstr(out, "not a beneficiary id") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", x), 2);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", x), 2);
     CHECK(strstr(out, "missing --reason TEXT") != NULL);
 
     /* The erasure. */
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "GDPR art. 17, #42"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "GDPR art. 17, #42"),
+             0);
     CHECK(strstr(out, "erased beneficiary ") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", x), 1);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", x), 1);
     CHECK(strstr(out, "was erased on ") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "again"), 1);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "again"), 1);
     CHECK(strstr(out, "was already erased on ") != NULL);
     char kdb[700], ddb[700];
     snprintf(kdb, sizeof kdb, "%s/keys.db", data);
@@ -244,35 +212,35 @@ static void test_erase_end_to_end(void)
 
     /* Devices delete their copies; c's edit is refused as if X never was. */
     CHECK(sync_ok(a, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", a, "show", x), 1);
-    CHECK_EQ(CLIENT(out, "--home", a, "show", y), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", a, "show", x), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", a, "show", y), 0);
     CHECK(sync_ok(c, out, sizeof out));
     CHECK(strstr(out, "pushed: 0 acked, 0 conflicts, 1 rejected\n") != NULL);
     CHECK(strstr(out, ": not_found") != NULL);
-    CHECK_EQ(CLIENT(out, "--home", c, "show", x), 1);
-    CHECK_EQ(CLIENT(out, "--home", c, "list"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", c, "show", x), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", c, "list"), 0);
     CHECK(strstr(out, x) == NULL);
     /* The server keeps serving: a new edit of Y goes through. */
-    CHECK_EQ(CLIENT(out, "--home", a, "edit", y, "situation=work"), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", a, "edit", y, "situation=work"), 0);
     CHECK(sync_ok(a, out, sizeof out));
     CHECK(strstr(out, "pushed: 1 acked") != NULL);
 
     /* The old data.db with today's keys: X does not decrypt, Y does. */
     char copy[700];
     CHECK(old_copy_dir(data, old, copy, sizeof copy));
-    CHECK_EQ(ADMIN(out, "--data", copy, "subject", "export", x), 1);
+    CHECK_EQ(H_ADMIN(out, "--data", copy, "subject", "export", x), 1);
     if (strstr(out, "its data key is gone (erased)") == NULL)
         fprintf(stderr, "export of the old copy said: %s\n", out);
     CHECK(strstr(out, "its data key is gone (erased)") != NULL);
     CHECK(strstr(out, "Xavier-Erased") == NULL);
-    CHECK_EQ(ADMIN(out, "--data", copy, "subject", "export", y), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", copy, "subject", "export", y), 0);
     CHECK(strstr(out, "\"value\": \"Yves-Kept\"") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", copy, "check"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", copy, "check"), 0);
     CHECK(strstr(out, "ok      every sealed field decrypts: ") != NULL);
     CHECK(strstr(out, "erased beneficiaries (data key destroyed) are unreadable: ") != NULL);
     CHECK(strstr(strstr(out, "unreadable: "), x) != NULL);
     CHECK(strstr(strstr(out, "unreadable: "), y) == NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "check"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "check"), 0);
     CHECK(strstr(out, "unreadable") == NULL);
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 }
@@ -298,7 +266,7 @@ static void test_erase_crash(void)
         CHECK(sync_ok(a, out, sizeof out));
 
         setenv("SPRO_FAILPOINT", points[i], 1);
-        int rc = ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "crash test");
+        int rc = H_ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "crash test");
         unsetenv("SPRO_FAILPOINT");
         CHECK_EQ(rc, 128 + 9); /* SIGKILL */
         h_server_kill(&s);     /* and the server dies too */
@@ -307,21 +275,21 @@ static void test_erase_crash(void)
         snprintf(kdb, sizeof kdb, "%s/keys.db", data);
         if (i == 0) {
             /* Never committed: nothing happened. */
-            CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", x), 0);
+            CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", x), 0);
             CHECK(strstr(out, "Xavier-Crash") != NULL);
         } else {
             /* The restarted server's open finishes it. */
             CHECK_EQ(h_server_start(&s, data, NULL), 0);
             CHECK_EQ(h_server_stop(&s, 5000), 0);
             CHECK_EQ(count_rows(kdb, "SELECT 1 FROM data_keys WHERE ben = ?1", x), 0);
-            CHECK_EQ(ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "again"), 1);
+            CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "again"), 1);
             CHECK(strstr(out, "was already erased on ") != NULL);
-            CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", x), 1);
+            CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", x), 1);
             CHECK(strstr(out, "was erased on ") != NULL);
         }
-        CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", y), 0);
+        CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", y), 0);
         CHECK(strstr(out, "\"value\": \"Yves-Crash\"") != NULL);
-        CHECK_EQ(ADMIN(out, "--data", data, "check"), 0);
+        CHECK_EQ(H_ADMIN(out, "--data", data, "check"), 0);
         CHECK(strstr(out, "unreadable") == NULL);
     }
 }
@@ -342,30 +310,30 @@ static void test_retention(void)
     CHECK(sync_ok(a, out, sizeof out));
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run"), 2);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run"), 2);
     CHECK(strstr(out, "no rule") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run", "--rule", "bad"), 2);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run", "--rule", "bad"), 2);
     /* Five years: nothing due yet. */
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run", "--rule", "spro-reception:5"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run", "--rule", "spro-reception:5"), 0);
     CHECK(strstr(out, "0 beneficiaries due") != NULL);
     /* A programme without a rule keeps it. */
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run", "--rule", "cep:0"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run", "--rule", "cep:0"), 0);
     CHECK(strstr(out, "0 beneficiaries due") != NULL);
     snprintf(cfg, sizeof cfg, "%s/server.conf", h_tmpdir());
     FILE *f = fopen(cfg, "w");
     CHECK(f != NULL);
     fprintf(f, "# retention rules\nretention = spro-reception:0\nretention-interval = 1\n");
     fclose(f);
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run", "--config", cfg, "--dry-run"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run", "--config", cfg, "--dry-run"), 0);
     CHECK(strstr(out, "due     ") != NULL && strstr(out, closed) != NULL);
     CHECK(strstr(out, open_) == NULL);
     CHECK(strstr(out, "1 beneficiary due (dry run: nothing erased)") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", closed), 0);
-    CHECK_EQ(ADMIN(out, "--data", data, "retention", "run", "--rule", "*:0"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", closed), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "retention", "run", "--rule", "*:0"), 0);
     CHECK(strstr(out, "erased  ") != NULL && strstr(out, closed) != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", closed), 1);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", closed), 1);
     CHECK(strstr(out, "was erased on ") != NULL);
-    CHECK_EQ(ADMIN(out, "--data", data, "subject", "export", open_), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", open_), 0);
     char ddb[700];
     snprintf(ddb, sizeof ddb, "%s/data.db", data);
     CHECK_EQ(
@@ -396,8 +364,8 @@ static void test_retention(void)
     CHECK(strstr(log, "Closed-Later") == NULL); /* ids only in logs */
     free(log);
     CHECK(sync_ok(b, out, sizeof out));
-    CHECK_EQ(CLIENT(out, "--home", b, "show", later), 1);
-    CHECK_EQ(CLIENT(out, "--home", b, "show", open_), 0);
+    CHECK_EQ(H_CLIENT(out, "--home", b, "show", later), 1);
+    CHECK_EQ(H_CLIENT(out, "--home", b, "show", open_), 0);
     CHECK_EQ(h_server_stop(&s, 5000), 0);
 }
 
@@ -443,7 +411,7 @@ static void test_swapped_sealed_values_refused(void)
     CHECK(new_ben(a, "Yann-Sealed", NULL, y, sizeof y));
     CHECK(sync_ok(a, out, sizeof out));
     CHECK_EQ(h_server_stop(&s, 5000), 0);
-    CHECK_EQ(ADMIN(out, "--data", data, "check"), 0);
+    CHECK_EQ(H_ADMIN(out, "--data", data, "check"), 0);
 
     static const char *const what[] = {"two records", "two columns", "a moved data key"};
     for (int k = 0; k < 3; k++) {
@@ -474,7 +442,7 @@ static void test_swapped_sealed_values_refused(void)
         char name[32];
         snprintf(name, sizeof name, "tampered-%d", k);
         CHECK(tampered_copy(data, name, db, sql, dir, sizeof dir));
-        int rc = ADMIN(out, "--data", dir, "check");
+        int rc = H_ADMIN(out, "--data", dir, "check");
         if (rc != 1 || strstr(out, "do NOT open") == NULL)
             fprintf(stderr, "check after %s: %s\n", what[k], out);
         CHECK_EQ(rc, 1);
@@ -483,7 +451,7 @@ static void test_swapped_sealed_values_refused(void)
         CHECK(strstr(out, "Sealed") == NULL); /* no value printed */
         /* The damaged beneficiary's export refuses; nothing of the other. */
         const char *victim = k == 2 ? y : x;
-        CHECK_EQ(ADMIN(out, "--data", dir, "subject", "export", victim), 1);
+        CHECK_EQ(H_ADMIN(out, "--data", dir, "subject", "export", victim), 1);
         CHECK(strstr(out, "Sealed") == NULL);
         /* A device's pull through a server on the copy gets an error. */
         char home[700], url2[64];
@@ -491,9 +459,10 @@ static void test_swapped_sealed_values_refused(void)
         snprintf(url2, sizeof url2, "http://127.0.0.1:%d", s.port);
         snprintf(name, sizeof name, "tamper-dev-%d", k);
         CHECK(enroll(dir, url2, "u1", name, home, sizeof home));
-        CHECK(run(out, sizeof out, h_client_bin, "--home", home, "sync", (const char *)NULL) != 0);
+        CHECK(h_runl(out, sizeof out, h_client_bin, "--home", home, "sync", (const char *)NULL) !=
+              0);
         CHECK(strstr(out, "Sealed") == NULL);
-        CHECK_EQ(CLIENT(out, "--home", home, "list"), 0);
+        CHECK_EQ(H_CLIENT(out, "--home", home, "list"), 0);
         CHECK(strstr(out, "Sealed") == NULL);
         CHECK_EQ(h_server_stop(&s, 5000), 0);
     }

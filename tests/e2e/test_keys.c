@@ -15,7 +15,6 @@
 #include "sync/store.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,62 +25,10 @@
 #define NBENS 120   /* beneficiaries pushed through the server */
 #define NBARE 40000 /* data keys added directly, to make a re-wrap last */
 
-__attribute__((sentinel)) static int admin(char *out, size_t cap, ...)
-{
-    const char *argv[16] = {h_admin_bin};
-    va_list ap;
-    va_start(ap, cap);
-    for (int i = 1; i < 15 && (argv[i] = va_arg(ap, const char *)) != NULL; i++)
-        ;
-    va_end(ap);
-    return h_run(argv, out, cap);
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
-}
-
-static void uuid(char out[37], uint32_t a, uint32_t b)
-{
-    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012x", a, b & 0xffff, (b >> 16) & 0xfff, a & 0xfff,
-             b ^ 0x5a5a5a);
-}
-
-/* Pushes a new beneficiary ben with given_name = value: 0 if acked. */
-static int push_one(struct dv_env *e, struct dv_dev *d, uint64_t seq, const char *ben,
-                    const char *value)
-{
-    static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)], plain[65536], frame[65600];
-    struct spro_wire_edit ed = {0};
-    ed.name = (struct spro_bytes){(const uint8_t *)"given_name", 10};
-    ed.val.kind = SPRO_VALUE_STR;
-    ed.val.s = (struct spro_bytes){(const uint8_t *)value, strlen(value)};
-    struct spro_wire_op op = {0};
-    op.seq = seq;
-    op.rtype = (struct spro_bytes){(const uint8_t *)"beneficiary", 11};
-    op.rid = op.ben = (struct spro_bytes){(const uint8_t *)ben, 36};
-    op.schema = 1;
-    op.hlc = ((uint64_t)time(NULL) * 1000) << 16 | seq;
-    op.set = &ed;
-    op.nset = 1;
-    struct spro_msg m = {.type = SPRO_MSG_PUSH};
-    m.u.push.ops = &op;
-    m.u.push.nops = 1;
-    size_t len = dv_seal(d, &m, "POST", "/v1/sync/push", d->counter++, frame, sizeof frame);
-    struct h_response *r = malloc(sizeof *r);
-    int rc =
-        h_request(e->srv.port, "POST", "/v1/sync/push", "application/octet-stream", frame, len, r);
-    struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-    struct spro_msg reply;
-    rc = rc == 0 && dv_unseal_sync(d, r, "POST", "/v1/sync/push", frame, plain, &a, &reply) == 0 &&
-                 reply.type == SPRO_MSG_PUSH_REPLY && reply.u.push_reply.nresults == 1 &&
-                 reply.u.push_reply.results[0].status == SPRO_RESULT_ACK
-             ? 0
-             : -1;
-    free(r);
-    return rc;
 }
 
 static void value_of(char out[32], int i)
@@ -91,52 +38,33 @@ static void value_of(char out[32], int i)
 
 static void ben_of(char out[37], int i)
 {
-    uuid(out, 0x6b000000u + (uint32_t)i, 0x1234u * (uint32_t)(i + 1));
+    dv_uuid(out, 0x6b000000u + (uint32_t)i, 0x1234u * (uint32_t)(i + 1));
+}
+
+/* For dv_pull_all: counts in *good the beneficiaries 0..NBENS-1 whose
+ * given_name came back as pushed. */
+static void count_good(const struct spro_wire_record *rec, void *arg)
+{
+    int *good = arg;
+    for (int k = 0; k < NBENS; k++) {
+        char ben[37], val[32];
+        ben_of(ben, k);
+        value_of(val, k);
+        if (!dv_bytes_is(rec->rid, ben))
+            continue;
+        for (size_t f = 0; f < rec->nfields; f++)
+            if (dv_bytes_is(rec->fields[f].name, "given_name") && rec->fields[f].nsiblings == 1 &&
+                dv_bytes_is(rec->fields[f].siblings[0].val.s, val))
+                (*good)++;
+    }
 }
 
 /* Pulls everything; counts the beneficiaries 0..NBENS-1 whose given_name
  * came back as pushed. */
 static int pull_check(struct dv_env *e, struct dv_dev *d, int *good)
 {
-    static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(262144)], plain[262144], frame[65600];
-    uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
-    size_t clen = 0;
     *good = 0;
-    for (int rounds = 0; rounds < 100; rounds++) {
-        struct spro_msg m = {.type = SPRO_MSG_PULL};
-        m.u.pull.cursor = (struct spro_bytes){cursor, clen};
-        m.u.pull.limit = 100;
-        size_t len = dv_seal(d, &m, "POST", "/v1/sync/pull", d->counter++, frame, sizeof frame);
-        struct h_response *r = malloc(sizeof *r);
-        int rc = h_request(e->srv.port, "POST", "/v1/sync/pull", "application/octet-stream", frame,
-                           len, r);
-        struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-        struct spro_msg reply;
-        rc = rc == 0 ? dv_unseal_sync(d, r, "POST", "/v1/sync/pull", frame, plain, &a, &reply) : -1;
-        free(r);
-        if (rc != 0 || reply.type != SPRO_MSG_PULL_REPLY)
-            return -1;
-        for (size_t i = 0; i < reply.u.pull_reply.nrecords; i++) {
-            const struct spro_wire_record *rec = &reply.u.pull_reply.records[i];
-            for (int k = 0; k < NBENS; k++) {
-                char ben[37], val[32];
-                ben_of(ben, k);
-                value_of(val, k);
-                if (!dv_bytes_is(rec->rid, ben))
-                    continue;
-                for (size_t f = 0; f < rec->nfields; f++)
-                    if (dv_bytes_is(rec->fields[f].name, "given_name") &&
-                        rec->fields[f].nsiblings == 1 &&
-                        dv_bytes_is(rec->fields[f].siblings[0].val.s, val))
-                        (*good)++;
-            }
-        }
-        clen = reply.u.pull_reply.cursor.len;
-        memcpy(cursor, reply.u.pull_reply.cursor.p, clen);
-        if (!reply.u.pull_reply.more)
-            return 0;
-    }
-    return -1;
+    return dv_pull_all(e, d, 100, count_good, good);
 }
 
 /* From `key status --json`: the current epoch, data keys in all and
@@ -145,7 +73,7 @@ static int status(const char *dir, unsigned *current, long *total, long *under, 
                   int *destroyed)
 {
     static char out[65536];
-    if (admin(out, sizeof out, "--data", dir, "key", "status", "--json", NULL) != 0) {
+    if (h_admin(out, sizeof out, "--data", dir, "key", "status", "--json", NULL) != 0) {
         fprintf(stderr, "key status failed: %s\n", out);
         return -1;
     }
@@ -185,7 +113,8 @@ static int push_range(struct dv_env *e, struct dv_dev *d, int from, int to)
         char ben[37], val[32];
         ben_of(ben, i);
         value_of(val, i);
-        if (push_one(e, d, (uint64_t)i + 1, ben, val) != 0)
+        uint64_t seq = (uint64_t)i + 1;
+        if (dv_push_ben(e, d, seq, ben, val, ((uint64_t)time(NULL) * 1000) << 16 | seq) != 0)
             return -1;
     }
     return 0;
@@ -201,7 +130,7 @@ static void test_rotate_while_pushing(void)
     snprintf(dir, sizeof dir, "%s/rotate", h_tmpdir());
     CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
     CHECK_EQ(push_range(&e, &d, 0, NBENS / 2), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
     CHECK(strstr(out, "KEK epoch 2 is now active") != NULL);
     /* Pushes and pulls go on while the server re-wraps. */
     CHECK_EQ(push_range(&e, &d, NBENS / 2, NBENS), 0);
@@ -209,7 +138,7 @@ static void test_rotate_while_pushing(void)
     CHECK_EQ(pull_check(&e, &d, &good), 0);
     CHECK_EQ(good, NBENS);
     CHECK_EQ(wait_rewrapped(dir, 1, NBENS), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "status", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "status", NULL), 0);
     CHECK(strstr(out, "current epoch 2: 120 of 120 data keys") != NULL);
     CHECK(strstr(out, "destroyed") != NULL);
     /* A new session: the server reads every key again, now under epoch 2. */
@@ -240,7 +169,7 @@ static int add_bare_keys(struct spro_datadir *dd, int n)
     for (int i = 0; i < n; i += B) {
         int m = n - i < B ? n - i : B;
         for (int k = 0; k < m; k++) {
-            uuid(names[k], 0x7a000000u + (uint32_t)(i + k), 0x77u * (uint32_t)(i + k + 1));
+            dv_uuid(names[k], 0x7a000000u + (uint32_t)(i + k), 0x77u * (uint32_t)(i + k + 1));
             spro_field_key_new(dk);
             if (spro_field_key_wrap(wrapped[k], dk, kek, epoch, names[k]) != 0)
                 return -1;
@@ -281,7 +210,7 @@ static void test_kill_mid_rewrap(void)
     CHECK_EQ(dv_env_stop(&e), 0); /* closes the test's own handle too */
 
     /* 1. A `key rewrap` process killed mid-way, no server running. */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
     /* Batches of 10, each its own fsync: thousands of commits, so that the
      * kill lands mid-way however fast the machine. */
     const char *argv[] = {h_admin_bin, "--data", dir, "key", "rewrap", "--batch", "10", NULL};
@@ -331,7 +260,7 @@ static void test_kill_mid_rewrap(void)
 
     /* 3. Once more, the server killed while the re-wrap it runs itself is
      * under way (rotation with the server up). */
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "rotate", NULL), 0);
     sleep_ms(1300);
     h_server_kill(&e.srv);
     CHECK_EQ(status(dir, &cur, &all, &under, 2, &destroyed), 0);
@@ -345,7 +274,7 @@ static void test_kill_mid_rewrap(void)
     CHECK_EQ(good, NBENS);
     dv_dev_end_session(&d);
     CHECK_EQ(h_server_stop(&e.srv, 5000), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "check", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "check", NULL), 0);
 }
 
 static void test_change_master(void)
@@ -359,13 +288,13 @@ static void test_change_master(void)
     CHECK_EQ(push_range(&e, &d, 0, NBENS), 0);
     /* Refused while the server (and this process) hold keys.db. */
     snprintf(newkey, sizeof newkey, "%s/new-master.key", h_tmpdir());
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "change-master", "--new-master-key",
-                   newkey, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "change-master", "--new-master-key",
+                     newkey, NULL),
              1);
     CHECK(strstr(out, "stop spro-server first") != NULL);
     CHECK_EQ(dv_env_stop(&e), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "key", "change-master", "--new-master-key",
-                   newkey, NULL),
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "key", "change-master", "--new-master-key",
+                     newkey, NULL),
              0);
     struct stat st;
     CHECK_EQ(stat(newkey, &st), 0);
@@ -391,7 +320,7 @@ static void test_change_master(void)
     CHECK(strstr(log, "data_dir_open_failed") != NULL);
     free(log);
     CHECK_EQ(rename(saved, path), 0);
-    CHECK_EQ(admin(out, sizeof out, "--data", dir, "check", NULL), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "check", NULL), 0);
 }
 
 static const struct check_test tests[] = {
@@ -402,7 +331,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (spro_crypto_init() != 0)
-        return 1;
     return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

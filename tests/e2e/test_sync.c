@@ -25,12 +25,6 @@ static uint8_t arena_mem[SPRO_PROTO_ARENA_BYTES(65536)];
 static uint8_t plain[65536];
 static uint8_t frame[65600];
 
-static void uuid(char out[37], uint32_t a, uint32_t b)
-{
-    snprintf(out, 37, "%08x-%04x-4%03x-8%03x-%012x", a, b & 0xffff, (b >> 16) & 0xfff, a & 0xfff,
-             b ^ 0x5a5a5a);
-}
-
 /* One op: a new beneficiary `ben` with given_name = value (and, when
  * family is not NULL, family_name = family). */
 struct op_spec {
@@ -73,55 +67,7 @@ static int push(struct dv_env *e, struct dv_dev *d, const struct op_spec *ops, s
     struct spro_wire_edit eds[64][2];
     for (size_t i = 0; i < n; i++)
         fill_op(&wops[i], eds[i], &ops[i]);
-    struct spro_msg m = {.type = SPRO_MSG_PUSH};
-    m.u.push.ops = wops;
-    m.u.push.nops = n;
-    size_t len = dv_seal(d, &m, "POST", "/v1/sync/push", d->counter++, frame, sizeof frame);
-    struct h_response *r = malloc(sizeof *r);
-    int rc =
-        h_request(e->srv.port, "POST", "/v1/sync/push", "application/octet-stream", frame, len, r);
-    struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-    struct spro_msg reply;
-    if (rc == 0 && dv_unseal_sync(d, r, "POST", "/v1/sync/push", frame, plain, &a, &reply) == 0 &&
-        reply.type == SPRO_MSG_PUSH_REPLY && reply.u.push_reply.nresults == n) {
-        for (size_t i = 0; i < n; i++)
-            acked[i] = reply.u.push_reply.results[i].status == SPRO_RESULT_ACK ? 1 : 2;
-        rc = 0;
-    } else {
-        rc = -1;
-    }
-    free(r);
-    return rc;
-}
-
-/* Pulls everything in scope; calls fn for every record. */
-static int pull_all(struct dv_env *e, struct dv_dev *d,
-                    void (*fn)(const struct spro_wire_record *r, void *arg), void *arg)
-{
-    uint8_t cursor[SPRO_SYNC_MAX_CURSOR];
-    size_t clen = 0;
-    for (int rounds = 0; rounds < 1000; rounds++) {
-        struct spro_msg m = {.type = SPRO_MSG_PULL};
-        m.u.pull.cursor = (struct spro_bytes){cursor, clen};
-        m.u.pull.limit = 200;
-        size_t len = dv_seal(d, &m, "POST", "/v1/sync/pull", d->counter++, frame, sizeof frame);
-        struct h_response *r = malloc(sizeof *r);
-        int rc = h_request(e->srv.port, "POST", "/v1/sync/pull", "application/octet-stream", frame,
-                           len, r);
-        struct spro_arena a = {arena_mem, 0, sizeof arena_mem};
-        struct spro_msg reply;
-        rc = rc == 0 ? dv_unseal_sync(d, r, "POST", "/v1/sync/pull", frame, plain, &a, &reply) : -1;
-        free(r);
-        if (rc != 0 || reply.type != SPRO_MSG_PULL_REPLY)
-            return -1;
-        for (size_t i = 0; i < reply.u.pull_reply.nrecords; i++)
-            fn(&reply.u.pull_reply.records[i], arg);
-        clen = reply.u.pull_reply.cursor.len;
-        memcpy(cursor, reply.u.pull_reply.cursor.p, clen);
-        if (!reply.u.pull_reply.more)
-            return 0;
-    }
-    return -1;
+    return dv_push(e, d, wops, n, acked);
 }
 
 static const struct spro_wire_field *field(const struct spro_wire_record *r, const char *name)
@@ -176,16 +122,16 @@ static void test_scope_and_sentinel(void)
     CHECK_EQ(dv_enrolled(&e, &b, "carol"), 0);
     static const char sentinel[] = "SENTINEL-Zoubida-7f3a";
     struct op_spec o = {.seq = 1, .family = sentinel, .hlc = (uint64_t)time(NULL) * 1000 << 16};
-    uuid(o.ben, 0xabc00001, 0x1234);
+    dv_uuid(o.ben, 0xabc00001, 0x1234);
     snprintf(o.value, sizeof o.value, "SENTINEL-given-91c2");
     int acked = 0;
     CHECK_EQ(push(&e, &a, &o, 1, &acked), 0);
     CHECK_EQ(acked, 1);
     struct seen sb = {.ben = o.ben}, so = {.ben = o.ben};
-    CHECK_EQ(pull_all(&e, &b, note_record, &sb), 0);
+    CHECK_EQ(dv_pull_all(&e, &b, 200, note_record, &sb), 0);
     CHECK(sb.found);
     CHECK_STR(sb.family, sentinel);
-    CHECK_EQ(pull_all(&e, &other, note_record, &so), 0);
+    CHECK_EQ(dv_pull_all(&e, &other, 200, note_record, &so), 0);
     CHECK(!so.found);
     CHECK_EQ(so.records, 0);
     dv_dev_end_session(&a);
@@ -274,7 +220,7 @@ static void test_durability_under_kill(void)
         int res[BATCH];
         for (int i = 0; i < BATCH; i++) {
             cal[i] = (struct op_spec){.seq = 1000000 + (uint64_t)i, .hlc = ++hlc};
-            uuid(cal[i].ben, 0x0c000000u + (uint32_t)i, 7);
+            dv_uuid(cal[i].ben, 0x0c000000u + (uint32_t)i, 7);
             snprintf(cal[i].value, sizeof cal[i].value, "calibration-%d", i);
         }
         struct timespec t0, t1;
@@ -300,7 +246,7 @@ static void test_durability_under_kill(void)
         while (n < BATCH * 2 && total < KILL_ROUNDS * BATCH && n < 60) {
             struct op_spec *o = &ops[total];
             o->seq = (uint64_t)total + 1;
-            uuid(o->ben, 0x0d000000u + (uint32_t)total, (uint32_t)round);
+            dv_uuid(o->ben, 0x0d000000u + (uint32_t)total, (uint32_t)round);
             snprintf(o->value, sizeof o->value, "op-%d", total);
             o->hlc = ++hlc;
             batch[n] = *o, idx[n++] = total++;
@@ -348,7 +294,7 @@ static void test_durability_under_kill(void)
     for (int i = 0; i < BATCH; i++)
         CHECK_EQ(res[i], 1);
     struct tally tl = {.ops_total = total, .ops = ops};
-    CHECK_EQ(pull_all(&e, &d, count_record, &tl), 0);
+    CHECK_EQ(dv_pull_all(&e, &d, 200, count_record, &tl), 0);
     dv_dev_end_session(&d);
     CHECK_EQ(dv_env_stop(&e), 0);
     printf("durability: %d ops, %d acknowledged before a kill, %d kills (%d before the answer)\n",
@@ -388,8 +334,8 @@ static void test_fail_stop_on_fsync_error(void)
     CHECK_EQ(dv_handshake(&e, &d, NULL, &r), 0);
     uint64_t hlc = (uint64_t)time(NULL) * 1000 << 16;
     struct op_spec ok = {.seq = 1, .hlc = ++hlc}, doomed = {.seq = 2, .hlc = ++hlc};
-    uuid(ok.ben, 0xfa110001u, 1);
-    uuid(doomed.ben, 0xfa110002u, 2);
+    dv_uuid(ok.ben, 0xfa110001u, 1);
+    dv_uuid(doomed.ben, 0xfa110002u, 2);
     snprintf(ok.value, sizeof ok.value, "before");
     snprintf(doomed.value, sizeof doomed.value, "during");
     int res = 0;
@@ -427,7 +373,7 @@ static void test_fail_stop_on_fsync_error(void)
     CHECK_EQ(res, 1);
     struct op_spec both[2] = {ok, doomed};
     struct tally tl = {.ops_total = 2, .ops = both};
-    CHECK_EQ(pull_all(&e, &d, count_record, &tl), 0);
+    CHECK_EQ(dv_pull_all(&e, &d, 200, count_record, &tl), 0);
     dv_dev_end_session(&d);
     CHECK_EQ(dv_env_stop(&e), 0);
     CHECK_EQ(tl.records, 2);
@@ -443,7 +389,7 @@ static void test_quarantine_visible_to_admin(void)
     struct dv_dev d;
     CHECK_EQ(dv_enrolled(&e, &d, "alice"), 0);
     struct op_spec o = {.seq = 7, .hlc = (uint64_t)time(NULL) * 1000 << 16};
-    uuid(o.ben, 0x9a000001u, 3);
+    dv_uuid(o.ben, 0x9a000001u, 3);
     snprintf(o.value, sizeof o.value, "SENTINEL-quarantined-55e1");
     struct spro_wire_op op;
     struct spro_wire_edit ed[2];
@@ -500,7 +446,5 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    if (spro_crypto_init() != 0)
-        return 1;
     return h_main(tests, sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -8,6 +8,7 @@
  * checkpoint), each named by its first bad seq.
  */
 #include "check.h"
+#include "tmpmain.h"
 #include "crypto/crypto.h"
 #include "sync/store.h"
 #include "sync/sync.h"
@@ -18,7 +19,6 @@
 #include <unistd.h>
 
 static char tmp[256];
-static char dir[300];
 
 static void unhex(uint8_t *out, size_t n, const char *hex)
 {
@@ -407,15 +407,6 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    snprintf(tmp, sizeof tmp, "%s/spro-audit-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(tmp) == NULL || spro_crypto_init() != 0)
-        return 1;
-    umask(077);
-    snprintf(dir, sizeof dir, "%s/dd", tmp);
-    int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmp);
-    return rc;
+    return spro_test_main_in_tmp("spro-audit", tmp, sizeof tmp, tests,
+                                 sizeof tests / sizeof tests[0], argc, argv);
 }

@@ -11,6 +11,7 @@
  * and one whose rows cannot be re-keyed stays at version 6.
  */
 #include "check.h"
+#include "tmpmain.h"
 #include "sync/store.h"
 #include "sync/sync.h"
 
@@ -686,14 +687,6 @@ static const struct check_test tests[] = {
 
 int main(int argc, char **argv)
 {
-    snprintf(tmp, sizeof tmp, "%s/spro-store-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(tmp) == NULL || spro_crypto_init() != 0)
-        return 1;
-    umask(077);
-    int rc = check_run(tests, sizeof tests / sizeof tests[0], argc, argv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0)
-        fprintf(stderr, "could not remove %s\n", tmp);
-    return rc;
+    return spro_test_main_in_tmp("spro-store", tmp, sizeof tmp, tests,
+                                 sizeof tests / sizeof tests[0], argc, argv);
 }
