@@ -24,12 +24,11 @@ static _Noreturn void out_of_memory(size_t n)
     abort();
 }
 
-/* Appends p[0..n) to b.  p may be NULL when n == 0.  Never fails: aborts on
- * out-of-memory or if the length would overflow size_t. */
-void spro_buf_append(struct spro_buf *b, const void *p, size_t n)
+/* Makes room for n more bytes: b->cap >= b->len + n after it, b->len and
+ * the bytes unchanged.  Never fails: aborts on out-of-memory or if the
+ * length would overflow size_t. */
+void spro_buf_reserve(struct spro_buf *b, size_t n)
 {
-    if (n == 0)
-        return;
     if (n > SIZE_MAX - b->len)
         out_of_memory(SIZE_MAX);
     size_t need = b->len + n;
@@ -43,8 +42,17 @@ void spro_buf_append(struct spro_buf *b, const void *p, size_t n)
         b->data = data;
         b->cap = cap;
     }
+}
+
+/* Appends p[0..n) to b.  p may be NULL when n == 0.  Never fails: aborts on
+ * out-of-memory or if the length would overflow size_t. */
+void spro_buf_append(struct spro_buf *b, const void *p, size_t n)
+{
+    if (n == 0)
+        return;
+    spro_buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
-    b->len = need;
+    b->len += n;
 }
 
 /* Releases the storage of b and leaves it empty (zeroed), ready for reuse.

@@ -40,6 +40,11 @@ struct spro_buf {
     size_t cap;
 };
 void spro_buf_append(struct spro_buf *b, const void *p, size_t n);
+/* Grows b, if needed, so that n more bytes fit without another growth
+ * (which would leave the old bytes in freed memory: size a buffer for
+ * secrets once, then append).  len and the bytes are unchanged; aborts on
+ * out-of-memory. */
+void spro_buf_reserve(struct spro_buf *b, size_t n);
 void spro_buf_free(struct spro_buf *b);
 
 /* ---- Strict pull reader (for message decoders and tests). ---- */

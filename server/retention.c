@@ -27,7 +27,8 @@ static void report(const struct spro_retention_due *d, void *arg)
 {
     (void)arg;
     struct spro_logline l;
-    spro_log_begin(&l, d->rc == 0 ? SPRO_LOG_INFO : SPRO_LOG_ERROR, "retention_erased");
+    spro_log_begin(&l, d->rc == 0 ? SPRO_LOG_INFO : SPRO_LOG_ERROR,
+                   d->kept ? "retention_kept" : "retention_erased");
     spro_log_str(&l, "beneficiary", d->ben);
     spro_log_str(&l, "rule", d->programme);
     if (d->rc != 0)

@@ -161,7 +161,8 @@ static int walk_entry(const struct spro_audit_row *r, void *arg)
         return broken(w, w->seq + 1, CHAIN_BROKEN, (long long)(w->seq + 1));
     struct spro_audit_entry e = {r->seq, r->time_ms, r->kind, r->actor, r->object, r->detail};
     uint8_t h[SPRO_AUDIT_HASH_BYTES];
-    if (spro_audit_hash(h, w->key, w->hash, &e) != 0 || r->hash_len != SPRO_AUDIT_HASH_BYTES ||
+    if (r->malformed || spro_audit_hash(h, w->key, w->hash, &e) != 0 ||
+        r->hash_len != SPRO_AUDIT_HASH_BYTES ||
         !spro_crypto_equal(h, r->hash, SPRO_AUDIT_HASH_BYTES))
         return broken(w, r->seq, CHAIN_BROKEN, (long long)r->seq);
     w->seq = r->seq;

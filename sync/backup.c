@@ -302,19 +302,13 @@ int spro_datadir_backup(const char *dir, const char *dest, unsigned what,
 
 /* ---- Restore ---- */
 
-/* Copies the file src to the new file dst (mode 0600), fsync'd. */
-static int copy_file(const char *src, const char *dst, char *why, size_t whylen)
+/* Copies what is left to read of the descriptor in (not closed) to the
+ * new file dst (mode 0600), fsync'd. */
+static int copy_fd(int in, const char *dst, char *why, size_t whylen)
 {
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        int e = errno;
-        spro_files__say(why, whylen, src, strerror(e));
-        return -e;
-    }
     int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         int e = errno;
-        close(in);
         spro_files__say(why, whylen, dst, strerror(e));
         return -e;
     }
@@ -340,12 +334,57 @@ static int copy_file(const char *src, const char *dst, char *why, size_t whylen)
     }
     if (rc == 0 && fsync(out) != 0)
         rc = -errno;
-    close(in);
     close(out);
     spro_memzero(buf, sizeof buf); /* it may have held a key file */
     if (rc != 0)
         spro_files__say(why, whylen, dst, spro_strerror(rc));
     return rc;
+}
+
+/* Copies the file src to the new file dst (mode 0600), fsync'd. */
+static int copy_file(const char *src, const char *dst, char *why, size_t whylen)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        int e = errno;
+        spro_files__say(why, whylen, src, strerror(e));
+        return -e;
+    }
+    int rc = copy_fd(in, dst, why, whylen);
+    close(in);
+    return rc;
+}
+
+/* Opens the master key file (key: 1) or salt file of a restore, once: the
+ * descriptor checked is the one copied.  A key file must be the file
+ * itself (not a symbolic link), regular, and closed to group and others.
+ * Returns the descriptor, or a negative code after saying why. */
+static int open_master(const char *path, int key, char *why, size_t whylen)
+{
+    /* O_NONBLOCK: a FIFO in its place must not hang the open. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (key ? O_NOFOLLOW : 0));
+    if (fd < 0) {
+        int e = errno;
+        spro_files__say(why, whylen, path,
+                        e == ELOOP && key ? "is a symbolic link; give the key file itself"
+                                          : strerror(e));
+        return e == ELOOP && key ? SPRO_EPERM : SPRO_ENOENT;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        spro_files__say(why, whylen, path, "not a regular file");
+        rc = SPRO_ENOENT;
+    } else if (key && (st.st_mode & 077) != 0) {
+        spro_files__say(why, whylen, path,
+                        "readable or writable by group or others; run: chmod 600 on it");
+        rc = SPRO_EPERM;
+    }
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
 }
 
 /* Removes a restore's temporary directory and what may be in it. */
@@ -372,11 +411,13 @@ static void retarget(char *why, size_t whylen, const char *tmp, const char *dir)
     snprintf(why, whylen, "%s%s", dir, rest);
 }
 
+static int restore_into(const char *src, const char *dir, int mfd, int key,
+                        const struct spro_datadir_options *o, char *why, size_t whylen);
+
 int spro_datadir_restore(const char *src, const char *dir, const char *master_key_file,
                          const char *master_salt_file, const struct spro_datadir_options *o,
                          char *why, size_t whylen)
 {
-    char from[PATH_MAX], to[PATH_MAX], tmp[PATH_MAX];
     if (why != NULL)
         why[0] = '\0';
     if ((master_key_file == NULL) == (master_salt_file == NULL)) {
@@ -394,16 +435,21 @@ int spro_datadir_restore(const char *src, const char *dir, const char *master_ke
         return SPRO_ECONFIG;
     }
     const char *master = master_key_file != NULL ? master_key_file : master_salt_file;
+    int mfd = open_master(master, master_key_file != NULL, why, whylen);
+    if (mfd < 0)
+        return mfd;
+    int rc = restore_into(src, dir, mfd, master_key_file != NULL, o, why, whylen);
+    close(mfd);
+    return rc;
+}
+
+/* The rest of spro_datadir_restore(), the master key (key: 1) or salt
+ * copied from the descriptor mfd. */
+static int restore_into(const char *src, const char *dir, int mfd, int key,
+                        const struct spro_datadir_options *o, char *why, size_t whylen)
+{
+    char from[PATH_MAX], to[PATH_MAX], tmp[PATH_MAX];
     struct stat st;
-    if (stat(master, &st) != 0 || !S_ISREG(st.st_mode)) {
-        spro_files__say(why, whylen, master, errno != 0 ? strerror(errno) : "not a regular file");
-        return SPRO_ENOENT;
-    }
-    if (master_key_file != NULL && (st.st_mode & 077) != 0) {
-        spro_files__say(why, whylen, master,
-                        "readable or writable by group or others; run: chmod 600 on it");
-        return SPRO_EPERM;
-    }
     int sstate = dir_state(src);
     if (sstate < 0 || (stat(src, &st) == 0 && !S_ISDIR(st.st_mode))) {
         spro_files__say(why, whylen, src, "no such backup directory");
@@ -444,9 +490,8 @@ int spro_datadir_restore(const char *src, const char *dir, const char *master_ke
             (rc = spro_files__path_join(to, sizeof to, tmp, dbs[i])) == 0)
             rc = copy_file(from, to, why, whylen);
     if (rc == 0 &&
-        (rc = spro_files__path_join(to, sizeof to, tmp,
-                                    master_key_file != NULL ? "master.key" : "master.salt")) == 0)
-        rc = copy_file(master, to, why, whylen);
+        (rc = spro_files__path_join(to, sizeof to, tmp, key ? "master.key" : "master.salt")) == 0)
+        rc = copy_fd(mfd, to, why, whylen);
     /* The normal open proves it: migrations, master key, server keys. */
     struct spro_datadir *dd = NULL;
     if (rc == 0 && (rc = spro_datadir_open_ex(tmp, o, &dd, why, whylen)) != 0)

@@ -93,20 +93,48 @@ static int64_t hlc_ms(uint64_t hlc)
     return (int64_t)(hlc >> 16);
 }
 
-/* The beneficiary ben and those merged into it, transitively (at most
- * MAX_CHAIN), into set; *n of them. */
+/* The beneficiary ben and those merged into it, transitively, into set;
+ * *n of them.  SPRO_ETOOLONG when they may not all fit (MAX_CHAIN - 1 at
+ * most are merged into ben): an erasure or export never leaves one out. */
 static int chain(struct spro_db *db, const char *ben, char (*set)[SPRO_ID_MAX + 1], size_t *n)
 {
     snprintf(set[0], sizeof set[0], "%s", ben);
     *n = 1;
     for (size_t i = 0; i < *n; i++) {
-        size_t got = 0;
-        int rc = spro_store__merged_from(db, set[i], set + *n, MAX_CHAIN - *n, &got);
+        size_t got = 0, room = MAX_CHAIN - *n;
+        int rc = spro_store__merged_from(db, set[i], set + *n, room, &got);
         if (rc != 0)
             return rc;
+        if (got == room) /* perhaps more than fit: refuse, never skip some */
+            return SPRO_ETOOLONG;
         *n += got;
     }
     return 0;
+}
+
+/* spro_store__closed_each() callback: the closing's date into *arg. */
+static int closing_of(const char *ben, int64_t closed_ms, void *arg)
+{
+    (void)ben;
+    *(int64_t *)arg = closed_ms;
+    return 0;
+}
+
+/* SPRO_ENOENT, explained, if ben was merged into another beneficiary:
+ * that one holds the person's records now (moved and sealed under its
+ * key), so an erasure or export must name it. */
+static int merged_away(struct spro_db *db, const char *ben, char *why, size_t whylen)
+{
+    char keep[SPRO_ID_MAX + 1];
+    int rc = spro_store__merged_get(db, ben, keep);
+    if (rc == SPRO_ENOENT)
+        return 0;
+    if (rc == 0) {
+        say(why, whylen, "beneficiary %s was merged into %s, which holds its records now: name %s",
+            ben, keep, keep);
+        rc = SPRO_ENOENT;
+    }
+    return rc;
 }
 
 /* The audit log's object for a beneficiary: "beneficiary:UUID". */
@@ -121,6 +149,7 @@ struct erase_tx {
     struct spro_datadir *dd;
     const char *ben, *reason, *note;
     int64_t now_ms;
+    int64_t closed_ms; /* retention: the closing found due, checked again; 0: none */
     char set[MAX_CHAIN][SPRO_ID_MAX + 1];
     size_t n;
     struct spro_store_erased prior; /* ben's row, when it was erased already */
@@ -164,6 +193,20 @@ static int erase_tx(struct spro_db *db, void *arg)
         if (rc == SPRO_ENOENT)
             say(e->why, e->whylen, "no beneficiary %s on this server", e->ben);
         return rc;
+    }
+    if ((rc = merged_away(db, e->ben, e->why, e->whylen)) != 0)
+        return rc;
+    if (e->closed_ms != 0) {
+        /* Retention decided on an earlier read: still closed since then? */
+        int64_t now_closed = 0;
+        if ((rc = spro_store__closed_each(db, e->ben, closing_of, &now_closed)) != 0)
+            return rc;
+        if (now_closed != e->closed_ms) {
+            say(e->why, e->whylen,
+                "beneficiary %s is no longer due: reopened, merged or closed again meanwhile",
+                e->ben);
+            return SPRO_ERANGE;
+        }
     }
     char all[MAX_CHAIN][SPRO_ID_MAX + 1];
     size_t n_all;
@@ -233,9 +276,11 @@ static int finish(struct spro_datadir *dd, char (*set)[SPRO_ID_MAX + 1], size_t 
     return spro_store__transaction(data, SPRO_TX_WRITE, done_tx, &d);
 }
 
-int spro_subject_erase(struct spro_datadir *dd, const char *ben, const char *reason,
-                       const char *note, int64_t now_ms, struct spro_erasure *out, char *why,
-                       size_t whylen)
+/* spro_subject_erase(), and for retention (closed_ms not 0) only while
+ * ben's closing is still the one found due (SPRO_ERANGE otherwise). */
+static int erase_one(struct spro_datadir *dd, const char *ben, const char *reason, const char *note,
+                     int64_t closed_ms, int64_t now_ms, struct spro_erasure *out, char *why,
+                     size_t whylen)
 {
     if (dd == NULL || ben == NULL || reason == NULL)
         SPRO_BUG("spro_subject_erase: NULL argument");
@@ -263,6 +308,7 @@ int spro_subject_erase(struct spro_datadir *dd, const char *ben, const char *rea
                            .reason = reason,
                            .note = note,
                            .now_ms = now_ms,
+                           .closed_ms = closed_ms,
                            .why = why,
                            .whylen = whylen};
     int rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_WRITE, erase_tx, e);
@@ -289,6 +335,21 @@ int spro_subject_erase(struct spro_datadir *dd, const char *ben, const char *rea
     spro_memzero(e, sizeof *e);
     free(e);
     return rc;
+}
+
+int spro_subject_erase(struct spro_datadir *dd, const char *ben, const char *reason,
+                       const char *note, int64_t now_ms, struct spro_erasure *out, char *why,
+                       size_t whylen)
+{
+    return erase_one(dd, ben, reason, note, 0, now_ms, out, why, whylen);
+}
+
+int spro_retention_erase(struct spro_datadir *dd, const char *ben, int64_t closed_ms,
+                         int64_t now_ms, char *why, size_t whylen)
+{
+    if (closed_ms <= 0)
+        SPRO_BUG("spro_retention_erase: no closing date");
+    return erase_one(dd, ben, "retention", NULL, closed_ms, now_ms, NULL, why, whylen);
 }
 
 struct pending_tx {
@@ -323,9 +384,33 @@ void spro_subject__finish_pending(struct spro_datadir *dd)
 
 /* ---- JSON ---- */
 
+/* Appends p[0..n) to b.  The export holds decrypted values: when b must
+ * grow, the old block is wiped before it is freed (a plain realloc would
+ * leave personal data in freed memory). */
+static void j_put(struct spro_buf *b, const void *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        uint8_t *mem = malloc(cap);
+        if (mem == NULL)
+            SPRO_BUG("out of memory");
+        if (b->len > 0)
+            memcpy(mem, b->data, b->len);
+        if (b->data != NULL)
+            spro_memzero(b->data, b->cap);
+        free(b->data);
+        b->data = mem;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
 static void j_raw(struct spro_buf *b, const char *s)
 {
-    spro_buf_append(b, s, strlen(s));
+    j_put(b, s, strlen(s));
 }
 
 __attribute__((format(printf, 2, 3))) static void j_fmt(struct spro_buf *b, const char *fmt, ...)
@@ -336,26 +421,26 @@ __attribute__((format(printf, 2, 3))) static void j_fmt(struct spro_buf *b, cons
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
     if (n > 0)
-        spro_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+        j_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
 /* A JSON string of p[0..n): escapes quotes, backslashes and control
  * characters; other bytes (UTF-8) as they are. */
 static void j_str(struct spro_buf *b, const char *p, size_t n)
 {
-    spro_buf_append(b, "\"", 1);
+    j_put(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
-            spro_buf_append(b, e, 2);
+            j_put(b, e, 2);
         } else if (c < 0x20 || c == 0x7f) {
             j_fmt(b, "\\u%04x", c);
         } else {
-            spro_buf_append(b, &p[i], 1);
+            j_put(b, &p[i], 1);
         }
     }
-    spro_buf_append(b, "\"", 1);
+    j_put(b, "\"", 1);
 }
 
 static void j_cstr(struct spro_buf *b, const char *s)
@@ -608,7 +693,8 @@ static int export_tx(struct spro_db *db, void *arg)
             say(x->why, x->whylen, "no beneficiary %s on this server", x->ben);
         return rc;
     }
-    if ((rc = chain(db, x->ben, set, &n)) != 0)
+    if ((rc = merged_away(db, x->ben, x->why, x->whylen)) != 0 ||
+        (rc = chain(db, x->ben, set, &n)) != 0)
         return rc;
     j_raw(b, "{\n  \"format\": \"" EXPORT_FORMAT "\",\n  \"beneficiary\": ");
     j_cstr(b, x->ben);
@@ -752,14 +838,14 @@ struct retention {
     int blocked;                            /* a programme without a rule */
 };
 
-static int closed_one(const char *ben, uint64_t hlc, void *arg)
+static int closed_one(const char *ben, int64_t closed_ms, void *arg)
 {
     struct retention *t = arg;
     if (t->n == t->cap &&
         (t->c = realloc(t->c, (t->cap = t->cap ? 2 * t->cap : 64) * sizeof *t->c)) == NULL)
         SPRO_BUG("out of memory");
     snprintf(t->c[t->n].ben, sizeof t->c[t->n].ben, "%s", ben);
-    t->c[t->n++].closed_ms = hlc_ms(hlc);
+    t->c[t->n++].closed_ms = closed_ms;
     return 0;
 }
 
@@ -803,7 +889,7 @@ static int programme_one(const struct spro_stored_sibling *s, void *arg)
 static int retention_tx(struct spro_db *db, void *arg)
 {
     struct retention *t = arg;
-    int rc = spro_store__closed_each(db, closed_one, t);
+    int rc = spro_store__closed_each(db, NULL, closed_one, t);
     if ((t->due = calloc(t->n + 1, sizeof *t->due)) == NULL)
         SPRO_BUG("out of memory");
     for (size_t i = 0; rc == 0 && i < t->n; i++) {
@@ -854,9 +940,11 @@ int spro_retention_run(struct spro_datadir *dd, const struct spro_retention_rule
     for (size_t i = 0; rc == 0 && i < t.ndue; i++) {
         struct spro_retention_due *d = &t.due[i];
         if (!dry_run) {
-            d->rc = spro_subject_erase(dd, d->ben, "retention", NULL, now_ms, NULL, NULL, 0);
+            d->rc = spro_retention_erase(dd, d->ben, d->closed_at_ms, now_ms, NULL, 0);
             if (d->rc == SPRO_EEXISTS) /* erased meanwhile */
                 d->rc = 0;
+            if (d->rc == SPRO_ERANGE || d->rc == SPRO_ENOENT) /* no longer due, or merged */
+                d->rc = 0, d->kept = 1;
             if (d->rc != 0 && first == 0)
                 first = d->rc;
         }

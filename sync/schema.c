@@ -355,6 +355,28 @@ const struct spro_migration spro_store__data_migrations[] = {
         /* The kept conflict answers about a beneficiary (only conflicts
          * name one), found by an erasure without scanning every op. */
         "CREATE INDEX ops_ben ON ops(ben) WHERE ben IS NOT NULL;"},
+    /* 10: when the server stored each value of a `state` field (ms since
+     * the Unix epoch, the server's clock), kept by triggers.  Retention
+     * dates a closing from it, never from the device's clock alone: a
+     * device whose clock is years behind (or a counsellor who sets it so)
+     * must not make a closing look old enough to erase.  Values stored
+     * before this migration count as stored when it ran (later, never
+     * earlier). */
+    {10, "CREATE TABLE state_seen ("
+         "  rec    INTEGER NOT NULL,"
+         "  hlc    INTEGER NOT NULL,"
+         "  origin TEXT NOT NULL,"
+         "  at     INTEGER NOT NULL,"
+         "  PRIMARY KEY (rec, hlc, origin)"
+         ") STRICT, WITHOUT ROWID;"
+         "INSERT INTO state_seen(rec, hlc, origin, at)"
+         "  SELECT rec, hlc, origin, unixepoch() * 1000 FROM rec_siblings WHERE name = 'state';"
+         "CREATE TRIGGER state_seen_insert AFTER INSERT ON rec_siblings WHEN NEW.name = 'state'"
+         "  BEGIN INSERT OR IGNORE INTO state_seen(rec, hlc, origin, at)"
+         "    VALUES (NEW.rec, NEW.hlc, NEW.origin, unixepoch() * 1000); END;"
+         "CREATE TRIGGER state_seen_delete AFTER DELETE ON rec_siblings WHEN OLD.name = 'state'"
+         "  BEGIN DELETE FROM state_seen"
+         "    WHERE rec = OLD.rec AND hlc = OLD.hlc AND origin = OLD.origin; END;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -1775,11 +1775,18 @@ int spro_store__audit_append(struct spro_db *db, const struct spro_audit_note *n
     return rc != 0 ? rc : audit_append_at(db, &head, note);
 }
 
-/* A TEXT column, or "" for anything else (a tampered row). */
-static const char *column_str(sqlite3_stmt *st, int col)
+/* A TEXT column, or "" for anything else.  Sets *bad for what the log
+ * never writes (a tampered row): a column that is not TEXT, or one with a
+ * NUL inside, whose bytes after it a C string would hide. */
+static const char *column_str(sqlite3_stmt *st, int col, int *bad)
 {
     const unsigned char *p = sqlite3_column_text(st, col);
-    return sqlite3_column_type(st, col) == SQLITE_TEXT && p != NULL ? (const char *)p : "";
+    if (sqlite3_column_type(st, col) != SQLITE_TEXT || p == NULL ||
+        strlen((const char *)p) != (size_t)sqlite3_column_bytes(st, col)) {
+        *bad = 1;
+        return "";
+    }
+    return (const char *)p;
 }
 
 /* Steps st (already bound), calling fn with each row: an entry, or a
@@ -1798,10 +1805,10 @@ static int audit_rows(sqlite3_stmt *st, int checkpoints,
             r.sig = sqlite3_column_blob(st, 3);
             r.sig_len = (size_t)sqlite3_column_bytes(st, 3);
         } else {
-            r.kind = column_str(st, 2);
-            r.actor = column_str(st, 3);
-            r.object = column_str(st, 4);
-            r.detail = column_str(st, 5);
+            r.kind = column_str(st, 2, &r.malformed);
+            r.actor = column_str(st, 3, &r.malformed);
+            r.object = column_str(st, 4, &r.malformed);
+            r.detail = column_str(st, 5, &r.malformed);
             r.hash = sqlite3_column_blob(st, 6);
             r.hash_len = (size_t)sqlite3_column_bytes(st, 6);
         }
@@ -2480,28 +2487,36 @@ int spro_store__quarantine_each(struct spro_db *db, const char *ben,
     return rc;
 }
 
-int spro_store__closed_each(struct spro_db *db, int (*fn)(const char *ben, uint64_t hlc, void *arg),
-                            void *arg)
+/* The closed beneficiaries of spro_store__closed_each(), with the
+ * closing's date: the later of the version's clock and the time the server
+ * stored it (state_seen, migration 10; 0 if unknown). X'a6...': the msgpack
+ * of the string "closed". */
+#define CLOSED_SELECT                                                                              \
+    "SELECT r.rid, max(s.hlc >> 16, coalesce((SELECT v.at FROM state_seen AS v"                    \
+    "  WHERE v.rec = s.rec AND v.hlc = s.hlc AND v.origin = s.origin), 0))"                        \
+    " FROM records AS r"                                                                           \
+    " JOIN rec_siblings AS s ON s.rec = r.id AND s.name = '" SPRO_BEN_STATE "'"                    \
+    " WHERE r.rtype = '" SPRO_RTYPE_BENEFICIARY "' AND s.sealed = 0"                               \
+    " AND s.val = X'a6636c6f736564'"                                                               \
+    " AND (SELECT count(*) FROM rec_siblings AS t WHERE t.rec = r.id"                              \
+    "      AND t.name = '" SPRO_BEN_STATE "') = 1"                                                 \
+    " AND NOT EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.rid)"                              \
+    " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = r.rid)"
+
+int spro_store__closed_each(struct spro_db *db, const char *only,
+                            int (*fn)(const char *ben, int64_t closed_ms, void *arg), void *arg)
 {
-    /* X'a6...': the msgpack of the string "closed". */
-    sqlite3_stmt *st =
-        once_stmt(db, "SELECT r.rid, s.hlc FROM records AS r"
-                      " JOIN rec_siblings AS s ON s.rec = r.id AND s.name = '" SPRO_BEN_STATE "'"
-                      " WHERE r.rtype = '" SPRO_RTYPE_BENEFICIARY "' AND s.sealed = 0"
-                      " AND s.val = X'a6636c6f736564'"
-                      " AND (SELECT count(*) FROM rec_siblings AS t WHERE t.rec = r.id"
-                      "      AND t.name = '" SPRO_BEN_STATE "') = 1"
-                      " AND NOT EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.rid)"
-                      " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = r.rid)"
-                      " ORDER BY r.id");
+    sqlite3_stmt *st = once_stmt(db, only == NULL ? CLOSED_SELECT " ORDER BY r.id"
+                                                  : CLOSED_SELECT " AND r.rid = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
+    if (only != NULL)
+        bind_str(st, 1, only);
     int rc = 0, src;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t hlc;
         const char *ben = (const char *)sqlite3_column_text(st, 0);
-        if ((rc = column_u63(st, 1, &hlc)) == 0)
-            rc = ben == NULL ? SPRO_EINTEGRITY : fn(ben, hlc, arg);
+        int64_t ms = sqlite3_column_int64(st, 1);
+        rc = ben == NULL || ms < 0 ? SPRO_EINTEGRITY : fn(ben, ms, arg);
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = SPRO_ESTORE;

@@ -438,6 +438,7 @@ struct spro_audit_row {
     int64_t seq;
     int64_t time_ms;
     const char *kind, *actor, *object, *detail; /* entries; never NULL ("" if not text) */
+    int malformed; /* entries: 1 if a text column is not TEXT or holds a NUL (tampered) */
     const uint8_t *hash;
     size_t hash_len;
     const uint8_t *sig; /* checkpoints */
@@ -532,12 +533,15 @@ SPRO_MUST_CHECK int spro_store__scope_each(struct spro_db *db, const char *ben,
 SPRO_MUST_CHECK int
 spro_store__quarantine_each(struct spro_db *db, const char *ben,
                             int (*fn)(const struct spro_quarantined *q, void *arg), void *arg);
-/* tx: calls fn(ben, hlc, arg) for each beneficiary whose state field has
- * one sibling, the string "closed" (hlc: its version), that is neither
- * erased nor merged; stops at fn's non-zero return. */
-SPRO_MUST_CHECK int spro_store__closed_each(struct spro_db *db,
-                                            int (*fn)(const char *ben, uint64_t hlc, void *arg),
-                                            void *arg);
+/* tx: calls fn(ben, closed_ms, arg) for each beneficiary (only that one,
+ * when only is not NULL) whose state field has one sibling, the string
+ * "closed", and that is neither erased nor merged; closed_ms is the later
+ * of that version's clock and the time the server stored it (ms since the
+ * Unix epoch): a device's clock alone never dates a closing.  Stops at
+ * fn's non-zero return. */
+SPRO_MUST_CHECK int
+spro_store__closed_each(struct spro_db *db, const char *only,
+                        int (*fn)(const char *ben, int64_t closed_ms, void *arg), void *arg);
 /* tx: calls fn for every sealed sibling of data.db with its record's
  * (rtype, rid, ben); stops at fn's non-zero return. */
 SPRO_MUST_CHECK int spro_store__sealed_each(struct spro_db *db,

@@ -32,8 +32,8 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 9 /* schema version of data.db this program writes */
-#define SPRO_KEYS_SCHEMA 3 /* schema version of keys.db this program writes */
+#define SPRO_DATA_SCHEMA 10 /* schema version of data.db this program writes */
+#define SPRO_KEYS_SCHEMA 3  /* schema version of keys.db this program writes */
 
 struct spro_datadir;
 
@@ -736,6 +736,15 @@ SPRO_MUST_CHECK int spro_subject_erase(struct spro_datadir *dd, const char *ben,
                                        const char *note, int64_t now_ms, struct spro_erasure *out,
                                        char *why, size_t whylen);
 
+/* The erasure a retention run makes of a beneficiary it found due:
+ * spro_subject_erase(reason "retention"), only if ben's closing is still
+ * closed_ms (spro_retention_due.closed_at_ms), checked inside the
+ * erasure's transaction; SPRO_ERANGE (nothing changed, why says so) if it
+ * was reopened, merged or closed again since. */
+SPRO_MUST_CHECK int spro_retention_erase(struct spro_datadir *dd, const char *ben,
+                                         int64_t closed_ms, int64_t now_ms, char *why,
+                                         size_t whylen);
+
 /* Finishes every pending erasure (steps 2 to 4 above).  *finished (may be
  * NULL): how many.  Returns 0 or SPRO_ESTORE (those not finished stay
  * pending). */
@@ -757,17 +766,23 @@ SPRO_MUST_CHECK int spro_retention_parse(const char *spec, struct spro_retention
 struct spro_retention_due {
     char ben[SPRO_ID_MAX + 1];
     char programme[SPRO_ID_MAX + 1]; /* the rule that applied */
-    int64_t closed_at_ms;            /* the version of its state `closed` */
-    int64_t due_at_ms;               /* closed_at + years */
-    int rc;                          /* its erasure: 0, or an error (not run: 0) */
+    int64_t closed_at_ms; /* its closing: the later of its state `closed`'s version and the
+                           * time the server stored it (never a device's clock alone) */
+    int64_t due_at_ms;    /* closed_at + years */
+    int rc;               /* its erasure: 0, or an error (not run: 0) */
+    int kept;             /* not erased after all: reopened, merged or closed again between
+                           * the read that found it due and its erasure */
 };
 
 /* Anonymises the beneficiaries due under rules[0..n) at now_ms: closed
- * (state `closed`, one sibling; its version's time is the closing date),
+ * (state `closed`, one sibling; the closing date is the later of its
+ * version's time and the time the server stored it),
  * not merged, not erased, and whose every enrolment's programme has a rule
  * (or "*" applies; a beneficiary without enrolment is due only under "*"),
  * due when now_ms >= closing + the longest of those rules' years.  Each is
- * erased with spro_subject_erase(reason "retention"), unless dry_run.
+ * erased as by spro_subject_erase(reason "retention"), unless dry_run;
+ * inside the erasure's transaction its closing is checked again, and one
+ * that changed meanwhile is kept (d->kept).
  * Pending erasures are finished first.  report (may be NULL) is called for
  * each beneficiary due.  *due (may be NULL): how many were due.  Returns 0
  * if every erasure succeeded, else the first error (the others were still

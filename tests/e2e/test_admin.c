@@ -2,8 +2,9 @@
  * test_admin.c: end-to-end tests of the spro-admin command line: init,
  * info, organisations, users, device tickets (the printed ticket parses, is
  * bound to the server's key and redeems), device listing, revocation and
- * wipe orders while spro-server runs on the same data directory, help on
- * every command, and clear refusals of bad input.
+ * wipe orders while spro-server runs on the same data directory, subject
+ * erase with its reason in a file, help on every command, and clear
+ * refusals of bad input.
  *
  * usage: test_e2e_admin SPRO_SERVER SPRO_ADMIN [TEST]...
  */
@@ -447,6 +448,122 @@ static void test_device_list_revoke_wipe(void)
     CHECK_EQ(h_server_stop(&srv, 5000), 0);
 }
 
+/* A value as the decoder makes it: a short string and its msgpack. */
+static struct spro_value short_str(const char *s, uint8_t *raw)
+{
+    size_t n = strlen(s); /* < 32 */
+    raw[0] = (uint8_t)(0xa0 | n);
+    memcpy(raw + 1, s, n);
+    return (struct spro_value){.kind = SPRO_VALUE_STR, .s = {raw + 1, n}, .raw = {raw, n + 1}};
+}
+
+/* Pushes, as a device of u1 (org o1) straight into dir, a beneficiary ben
+ * and its enrolment.  0, or -1. */
+static int push_beneficiary(const char *dir, const char *ben, const char *enr)
+{
+    static const struct spro_device dev = {.id = "aaaaaaaa-0000-4000-8000-00000000000a",
+                                           .user = "u1",
+                                           .org = "o1",
+                                           .role = "counsellor"};
+    uint8_t r1[32], r2[32], r3[32];
+    const struct spro_wire_edit e1[] = {
+        {.name = {(const uint8_t *)"family_name", 11}, .val = short_str("Erased-Later", r1)}};
+    const struct spro_wire_edit e2[] = {
+        {.name = {(const uint8_t *)"programme", 9}, .val = short_str("spro", r2)},
+        {.name = {(const uint8_t *)"owner_org", 9}, .val = short_str("o1", r3)}};
+    uint64_t hlc = (uint64_t)1700000000000 << 16;
+    const struct spro_wire_op ops[] = {{.seq = 1,
+                                        .rtype = {(const uint8_t *)"beneficiary", 11},
+                                        .rid = {(const uint8_t *)ben, 36},
+                                        .ben = {(const uint8_t *)ben, 36},
+                                        .schema = 1,
+                                        .hlc = hlc + 1,
+                                        .set = e1,
+                                        .nset = 1},
+                                       {.seq = 2,
+                                        .rtype = {(const uint8_t *)"enrolment", 9},
+                                        .rid = {(const uint8_t *)enr, 36},
+                                        .ben = {(const uint8_t *)ben, 36},
+                                        .schema = 1,
+                                        .hlc = hlc + 2,
+                                        .set = e2,
+                                        .nset = 2}};
+    struct spro_msg_push push = {ops, 2};
+    static uint8_t mem[1 << 16];
+    struct spro_arena arena = {mem, 0, sizeof mem};
+    struct spro_msg_push_reply reply;
+    struct spro_datadir *dd;
+    if (spro_datadir_open(dir, &dd, NULL, 0) != 0)
+        return -1;
+    int rc = spro_sync_push(dd, &dev, &push, 1700000000000, 60000, &arena, &reply);
+    spro_datadir_close(dd);
+    return rc == 0 && reply.nresults == 2 && reply.results[0].status == SPRO_RESULT_ACK &&
+                   reply.results[1].status == SPRO_RESULT_ACK
+               ? 0
+               : -1;
+}
+
+/* subject erase with the reason in a file (kept out of the command line):
+ * it erases; a file others can read, a symbolic link and two reason
+ * options at once are refused, erasing nothing. */
+static void test_subject_erase_reason_file(void)
+{
+    char out[8192], reason[700], loose[700], link[700];
+    static const char ben[] = "3f2c8a1e-5b7d-4e21-9a0c-6d4b2e8f1a37";
+    static const char enr[] = "7d1e0b5c-2a4f-4c3e-8b9a-1f0e2d3c4b5a";
+    const char *dir = h_make_datadir("reason-file");
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "org", "add", "o1", "--name", "CIO Nord",
+                     "--kind", "cio", NULL),
+             0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "user", "add", "u1", "--org", "o1", NULL), 0);
+    CHECK_EQ(push_beneficiary(dir, ben, enr), 0);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "export", ben, NULL), 0);
+    CHECK(strstr(out, "Erased-Later") != NULL);
+
+    snprintf(reason, sizeof reason, "%s/reason.txt", h_tmpdir());
+    snprintf(loose, sizeof loose, "%s/reason-loose.txt", h_tmpdir());
+    snprintf(link, sizeof link, "%s/reason-link.txt", h_tmpdir());
+    FILE *f = fopen(reason, "w"), *g = fopen(loose, "w");
+    CHECK(f != NULL && g != NULL);
+    fputs("request 2025-041\nsecond line, ignored\n", f);
+    fputs("request 2025-041\n", g);
+    fclose(f);
+    fclose(g);
+    CHECK_EQ(chmod(reason, 0600), 0);
+    CHECK_EQ(chmod(loose, 0644), 0);
+    CHECK_EQ(symlink(reason, link), 0);
+
+    /* Refusals first: the beneficiary stays. */
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, "--reason-file",
+                     loose, NULL),
+             1);
+    CHECK(strstr(out, "chmod 600") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, "--reason-file", link,
+                     NULL),
+             1);
+    CHECK(strstr(out, "symbolic link") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, "--reason", "x",
+                     "--reason-file", reason, NULL),
+             2);
+    CHECK(strstr(out, "give one of --reason, --reason-file and --reason-fd") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, "--reason-file",
+                     reason, "--reason-fd", "0", NULL),
+             2);
+    CHECK(strstr(out, "give one of") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, NULL), 2);
+    CHECK(strstr(out, "missing --reason TEXT") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "export", ben, NULL), 0);
+    CHECK(strstr(out, "Erased-Later") != NULL);
+
+    /* The erasure, its reason from the 0600 file. */
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "erase", ben, "--reason-file",
+                     reason, NULL),
+             0);
+    CHECK(strstr(out, "erased beneficiary ") != NULL);
+    CHECK_EQ(h_admin(out, sizeof out, "--data", dir, "subject", "export", ben, NULL), 1);
+    CHECK(strstr(out, "was erased on ") != NULL);
+}
+
 static const struct check_test tests[] = {
     {"init_then_info", test_init_then_info},
     {"init_refuses_existing", test_init_refuses_existing},
@@ -456,6 +573,7 @@ static const struct check_test tests[] = {
     {"org_and_user_add", test_org_and_user_add},
     {"device_invite", test_device_invite},
     {"device_list_revoke_wipe", test_device_list_revoke_wipe},
+    {"subject_erase_reason_file", test_subject_erase_reason_file},
 };
 
 int main(int argc, char **argv)

@@ -345,6 +345,15 @@ static void test_bad_inputs(void)
         1);
     CHECK(strstr(out, "chmod 600") != NULL);
     CHECK(access(target, F_OK) != 0);
+    /* A symbolic link, even to a 0600 key file, is refused: the file whose
+     * mode is checked must be the file copied (no swap in between). */
+    char link[700];
+    tmp_path(link, sizeof link, "link.key");
+    CHECK_EQ(symlink(key, link), 0);
+    CHECK_EQ(
+        h_admin(out, sizeof out, "restore", dest, "--data", target, "--master-key", link, NULL), 1);
+    CHECK(strstr(out, "is a symbolic link") != NULL);
+    CHECK(access(target, F_OK) != 0);
 
     /* With the right key, the same restore works into an empty DIR. */
     CHECK_EQ(mkdir(target, 0700), 0);

@@ -320,6 +320,13 @@ static void test_tampering(void)
         {"moved_checkpoint", "UPDATE audit_checkpoints SET seq = 7", 7, "bad signature", 1},
         {"rewritten_hash", "UPDATE audit SET hash = zeroblob(32) WHERE seq = 2", 2,
          "does not chain", 0},
+        /* Bytes hidden after a NUL: "n=4\0hidden" reads as "n=4" in C. */
+        {"nul_in_detail",
+         "UPDATE audit SET detail = CAST(X'6e3d340068696464656e' AS TEXT) WHERE seq = 4", 4,
+         "does not chain", 0},
+        {"nul_in_object_after_checkpoint",
+         "UPDATE audit SET object = object || CAST(X'0078' AS TEXT) WHERE seq = 9", 9,
+         "does not chain", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[400];

@@ -29,6 +29,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NOW_MS INT64_C(1700000000000)
@@ -381,7 +382,7 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 9);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 10);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 3);
     CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
@@ -1924,6 +1925,63 @@ static void test_duplicates_detected(void)
     CHECK(!has_duplicates(&pa));
 }
 
+/* ---- Retention and erasure: dates and names ---- */
+
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct seen_due {
+    const char *ben;
+    int found;
+    int64_t closed_ms;
+};
+
+static void note_due(const struct spro_retention_due *d, void *arg)
+{
+    struct seen_due *s = arg;
+    if (strcmp(d->ben, s->ben) == 0)
+        s->found = 1, s->closed_ms = d->closed_at_ms;
+}
+
+/* A closing whose device clock says 2015: retention dates it from when the
+ * server stored it, so a five-year rule does not find it due now. */
+static void test_retention_ignores_a_backdated_clock(void)
+{
+    const char *ben = uuid();
+    uint64_t old = (UINT64_C(1420070400000) << 16) + 1; /* 2015-01-01 */
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, old);
+    op_set(op, "family_name", vstr("Backdated"), NULL, 0);
+    op_set(op, "state", vstr("closed"), NULL, 0);
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    int64_t now = wall_now_ms();
+    struct spro_retention_rule five, zero;
+    CHECK_EQ(spro_retention_parse("*:5", &five), 0);
+    CHECK_EQ(spro_retention_parse("*:0", &zero), 0);
+    struct seen_due s = {.ben = ben};
+    size_t due;
+    CHECK_EQ(spro_retention_run(dd, &five, 1, now, 1, note_due, &s, &due), 0);
+    CHECK(!s.found);
+    CHECK_EQ(spro_retention_run(dd, &zero, 1, now + 1000, 1, note_due, &s, &due), 0);
+    CHECK(s.found);
+    CHECK(s.closed_ms >= now - 60000); /* the server's time, not 2015 */
+    /* Reopened after the run found it due: its erasure keeps it. */
+    op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    struct spro_wire_version base = ver(old, dev_a.id);
+    op_set(op, "state", vstr("active"), &base, 1);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    char why[256] = "";
+    CHECK_EQ(spro_retention_erase(dd, ben, s.closed_ms, now + 1000, why, sizeof why), SPRO_ERANGE);
+    CHECK(strstr(why, "no longer due") != NULL);
+    CHECK_EQ(query_int("SELECT count(*) FROM erased WHERE ben = ?1", ben), 0);
+}
+
 static void test_merge(void)
 {
     struct spro_msg_push_reply r;
@@ -1995,6 +2053,37 @@ static void test_merge(void)
     CHECK_EQ(query_int("SELECT count(*) FROM merged WHERE ben = ?1", o), 0);
 }
 
+/* A beneficiary merged into another: its records live under the one kept,
+ * so erasing or exporting the merged id names the keeper instead of
+ * quietly doing half the work. */
+static void test_erase_names_the_keeper_of_a_merge(void)
+{
+    struct spro_msg_push_reply r;
+    const char *k = new_ben(&dev_a, "ine", vstr("55443-22110-m"));
+    const char *o = new_ben(&dev_a, "ine", vstr("55443-22110-m"));
+    struct spro_wire_op *op = op_new(next_seq(&dev_b), "beneficiary", o, o, tick());
+    op_set(op, "state", vstr("merged"), NULL, 0);
+    op_set(op, "merged_into", vstr(k), NULL, 0);
+    CHECK_EQ(push1(&dev_b, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    char why[256] = "";
+    CHECK_EQ(spro_subject_erase(dd, o, "request", NULL, NOW_MS, NULL, why, sizeof why),
+             SPRO_ENOENT);
+    CHECK(strstr(why, "was merged into") != NULL && strstr(why, k) != NULL);
+    struct spro_buf out = {0};
+    why[0] = '\0';
+    CHECK_EQ(spro_subject_export(dd, o, NOW_MS, &out, why, sizeof why), SPRO_ENOENT);
+    CHECK(strstr(why, "was merged into") != NULL && strstr(why, k) != NULL);
+    CHECK_EQ(out.len, 0);
+    spro_buf_free(&out);
+    CHECK_EQ(query_int("SELECT count(*) FROM erased WHERE ben = ?1", o), 0);
+    /* The keeper's export holds the merged one's records too. */
+    CHECK_EQ(spro_subject_export(dd, k, NOW_MS, &out, why, sizeof why), 0);
+    CHECK(out.len > 0 && memmem(out.data, out.len, o, strlen(o)) != NULL);
+    spro_memzero(out.data, out.len);
+    spro_buf_free(&out);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -2024,6 +2113,8 @@ static const struct check_test tests[] = {
     {"horizon_and_purge", test_horizon_and_purge},
     {"duplicates_detected", test_duplicates_detected},
     {"merge", test_merge},
+    {"retention_ignores_a_backdated_clock", test_retention_ignores_a_backdated_clock},
+    {"erase_names_the_keeper_of_a_merge", test_erase_names_the_keeper_of_a_merge},
 };
 
 int main(int argc, char **argv)

@@ -1939,6 +1939,36 @@ static void test_buf(void)
     spro_buf_free(&b);
 }
 
+/* spro_buf_reserve: room for n more bytes at once, so that the appends
+ * after it never move the buffer (a secret is never left behind in a
+ * freed block). */
+static void test_buf_reserve(void)
+{
+    struct spro_buf b = {0};
+    spro_buf_reserve(&b, 0); /* nothing needed: stays empty */
+    CHECK(b.data == NULL);
+    CHECK_EQ(b.cap, 0);
+    spro_buf_append(&b, "abc", 3);
+    spro_buf_reserve(&b, 1000);
+    CHECK_EQ(b.len, 3);
+    CHECK(b.cap >= 1003);
+    CHECK_BYTES(b.data, b.len, "abc", 3);
+    const uint8_t *at = b.data;
+    size_t cap = b.cap;
+    for (int k = 0; k < 1000; k++) {
+        uint8_t c = (uint8_t)k;
+        spro_buf_append(&b, &c, 1);
+    }
+    CHECK(b.data == at); /* no growth */
+    CHECK_EQ(b.cap, cap);
+    CHECK_EQ(b.len, 1003);
+    CHECK_EQ(b.data[3 + 999], (uint8_t)999);
+    spro_buf_reserve(&b, b.cap - b.len); /* fits exactly: unchanged */
+    CHECK(b.data == at);
+    CHECK_EQ(b.cap, cap);
+    spro_buf_free(&b);
+}
+
 /* ---- Names and the error table ---- */
 
 static void test_type_names(void)
@@ -2023,6 +2053,7 @@ static const struct check_test tests[] = {
     {"validate", test_validate},
     {"validate_large_maps", test_validate_large_maps},
     {"buf", test_buf},
+    {"buf_reserve", test_buf_reserve},
     {"type_names", test_type_names},
     {"errors", test_errors},
 };

@@ -215,7 +215,7 @@ static const struct command commands[] = {
      "  --out FILE   write it to FILE (mode 0600, written atomically) instead of\n"
      "               standard output\n",
      spro_admin__cmd_subject_export, 1},
-    {"subject", "erase", "BENEFICIARY_ID --reason TEXT",
+    {"subject", "erase", "BENEFICIARY_ID (--reason TEXT | --reason-file FILE | --reason-fd N)",
      "destroy a beneficiary's personal data and its data key",
      "Erase BENEFICIARY_ID (and the beneficiaries merged into it): its personal\n"
      "values, blind indexes, refused ops and kept conflict answers are deleted, its\n"
@@ -225,8 +225,14 @@ static const struct command commands[] = {
      "stay, for statistics.  Pushes naming it are answered not_found from then on.\n"
      "Cannot be undone.  An erasure cut short (crash) is finished by the next\n"
      "command or server start on DIR, or by erasing again.\n"
-     "  --reason TEXT  why (request number, legal basis); kept sealed under the\n"
-     "                 master key, never in clear: do not put the person's name in it\n",
+     "Give the reason with exactly one of:\n"
+     "  --reason TEXT       why (request number, legal basis); kept sealed under the\n"
+     "                      master key, never in clear: do not put the person's name\n"
+     "                      in it.  On the command line it shows in ps and the shell\n"
+     "                      history: prefer the two options below\n"
+     "  --reason-file FILE  the same, the first line of FILE (a regular file, not a\n"
+     "                      symbolic link, mode 0600)\n"
+     "  --reason-fd N       the same, the first line read from file descriptor N\n",
      spro_admin__cmd_subject_erase, 1},
     {"retention", "run", "[--rule PROGRAMME:YEARS]... [--config FILE] [--dry-run]",
      "anonymise the beneficiaries whose retention period is over",

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "crypto/crypto.h"
@@ -90,22 +91,109 @@ int spro_admin__cmd_subject_export(const struct command *c, const char *dir, int
     return rc == 0 ? 0 : spro_admin__failed(c, rc, why);
 }
 
+/* The longest reason read from a file or descriptor (erase.c refuses a
+ * longer one), and room for its line end and a NUL. */
+#define REASON_MAX 1024
+#define REASON_CAP (REASON_MAX + 3)
+
+/* Reads the reason of an erasure, the first line (without LF or CRLF) of
+ * the file `file` (when not NULL: opened once, not through a symbolic
+ * link, a regular file that group and others cannot read, like a
+ * passphrase file) or else of the descriptor fd, into out[REASON_CAP]
+ * (the caller wipes it).  0, or the exit status after printing why. */
+static int read_reason(const struct command *c, const char *file, int fd, char *out)
+{
+    char name[64], why[600];
+    const char *src = file;
+    if (file != NULL) {
+        /* O_NONBLOCK: a FIFO in its place must not hang the open. */
+        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        struct stat st;
+        const char *bad = NULL;
+        if (fd < 0)
+            bad = errno == ELOOP ? "is a symbolic link; give the file itself" : strerror(errno);
+        else if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+            bad = "not a regular file";
+        else if ((st.st_mode & 077) != 0)
+            bad = "readable or writable by group or others; run: chmod 600 on it";
+        if (bad != NULL) {
+            if (fd >= 0)
+                close(fd);
+            snprintf(why, sizeof why, "%s: %s", file, bad);
+            return spro_admin__failed(c, SPRO_EPERM, why);
+        }
+    } else {
+        snprintf(name, sizeof name, "reason descriptor %d", fd);
+        src = name;
+    }
+    size_t n = 0;
+    int err = 0;
+    while (n < REASON_CAP - 1 && memchr(out, '\n', n) == NULL) {
+        ssize_t r = read(fd, out + n, REASON_CAP - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            err = r < 0 ? errno : 0;
+            break;
+        }
+        n += (size_t)r;
+    }
+    if (file != NULL)
+        close(fd);
+    char *nl = memchr(out, '\n', n);
+    size_t len = nl != NULL ? (size_t)(nl - out) : n;
+    if (len > 0 && out[len - 1] == '\r')
+        len--;
+    spro_memzero(out + len, REASON_CAP - len);
+    if (err == 0 && len > 0 && len <= REASON_MAX)
+        return 0;
+    snprintf(why, sizeof why, "%s: %s", src,
+             err != 0   ? strerror(err)
+             : len == 0 ? "empty reason (it is the first line)"
+                        : "reason longer than 1024 bytes");
+    return spro_admin__failed(c, err != 0 ? -err : SPRO_ECONFIG, why);
+}
+
 int spro_admin__cmd_subject_erase(const struct command *c, const char *dir, int argc, char **argv)
 {
-    const char *ben, *reason = NULL;
-    const struct opt opts[] = {{"--reason", "TEXT", 1, &reason, NULL}};
+    const char *ben, *reason = NULL, *reason_file = NULL, *reason_fd = NULL;
+    const struct opt opts[] = {{"--reason", "TEXT", 0, &reason, NULL},
+                               {"--reason-file", "FILE", 0, &reason_file, NULL},
+                               {"--reason-fd", "N", 0, &reason_fd, NULL}};
     static const char *const posnames[] = {"BENEFICIARY_ID"};
-    int rc = spro_admin__parse_args(c, argc, argv, opts, 1, &ben, posnames, 1);
+    int rc = spro_admin__parse_args(c, argc, argv, opts, 3, &ben, posnames, 1);
     if (rc != 0)
         return rc;
-    if (reason[0] == '\0')
+    int given = (reason != NULL) + (reason_file != NULL) + (reason_fd != NULL), fd = -1;
+    if (given == 0)
+        return spro_admin__usage_error(
+            c, "missing --reason TEXT (or --reason-file FILE, or --reason-fd N)");
+    if (given > 1)
+        return spro_admin__usage_error(
+            c, "give one of --reason, --reason-file and --reason-fd, not several");
+    if (reason != NULL && reason[0] == '\0')
         return spro_admin__usage_error(c, "--reason needs a text (why the data is erased)");
+    if (reason_fd != NULL && spro_admin__parse_fd(reason_fd, &fd) != 0)
+        return spro_admin__usage_error(c, "--reason-fd needs a file descriptor number");
+    /* From a file or a descriptor, the reason stays out of the command line
+     * (ps, /proc, shell history); wiped after use. */
+    char text[REASON_CAP] = "";
+    if (reason == NULL) {
+        if ((rc = read_reason(c, reason_file, fd, text)) != 0) {
+            spro_memzero(text, sizeof text);
+            return rc;
+        }
+        reason = text;
+    }
     struct spro_datadir *dd = spro_admin__open_dir(c, dir);
-    if (dd == NULL)
+    if (dd == NULL) {
+        spro_memzero(text, sizeof text);
         return 1;
+    }
     char why[512] = "", at[32];
     struct spro_erasure e;
     rc = spro_subject_erase(dd, ben, "request", reason, spro_admin__now_ms(), &e, why, sizeof why);
+    spro_memzero(text, sizeof text);
     spro_datadir_close(dd);
     if (rc != 0)
         return spro_admin__failed(c, rc, why);
@@ -172,9 +260,10 @@ static void report_due(const struct spro_retention_due *d, void *arg)
     spro_admin__iso8601(closed, d->closed_at_ms / 1000);
     spro_admin__iso8601(due, d->due_at_ms / 1000);
     printf("%s  %s  closed %s  due %s  rule %s%s%s\n",
-           *dry    ? "due   "
-           : d->rc ? "FAILED"
-                   : "erased",
+           *dry      ? "due   "
+           : d->rc   ? "FAILED"
+           : d->kept ? "kept  "
+                     : "erased",
            d->ben, closed, due, d->programme, d->rc ? ": " : "", d->rc ? spro_strerror(d->rc) : "");
 }
 

@@ -235,9 +235,13 @@ int spro_client_channel_seal(struct spro_client_channel *ch, const char *method,
     struct spro_buf ad = {0};
     build_ad(&ad, AD_REQ, method, path, ch->session);
 
-    /* session || counter || room for the chunks, sealed from pt. */
+    /* session || counter || room for the chunks, sealed from pt.  The room
+     * is reserved first: out never grows (freeing a block) once it holds
+     * the copy of pt. */
     size_t start = out->len;
     static const uint8_t tag_room[SPRO_NOISE_TAG_BYTES];
+    spro_buf_reserve(out, SPRO_CLIENT_SESSION_BYTES + sizeof be + pt.len +
+                              chunks * SPRO_NOISE_TAG_BYTES);
     spro_buf_append(out, ch->session, SPRO_CLIENT_SESSION_BYTES);
     spro_buf_append(out, be, sizeof be);
     size_t ct = out->len;
