@@ -32,6 +32,9 @@
 #include <string.h>
 
 #define UUID_CHARS 36
+/* Answers kept for retries at least this long (ms): 8 days, above the
+ * longest session (--session-ttl at most 7 days) and request timeout. */
+#define ANSWERS_KEPT_MS (UINT64_C(8) * 24 * 3600 * 1000)
 #define KEY_CACHE 8 /* data keys kept during one call */
 #define QUARANTINE_CTX "quaranti"
 #define QUARANTINE_AD "spro-sync quarantine v1"
@@ -1742,12 +1745,23 @@ static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_it
     return rc;
 }
 
-/* One push of a group's transaction. */
+/* One push of a group's transaction.  Then the answers this device no
+ * longer needs are forgotten: those of ops below the push's lowest seq
+ * (the device sends its outbox in order, so it stored their answers)
+ * given more than ANSWERS_KEPT_MS ago (longer than any session lives, so
+ * no copy of an older request can still arrive to be answered again). */
 static int push_one(struct spro_db *db, struct push *p)
 {
     int rc = spro_store__clamp_any(db, p->dev->id, &p->clamps);
-    for (size_t i = 0; rc == 0 && i < p->msg->nops; i++)
+    uint64_t lowest = UINT64_MAX;
+    for (size_t i = 0; rc == 0 && i < p->msg->nops; i++) {
         rc = push_op(p, i);
+        if (p->msg->ops[i].seq < lowest)
+            lowest = p->msg->ops[i].seq;
+    }
+    if (rc == 0 && p->msg->nops > 0 && p->now_ms > ANSWERS_KEPT_MS)
+        rc = spro_store__ops_prune(db, p->dev->id, lowest, (int64_t)(p->now_ms - ANSWERS_KEPT_MS),
+                                   NULL);
     return rc;
 }
 

@@ -1592,6 +1592,28 @@ int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
     return tx_write(st);
 }
 
+int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, int64_t at_ms,
+                          size_t *n)
+{
+    sqlite3_stmt *sib = tx_stmt(db, "DELETE FROM op_siblings WHERE device_id = ?1 AND seq < ?2"
+                                    " AND seq IN (SELECT seq FROM ops WHERE device_id = ?1"
+                                    " AND seq < ?2 AND at < ?3)");
+    sqlite3_stmt *op = tx_stmt(db, "DELETE FROM ops WHERE device_id = ?1 AND seq < ?2 AND at < ?3");
+    if (sib == NULL || op == NULL)
+        return SPRO_ESTORE;
+    sqlite3_stmt *st[2] = {sib, op};
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        bind_str(st[i], 1, device);
+        bind_u63(st[i], 2, seq);
+        sqlite3_bind_int64(st[i], 3, at_ms);
+        rc = tx_write(st[i]);
+    }
+    if (rc == 0 && n != NULL)
+        *n = (size_t)sqlite3_changes(db->db);
+    return rc;
+}
+
 int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
                                  const char *rtype, const char *rid, const char *name)
 {

@@ -356,6 +356,13 @@ SPRO_MUST_CHECK int spro_store__op_get(struct spro_db *db, const char *device, u
 /* Stores the answer to (device, seq); SPRO_EEXISTS if there is one. */
 SPRO_MUST_CHECK int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
                                        const struct spro_stored_op *op, int64_t at_ms);
+/* tx: forgets the answers kept for device's ops below seq that were given
+ * before at_ms (and their kept conflict siblings): the device holds them
+ * (it sends its outbox in order, so a push starting at seq means every op
+ * below it was answered and stored) and no copy of an older request can
+ * still arrive.  *n (may be NULL): answers forgotten. */
+SPRO_MUST_CHECK int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq,
+                                          int64_t at_ms, size_t *n);
 /* Copies the current siblings of field name of (rtype, rid) into the
  * answer to (device, seq), as field number fidx. */
 SPRO_MUST_CHECK int spro_store__op_siblings_copy(struct spro_db *db, const char *device,

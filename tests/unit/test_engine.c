@@ -2084,6 +2084,47 @@ static void test_erase_names_the_keeper_of_a_merge(void)
     spro_buf_free(&out);
 }
 
+/* Answers kept for retries are forgotten once the device has moved past
+ * them and they are older than any request could be (8 days): a retry
+ * within that time still gets the very same answer. */
+static void test_old_answers_pruned(void)
+{
+    const struct spro_device *d = &dev_e;
+    const int64_t day = INT64_C(24) * 3600 * 1000;
+    struct spro_msg_push_reply r;
+    char sql[160];
+    uint64_t s1 = next_seq(d), s2, s3;
+    const char *b1 = uuid();
+    struct spro_wire_op *op = op_new(s1, "beneficiary", b1, b1, tick());
+    op_set(op, "family_name", vstr("Pruned-One"), NULL, 0);
+    CHECK_EQ(push_at(d, &op, 1, NOW_MS, new_arena(ARENA_CAP), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    /* A push two days later: the first answer is kept (too recent). */
+    const char *b2 = uuid();
+    struct spro_wire_op *op2 = op_new(s2 = next_seq(d), "beneficiary", b2, b2, tick());
+    op_set(op2, "family_name", vstr("Pruned-Two"), NULL, 0);
+    CHECK_EQ(push_at(d, &op2, 1, NOW_MS + 2 * day, new_arena(ARENA_CAP), &r), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
+             (unsigned long long)s1);
+    CHECK_EQ(query_int(sql, d->id), 1);
+    /* Nine days after the first: forgotten; the second is kept (seven days). */
+    const char *b3 = uuid();
+    struct spro_wire_op *op3 = op_new(s3 = next_seq(d), "beneficiary", b3, b3, tick());
+    op_set(op3, "family_name", vstr("Pruned-Three"), NULL, 0);
+    CHECK_EQ(push_at(d, &op3, 1, NOW_MS + 9 * day, new_arena(ARENA_CAP), &r), 0);
+    CHECK_EQ(query_int(sql, d->id), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
+             (unsigned long long)s2);
+    CHECK_EQ(query_int(sql, d->id), 1);
+    /* The retry of the third push, the same day: its answer as given. */
+    struct spro_msg_push_reply again;
+    CHECK_EQ(push_at(d, &op3, 1, NOW_MS + 9 * day, new_arena(ARENA_CAP), &again), 0);
+    CHECK_EQ(again.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(again.results[0].ver.hlc, r.results[0].ver.hlc);
+    /* Another device's answers are never touched. */
+    CHECK(query_int("SELECT count(*) FROM ops WHERE device_id = ?1", dev_a.id) > 0);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -2115,6 +2156,7 @@ static const struct check_test tests[] = {
     {"merge", test_merge},
     {"retention_ignores_a_backdated_clock", test_retention_ignores_a_backdated_clock},
     {"erase_names_the_keeper_of_a_merge", test_erase_names_the_keeper_of_a_merge},
+    {"old_answers_pruned", test_old_answers_pruned},
 };
 
 int main(int argc, char **argv)
