@@ -35,6 +35,7 @@
 
 struct spro_datadir {
     struct spro_db *data;
+    struct spro_db *reader; /* data.db again, for pulls (spro_datadir__data_reader) */
     struct spro_db *keys;
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
@@ -939,6 +940,9 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     spro_files__path_join(path, sizeof path, dir, DATA_FILE);
     if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
+                               whylen)) != 0 ||
+        (rc = spro_store__open(path, 0, spro_store__data_migrations,
+                               spro_store__data_migrations_count, &dd->reader, &version, why,
                                whylen)) != 0)
         goto fail;
     spro_files__path_join(path, sizeof path, dir, GEN_FILE);
@@ -967,6 +971,7 @@ void spro_datadir_close(struct spro_datadir *dd)
         return;
     if (dd->gen != NULL)
         munmap(dd->gen, sizeof *dd->gen);
+    spro_store__close(dd->reader);
     spro_store__close(dd->data);
     spro_store__close(dd->keys);
     if (dd->keys_gen != NULL)
@@ -1014,6 +1019,11 @@ const uint8_t *spro_datadir_noise_secret(const struct spro_datadir *dd)
 struct spro_db *spro_datadir__data(struct spro_datadir *dd)
 {
     return dd->data;
+}
+
+struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd)
+{
+    return dd->reader;
 }
 
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd)

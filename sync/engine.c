@@ -1906,6 +1906,7 @@ struct row {
 
 struct pull {
     struct spro_datadir *dd;
+    struct spro_db *db; /* the connection of the pull's read transaction */
     const struct spro_device *dev;
     struct spro_arena *arena;
     struct keys keys;
@@ -2016,9 +2017,7 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
     if ((q->type = spro_sync_record_type((const uint8_t *)r->rtype, strlen(r->rtype))) == NULL)
         return SPRO_EINTEGRITY;
     /* A removal event is the record's ids alone, removed. */
-    int rc = r->removed ? 0
-                        : spro_store__siblings_each(spro_datadir__data(q->dd), r->rtype, r->rid,
-                                                    NULL, read_row, q);
+    int rc = r->removed ? 0 : spro_store__siblings_each(q->db, r->rtype, r->rid, NULL, read_row, q);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < q->nrows; i++)
@@ -2133,7 +2132,10 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
         return SPRO_ENOMEM;
     }
     keys_init(&q.keys, dd);
-    rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_READ, pull_tx, &q);
+    /* On the reader connection: a pull never waits for a push's
+     * transaction (nor a push for a pull). */
+    q.db = spro_datadir__data_reader(dd);
+    rc = spro_store__transaction(q.db, SPRO_TX_READ, pull_tx, &q);
     keys_free(&q.keys);
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);

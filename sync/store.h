@@ -676,6 +676,10 @@ SPRO_MUST_CHECK int spro_store__master_change(struct spro_db *db,
 
 /* data.db of dd (owned by dd). */
 struct spro_db *spro_datadir__data(struct spro_datadir *dd);
+/* A second connection to data.db, for read transactions that must not wait
+ * for a write transaction (pulls): with WAL, it reads the last commit while
+ * the first connection writes.  Owned by dd. */
+struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd);
 
 /* keys.db of dd (owned by dd). */
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd);

@@ -2125,6 +2125,74 @@ static void test_old_answers_pruned(void)
     CHECK(query_int("SELECT count(*) FROM ops WHERE device_id = ?1", dev_a.id) > 0);
 }
 
+/* A pull while a push's transaction holds the writer: it is answered from
+ * the reader connection without waiting for the write to end. */
+struct writer_hold {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int holding, release, pulled, pull_rc;
+};
+
+static int hold_writer(struct spro_db *db, void *arg)
+{
+    (void)db;
+    struct writer_hold *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->holding = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->release)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static void *writer_run(void *arg)
+{
+    if (spro_store__transaction(spro_datadir__data(dd), SPRO_TX_WRITE, hold_writer, arg) != 0)
+        abort();
+    return NULL;
+}
+
+static void *puller_run(void *arg)
+{
+    struct writer_hold *h = arg;
+    struct spro_msg_pull_reply pl;
+    int rc = pull_all(&dev_a, &pl);
+    pthread_mutex_lock(&h->mu);
+    h->pulled = 1;
+    h->pull_rc = rc;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static void test_pull_does_not_wait_for_a_write(void)
+{
+    struct writer_hold h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
+    pthread_t w, p;
+    CHECK_EQ(pthread_create(&w, NULL, writer_run, &h), 0);
+    pthread_mutex_lock(&h.mu);
+    while (!h.holding)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    CHECK_EQ(pthread_create(&p, NULL, puller_run, &h), 0);
+    /* Wait for the pull, the writer still held (10 s: only a failure waits). */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&h.mu);
+    while (!h.pulled && pthread_cond_timedwait(&h.cv, &h.mu, &until) == 0)
+        ;
+    int pulled_while_held = h.pulled;
+    h.release = 1;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(w, NULL);
+    pthread_join(p, NULL);
+    CHECK(pulled_while_held);
+    CHECK_EQ(h.pull_rc, 0);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -2157,6 +2225,7 @@ static const struct check_test tests[] = {
     {"retention_ignores_a_backdated_clock", test_retention_ignores_a_backdated_clock},
     {"erase_names_the_keeper_of_a_merge", test_erase_names_the_keeper_of_a_merge},
     {"old_answers_pruned", test_old_answers_pruned},
+    {"pull_does_not_wait_for_a_write", test_pull_does_not_wait_for_a_write},
 };
 
 int main(int argc, char **argv)
