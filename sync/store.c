@@ -1595,22 +1595,36 @@ int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
 int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, int64_t at_ms,
                           size_t *n)
 {
-    sqlite3_stmt *sib = tx_stmt(db, "DELETE FROM op_siblings WHERE device_id = ?1 AND seq < ?2"
-                                    " AND seq IN (SELECT seq FROM ops WHERE device_id = ?1"
-                                    " AND seq < ?2 AND at < ?3)");
-    sqlite3_stmt *op = tx_stmt(db, "DELETE FROM ops WHERE device_id = ?1 AND seq < ?2 AND at < ?3");
-    if (sib == NULL || op == NULL)
+    /* The oldest answers first, up to the first one too recent (answers
+     * are given in seq order, so their times grow with seq): bounded work
+     * per push, not a scan of the device's whole history. */
+    sqlite3_stmt *find = tx_stmt(db, "SELECT seq, at FROM ops WHERE device_id = ?1 AND seq < ?2"
+                                     " ORDER BY seq LIMIT 1024");
+    sqlite3_stmt *sib = tx_stmt(db, "DELETE FROM op_siblings WHERE device_id = ?1 AND seq < ?2");
+    sqlite3_stmt *op = tx_stmt(db, "DELETE FROM ops WHERE device_id = ?1 AND seq < ?2");
+    if (find == NULL || sib == NULL || op == NULL)
         return SPRO_ESTORE;
-    sqlite3_stmt *st[2] = {sib, op};
+    bind_str(find, 1, device);
+    bind_u63(find, 2, seq);
+    uint64_t bound = 0; /* answers below it go */
+    size_t count = 0;
+    int src;
+    while ((src = sqlite3_step(find)) == SQLITE_ROW && sqlite3_column_int64(find, 1) < at_ms) {
+        bound = (uint64_t)sqlite3_column_int64(find, 0) + 1;
+        count++;
+    }
+    tx_done(find);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        return SPRO_ESTORE;
     int rc = 0;
-    for (int i = 0; rc == 0 && i < 2; i++) {
+    sqlite3_stmt *st[2] = {sib, op};
+    for (int i = 0; rc == 0 && bound > 0 && i < 2; i++) {
         bind_str(st[i], 1, device);
-        bind_u63(st[i], 2, seq);
-        sqlite3_bind_int64(st[i], 3, at_ms);
+        bind_u63(st[i], 2, bound);
         rc = tx_write(st[i]);
     }
     if (rc == 0 && n != NULL)
-        *n = (size_t)sqlite3_changes(db->db);
+        *n = count;
     return rc;
 }
 
