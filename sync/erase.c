@@ -597,6 +597,27 @@ static int scope_one(const char *rtype, const char *rid, const char *org, void *
     return 0;
 }
 
+/* One device that may hold, or have held, a copy. */
+static int recipient_one(const char *device, const char *user, const char *org, const char *state,
+                         int64_t pulled_at, void *arg)
+{
+    struct export *x = arg;
+    struct spro_buf *b = x->out;
+    j_raw(b, x->first ? "\n    {\"device\": " : ",\n    {\"device\": ");
+    x->first = 0;
+    j_cstr(b, device);
+    j_raw(b, ", \"user\": ");
+    j_cstr(b, user);
+    j_raw(b, ", \"organisation\": ");
+    j_cstr(b, org);
+    j_raw(b, ", \"state\": ");
+    j_cstr(b, state);
+    j_raw(b, ", \"last_pull\": ");
+    j_time(b, pulled_at);
+    j_raw(b, "}");
+    return 0;
+}
+
 static int export_record(struct spro_db *db, struct export *x, const struct spro_stored_record *r)
 {
     struct spro_buf *b = x->out;
@@ -709,7 +730,14 @@ static int export_tx(struct spro_db *db, void *arg)
     struct scope_list l = {x, NULL, NULL, 1};
     for (size_t i = 0; rc == 0 && i < n; i++)
         rc = spro_store__scope_each(db, set[i], scope_one, &l);
-    j_raw(b, "],\n  \"records\": [");
+    /* Who received it: the devices of those organisations (and of those
+     * that had it before a transfer) that pulled since it was created. */
+    j_raw(b, "],\n  \"devices_that_pulled\": [");
+    x->first = 1;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = spro_store__recipients_each(db, set[i], recipient_one, x);
+    j_raw(b, x->first ? "]" : "\n  ]");
+    j_raw(b, ",\n  \"records\": [");
     x->first = 1;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         struct spro_stored_record *recs = NULL, self;

@@ -2470,6 +2470,39 @@ int spro_store__merged_from(struct spro_db *db, const char *keep, char (*out)[SP
     return rc;
 }
 
+int spro_store__recipients_each(struct spro_db *db, const char *ben,
+                                int (*fn)(const char *device, const char *user, const char *org,
+                                          const char *state, int64_t pulled_at, void *arg),
+                                void *arg)
+{
+    sqlite3_stmt *st = once_stmt(
+        db, "SELECT d.id, u.id, u.org_id, d.state, s.acked_at FROM devices AS d"
+            " JOIN users AS u ON u.id = d.user_id JOIN device_sync AS s ON s.device_id = d.id"
+            " WHERE u.org_id IN (SELECT org FROM scope WHERE ben = ?1"
+            "   UNION SELECT k.org FROM scope_record AS k JOIN records AS r"
+            "     ON r.rtype = k.rtype AND r.rid = k.rid WHERE r.ben = ?1"
+            "   UNION SELECT org FROM scope_removed WHERE ben = ?1)"
+            " AND s.acked_at >= (SELECT created_at FROM records"
+            "   WHERE rtype = '" SPRO_RTYPE_BENEFICIARY "' AND rid = ?1)"
+            " ORDER BY s.acked_at, d.id");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int rc = 0, src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *c[4];
+        for (int k = 0; k < 4; k++)
+            c[k] = (const char *)sqlite3_column_text(st, k);
+        rc = c[0] == NULL || c[1] == NULL || c[2] == NULL || c[3] == NULL
+                 ? SPRO_EINTEGRITY
+                 : fn(c[0], c[1], c[2], c[3], sqlite3_column_int64(st, 4), arg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int spro_store__scope_each(struct spro_db *db, const char *ben,
                            int (*fn)(const char *rtype, const char *rid, const char *org,
                                      void *arg),

@@ -528,6 +528,16 @@ SPRO_MUST_CHECK int spro_store__erased_pending(struct spro_db *db, char (**out)[
  * cap, into out. */
 SPRO_MUST_CHECK int spro_store__merged_from(struct spro_db *db, const char *keep,
                                             char (*out)[SPRO_ID_MAX + 1], size_t cap, size_t *n);
+/* tx: calls fn(device, user, org, state, pulled_at, arg) for each device of
+ * an organisation that receives ben or one of its records, or received
+ * them before a transfer (scope_removed), that pulled after ben was created
+ * (its last pull: pulled_at, ms): the devices that may hold, or have held,
+ * a copy.  In order of last pull; stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_store__recipients_each(struct spro_db *db, const char *ben,
+                                                int (*fn)(const char *device, const char *user,
+                                                          const char *org, const char *state,
+                                                          int64_t pulled_at, void *arg),
+                                                void *arg);
 /* tx: calls fn(rtype, rid, org, arg) for each organisation receiving ben
  * (rtype and rid NULL: the scope of the whole beneficiary) or one of its
  * records alone (scope_record); stops at fn's non-zero return. */

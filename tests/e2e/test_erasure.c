@@ -163,10 +163,18 @@ static void test_erase_end_to_end(void)
     CHECK(strstr(out, "\"value\": \"0601020304\"") != NULL);
     CHECK(strstr(out, "\"value\": \"NOTE-ABOUT-X\"") != NULL);
     CHECK(strstr(out, "\"organisations\": [\"o1\", \"o2\"]") != NULL);
+    /* Who received it: a (u1, o1) and c (u3, o2) pulled it. */
+    const char *rcpt = strstr(out, "\"devices_that_pulled\": [");
+    CHECK(rcpt != NULL);
+    CHECK(strstr(rcpt, "\"user\": \"u1\", \"organisation\": \"o1\", \"state\": \"active\"") !=
+          NULL);
+    CHECK(strstr(rcpt, "\"user\": \"u3\", \"organisation\": \"o2\"") != NULL);
     CHECK(strstr(out, "\"kind\": \"push\"") != NULL); /* the audit trail */
     CHECK(strstr(out, "Yves-Kept") == NULL);
     CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "export", y), 0); /* to stdout */
     CHECK(strstr(out, "\"value\": \"Yves-Kept\"") != NULL);
+    CHECK(strstr(out, "\"user\": \"u1\"") != NULL);
+    CHECK(strstr(out, "\"user\": \"u3\"") == NULL); /* o2 never received Y */
 
     /* A consistent copy of data.db before the erasure; c edits X offline. */
     char old[700];
