@@ -35,7 +35,8 @@
 
 struct spro_datadir {
     struct spro_db *data;
-    struct spro_db *reader; /* data.db again, for pulls (spro_datadir__data_reader) */
+    struct spro_db *reader;      /* data.db again, for pulls (spro_datadir__data_reader) */
+    struct spro_db *keys_reader; /* keys.db again, for pulls */
     struct spro_db *keys;
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
@@ -945,6 +946,11 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
                                spro_store__data_migrations_count, &dd->reader, &version, why,
                                whylen)) != 0)
         goto fail;
+    spro_files__path_join(path, sizeof path, dir, KEYS_FILE);
+    if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
+                               spro_store__keys_migrations_count, &dd->keys_reader, &version, why,
+                               whylen)) != 0)
+        goto fail;
     spro_files__path_join(path, sizeof path, dir, GEN_FILE);
     if ((rc = map_generation(path, &dd->gen)) != 0) {
         spro_files__say(why, whylen, path, spro_strerror(rc));
@@ -972,6 +978,7 @@ void spro_datadir_close(struct spro_datadir *dd)
     if (dd->gen != NULL)
         munmap(dd->gen, sizeof *dd->gen);
     spro_store__close(dd->reader);
+    spro_store__close(dd->keys_reader);
     spro_store__close(dd->data);
     spro_store__close(dd->keys);
     if (dd->keys_gen != NULL)
@@ -1024,6 +1031,11 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd)
 struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd)
 {
     return dd->reader;
+}
+
+struct spro_db *spro_datadir__keys_reader(struct spro_datadir *dd)
+{
+    return dd->keys_reader;
 }
 
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd)

@@ -56,6 +56,9 @@ struct keys {
     int have_blind, have_quarantine;
     char ben[KEY_CACHE][UUID_CHARS + 1]; /* whose data key each slot holds */
     size_t next;                         /* slot replaced next */
+    /* keys.db's reader connection in a read transaction of this thread
+     * (pulls), read first; NULL: every lookup is its own read. */
+    struct spro_db *snap;
 };
 
 #define KEYS_BYTES ((K_DATA + KEY_CACHE) * SPRO_KEY_BYTES)
@@ -169,7 +172,11 @@ static int data_key(struct keys *k, const char *ben, int create, const uint8_t *
         }
     struct spro_db *keys = spro_datadir__keys(k->dd);
     uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
-    int rc = spro_store__data_key_get(keys, ben, wrapped);
+    /* From the pull's snapshot of keys.db if there is one; a key it does
+     * not hold (made since) is read again, fresh. */
+    int rc = k->snap != NULL ? spro_store__data_key_get_tx(k->snap, ben, wrapped) : SPRO_ENOENT;
+    if (k->snap == NULL || rc == SPRO_ENOENT)
+        rc = spro_store__data_key_get(keys, ben, wrapped);
     if (rc == SPRO_ENOENT && create && (rc = data_key_create(k, ben)) == 0)
         rc = spro_store__data_key_get(keys, ben, wrapped);
     if (rc == SPRO_ENOENT)
@@ -2089,6 +2096,16 @@ static int pull_tx(struct spro_db *db, void *arg)
 }
 
 /* The change number a cursor names: empty is 0, else 8 bytes big-endian. */
+/* The pull's keys.db read transaction, around its data.db one. */
+static int pull_keys_tx(struct spro_db *keys, void *arg)
+{
+    struct pull *q = arg;
+    q->keys.snap = keys;
+    int rc = spro_store__transaction(q->db, SPRO_TX_READ, pull_tx, q);
+    q->keys.snap = NULL;
+    return rc;
+}
+
 static int cursor_parse(const struct spro_bytes *c, int64_t *seq)
 {
     uint64_t v = 0;
@@ -2132,10 +2149,11 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
         return SPRO_ENOMEM;
     }
     keys_init(&q.keys, dd);
-    /* On the reader connection: a pull never waits for a push's
-     * transaction (nor a push for a pull). */
+    /* On the reader connections: a pull never waits for a push's
+     * transaction (nor a push for a pull), and its data keys come from one
+     * read transaction of keys.db, not one each. */
     q.db = spro_datadir__data_reader(dd);
-    rc = spro_store__transaction(q.db, SPRO_TX_READ, pull_tx, &q);
+    rc = spro_store__transaction(spro_datadir__keys_reader(dd), SPRO_TX_READ, pull_keys_tx, &q);
     keys_free(&q.keys);
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);

@@ -2239,6 +2239,26 @@ int spro_store__master_change(struct spro_db *db, const struct spro_master_chang
 
 /* ---- keys.db: data keys ---- */
 
+int spro_store__data_key_get_tx(struct spro_db *db, const char *ben,
+                                uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT wrapped FROM data_keys WHERE ben = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, ben);
+    int src = sqlite3_step(st), rc = 0;
+    if (src == SQLITE_DONE)
+        rc = SPRO_ENOENT;
+    else if (src != SQLITE_ROW)
+        rc = SPRO_ESTORE;
+    else if (sqlite3_column_bytes(st, 0) != SPRO_WRAPPED_KEY_BYTES)
+        rc = SPRO_EINTEGRITY;
+    else
+        memcpy(wrapped, sqlite3_column_blob(st, 0), SPRO_WRAPPED_KEY_BYTES);
+    tx_done(st);
+    return rc;
+}
+
 int spro_store__data_key_get(struct spro_db *db, const char *ben,
                              uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {

@@ -476,6 +476,9 @@ SPRO_MUST_CHECK int spro_store__audit_checkpoint_put(struct spro_db *db, int64_t
  * SPRO_WRAPPED_KEY_BYTES long). */
 SPRO_MUST_CHECK int spro_store__data_key_get(struct spro_db *db, const char *ben,
                                              uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
+/* spro_store__data_key_get() inside a transaction of db (this thread's). */
+SPRO_MUST_CHECK int spro_store__data_key_get_tx(struct spro_db *db, const char *ben,
+                                                uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES]);
 /* Stores ben's wrapped data key unless ben has one already (then nothing
  * changes: a concurrent creator won; read the key back). */
 /* Stores n data keys at once, in one transaction (one fsync), each unless
@@ -690,6 +693,9 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd);
  * for a write transaction (pulls): with WAL, it reads the last commit while
  * the first connection writes.  Owned by dd. */
 struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd);
+/* A second connection to keys.db, for the read transaction of a pull
+ * (its data keys read from one snapshot).  Owned by dd. */
+struct spro_db *spro_datadir__keys_reader(struct spro_datadir *dd);
 
 /* keys.db of dd (owned by dd). */
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd);
