@@ -87,7 +87,7 @@ static const struct spro_field_def appointment[] = {
 static const struct spro_field_def referral[] = {
     {"from_org", STR, 0, NULL, NULL},
     {"to_org", STR, 0, NULL, NULL},
-    {"reason", STR, 0, NULL, NULL},
+    {"reason", STR, P, NULL, NULL}, /* free text: may name the person */
     {"consent", STR, 0, NULL, NULL},
     {"status", ENUM, 0, referral_states, NULL},
     {"kind", ENUM, 0, referral_kinds, NULL}, /* nil: referral */

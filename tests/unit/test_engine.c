@@ -958,7 +958,7 @@ static void test_personal_never_in_clear(void)
     static const char *const secret[] = {
         "SENTINEL-FAMILY-9d2f",     "SENTINEL-GIVEN-9d2f",   "SENTINEL-NOTE-9d2f",
         "SENTINEL-UNKNOWN-9d2f",    "SENTINEL-QUARANT-9d2f", "SENTINEL-CONFLICT-A-9d2f",
-        "SENTINEL-CONFLICT-B-9d2f", "SENT1NEL9D2",
+        "SENTINEL-CONFLICT-B-9d2f", "SENT1NEL9D2",           "SENTINEL-REASON-9d2f",
     };
     const char *ben = uuid(), *inter = uuid();
     uint64_t h0 = tick();
@@ -983,6 +983,14 @@ static void test_personal_never_in_clear(void)
     op_set(op, "given_name", vstr(secret[6]), &v0, 1);
     CHECK_EQ(push1(&dev_b, op, &r), 0);
     CHECK_EQ(r.results[0].status, SPRO_RESULT_CONFLICT); /* copied to op_siblings, sealed */
+    /* A referral's free-text reason may name the person: personal too. */
+    op = op_new(next_seq(&dev_a), "referral", uuid(), ben, tick());
+    op_set(op, "from_org", vstr(dev_a.org), NULL, 0);
+    op_set(op, "to_org", vstr(dev_c.org), NULL, 0);
+    op_set(op, "reason", vstr(secret[8]), NULL, 0);
+    op_set(op, "status", vstr("proposed"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
     CHECK_EQ(query_int("SELECT count(*) FROM op_siblings WHERE device_id = ?1 AND"
                        " seq = (SELECT max(seq) FROM op_siblings WHERE device_id = ?1)",
                        dev_b.id),
