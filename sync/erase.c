@@ -265,8 +265,11 @@ static int finish(struct spro_datadir *dd, char (*set)[SPRO_ID_MAX + 1], size_t 
 {
     struct spro_db *keys = spro_datadir__keys(dd), *data = spro_datadir__data(dd);
     int rc = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = spro_store__data_key_delete(keys, set[i]);
+        rc = spro_store__data_key_delete(keys, set[i], now_ms);
     if (rc != 0)
         return rc;
     failpoint("erase-after-key");
@@ -375,11 +378,42 @@ int spro_subject_erase_pending(struct spro_datadir *dd, size_t *finished)
     return rc;
 }
 
+/* A data.db older than some erasures (restored from a backup, or copied)
+ * still holds those beneficiaries, whose keys keys.db no longer has: they
+ * are erased again, so that no pull fails on them and no device receives
+ * them.  keys.db's erased_keys says who; the original reason is gone with
+ * the newer data.db, so the erasure is recorded as a request with a note
+ * saying why. */
+static void reapply_erasures(struct spro_datadir *dd)
+{
+    char(*bens)[SPRO_ID_MAX + 1] = NULL;
+    size_t n = 0;
+    if (spro_store__erased_keys(spro_datadir__keys(dd), &bens, &n) != 0)
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; i < n; i++) {
+        int erased = 0;
+        if (spro_store__erased_lookup(spro_datadir__data(dd), bens[i], &erased) != 0)
+            break; /* busy: the next open tries again */
+        if (erased)
+            continue;
+        int rc = erase_one(dd, bens[i], "request",
+                           "erased again: its data key was erased after this data.db was copied", 0,
+                           now_ms, NULL, NULL, 0);
+        if (rc != 0 && rc != SPRO_ENOENT) /* ENOENT: not held here, or merged away */
+            break;
+    }
+    free(bens);
+}
+
 void spro_subject__finish_pending(struct spro_datadir *dd)
 {
     size_t n;
     if (spro_subject_erase_pending(dd, &n) != 0)
         return; /* a database is busy: left pending for the next call */
+    reapply_erasures(dd);
 }
 
 /* ---- JSON ---- */

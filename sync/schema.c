@@ -458,6 +458,13 @@ const struct spro_migration spro_store__keys_migrations[] = {
      "  BEGIN SELECT RAISE(ABORT, 'a data key still uses this KEK epoch'); END;"
      "CREATE TRIGGER keks_keep BEFORE DELETE ON keks"
      "  BEGIN SELECT RAISE(ABORT, 'KEK epochs are destroyed, not deleted'); END;"},
+    /* 4: the beneficiaries whose data key an erasure deleted (ids and
+     * times only).  keys.db outlives copies of data.db: a data.db restored
+     * from before an erasure is erased again when it is opened. */
+    {4, "CREATE TABLE erased_keys ("
+        "  ben TEXT PRIMARY KEY NOT NULL,"
+        "  at  INTEGER NOT NULL" /* ms since the Unix epoch */
+        ") STRICT, WITHOUT ROWID;"},
 };
 const size_t spro_store__keys_migrations_count =
     sizeof spro_store__keys_migrations / sizeof spro_store__keys_migrations[0];

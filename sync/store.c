@@ -2653,18 +2653,61 @@ int spro_store__sealed_each(struct spro_db *db,
     return rc;
 }
 
-int spro_store__data_key_delete(struct spro_db *db, const char *ben)
+int spro_store__data_key_delete(struct spro_db *db, const char *ben, int64_t at_ms)
 {
+    static const char *const sql[] = {
+        "DELETE FROM data_keys WHERE ben = ?1",
+        "INSERT OR IGNORE INTO erased_keys(ben, at) VALUES (?1, ?2)",
+    };
+    lock(db);
+    int rc = spro_store__exec(db->db, "BEGIN IMMEDIATE") == 0 ? 0 : SPRO_ESTORE;
+    for (size_t i = 0; rc == 0 && i < 2; i++) {
+        sqlite3_stmt *st;
+        rc = SPRO_ESTORE;
+        if (sqlite3_prepare_v2(db->db, sql[i], -1, &st, NULL) == SQLITE_OK) {
+            bind_str(st, 1, ben);
+            if (i == 1)
+                sqlite3_bind_int64(st, 2, at_ms);
+            rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SPRO_ESTORE;
+            sqlite3_finalize(st);
+        }
+    }
+    if (rc == 0 && spro_store__exec(db->db, "COMMIT") != 0)
+        rc = SPRO_ESTORE;
+    if (rc != 0)
+        spro_store__exec(db->db, "ROLLBACK");
+    unlock(db);
+    return rc;
+}
+
+int spro_store__erased_keys(struct spro_db *db, char (**bens)[SPRO_ID_MAX + 1], size_t *n)
+{
+    *bens = NULL;
+    *n = 0;
+    size_t cap = 0;
     lock(db);
     sqlite3_stmt *st;
-    int rc = SPRO_ESTORE;
-    if (sqlite3_prepare_v2(db->db, "DELETE FROM data_keys WHERE ben = ?1", -1, &st, NULL) ==
+    int rc = SPRO_ESTORE, src = SQLITE_DONE;
+    if (sqlite3_prepare_v2(db->db, "SELECT ben FROM erased_keys ORDER BY at", -1, &st, NULL) ==
         SQLITE_OK) {
-        bind_str(st, 1, ben);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : SPRO_ESTORE;
+        rc = 0;
+        while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *b = (const char *)sqlite3_column_text(st, 0);
+            if (*n == cap &&
+                (*bens = realloc(*bens, (cap = cap ? 2 * cap : 16) * sizeof **bens)) == NULL)
+                SPRO_BUG("out of memory");
+            snprintf((*bens)[(*n)++], sizeof **bens, "%s", b ? b : "");
+        }
+        if (src != SQLITE_DONE)
+            rc = SPRO_ESTORE;
         sqlite3_finalize(st);
     }
     unlock(db);
+    if (rc != 0) {
+        free(*bens);
+        *bens = NULL;
+        *n = 0;
+    }
     return rc;
 }
 

@@ -570,8 +570,13 @@ SPRO_MUST_CHECK int spro_store__sealed_each(struct spro_db *db,
                                                       void *arg),
                                             void *arg);
 /* keys.db: deletes ben's data key (secure_delete zeroes its bytes in the
- * page); 0 whether or not there was one. */
-SPRO_MUST_CHECK int spro_store__data_key_delete(struct spro_db *db, const char *ben);
+ * page) and records that it was erased at at_ms (erased_keys), in one
+ * transaction; 0 whether or not there was one, or SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_store__data_key_delete(struct spro_db *db, const char *ben, int64_t at_ms);
+/* keys.db: the beneficiaries whose data key an erasure deleted, oldest
+ * first, into *bens (malloc'd; free it), *n of them.  0 or SPRO_ESTORE. */
+SPRO_MUST_CHECK int spro_store__erased_keys(struct spro_db *db, char (**bens)[SPRO_ID_MAX + 1],
+                                            size_t *n);
 /* PRAGMA wal_checkpoint(TRUNCATE) of db, mutex taken: every page of the
  * WAL copied into the database and the WAL emptied.  0; SPRO_ESTORE when a
  * reader kept it from completing (old pages may still be in the WAL:

@@ -33,7 +33,7 @@
 #include "proto/proto.h"
 
 #define SPRO_DATA_SCHEMA 10 /* schema version of data.db this program writes */
-#define SPRO_KEYS_SCHEMA 3  /* schema version of keys.db this program writes */
+#define SPRO_KEYS_SCHEMA 4  /* schema version of keys.db this program writes */
 
 struct spro_datadir;
 

@@ -383,7 +383,7 @@ static int on_disk(const void *needle, size_t n)
 static void test_schema_versions(void)
 {
     CHECK_EQ(SPRO_DATA_SCHEMA, 10);
-    CHECK_EQ(SPRO_KEYS_SCHEMA, 3);
+    CHECK_EQ(SPRO_KEYS_SCHEMA, 4);
     CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
     CHECK_EQ(query_int("SELECT count(*) FROM sqlite_schema WHERE name IN ('records', 'siblings',"
