@@ -59,7 +59,39 @@ struct keys {
     /* keys.db's reader connection in a read transaction of this thread
      * (pulls), read first; NULL: every lookup is its own read. */
     struct spro_db *snap;
+    /* The wrapped keys a push group read or made before its transaction
+     * (keys_for_new_beneficiaries), sorted by ben, read first; NULL: none. */
+    const struct prekey *pre;
+    size_t npre;
 };
+
+/* A beneficiary's wrapped data key, as keys.db held it (or was given it)
+ * just before a push group's transaction. */
+struct prekey {
+    char ben[UUID_CHARS + 1];
+    uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
+};
+
+static int prekey_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct prekey *)a)->ben, ((const struct prekey *)b)->ben);
+}
+
+/* ben's wrapped key from the table read before the transaction: 0 and
+ * wrapped filled, or SPRO_ENOENT. */
+static int prekey_get(const struct keys *k, const char *ben,
+                      uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+{
+    struct prekey want;
+    if (k->pre == NULL || strlen(ben) != UUID_CHARS)
+        return SPRO_ENOENT;
+    memcpy(want.ben, ben, UUID_CHARS + 1);
+    const struct prekey *e = bsearch(&want, k->pre, k->npre, sizeof *k->pre, prekey_cmp);
+    if (e == NULL)
+        return SPRO_ENOENT;
+    memcpy(wrapped, e->wrapped, SPRO_WRAPPED_KEY_BYTES);
+    return 0;
+}
 
 #define KEYS_BYTES ((K_DATA + KEY_CACHE) * SPRO_KEY_BYTES)
 
@@ -172,10 +204,13 @@ static int data_key(struct keys *k, const char *ben, int create, const uint8_t *
         }
     struct spro_db *keys = spro_datadir__keys(k->dd);
     uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
-    /* From the pull's snapshot of keys.db if there is one; a key it does
-     * not hold (made since) is read again, fresh. */
-    int rc = k->snap != NULL ? spro_store__data_key_get_tx(k->snap, ben, wrapped) : SPRO_ENOENT;
-    if (k->snap == NULL || rc == SPRO_ENOENT)
+    /* From what the push group read before its transaction, or the
+     * pull's snapshot of keys.db if there is one; a key they do not hold
+     * (made since) is read again, fresh. */
+    int rc = prekey_get(k, ben, wrapped);
+    if (rc == SPRO_ENOENT && k->snap != NULL)
+        rc = spro_store__data_key_get_tx(k->snap, ben, wrapped);
+    if (rc == SPRO_ENOENT)
         rc = spro_store__data_key_get(keys, ben, wrapped);
     if (rc == SPRO_ENOENT && create && (rc = data_key_create(k, ben)) == 0)
         rc = spro_store__data_key_get(keys, ben, wrapped);
@@ -361,7 +396,8 @@ static void field_free(struct field *f)
 struct opener {
     struct keys *keys;
     const char *rtype, *rid, *ben;
-    int create; /* create the data key if missing (push) */
+    int create;  /* create the data key if missing (push) */
+    int64_t rec; /* records.id, for field_load() */
 };
 
 /* Opens (or copies) the value of a stored sibling into out (VALUE_MAX). */
@@ -418,7 +454,7 @@ static int field_load(struct spro_db *db, const struct opener *o, const char *na
 {
     field_clear(f);
     struct loader l = {f, o};
-    return spro_store__siblings_each(db, o->rtype, o->rid, name, load_sibling, &l);
+    return spro_store__siblings_each(db, o->rec, name, load_sibling, &l);
 }
 
 /* ---- Push ---- */
@@ -467,6 +503,8 @@ struct op {
     size_t nconflicts;
     struct spro_wire_field *fields; /* their answer, in the arena */
     int changed, scope_added, dedup;
+    int indexed;     /* an edit changed a searchable or dedup field: its blind indexes may move */
+    int new_field;   /* an edit added a field the record did not have */
     int record_only; /* the device's organisation has the record in scope, not its ben */
     enum referral_step step;
     char ref_from[SPRO_ID_MAX + 1], ref_to[SPRO_ID_MAX + 1]; /* the referral's organisations */
@@ -479,7 +517,7 @@ struct op {
 
 static struct opener op_opener(struct op *o)
 {
-    return (struct opener){&o->p->keys, o->type->name, o->rid, o->ben, 1};
+    return (struct opener){&o->p->keys, o->type->name, o->rid, o->ben, 1, o->rec.id};
 }
 
 /* Whether name is one of the record type's duplicate-detection fields. */
@@ -625,7 +663,7 @@ static int insert_edit(struct op *o, size_t j, const struct spro_sibling *edit)
         .val_len = edit->value_len,
     };
     if (!s.sealed)
-        return spro_store__sibling_insert(p->db, o->type->name, o->rid, &s);
+        return spro_store__sibling_insert(p->db, o->rec.id, &s);
     uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
     const uint8_t *dk;
     int rc = data_key(&p->keys, o->ben, 1, &dk);
@@ -637,7 +675,7 @@ static int insert_edit(struct op *o, size_t j, const struct spro_sibling *edit)
                               key_id, dk)) != 0)
         return rc;
     s.val = sealed;
-    return spro_store__sibling_insert(p->db, o->type->name, o->rid, &s);
+    return spro_store__sibling_insert(p->db, o->rec.id, &s);
 }
 
 static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n)
@@ -657,8 +695,8 @@ static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
     for (size_t i = 0; i < f->n; i++) {
         if (in_set(&f->s[i].v, out, nout))
             continue;
-        int rc = spro_store__sibling_delete(o->p->db, o->type->name, o->rid, o->names[j],
-                                            f->s[i].v.hlc, f->s[i].v.origin);
+        int rc = spro_store__sibling_delete(o->p->db, o->rec.id, o->names[j], f->s[i].v.hlc,
+                                            f->s[i].v.origin);
         if (rc != 0)
             return rc;
     }
@@ -713,7 +751,7 @@ static int index_field(struct op *o, size_t j, const struct spro_sibling *shown)
     if (rc != 0)
         return rc;
     int has = index_value(&o->p->keys, index, &v, idx);
-    return spro_store__blind_put(o->p->db, o->type->name, o->rid, o->ben, index, has ? idx : NULL);
+    return spro_store__blind_put(o->p->db, o->rec.id, index, has ? idx : NULL);
 }
 
 /* Grants scope to the organisation a scope field names. */
@@ -756,6 +794,8 @@ static int apply_field(struct op *o, size_t j)
     if (outcome != SPRO_MERGE_DUPLICATE) {
         o->changed = 1;
         o->dedup |= is_dedup_field(o->type, o->names[j]);
+        o->indexed |= o->dedup || (o->defs[j]->flags & SPRO_FFLAG_SEARCHABLE);
+        o->new_field |= p->field->n == 0;
         if ((rc = store_merge(o, j, &edit, out, nout)) != 0 ||
             ((o->defs[j]->flags & SPRO_FFLAG_SCOPE) && (rc = grant_scope(o, &e->val)) != 0))
             return rc;
@@ -811,8 +851,7 @@ static int index_dedup(struct op *o)
     if (n > 0)
         spro_blind_index(idx, blind_key(&o->p->keys), "dedup", key, (size_t)n);
     if (rc == 0)
-        rc = spro_store__blind_put(o->p->db, o->type->name, o->rid, o->ben, "dedup",
-                                   n > 0 ? idx : NULL);
+        rc = spro_store__blind_put(o->p->db, o->rec.id, "dedup", n > 0 ? idx : NULL);
     spro_memzero(v, 3 * sizeof *v);
     spro_memzero(key, sizeof key);
     free(v);
@@ -1052,10 +1091,15 @@ static int apply_op(struct spro_db *db, void *arg)
     }
     for (size_t j = 0; rc == 0 && j < o->w->nset; j++)
         rc = apply_field(o, j);
+    /* The record's fields: the op's when it creates the record; counted
+     * again only when an edit added one (the count was within bounds
+     * before the op). */
     if (rc == 0 && o->is_new)
-        nfields = o->w->nset; /* its fields are the op's */
-    else if (rc == 0)
-        rc = spro_store__field_count(db, o->type->name, o->rid, &nfields);
+        nfields = o->w->nset;
+    else if (rc == 0 && o->new_field)
+        rc = spro_store__field_count(db, o->rec.id, &nfields);
+    else
+        nfields = 0;
     if (rc == 0 && nfields > SPRO_SYNC_MAX_FIELDS) {
         o->reject = SPRO_REJECT_TOO_MANY_FIELDS;
         rc = SPRO_ERANGE;
@@ -1063,12 +1107,12 @@ static int apply_op(struct spro_db *db, void *arg)
     if (rc == 0 && o->dedup && o->type->dedup[0] != NULL)
         rc = index_dedup(o);
     if (rc == 0 && o->changed && !o->is_new)
-        rc = spro_store__record_touch(db, o->type->name, o->rid, ++p->seq);
+        rc = spro_store__record_touch(db, o->rec.id, ++p->seq);
     if (rc == 0 && o->step != REF_NONE)
         rc = referral_apply(o);
     if (rc == 0 && (o->merge_keep[0] != '\0' || o->unmerge))
         rc = merge_apply(o);
-    else if (rc == 0 && o->changed && strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0)
+    else if (rc == 0 && o->indexed && strcmp(o->type->name, SPRO_RTYPE_BENEFICIARY) == 0)
         rc = duplicates_detect(o);
     /* A new organisation in scope must receive the beneficiary's records
      * whatever its devices' cursors: they all change. */
@@ -1356,11 +1400,11 @@ static int collect_sealed(const struct spro_stored_sibling *s, void *arg)
 static int reseal(struct push *p, const struct spro_stored_record *r, const char *from,
                   const char *to)
 {
-    struct opener op = {&p->keys, r->rtype, r->rid, from, 0};
+    struct opener op = {&p->keys, r->rtype, r->rid, from, 0, r->id};
     struct mover v = {&op, NULL, 0, 0};
     uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
     const uint8_t *dk;
-    int rc = spro_store__siblings_each(p->db, r->rtype, r->rid, NULL, collect_sealed, &v);
+    int rc = spro_store__siblings_each(p->db, r->id, NULL, collect_sealed, &v);
     uuid_bytes(to, key_id);
     for (size_t i = 0; rc == 0 && i < v.n; i++) {
         struct moved *m = &v.m[i];
@@ -1375,9 +1419,8 @@ static int reseal(struct push *p, const struct spro_stored_record *r, const char
         if ((rc = data_key(&p->keys, to, 1, &dk)) == 0 &&
             (rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, m->val, m->len, &ctx, key_id,
                                   dk)) == 0 &&
-            (rc = spro_store__sibling_delete(p->db, r->rtype, r->rid, m->name, m->hlc,
-                                             m->origin)) == 0)
-            rc = spro_store__sibling_insert(p->db, r->rtype, r->rid, &s);
+            (rc = spro_store__sibling_delete(p->db, r->id, m->name, m->hlc, m->origin)) == 0)
+            rc = spro_store__sibling_insert(p->db, r->id, &s);
     }
     if (v.m != NULL)
         spro_memzero(v.m, v.cap * sizeof *v.m);
@@ -1412,8 +1455,7 @@ static int merge_apply(struct op *o)
 
 /* Writes a str field of a record the server makes, at version (hlc,
  * SPRO_SERVER_ORIGIN). */
-static int server_field(struct op *o, const char *rid, const char *name, const char *val,
-                        uint64_t hlc)
+static int server_field(struct op *o, int64_t rec, const char *name, const char *val, uint64_t hlc)
 {
     struct spro_buf b = {0};
     mp_str(&b, val, strlen(val));
@@ -1424,7 +1466,7 @@ static int server_field(struct op *o, const char *rid, const char *name, const c
                                     .schema = o->w->schema,
                                     .val = b.data,
                                     .val_len = b.len};
-    int rc = spro_store__sibling_insert(o->p->db, SPRO_RTYPE_DUPLICATE, rid, &s);
+    int rc = spro_store__sibling_insert(o->p->db, rec, &s);
     spro_buf_free(&b);
     return rc;
 }
@@ -1449,7 +1491,7 @@ static int duplicate_create(struct op *o, const char *other, const char *rule)
     const char *names[] = {"a", "b", "rule", SPRO_DUPLICATE_STATUS},
                *vals[] = {other, o->rid, rule, "open"};
     for (size_t i = 0; rc == 0 && i < 4; i++)
-        rc = server_field(o, r.rid, names[i], vals[i], hlc);
+        rc = server_field(o, r.id, names[i], vals[i], hlc);
     return rc != 0 ? rc
                    : spro_store__duplicate_scope(p->db, SPRO_RTYPE_DUPLICATE, r.rid, other, o->rid);
 }
@@ -1516,7 +1558,7 @@ static int answer(struct op *o)
     o->res->nfields = o->nconflicts;
     int rc = spro_store__op_put(p->db, p->dev->id, o->w->seq, &st, (int64_t)p->now_ms);
     for (size_t i = 0; rc == 0 && i < o->nconflicts; i++)
-        rc = spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->type->name, o->rid,
+        rc = spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->rec.id,
                                           o->names[o->conflicts[i]]);
     return rc;
 }
@@ -1545,7 +1587,7 @@ static int replay_sibling(const struct spro_stored_sibling *s, void *arg)
     if (s->fidx >= r->nfields || r->fields[s->fidx].nsiblings == r->count[s->fidx])
         return SPRO_EINTEGRITY;
     struct spro_wire_field *f = &r->fields[s->fidx];
-    struct opener op = {r->keys, r->st->rtype, r->st->rid, r->st->ben, 0};
+    struct opener op = {r->keys, r->st->rtype, r->st->rid, r->st->ben, 0, 0};
     struct spro_sibling x = {.v.hlc = s->hlc, .author = s->author};
     uint8_t val[VALUE_MAX];
     if (strlen(s->origin) > SPRO_ORIGIN_MAX)
@@ -1688,23 +1730,22 @@ out:
     return rc;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 /* Before a group's transaction: one data key for every beneficiary its
  * pushes create and that has none yet, all committed to keys.db in one
  * transaction (one fsync for the group, not one per beneficiary).  A push
  * whose ops are then refused leaves unused keys, never data without its
- * key.  Only beneficiary records create beneficiaries (rid == ben). */
-static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_item *items)
+ * key.  Only beneficiary records create beneficiaries (rid == ben).
+ * *pre (malloc'd, sorted by ben, *npre entries; the caller frees it): the
+ * wrapped keys of the beneficiaries the ops name, found or made, so that
+ * the transaction does not read them from keys.db a second time. */
+static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_item *items,
+                                      struct prekey **pre, size_t *npre)
 {
     size_t cap = 1;
     for (const struct spro_group_item *it = items; it != NULL; it = it->next)
         cap += ((const struct push *)it->arg)->msg->nops;
-    char(*names)[UUID_CHARS + 1] = calloc(cap, sizeof *names);
-    if (names == NULL)
+    struct prekey *t = calloc(cap, sizeof *t);
+    if (t == NULL)
         SPRO_BUG("out of memory");
     size_t n = 0;
     for (const struct spro_group_item *it = items; it != NULL; it = it->next) {
@@ -1715,41 +1756,57 @@ static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_it
                 !is_uuid(&op->ben) || op->rid.len != op->ben.len ||
                 memcmp(op->rid.p, op->ben.p, op->ben.len) != 0)
                 continue;
-            memcpy(names[n], op->ben.p, UUID_CHARS);
-            names[n++][UUID_CHARS] = '\0';
+            memcpy(t[n].ben, op->ben.p, UUID_CHARS);
+            t[n++].ben[UUID_CHARS] = '\0';
         }
     }
-    qsort(names, n, sizeof *names, name_cmp);
+    qsort(t, n, sizeof *t, prekey_cmp);
     struct spro_db *keys = spro_datadir__keys(k->dd);
     const char **bens = calloc(n + 1, sizeof *bens);
+    size_t *made = calloc(n + 1, sizeof *made);
     uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(n + 1, sizeof *wrapped);
-    if (bens == NULL || wrapped == NULL)
+    if (bens == NULL || made == NULL || wrapped == NULL)
         SPRO_BUG("out of memory");
     uint8_t *dks = spro_crypto_state_alloc((n + 1) * SPRO_KEY_BYTES);
-    size_t m = 0;
+    size_t m = 0, kept = 0;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        uint8_t have[SPRO_WRAPPED_KEY_BYTES];
         int erased = 0;
-        if ((i > 0 && strcmp(names[i - 1], names[i]) == 0) ||
-            (rc = spro_store__data_key_get(keys, names[i], have)) != SPRO_ENOENT)
+        if (kept > 0 && strcmp(t[kept - 1].ben, t[i].ben) == 0)
             continue;
+        if (kept != i)
+            t[kept] = t[i];
+        if ((rc = spro_store__data_key_get(keys, t[kept].ben, t[kept].wrapped)) == 0) {
+            kept++;
+            continue;
+        }
+        if (rc != SPRO_ENOENT)
+            break;
         /* An erased beneficiary never gets a key again (its ops are
          * answered not_found). */
-        if ((rc = spro_store__erased_lookup(spro_datadir__data(k->dd), names[i], &erased)) != 0 ||
+        if ((rc = spro_store__erased_lookup(spro_datadir__data(k->dd), t[kept].ben, &erased)) !=
+                0 ||
             erased)
             continue;
-        rc = 0;
         spro_field_key_new(dks + m * SPRO_KEY_BYTES);
-        bens[m++] = names[i];
+        made[m] = kept;
+        bens[m++] = t[kept++].ben;
     }
     if (rc == 0 && m > 0)
         rc = data_keys_store(k, bens, dks, m, wrapped);
+    for (size_t i = 0; rc == 0 && i < m; i++)
+        memcpy(t[made[i]].wrapped, wrapped[i], SPRO_WRAPPED_KEY_BYTES);
     spro_crypto_state_free(dks, (n + 1) * SPRO_KEY_BYTES);
     free(bens);
-    free(names);
+    free(made);
     free(wrapped);
-    return rc;
+    if (rc != 0) {
+        free(t);
+        return rc;
+    }
+    *pre = t;
+    *npre = kept;
+    return 0;
 }
 
 /* One push of a group's transaction.  Then the answers this device no
@@ -1819,7 +1876,14 @@ static void push_group(struct spro_group_item *items, void *ctx)
     struct spro_datadir *dd = ctx;
     struct spro_db *db = spro_datadir__data(dd);
     struct push *first = items->arg;
-    int rc = keys_for_new_beneficiaries(&first->keys, items);
+    struct prekey *pre = NULL;
+    size_t npre = 0;
+    int rc = keys_for_new_beneficiaries(&first->keys, items, &pre, &npre);
+    for (struct spro_group_item *it = items; it != NULL; it = it->next) {
+        struct push *p = it->arg;
+        p->keys.pre = pre;
+        p->keys.npre = npre;
+    }
     if (rc == 0)
         rc = spro_store__transaction(db, SPRO_TX_WRITE, group_tx, items);
     if (rc != 0 && rc != SPRO_ESTORE && items->next != NULL) {
@@ -1830,10 +1894,13 @@ static void push_group(struct spro_group_item *items, void *ctx)
             it->rc = spro_store__transaction(db, SPRO_TX_WRITE, group_tx, it);
             it->next = next;
         }
-        return;
+    } else {
+        for (struct spro_group_item *it = items; it != NULL; it = it->next)
+            it->rc = rc; /* not committed: nothing of the group stands */
     }
     for (struct spro_group_item *it = items; it != NULL; it = it->next)
-        it->rc = rc; /* not committed: nothing of the group stands */
+        ((struct push *)it->arg)->keys.pre = NULL;
+    free(pre);
 }
 
 int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
@@ -1947,7 +2014,7 @@ static int read_row(const struct spro_stored_sibling *s, void *arg)
                                         sizeof *q->rows)) == NULL)
         SPRO_BUG("out of memory");
     struct row *r = &q->rows[q->nrows];
-    struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0};
+    struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0, 0};
     uint8_t val[VALUE_MAX];
     int rc = open_value(&op, s, val, &r->len);
     if (rc == 0) {
@@ -2024,7 +2091,7 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
     if ((q->type = spro_sync_record_type((const uint8_t *)r->rtype, strlen(r->rtype))) == NULL)
         return SPRO_EINTEGRITY;
     /* A removal event is the record's ids alone, removed. */
-    int rc = r->removed ? 0 : spro_store__siblings_each(q->db, r->rtype, r->rid, NULL, read_row, q);
+    int rc = r->removed ? 0 : spro_store__siblings_each(q->db, r->id, NULL, read_row, q);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < q->nrows; i++)
@@ -2271,6 +2338,6 @@ int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype, cons
         if (strlen(ben) != UUID_CHARS)
             return SPRO_EINTEGRITY;
     }
-    struct opener op = {&o->keys, rtype, rid, ben, 0};
+    struct opener op = {&o->keys, rtype, rid, ben, 0, 0};
     return open_value(&op, s, out, len);
 }

@@ -677,7 +677,7 @@ static int export_record(struct spro_db *db, struct export *x, const struct spro
     x->rec = r;
     x->field = e.field;
     if (rc == 0)
-        rc = spro_store__siblings_each(db, r->rtype, r->rid, NULL, export_sibling_copy, &e);
+        rc = spro_store__siblings_each(db, r->id, NULL, export_sibling_copy, &e);
     if (rc == 0)
         j_raw(b, e.field[0] != '\0' ? "\n          ]\n        }\n      }}" : "}}");
     x->field = "";
@@ -963,8 +963,7 @@ static int retention_tx(struct spro_db *db, void *arg)
         for (size_t k = 0; rc == 0 && k < n; k++)
             if (strcmp(recs[k].rtype, "enrolment") == 0) {
                 enrolments++;
-                rc = spro_store__siblings_each(db, recs[k].rtype, recs[k].rid, "programme",
-                                               programme_one, t);
+                rc = spro_store__siblings_each(db, recs[k].id, "programme", programme_one, t);
             }
         free(recs);
         if (rc != 0)

@@ -105,6 +105,16 @@ static int migrate(sqlite3 *db, const char *path, const struct spro_migration *m
     return 0;
 }
 
+static pthread_once_t configure_once = PTHREAD_ONCE_INIT;
+
+/* Before SQLite's first use in the process: no memory statistics (each
+ * allocation would take a global mutex for them).  Fails harmlessly
+ * (SQLITE_MISUSE) if SQLite was initialised already. */
+static void configure(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int spro_store__open(const char *path, int create, const struct spro_migration *migrations,
                      size_t count, struct spro_db **out, int *version, char *why, size_t whylen)
 {
@@ -114,8 +124,12 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
             snprintf(why, whylen, "%s: no such database", path);
         return SPRO_ENOENT;
     }
+    pthread_once(&configure_once, configure);
     sqlite3 *db = NULL;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    /* NOMUTEX: every call on the connection holds the handle's own mutex
+     * (h->mu, whole transactions included), so SQLite's per-call mutex
+     * would only be taken and released again, about 10% of a push. */
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
         int rc = spro_store__fail(db, path, "cannot open", why, whylen);
         sqlite3_close(db);
@@ -861,11 +875,13 @@ int spro_store__savepoint(struct spro_db *db, int (*fn)(struct spro_db *db, void
 /* ---- data.db, inside a transaction: records, fields, scope ----
  *
  * Since migration 7 the tables of a record's fields, blind indexes and
- * scope are keyed by records.id (see sync/schema.c): the functions below
- * still take (rtype, rid) and ben strings, and find the ids by the
- * subqueries of REC_ID and BEN_ID inside their statements (an id is never
- * cached here: a rolled-back savepoint may give it again to another
- * record).  A key that finds no record is NULL, which a NOT NULL column
+ * scope are keyed by records.id (see sync/schema.c).  The functions of a
+ * record's fields, blind indexes and change number take that id, which
+ * the caller got from spro_store__record_get() or _record_insert() in the
+ * same transaction (and savepoint: a rolled-back savepoint may give an id
+ * again to another record).  The others take (rtype, rid) and ben strings
+ * and find the ids by the subqueries of REC_ID and BEN_ID inside their
+ * statements.  A key that finds no record is NULL, which a NOT NULL column
  * refuses: tx_write_key() makes that SPRO_ENOENT. */
 
 /* The id of the record (rtype, rid), from the parameters ?RT and ?RI. */
@@ -876,7 +892,6 @@ int spro_store__savepoint(struct spro_db *db, int (*fn)(struct spro_db *db, void
 /* Those of the parameters used below, by name (clang-format cannot lay
  * out a string whose pieces are macro calls). */
 #define REC_ID_1_2 REC_ID(1, 2)
-#define REC_ID_4_5 REC_ID(4, 5)
 #define BEN_ID_1 BEN_ID(1)
 #define BEN_ID_2 BEN_ID(2)
 #define BEN_ID_3 BEN_ID(3)
@@ -888,7 +903,9 @@ static int tx_write_key(sqlite3_stmt *st)
 {
     int src = sqlite3_step(st);
     tx_done(st);
-    return src == SQLITE_CONSTRAINT_NOTNULL ? SPRO_ENOENT : write_code(src);
+    return src == SQLITE_CONSTRAINT_NOTNULL || src == SQLITE_CONSTRAINT_FOREIGNKEY
+               ? SPRO_ENOENT
+               : write_code(src);
 }
 
 int spro_store__sync_state_get(struct spro_db *db, uint64_t *hlc, int64_t *seq)
@@ -999,13 +1016,14 @@ static int read_record(sqlite3_stmt *st, struct spro_stored_record *r)
         return rc;
     r->changed_seq = sqlite3_column_int64(st, 4);
     r->removed = 0;
+    r->id = 0; /* read by the callers that select it */
     return r->changed_seq > 0 ? 0 : SPRO_EINTEGRITY;
 }
 
 int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
                            struct spro_stored_record *out)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq, id"
                                    " FROM records WHERE rtype = ?1 AND rid = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
@@ -1015,12 +1033,13 @@ int spro_store__record_get(struct spro_db *db, const char *rtype, const char *ri
     int rc = src == SQLITE_ROW    ? read_record(st, out)
              : src == SQLITE_DONE ? SPRO_ENOENT
                                   : SPRO_ESTORE;
+    if (rc == 0)
+        out->id = sqlite3_column_int64(st, 5);
     tx_done(st);
     return rc;
 }
 
-int spro_store__record_insert(struct spro_db *db, const struct spro_stored_record *r,
-                              int64_t now_ms)
+int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r, int64_t now_ms)
 {
     /* The next id, given explicitly so that a beneficiary can name itself
      * as its ben_id; any other record names its beneficiary's record. */
@@ -1039,18 +1058,18 @@ int spro_store__record_insert(struct spro_db *db, const struct spro_stored_recor
     bind_str(st, 4, r->created_by_org);
     sqlite3_bind_int64(st, 5, now_ms);
     sqlite3_bind_int64(st, 6, r->changed_seq);
-    return tx_write_key(st);
+    int rc = tx_write_key(st);
+    r->id = rc == 0 ? sqlite3_last_insert_rowid(db->db) : 0;
+    return rc;
 }
 
-int spro_store__record_touch(struct spro_db *db, const char *rtype, const char *rid, int64_t seq)
+int spro_store__record_touch(struct spro_db *db, int64_t rec, int64_t seq)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "UPDATE records SET changed_seq = ?3 WHERE rtype = ?1 AND rid = ?2");
+    sqlite3_stmt *st = tx_stmt(db, "UPDATE records SET changed_seq = ?2 WHERE id = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
-    sqlite3_bind_int64(st, 3, seq);
+    sqlite3_bind_int64(st, 1, rec);
+    sqlite3_bind_int64(st, 2, seq);
     return tx_write(st);
 }
 
@@ -1231,67 +1250,59 @@ static int each_sibling(sqlite3_stmt *st, int with_fidx,
 
 #define SIBLING_COLUMNS "name, hlc, origin, author, schema, sealed, val"
 
-int spro_store__siblings_each(struct spro_db *db, const char *rtype, const char *rid,
-                              const char *name,
+int spro_store__siblings_each(struct spro_db *db, int64_t rec, const char *name,
                               int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
 {
-    sqlite3_stmt *st =
-        name ? tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
-                           " WHERE rec = " REC_ID_1_2 " AND name = ?3 ORDER BY hlc, origin")
-             : tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
-                           " WHERE rec = " REC_ID_1_2 " ORDER BY name, hlc, origin");
+    sqlite3_stmt *st = name ? tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
+                                          " WHERE rec = ?1 AND name = ?2 ORDER BY hlc, origin")
+                            : tx_stmt(db, "SELECT " SIBLING_COLUMNS " FROM rec_siblings"
+                                          " WHERE rec = ?1 ORDER BY name, hlc, origin");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
+    sqlite3_bind_int64(st, 1, rec);
     if (name != NULL)
-        bind_str(st, 3, name);
+        bind_str(st, 2, name);
     return each_sibling(st, 0, fn, arg);
 }
 
-int spro_store__sibling_insert(struct spro_db *db, const char *rtype, const char *rid,
-                               const struct spro_stored_sibling *s)
+int spro_store__sibling_insert(struct spro_db *db, int64_t rec, const struct spro_stored_sibling *s)
 {
     sqlite3_stmt *st = tx_stmt(db, "INSERT INTO rec_siblings(rec, " SIBLING_COLUMNS ")"
-                                   " VALUES (" REC_ID_1_2 ", ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
-    bind_str(st, 3, s->name);
-    bind_u63(st, 4, s->hlc);
-    bind_str(st, 5, s->origin);
-    bind_str(st, 6, s->author);
-    sqlite3_bind_int64(st, 7, s->schema);
-    sqlite3_bind_int(st, 8, s->sealed != 0);
-    sqlite3_bind_blob(st, 9, s->val_len ? (const void *)s->val : "", (int)s->val_len,
+    sqlite3_bind_int64(st, 1, rec);
+    bind_str(st, 2, s->name);
+    bind_u63(st, 3, s->hlc);
+    bind_str(st, 4, s->origin);
+    bind_str(st, 5, s->author);
+    sqlite3_bind_int64(st, 6, s->schema);
+    sqlite3_bind_int(st, 7, s->sealed != 0);
+    sqlite3_bind_blob(st, 8, s->val_len ? (const void *)s->val : "", (int)s->val_len,
                       SQLITE_STATIC);
     return tx_write_key(st);
 }
 
-int spro_store__sibling_delete(struct spro_db *db, const char *rtype, const char *rid,
-                               const char *name, uint64_t hlc, const char *origin)
+int spro_store__sibling_delete(struct spro_db *db, int64_t rec, const char *name, uint64_t hlc,
+                               const char *origin)
 {
-    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = " REC_ID_1_2
-                                   " AND name = ?3 AND hlc = ?4 AND origin = ?5");
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = ?1"
+                                   " AND name = ?2 AND hlc = ?3 AND origin = ?4");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
-    bind_str(st, 3, name);
-    bind_u63(st, 4, hlc);
-    bind_str(st, 5, origin);
+    sqlite3_bind_int64(st, 1, rec);
+    bind_str(st, 2, name);
+    bind_u63(st, 3, hlc);
+    bind_str(st, 4, origin);
     return tx_write(st);
 }
 
-int spro_store__field_count(struct spro_db *db, const char *rtype, const char *rid, size_t *n)
+int spro_store__field_count(struct spro_db *db, int64_t rec, size_t *n)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "SELECT count(DISTINCT name) FROM rec_siblings WHERE rec = " REC_ID_1_2);
+    sqlite3_stmt *st = tx_stmt(db, "SELECT count(DISTINCT name) FROM rec_siblings WHERE rec = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
+    sqlite3_bind_int64(st, 1, rec);
     int src = sqlite3_step(st);
     if (src == SQLITE_ROW)
         *n = (size_t)sqlite3_column_int64(st, 0);
@@ -1299,24 +1310,18 @@ int spro_store__field_count(struct spro_db *db, const char *rtype, const char *r
     return src == SQLITE_ROW ? 0 : SPRO_ESTORE;
 }
 
-int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
-                          const char *index, const uint8_t *value)
+int spro_store__blind_put(struct spro_db *db, int64_t rec, const char *index, const uint8_t *value)
 {
-    /* ben is the record's (the engine checked it): since migration 7 it
-     * is read from records, not stored twice. */
-    (void)ben;
     sqlite3_stmt *st =
-        value ? tx_stmt(db, "INSERT INTO rec_blind(rec, name, value)"
-                            " VALUES (" REC_ID_1_2 ", ?3, ?4)"
+        value ? tx_stmt(db, "INSERT INTO rec_blind(rec, name, value) VALUES (?1, ?2, ?3)"
                             " ON CONFLICT (rec, name) DO UPDATE SET value = excluded.value")
-              : tx_stmt(db, "DELETE FROM rec_blind WHERE rec = " REC_ID_1_2 " AND name = ?3");
+              : tx_stmt(db, "DELETE FROM rec_blind WHERE rec = ?1 AND name = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
-    bind_str(st, 1, rtype);
-    bind_str(st, 2, rid);
-    bind_str(st, 3, index);
+    sqlite3_bind_int64(st, 1, rec);
+    bind_str(st, 2, index);
     if (value != NULL)
-        sqlite3_bind_blob(st, 4, value, SPRO_BLIND_INDEX_BYTES, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, value, SPRO_BLIND_INDEX_BYTES, SQLITE_STATIC);
     return tx_write_key(st);
 }
 
@@ -1416,7 +1421,7 @@ int spro_store__merged_set(struct spro_db *db, const char *ben, const char *keep
 int spro_store__ben_records(struct spro_db *db, const char *ben, struct spro_stored_record **out,
                             size_t *n)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq, id"
                                    " FROM records WHERE ben_id = " BEN_ID_1 " AND rid <> ?1"
                                    " ORDER BY changed_seq");
     if (st == NULL)
@@ -1430,7 +1435,7 @@ int spro_store__ben_records(struct spro_db *db, const char *ben, struct spro_sto
         if (*n == cap && (*out = realloc(*out, (cap = cap ? 2 * cap : 8) * sizeof **out)) == NULL)
             SPRO_BUG("out of memory");
         if ((rc = read_record(st, &(*out)[*n])) == 0)
-            ++*n;
+            (*out)[(*n)++].id = sqlite3_column_int64(st, 5);
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = SPRO_ESTORE;
@@ -1480,14 +1485,14 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
     /* A first pull (after = 0) is a snapshot: the device holds nothing
      * that a removal event could remove. */
     sqlite3_stmt *st =
-        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0"
+        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0, r.id"
                     " FROM records AS r WHERE r.changed_seq > ?2"
                     " AND (?4 OR r.rtype <> 'duplicate')"
                     " AND (EXISTS (SELECT 1 FROM ben_scope AS s"
                     " WHERE s.ben = r.ben_id AND s.org = ?1)"
                     " OR EXISTS (SELECT 1 FROM rec_scope AS k WHERE k.rec = r.id AND k.org = ?1))"
                     " UNION ALL"
-                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1 FROM scope_removed AS x"
+                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1, 0 FROM scope_removed AS x"
                     " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
                     " AND (?4 OR x.rtype <> 'duplicate')"
                     " ORDER BY 5 LIMIT ?3");
@@ -1502,6 +1507,7 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
         if ((rc = read_record(st, &r)) == 0) {
             r.removed = sqlite3_column_int(st, 5);
+            r.id = sqlite3_column_int64(st, 6);
             rc = fn(&r, arg);
         }
     if (rc == 0 && src != SQLITE_DONE)
@@ -1629,20 +1635,19 @@ int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, 
 }
 
 int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
-                                 const char *rtype, const char *rid, const char *name)
+                                 int64_t rec, const char *name)
 {
     sqlite3_stmt *st =
         tx_stmt(db, "INSERT INTO op_siblings(device_id, seq, fidx, " SIBLING_COLUMNS ")"
                     " SELECT ?1, ?2, ?3, " SIBLING_COLUMNS " FROM rec_siblings"
-                    " WHERE rec = " REC_ID_4_5 " AND name = ?6");
+                    " WHERE rec = ?4 AND name = ?5");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, device);
     bind_u63(st, 2, seq);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)fidx);
-    bind_str(st, 4, rtype);
-    bind_str(st, 5, rid);
-    bind_str(st, 6, name);
+    sqlite3_bind_int64(st, 4, rec);
+    bind_str(st, 5, name);
     return tx_write(st);
 }
 

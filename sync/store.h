@@ -188,6 +188,11 @@ struct spro_stored_record {
     char created_by_org[SPRO_ID_MAX + 1]; /* "" in a removal event */
     int64_t changed_seq; /* change number of its last change (of the removal event), >= 1 */
     int removed;         /* spro_store__changes_each(): a removal event, not the record */
+    /* records.id, the key of the functions of its fields, blind indexes
+     * and change number: from spro_store__record_get(), _record_insert(),
+     * _ben_records() and _changes_each() (0 for a removal event); valid
+     * in the transaction (and savepoint) that read it. */
+    int64_t id;
 };
 
 /* A row of siblings (or op_siblings).  From a read, the pointers are valid
@@ -227,12 +232,12 @@ SPRO_MUST_CHECK int spro_store__purge(struct spro_db *db, int64_t since_ms, size
 /* The record (rtype, rid): 0, SPRO_ENOENT. */
 SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
                                            struct spro_stored_record *out);
-/* A new record; SPRO_EEXISTS if (rtype, rid) or its change number is taken. */
-SPRO_MUST_CHECK int spro_store__record_insert(struct spro_db *db,
-                                              const struct spro_stored_record *r, int64_t now_ms);
-/* Sets the change number of (rtype, rid). */
-SPRO_MUST_CHECK int spro_store__record_touch(struct spro_db *db, const char *rtype, const char *rid,
-                                             int64_t seq);
+/* A new record (r->id unused), its id in r->id; SPRO_EEXISTS if (rtype,
+ * rid) or its change number is taken. */
+SPRO_MUST_CHECK int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r,
+                                              int64_t now_ms);
+/* Sets the change number of the record rec (records.id). */
+SPRO_MUST_CHECK int spro_store__record_touch(struct spro_db *db, int64_t rec, int64_t seq);
 /* Gives every record of ben a new change number, *seq + 1 and on, in
  * their change order; *seq receives the last one given. */
 SPRO_MUST_CHECK int spro_store__ben_touch(struct spro_db *db, const char *ben, int64_t *seq);
@@ -268,29 +273,26 @@ SPRO_MUST_CHECK int spro_store__record_scope_add(struct spro_db *db, const char 
 SPRO_MUST_CHECK int spro_store__record_scope_remove(struct spro_db *db, const char *rtype,
                                                     const char *rid, const char *org);
 
-/* Calls fn for each sibling of the field name of (rtype, rid), or of every
- * field when name is NULL, ordered by name, hlc, origin; stops at fn's
- * non-zero return and returns it. */
+/* Calls fn for each sibling of the field name of the record rec
+ * (records.id), or of every field when name is NULL, ordered by name, hlc,
+ * origin; stops at fn's non-zero return and returns it. */
 SPRO_MUST_CHECK int
-spro_store__siblings_each(struct spro_db *db, const char *rtype, const char *rid, const char *name,
+spro_store__siblings_each(struct spro_db *db, int64_t rec, const char *name,
                           int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
-/* Adds a sibling of (rtype, rid) (s->fidx unused); SPRO_EEXISTS if its
- * version is there already. */
-SPRO_MUST_CHECK int spro_store__sibling_insert(struct spro_db *db, const char *rtype,
-                                               const char *rid,
+/* Adds a sibling of the record rec (s->fidx unused); SPRO_EEXISTS if its
+ * version is there already, SPRO_ENOENT if there is no such record. */
+SPRO_MUST_CHECK int spro_store__sibling_insert(struct spro_db *db, int64_t rec,
                                                const struct spro_stored_sibling *s);
-/* Removes the sibling (hlc, origin) of field name of (rtype, rid). */
-SPRO_MUST_CHECK int spro_store__sibling_delete(struct spro_db *db, const char *rtype,
-                                               const char *rid, const char *name, uint64_t hlc,
-                                               const char *origin);
-/* *n = the number of fields (distinct names) of (rtype, rid). */
-SPRO_MUST_CHECK int spro_store__field_count(struct spro_db *db, const char *rtype, const char *rid,
-                                            size_t *n);
+/* Removes the sibling (hlc, origin) of field name of the record rec. */
+SPRO_MUST_CHECK int spro_store__sibling_delete(struct spro_db *db, int64_t rec, const char *name,
+                                               uint64_t hlc, const char *origin);
+/* *n = the number of fields (distinct names) of the record rec. */
+SPRO_MUST_CHECK int spro_store__field_count(struct spro_db *db, int64_t rec, size_t *n);
 
-/* Sets the blind index `index` of (rtype, rid) to value (16 bytes), or
+/* Sets the blind index `index` of the record rec to value (16 bytes), or
  * removes it when value is NULL. */
-SPRO_MUST_CHECK int spro_store__blind_put(struct spro_db *db, const char *rtype, const char *rid,
-                                          const char *ben, const char *index, const uint8_t *value);
+SPRO_MUST_CHECK int spro_store__blind_put(struct spro_db *db, int64_t rec, const char *index,
+                                          const uint8_t *value);
 
 /* Calls fn for each record in scope of org (its beneficiary in scope, or
  * the record itself in scope_record) with a change number above after,
@@ -363,11 +365,11 @@ SPRO_MUST_CHECK int spro_store__op_put(struct spro_db *db, const char *device, u
  * still arrive.  *n (may be NULL): answers forgotten. */
 SPRO_MUST_CHECK int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq,
                                           int64_t at_ms, size_t *n);
-/* Copies the current siblings of field name of (rtype, rid) into the
+/* Copies the current siblings of field name of the record rec into the
  * answer to (device, seq), as field number fidx. */
 SPRO_MUST_CHECK int spro_store__op_siblings_copy(struct spro_db *db, const char *device,
-                                                 uint64_t seq, size_t fidx, const char *rtype,
-                                                 const char *rid, const char *name);
+                                                 uint64_t seq, size_t fidx, int64_t rec,
+                                                 const char *name);
 /* Calls fn for each sibling of the answer to (device, seq), ordered by
  * fidx, hlc, origin; stops at fn's non-zero return and returns it. */
 SPRO_MUST_CHECK int

@@ -1933,6 +1933,27 @@ static void test_duplicates_detected(void)
     CHECK(!has_duplicates(&pa));
 }
 
+/* Detection runs after an edit that moves a blind index (here the INE),
+ * and only then: an edit of another field finds nothing new. */
+static void test_duplicates_detected_on_edit(void)
+{
+    struct spro_msg_push_reply r;
+    const char *k = new_ben(&dev_a, "ine", vstr("33445-56677-c"));
+    const char *o = new_ben(&dev_a, "phone", vstr("0611111111"));
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", k), 0);
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", o, o, tick());
+    op_set(op, "situation", vstr("school"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", k), 0);
+    op = op_new(next_seq(&dev_a), "beneficiary", o, o, tick());
+    op_set(op, "ine", vstr("33445-56677-c"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", k), 1);
+    CHECK_EQ(query_int("SELECT count(*) FROM duplicates WHERE a = ?1 OR b = ?1", o), 1);
+}
+
 /* ---- Retention and erasure: dates and names ---- */
 
 static int64_t wall_now_ms(void)
@@ -2212,6 +2233,7 @@ static const struct check_test tests[] = {
     {"rejects_are_quarantined", test_rejects_are_quarantined},
     {"too_many_siblings_no_partial_write", test_too_many_siblings_no_partial_write},
     {"too_many_fields", test_too_many_fields},
+    {"duplicates_detected_on_edit", test_duplicates_detected_on_edit},
     {"version_reused", test_version_reused},
     {"clock_clamped", test_clock_clamped},
     {"scope_grant_and_local_fields", test_scope_grant_and_local_fields},

@@ -376,6 +376,19 @@ static int collect_record(const struct spro_stored_record *r, void *arg)
     return 0;
 }
 
+/* The records.id of (rtype, rid); -1 (which no function finds) when it
+ * cannot be read, counted as a failure. */
+static int64_t rec_id(struct spro_db *db, const char *rtype, const char *rid)
+{
+    struct spro_stored_record r;
+    if (spro_store__record_get(db, rtype, rid, &r) != 0 || r.id < 1) {
+        fprintf(stderr, "%s:%d: no record %s %s\n", __FILE__, __LINE__, rtype, rid);
+        check__failed++;
+        return -1;
+    }
+    return r.id;
+}
+
 static void check_record(struct spro_db *db, const char *rtype, const char *rid, const char *ben,
                          const char *org, int64_t seq)
 {
@@ -407,26 +420,33 @@ static void read_v6_rows(struct spro_db *db)
     check_record(db, "duplicate", D1, B2, "org1", 7);
 
     nsib = 0;
-    CHECK_EQ(spro_store__siblings_each(db, "beneficiary", B1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(
+        spro_store__siblings_each(db, rec_id(db, "beneficiary", B1), NULL, collect_sibling, NULL),
+        0);
     CHECK_EQ(nsib, 3);
     CHECK_STR(sib_lines[0], "0 family_name 101 " DEV " u1 1 1 02");
     CHECK_STR(sib_lines[1], "0 family_name 101 " DEV2 " u2 2 1 03");
     CHECK_STR(sib_lines[2], "0 given_name 100 " DEV " u1 1 1 01");
     nsib = 0;
-    CHECK_EQ(spro_store__siblings_each(db, "beneficiary", B2, "given_name", collect_sibling, NULL),
+    CHECK_EQ(spro_store__siblings_each(db, rec_id(db, "beneficiary", B2), "given_name",
+                                       collect_sibling, NULL),
              0);
     CHECK_EQ(nsib, 1);
     CHECK_STR(sib_lines[0], "0 given_name 102 " DEV2 " u2 1 1 04");
     nsib = 0;
-    CHECK_EQ(spro_store__siblings_each(db, "interaction", I1, NULL, collect_sibling, NULL), 0);
-    CHECK_EQ(spro_store__siblings_each(db, "referral", R1, NULL, collect_sibling, NULL), 0);
-    CHECK_EQ(spro_store__siblings_each(db, "duplicate", D1, NULL, collect_sibling, NULL), 0);
+    CHECK_EQ(
+        spro_store__siblings_each(db, rec_id(db, "interaction", I1), NULL, collect_sibling, NULL),
+        0);
+    CHECK_EQ(spro_store__siblings_each(db, rec_id(db, "referral", R1), NULL, collect_sibling, NULL),
+             0);
+    CHECK_EQ(
+        spro_store__siblings_each(db, rec_id(db, "duplicate", D1), NULL, collect_sibling, NULL), 0);
     CHECK_EQ(nsib, 3);
     CHECK_STR(sib_lines[0], "0 note 103 " DEV " u1 1 0 a26869");
     CHECK_STR(sib_lines[1], "0 to_org 104 " DEV " u1 1 0 a46f726732");
     CHECK_STR(sib_lines[2], "0 rule 105 server server 1 0 a3696e65");
     size_t n;
-    CHECK_EQ(spro_store__field_count(db, "beneficiary", B1, &n), 0);
+    CHECK_EQ(spro_store__field_count(db, rec_id(db, "beneficiary", B1), &n), 0);
     CHECK_EQ(n, 2);
 
     int yes;
@@ -530,7 +550,10 @@ static void write_after_migration(struct spro_db *db)
                                       .created_by_org = "org1",
                                       .changed_seq = 20};
     CHECK_EQ(spro_store__record_insert(db, &b4, 20), 0);
+    CHECK_EQ(b4.id, rec_id(db, "beneficiary", B4));
     CHECK_EQ(spro_store__record_insert(db, &i2, 21), 0);
+    CHECK_EQ(i2.id, rec_id(db, "interaction", I2));
+    CHECK(i2.id != b4.id);
     CHECK_EQ(spro_store__record_insert(db, &i2, 21), SPRO_EEXISTS);
     CHECK_EQ(spro_store__record_insert(db, &lost, 22), SPRO_ENOENT); /* no such beneficiary */
     int added, removed;
@@ -547,13 +570,13 @@ static void write_after_migration(struct spro_db *db)
                                     .schema = 1,
                                     .val = (const uint8_t *)"\xa1x",
                                     .val_len = 2};
-    CHECK_EQ(spro_store__sibling_insert(db, "interaction", I2, &s), 0);
-    CHECK_EQ(spro_store__sibling_insert(db, "interaction", I2, &s), SPRO_EEXISTS);
-    CHECK_EQ(spro_store__sibling_insert(db, "interaction", NOBODY, &s), SPRO_ENOENT);
+    CHECK_EQ(spro_store__sibling_insert(db, rec_id(db, "interaction", I2), &s), 0);
+    CHECK_EQ(spro_store__sibling_insert(db, rec_id(db, "interaction", I2), &s), SPRO_EEXISTS);
+    CHECK_EQ(spro_store__sibling_insert(db, 999999, &s), SPRO_ENOENT);
     const uint8_t blind[SPRO_BLIND_INDEX_BYTES] = {0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
                                                    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a};
-    CHECK_EQ(spro_store__blind_put(db, "beneficiary", B4, B4, "dedup", blind), 0);
-    CHECK_EQ(spro_store__blind_put(db, "beneficiary", B4, B4, "dedup", blind), 0);
+    CHECK_EQ(spro_store__blind_put(db, rec_id(db, "beneficiary", B4), "dedup", blind), 0);
+    CHECK_EQ(spro_store__blind_put(db, rec_id(db, "beneficiary", B4), "dedup", blind), 0);
     char m[8][SPRO_ID_MAX + 1];
     size_t n;
     CHECK_EQ(spro_store__blind_matches(db, "beneficiary", B4, "dedup", m, 8, &n), 0);
@@ -590,8 +613,8 @@ static void write_after_migration(struct spro_db *db)
     seq = 12;
     CHECK_EQ(spro_store__removal_log(db, B1, "org1", &seq), 0);
     CHECK_EQ(seq, 16); /* B1, I1, R1, I2 */
-    CHECK_EQ(spro_store__sibling_delete(db, "interaction", I2, "note", 200, DEV), 0);
-    CHECK_EQ(spro_store__field_count(db, "interaction", I2, &n), 0);
+    CHECK_EQ(spro_store__sibling_delete(db, rec_id(db, "interaction", I2), "note", 200, DEV), 0);
+    CHECK_EQ(spro_store__field_count(db, rec_id(db, "interaction", I2), &n), 0);
     CHECK_EQ(n, 0);
 }
 
