@@ -1730,6 +1730,46 @@ out:
     return rc;
 }
 
+/* What a group's transaction will find of the beneficiaries t[0..n) its
+ * ops name: found[i] is PREKEY_FOUND when keys.db has a key for t[i] (then
+ * in t[i].wrapped), PREKEY_ERASED when it has none because t[i] was
+ * erased, PREKEY_NONE otherwise. */
+enum { PREKEY_NONE, PREKEY_FOUND, PREKEY_ERASED };
+
+struct prekey_read {
+    struct prekey *t;
+    size_t n;
+    int *found;
+};
+
+/* keys.db, one read transaction: the keys that exist. */
+static int prekey_read_tx(struct spro_db *keys, void *arg)
+{
+    struct prekey_read *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        int rc = spro_store__data_key_get_tx(keys, r->t[i].ben, r->t[i].wrapped);
+        if (rc != 0 && rc != SPRO_ENOENT)
+            return rc;
+        r->found[i] = rc == 0 ? PREKEY_FOUND : PREKEY_NONE;
+    }
+    return 0;
+}
+
+/* data.db, one read transaction: which of those without one were erased. */
+static int prekey_erased_tx(struct spro_db *db, void *arg)
+{
+    struct prekey_read *r = arg;
+    for (size_t i = 0; i < r->n; i++) {
+        int erased = 0, rc;
+        if (r->found[i] == PREKEY_FOUND)
+            continue;
+        if ((rc = spro_store__erased_has(db, r->t[i].ben, &erased)) != 0)
+            return rc;
+        r->found[i] = erased ? PREKEY_ERASED : PREKEY_NONE;
+    }
+    return 0;
+}
+
 /* Before a group's transaction: one data key for every beneficiary its
  * pushes create and that has none yet, all committed to keys.db in one
  * transaction (one fsync for the group, not one per beneficiary).  A push
@@ -1761,42 +1801,44 @@ static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_it
         }
     }
     qsort(t, n, sizeof *t, prekey_cmp);
-    struct spro_db *keys = spro_datadir__keys(k->dd);
-    const char **bens = calloc(n + 1, sizeof *bens);
-    size_t *made = calloc(n + 1, sizeof *made);
-    uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(n + 1, sizeof *wrapped);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kept == 0 || strcmp(t[kept - 1].ben, t[i].ben) != 0)
+            t[kept++] = t[i];
+    struct prekey_read r = {t, kept, calloc(kept + 1, sizeof *r.found)};
+    if (r.found == NULL)
+        SPRO_BUG("out of memory");
+    int rc = spro_store__transaction(spro_datadir__keys(k->dd), SPRO_TX_READ, prekey_read_tx, &r);
+    const char **bens = calloc(kept + 1, sizeof *bens);
+    size_t *made = calloc(kept + 1, sizeof *made);
+    uint8_t(*wrapped)[SPRO_WRAPPED_KEY_BYTES] = calloc(kept + 1, sizeof *wrapped);
     if (bens == NULL || made == NULL || wrapped == NULL)
         SPRO_BUG("out of memory");
-    uint8_t *dks = spro_crypto_state_alloc((n + 1) * SPRO_KEY_BYTES);
-    size_t m = 0, kept = 0;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int erased = 0;
-        if (kept > 0 && strcmp(t[kept - 1].ben, t[i].ben) == 0)
-            continue;
-        if (kept != i)
-            t[kept] = t[i];
-        if ((rc = spro_store__data_key_get(keys, t[kept].ben, t[kept].wrapped)) == 0) {
-            kept++;
+    /* An erased beneficiary never gets a key again (its ops are answered
+     * not_found). */
+    if (rc == 0)
+        rc = spro_store__transaction(spro_datadir__data(k->dd), SPRO_TX_READ, prekey_erased_tx, &r);
+    uint8_t *dks = spro_crypto_state_alloc((kept + 1) * SPRO_KEY_BYTES);
+    size_t m = 0, have = 0;
+    for (size_t i = 0; rc == 0 && i < kept; i++) {
+        if (r.found[i] == PREKEY_FOUND) {
+            t[have++] = t[i];
             continue;
         }
-        if (rc != SPRO_ENOENT)
-            break;
-        /* An erased beneficiary never gets a key again (its ops are
-         * answered not_found). */
-        if ((rc = spro_store__erased_lookup(spro_datadir__data(k->dd), t[kept].ben, &erased)) !=
-                0 ||
-            erased)
+        if (r.found[i] == PREKEY_ERASED)
             continue;
         spro_field_key_new(dks + m * SPRO_KEY_BYTES);
-        made[m] = kept;
-        bens[m++] = t[kept++].ben;
+        t[have] = t[i];
+        made[m] = have;
+        bens[m++] = t[have++].ben;
     }
+    kept = have;
+    free(r.found);
     if (rc == 0 && m > 0)
         rc = data_keys_store(k, bens, dks, m, wrapped);
     for (size_t i = 0; rc == 0 && i < m; i++)
         memcpy(t[made[i]].wrapped, wrapped[i], SPRO_WRAPPED_KEY_BYTES);
-    spro_crypto_state_free(dks, (n + 1) * SPRO_KEY_BYTES);
+    spro_crypto_state_free(dks, (r.n + 1) * SPRO_KEY_BYTES);
     free(bens);
     free(made);
     free(wrapped);

@@ -144,7 +144,8 @@ int spro_store__open(const char *path, int create, const struct spro_migration *
         /* 64 MiB of page cache, and reads through a memory map: a region's
          * records outgrow SQLite's 2 MiB default cache quickly. */
         spro_store__exec(db, "PRAGMA cache_size = -65536") != 0 ||
-        spro_store__exec(db, "PRAGMA mmap_size = 1073741824") != 0) {
+        spro_store__exec(db, "PRAGMA mmap_size = 1073741824") != 0 ||
+        spro_store__exec(db, "PRAGMA wal_autocheckpoint = 8192") != 0) {
         int rc = spro_store__fail(db, path, "cannot configure", why, whylen);
         sqlite3_close(db);
         return rc;
