@@ -596,7 +596,9 @@ static int check_scope(struct op *o)
     int rc = repoint(o), yes = 0;
     if (rc != 0)
         return rc;
-    rc = spro_store__record_get(p->db, o->type->name, o->rid, &o->rec);
+    int erased = 0;
+    rc = spro_store__record_get_for(p->db, o->type->name, o->rid, p->dev->org, &o->rec, &yes,
+                                    &erased);
     o->reject = SPRO_REJECT_NOT_FOUND;
     if (rc == SPRO_ENOENT) {
         o->is_new = 1;
@@ -605,13 +607,15 @@ static int check_scope(struct op *o)
             o->reject = NULL;
             return 0;
         }
+        /* A new record of a beneficiary that exists (or not). */
+        if ((rc = spro_store__scope_has(p->db, o->ben, p->dev->org, &yes)) != 0 ||
+            (rc = spro_store__erased_has(p->db, o->ben, &erased)) != 0)
+            return rc;
     } else if (rc != 0) {
         return rc;
     } else if (strcmp(o->rec.ben, o->ben) != 0) {
         return 0;
     }
-    if ((rc = spro_store__scope_has(p->db, o->ben, p->dev->org, &yes)) != 0)
-        return rc;
     if (!yes && !o->is_new) {
         rc = spro_store__record_scope_has(p->db, o->type->name, o->rid, p->dev->org, &yes);
         o->record_only = yes;
@@ -624,9 +628,8 @@ static int check_scope(struct op *o)
             return 0;
     /* An erased beneficiary is in nobody's scope any more; this check
      * keeps it so whatever scope row a later change might bring back. */
-    if ((rc = spro_store__erased_has(p->db, o->ben, &yes)) != 0 || yes)
-        return rc;
-    o->reject = NULL;
+    if (!erased)
+        o->reject = NULL;
     return 0;
 }
 

@@ -1040,6 +1040,33 @@ int spro_store__record_get(struct spro_db *db, const char *rtype, const char *ri
     return rc;
 }
 
+int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char *rid,
+                               const char *org, struct spro_stored_record *out, int *in_scope,
+                               int *erased)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, r.id,"
+                    " EXISTS (SELECT 1 FROM ben_scope AS s WHERE s.ben = r.ben_id AND s.org = ?3),"
+                    " EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.ben)"
+                    " FROM records AS r WHERE r.rtype = ?1 AND r.rid = ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, rtype);
+    bind_str(st, 2, rid);
+    bind_str(st, 3, org);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? read_record(st, out)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    if (rc == 0) {
+        out->id = sqlite3_column_int64(st, 5);
+        *in_scope = sqlite3_column_int(st, 6) != 0;
+        *erased = sqlite3_column_int(st, 7) != 0;
+    }
+    tx_done(st);
+    return rc;
+}
+
 int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r, int64_t now_ms)
 {
     /* The next id, given explicitly so that a beneficiary can name itself

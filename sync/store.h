@@ -232,6 +232,14 @@ SPRO_MUST_CHECK int spro_store__purge(struct spro_db *db, int64_t since_ms, size
 /* The record (rtype, rid): 0, SPRO_ENOENT. */
 SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype, const char *rid,
                                            struct spro_stored_record *out);
+/* spro_store__record_get(), and in the same read: *in_scope, whether org's
+ * devices receive the records of the record's beneficiary
+ * (spro_store__scope_has), and *erased, whether that beneficiary was
+ * erased (spro_store__erased_has). */
+SPRO_MUST_CHECK int spro_store__record_get_for(struct spro_db *db, const char *rtype,
+                                               const char *rid, const char *org,
+                                               struct spro_stored_record *out, int *in_scope,
+                                               int *erased);
 /* A new record (r->id unused), its id in r->id; SPRO_EEXISTS if (rtype,
  * rid) or its change number is taken. */
 SPRO_MUST_CHECK int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r,

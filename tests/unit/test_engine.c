@@ -2085,6 +2085,30 @@ static void test_merge(void)
 /* A beneficiary merged into another: its records live under the one kept,
  * so erasing or exporting the merged id names the keeper instead of
  * quietly doing half the work. */
+/* An erased beneficiary stays out of reach even if a scope row came back
+ * (here put back by hand): edits of its records and new records of it are
+ * answered not_found. */
+static void test_erased_stays_not_found(void)
+{
+    struct spro_msg_push_reply r;
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Effacé"));
+    char why[256] = "";
+    CHECK_EQ(spro_subject_erase(dd, ben, "request", NULL, NOW_MS, NULL, why, sizeof why), 0);
+    CHECK_EQ(exec_sql("INSERT OR IGNORE INTO ben_scope(ben, org)"
+                      " SELECT id, 'org1' FROM records WHERE rid = ?1",
+                      ben),
+             0);
+    CHECK_EQ(query_int("SELECT count(*) FROM scope WHERE ben = ?1 AND org = 'org1'", ben), 1);
+    struct spro_wire_op *op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
+    op_set(op, "phone", vstr("0622222222"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+    op = op_new(next_seq(&dev_a), "interaction", uuid(), ben, tick());
+    op_set(op, "kind", vstr("meeting"), NULL, 0);
+    CHECK_EQ(push1(&dev_a, op, &r), 0);
+    CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
+}
+
 static void test_erase_names_the_keeper_of_a_merge(void)
 {
     struct spro_msg_push_reply r;
@@ -2254,6 +2278,7 @@ static const struct check_test tests[] = {
     {"merge", test_merge},
     {"retention_ignores_a_backdated_clock", test_retention_ignores_a_backdated_clock},
     {"erase_names_the_keeper_of_a_merge", test_erase_names_the_keeper_of_a_merge},
+    {"erased_stays_not_found", test_erased_stays_not_found},
     {"old_answers_pruned", test_old_answers_pruned},
     {"pull_does_not_wait_for_a_write", test_pull_does_not_wait_for_a_write},
 };
