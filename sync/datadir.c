@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +34,18 @@
 #define OLD_SUFFIX ".old"        /* the master file it replaced */
 #define SRVKEYS_CTX "srvkeys_"   /* KDF context of the subkey sealing server keys */
 
+/* A pair of reader connections, data.db and keys.db again, for pulls
+ * (spro_datadir__readers_take). */
+struct reader_pair {
+    struct spro_db *data, *keys;
+    int busy;
+};
+
 struct spro_datadir {
     struct spro_db *data;
-    struct spro_db *reader;      /* data.db again, for pulls (spro_datadir__data_reader) */
-    struct spro_db *keys_reader; /* keys.db again, for pulls */
+    struct reader_pair readers[SPRO_DATADIR_READERS];
+    pthread_mutex_t readers_mu; /* guards readers[].busy */
+    pthread_cond_t readers_cv;  /* signalled when a pair is given back */
     struct spro_db *keys;
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
@@ -856,6 +865,9 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     if (dd == NULL)
         SPRO_BUG("out of memory");
     spro_group__init(&dd->push_group);
+    if (pthread_mutex_init(&dd->readers_mu, NULL) != 0 ||
+        pthread_cond_init(&dd->readers_cv, NULL) != 0)
+        SPRO_BUG("cannot initialise the readers' mutex");
     *out = NULL;
     if (why != NULL)
         why[0] = '\0';
@@ -941,16 +953,20 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     spro_files__path_join(path, sizeof path, dir, DATA_FILE);
     if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
-                               whylen)) != 0 ||
-        (rc = spro_store__open(path, 0, spro_store__data_migrations,
-                               spro_store__data_migrations_count, &dd->reader, &version, why,
                                whylen)) != 0)
         goto fail;
-    spro_files__path_join(path, sizeof path, dir, KEYS_FILE);
-    if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
-                               spro_store__keys_migrations_count, &dd->keys_reader, &version, why,
-                               whylen)) != 0)
-        goto fail;
+    for (size_t i = 0; i < SPRO_DATADIR_READERS; i++) {
+        spro_files__path_join(path, sizeof path, dir, DATA_FILE);
+        if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
+                                   spro_store__data_migrations_count, &dd->readers[i].data,
+                                   &version, why, whylen)) != 0)
+            goto fail;
+        spro_files__path_join(path, sizeof path, dir, KEYS_FILE);
+        if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
+                                   spro_store__keys_migrations_count, &dd->readers[i].keys,
+                                   &version, why, whylen)) != 0)
+            goto fail;
+    }
     spro_files__path_join(path, sizeof path, dir, GEN_FILE);
     if ((rc = map_generation(path, &dd->gen)) != 0) {
         spro_files__say(why, whylen, path, spro_strerror(rc));
@@ -977,8 +993,14 @@ void spro_datadir_close(struct spro_datadir *dd)
         return;
     if (dd->gen != NULL)
         munmap(dd->gen, sizeof *dd->gen);
-    spro_store__close(dd->reader);
-    spro_store__close(dd->keys_reader);
+    for (size_t i = 0; i < SPRO_DATADIR_READERS; i++) {
+        if (dd->readers[i].busy)
+            SPRO_BUG("spro_datadir_close: a reader pair is still taken");
+        spro_store__close(dd->readers[i].data);
+        spro_store__close(dd->readers[i].keys);
+    }
+    pthread_mutex_destroy(&dd->readers_mu);
+    pthread_cond_destroy(&dd->readers_cv);
     spro_store__close(dd->data);
     spro_store__close(dd->keys);
     if (dd->keys_gen != NULL)
@@ -1028,14 +1050,33 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd)
     return dd->data;
 }
 
-struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd)
+size_t spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
+                                  struct spro_db **keys)
 {
-    return dd->reader;
+    pthread_mutex_lock(&dd->readers_mu);
+    for (;;) {
+        for (size_t i = 0; i < SPRO_DATADIR_READERS; i++)
+            if (!dd->readers[i].busy) {
+                dd->readers[i].busy = 1;
+                pthread_mutex_unlock(&dd->readers_mu);
+                *data = dd->readers[i].data;
+                *keys = dd->readers[i].keys;
+                return i;
+            }
+        pthread_cond_wait(&dd->readers_cv, &dd->readers_mu);
+    }
 }
 
-struct spro_db *spro_datadir__keys_reader(struct spro_datadir *dd)
+void spro_datadir__readers_give(struct spro_datadir *dd, size_t i)
 {
-    return dd->keys_reader;
+    if (i >= SPRO_DATADIR_READERS)
+        SPRO_BUG("spro_datadir__readers_give: no such pair");
+    pthread_mutex_lock(&dd->readers_mu);
+    if (!dd->readers[i].busy)
+        SPRO_BUG("spro_datadir__readers_give: the pair was not taken");
+    dd->readers[i].busy = 0;
+    pthread_cond_signal(&dd->readers_cv);
+    pthread_mutex_unlock(&dd->readers_mu);
 }
 
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd)

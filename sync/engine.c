@@ -2261,11 +2261,14 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
         return SPRO_ENOMEM;
     }
     keys_init(&q.keys, dd);
-    /* On the reader connections: a pull never waits for a push's
-     * transaction (nor a push for a pull), and its data keys come from one
-     * read transaction of keys.db, not one each. */
-    q.db = spro_datadir__data_reader(dd);
-    rc = spro_store__transaction(spro_datadir__keys_reader(dd), SPRO_TX_READ, pull_keys_tx, &q);
+    /* On a pair of reader connections: a pull never waits for a push's
+     * transaction (nor a push for a pull), nor for another pull while a
+     * pair is free, and its data keys come from one read transaction of
+     * keys.db, not one each. */
+    struct spro_db *keys;
+    size_t pair = spro_datadir__readers_take(dd, &q.db, &keys);
+    rc = spro_store__transaction(keys, SPRO_TX_READ, pull_keys_tx, &q);
+    spro_datadir__readers_give(dd, pair);
     keys_free(&q.keys);
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);

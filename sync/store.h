@@ -704,13 +704,17 @@ SPRO_MUST_CHECK int spro_store__master_change(struct spro_db *db,
 
 /* data.db of dd (owned by dd). */
 struct spro_db *spro_datadir__data(struct spro_datadir *dd);
-/* A second connection to data.db, for read transactions that must not wait
- * for a write transaction (pulls): with WAL, it reads the last commit while
- * the first connection writes.  Owned by dd. */
-struct spro_db *spro_datadir__data_reader(struct spro_datadir *dd);
-/* A second connection to keys.db, for the read transaction of a pull
- * (its data keys read from one snapshot).  Owned by dd. */
-struct spro_db *spro_datadir__keys_reader(struct spro_datadir *dd);
+/* Pairs of reader connections (data.db and keys.db again) for read
+ * transactions that must not wait for a write transaction, nor for each
+ * other (pulls): with WAL, each reads the last commit while the writer
+ * writes. */
+#define SPRO_DATADIR_READERS 3
+/* Takes a free pair (waits until one is given back if none is): its
+ * connections in *data and *keys, owned by dd; returns the pair's number,
+ * for spro_datadir__readers_give(). */
+size_t spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
+                                  struct spro_db **keys);
+void spro_datadir__readers_give(struct spro_datadir *dd, size_t pair);
 
 /* keys.db of dd (owned by dd). */
 struct spro_db *spro_datadir__keys(struct spro_datadir *dd);

@@ -2246,6 +2246,102 @@ static void test_pull_does_not_wait_for_a_write(void)
     CHECK_EQ(h.pull_rc, 0);
 }
 
+/* Pulls run on pairs of reader connections: one still being read (a pair
+ * taken, in a read transaction) does not hold up another pull; with every
+ * pair taken a pull waits, and goes on once one is given back. */
+struct reader_hold {
+    struct spro_db *data;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int holding, release;
+};
+
+static int hold_reader(struct spro_db *db, void *arg)
+{
+    (void)db;
+    struct reader_hold *h = arg;
+    pthread_mutex_lock(&h->mu);
+    h->holding = 1;
+    pthread_cond_broadcast(&h->cv);
+    while (!h->release)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+static void *reader_run(void *arg)
+{
+    struct reader_hold *h = arg;
+    if (spro_store__transaction(h->data, SPRO_TX_READ, hold_reader, h) != 0)
+        abort();
+    return NULL;
+}
+
+/* Waits (10 s at most: only a failure waits that long) for the puller of
+ * h to finish; returns whether it did. */
+static int pulled_within(struct writer_hold *h, int seconds)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += seconds;
+    pthread_mutex_lock(&h->mu);
+    while (!h->pulled && pthread_cond_timedwait(&h->cv, &h->mu, &until) == 0)
+        ;
+    int pulled = h->pulled;
+    pthread_mutex_unlock(&h->mu);
+    return pulled;
+}
+
+static void test_pulls_do_not_wait_for_each_other(void)
+{
+    struct reader_hold r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct spro_db *keys, *data[SPRO_DATADIR_READERS];
+    size_t pair[SPRO_DATADIR_READERS];
+    pair[0] = spro_datadir__readers_take(dd, &r.data, &keys);
+    pthread_t t, p;
+    CHECK_EQ(pthread_create(&t, NULL, reader_run, &r), 0);
+    pthread_mutex_lock(&r.mu);
+    while (!r.holding)
+        pthread_cond_wait(&r.cv, &r.mu);
+    pthread_mutex_unlock(&r.mu);
+    struct writer_hold h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
+    CHECK_EQ(pthread_create(&p, NULL, puller_run, &h), 0);
+    int pulled_while_read = pulled_within(&h, 10);
+    if (!pulled_while_read) { /* let the pull end before failing */
+        pthread_mutex_lock(&r.mu);
+        r.release = 1;
+        pthread_cond_broadcast(&r.cv);
+        pthread_mutex_unlock(&r.mu);
+        pthread_join(t, NULL);
+        spro_datadir__readers_give(dd, pair[0]);
+        pthread_join(p, NULL);
+        CHECK(pulled_while_read);
+    }
+    pthread_join(p, NULL);
+    /* Every pair taken: the next pull waits for one. */
+    for (size_t i = 1; i < SPRO_DATADIR_READERS; i++)
+        pair[i] = spro_datadir__readers_take(dd, &data[i], &keys);
+    struct writer_hold h2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
+    CHECK_EQ(pthread_create(&p, NULL, puller_run, &h2), 0);
+    int pulled_without_a_pair = pulled_within(&h2, 1);
+    spro_datadir__readers_give(dd, pair[SPRO_DATADIR_READERS - 1]);
+    int pulled_after_give = pulled_within(&h2, 10);
+    pthread_join(p, NULL);
+    for (size_t i = 1; i + 1 < SPRO_DATADIR_READERS; i++)
+        spro_datadir__readers_give(dd, pair[i]);
+    pthread_mutex_lock(&r.mu);
+    r.release = 1;
+    pthread_cond_broadcast(&r.cv);
+    pthread_mutex_unlock(&r.mu);
+    pthread_join(t, NULL);
+    spro_datadir__readers_give(dd, pair[0]);
+    CHECK(pulled_while_read);
+    CHECK_EQ(h.pull_rc, 0);
+    CHECK(!pulled_without_a_pair);
+    CHECK(pulled_after_give);
+    CHECK_EQ(h2.pull_rc, 0);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -2281,6 +2377,7 @@ static const struct check_test tests[] = {
     {"erased_stays_not_found", test_erased_stays_not_found},
     {"old_answers_pruned", test_old_answers_pruned},
     {"pull_does_not_wait_for_a_write", test_pull_does_not_wait_for_a_write},
+    {"pulls_do_not_wait_for_each_other", test_pulls_do_not_wait_for_each_other},
 };
 
 int main(int argc, char **argv)
