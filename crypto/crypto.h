@@ -439,13 +439,13 @@ void spro_noise_cipher_destroy(struct spro_noise_cipher *cs);
  * SPRO_FIELD_ID_MAX bytes.  Input and output buffers must not overlap.
  * spro_crypto_init() must have succeeded before any of these is called.
  */
-#define SPRO_FIELD_FORMAT_V1 0x01      /* first byte of wrapped keys and sealed fields */
-#define SPRO_FIELD_NONCE_BYTES 24      /* XChaCha20-Poly1305 nonce */
-#define SPRO_FIELD_KEY_ID_BYTES 16     /* names a data key, e.g. the beneficiary's raw UUID */
-#define SPRO_FIELD_ID_MAX 255          /* bytes in one identifier bound into associated data */
-#define SPRO_WRAPPED_KEY_BYTES 77      /* 0x01 || epoch (4) || nonce (24) || key (32) || tag (16) */
-#define SPRO_FIELD_OVERHEAD 57         /* 0x01 || key id (16) || nonce (24) || ... || tag (16) */
-#define SPRO_FIELD_MAX_PLAINTEXT 65536 /* bytes of one field value (64 KiB) */
+#define SPRO_FIELD_FORMAT_V1 0x01  /* first byte of wrapped keys and sealed fields */
+#define SPRO_FIELD_NONCE_BYTES 24  /* XChaCha20-Poly1305 nonce */
+#define SPRO_FIELD_KEY_ID_BYTES 16 /* names a data key, e.g. the beneficiary's raw UUID */
+#define SPRO_FIELD_ID_MAX 255      /* bytes in one identifier bound into associated data */
+#define SPRO_WRAPPED_KEY_BYTES 77  /* 0x01 || epoch (4) || nonce (24) || key (32) || tag (16) */
+#define SPRO_FIELD_OVERHEAD 57     /* 0x01 || key id (16) || nonce (24) || ... || tag (16) */
+#define SPRO_FIELD_MAX_PLAINTEXT (16u << 20) /* bytes of one field value or field set (16 MiB) */
 #define SPRO_FIELD_SEALED_BYTES(ptlen) ((size_t)(ptlen) + SPRO_FIELD_OVERHEAD)
 #define SPRO_BLIND_INDEX_BYTES 16 /* truncated BLAKE2b-256 */
 #define SPRO_INE_CHARS 11         /* a normalised INE, without NUL */

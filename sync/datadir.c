@@ -978,8 +978,23 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
      * finished now (docs/SYNC.md, "Erasure and retention"); if a database
      * is busy, it stays pending for the next open. */
     spro_subject__finish_pending(dd);
+    /* Siblings sealed one by one before data.db migration 11 become their
+     * records' sealed field sets (once; nothing to do afterwards). */
+    size_t converted, left;
+    if ((rc = spro_sync__convert_sealed(dd, &converted, &left)) != 0) {
+        spro_files__path_join(path, sizeof path, dir, DATA_FILE);
+        if (why != NULL)
+            snprintf(why, whylen,
+                     "%s: cannot move sealed values into field sets (data.db migration 11): %s; "
+                     "nothing was lost, open it again",
+                     path, spro_strerror(rc));
+        goto fail_late;
+    }
     *out = dd;
     return 0;
+fail_late:
+    spro_datadir_close(dd);
+    return rc;
 fail:
     spro_secret_free(subkey);
     spro_secret_free(pass_owned);

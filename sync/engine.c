@@ -244,6 +244,71 @@ static int data_key(struct keys *k, const char *ben, int create, const uint8_t *
 
 /* ---- Small helpers ---- */
 
+/* msgpack writers (canonical: the shortest form of each header). */
+static void mp_byte(struct spro_buf *b, uint8_t c)
+{
+    spro_buf_append(b, &c, 1);
+}
+
+static void mp_be(struct spro_buf *b, uint8_t tag, uint64_t v, int bytes)
+{
+    mp_byte(b, tag);
+    for (int i = bytes - 1; i >= 0; i--)
+        mp_byte(b, (uint8_t)(v >> (8 * i)));
+}
+
+static void mp_uint(struct spro_buf *b, uint64_t v)
+{
+    if (v < 0x80)
+        mp_byte(b, (uint8_t)v);
+    else if (v <= UINT8_MAX)
+        mp_be(b, 0xcc, v, 1);
+    else if (v <= UINT16_MAX)
+        mp_be(b, 0xcd, v, 2);
+    else if (v <= UINT32_MAX)
+        mp_be(b, 0xce, v, 4);
+    else
+        mp_be(b, 0xcf, v, 8);
+}
+
+/* A map (0x80) or array (0x90) header of n <= 65535 entries. */
+static void mp_head(struct spro_buf *b, uint8_t fix, size_t n)
+{
+    if (n < 16)
+        mp_byte(b, (uint8_t)(fix | n));
+    else
+        mp_be(b, fix == 0x80 ? 0xde : 0xdc, n, 2);
+}
+
+static void mp_str(struct spro_buf *b, const void *p, size_t n)
+{
+    if (n < 32)
+        mp_byte(b, (uint8_t)(0xa0 | n));
+    else if (n <= UINT8_MAX)
+        mp_be(b, 0xd9, n, 1);
+    else if (n <= UINT16_MAX)
+        mp_be(b, 0xda, n, 2);
+    else
+        mp_be(b, 0xdb, n, 4);
+    spro_buf_append(b, p, n);
+}
+
+static void mp_key(struct spro_buf *b, const char *k)
+{
+    mp_str(b, k, strlen(k));
+}
+
+static void mp_bin(struct spro_buf *b, const void *p, size_t n)
+{
+    if (n <= UINT8_MAX)
+        mp_be(b, 0xc4, n, 1);
+    else if (n <= UINT16_MAX)
+        mp_be(b, 0xc5, n, 2);
+    else
+        mp_be(b, 0xc6, n, 4);
+    spro_buf_append(b, p, n);
+}
+
 static int is_hex(uint8_t c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -457,6 +522,272 @@ static int field_load(struct spro_db *db, const struct opener *o, const char *na
     return spro_store__siblings_each(db, o->rec, name, load_sibling, &l);
 }
 
+/* ---- Sealed field sets (docs/CRYPTO.md, "Sealed field sets") ----
+ *
+ * The siblings of a record's personal fields (and unknown fields) are kept
+ * together in records.sealed, sealed once under the beneficiary's data key
+ * with associated data naming the record and the field set SET_NAME (no
+ * field name has a '*').  The plaintext is a msgpack array of siblings
+ * sorted by name, hlc, origin, each [name, hlc, origin, author, schema,
+ * value], value a bin holding the value's msgpack. */
+
+#define SET_NAME "*personal"
+#define SET_MAX SPRO_FIELD_MAX_PLAINTEXT /* bytes of a set's plaintext, at most */
+#define SET_ENTRIES (SPRO_SYNC_MAX_FIELDS * SPRO_MERGE_MAX_SIBLINGS)
+
+struct pentry {
+    char name[SPRO_ID_MAX + 1];
+    uint64_t hlc;
+    char origin[SPRO_ORIGIN_MAX + 1];
+    char author[SPRO_ID_MAX + 1];
+    uint32_t schema;
+    uint8_t *val; /* malloc'd, wiped when freed */
+    size_t len;
+};
+
+/* The personal siblings of one record, in memory. */
+struct pset {
+    struct pentry *e;
+    size_t n, cap;
+};
+
+static void pset_clear(struct pset *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        spro_memzero(ps->e[i].val, ps->e[i].len);
+        free(ps->e[i].val);
+    }
+    ps->n = 0;
+}
+
+static void pset_free(struct pset *ps)
+{
+    pset_clear(ps);
+    free(ps->e);
+    memset(ps, 0, sizeof *ps);
+}
+
+static int pentry_cmp(const struct pentry *a, const struct pentry *b)
+{
+    int c = strcmp(a->name, b->name);
+    if (c != 0)
+        return c;
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc ? -1 : 1;
+    return strcmp(a->origin, b->origin);
+}
+
+/* Appends a sibling (copies of its strings and value). */
+static struct pentry *pset_add(struct pset *ps, const char *name, uint64_t hlc, const char *origin,
+                               const char *author, uint32_t schema, const uint8_t *val, size_t len)
+{
+    if (ps->n == ps->cap &&
+        (ps->e = realloc(ps->e, (ps->cap = ps->cap ? 2 * ps->cap : 16) * sizeof *ps->e)) == NULL)
+        SPRO_BUG("out of memory");
+    struct pentry *e = &ps->e[ps->n++];
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->hlc = hlc;
+    snprintf(e->origin, sizeof e->origin, "%s", origin);
+    snprintf(e->author, sizeof e->author, "%s", author);
+    e->schema = schema;
+    if ((e->val = malloc(len ? len : 1)) == NULL)
+        SPRO_BUG("out of memory");
+    memcpy(e->val, val, len);
+    e->len = len;
+    return e;
+}
+
+/* Reads a str of at most max bytes into out (max + 1 bytes). */
+static int mp_cstr(struct spro_mp_reader *r, char *out, size_t max)
+{
+    const char *p;
+    size_t n;
+    if (spro_mp_read_str(r, max, &p, &n) != 0 || n == 0 || memchr(p, 0, n) != NULL)
+        return SPRO_EINTEGRITY;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* The set's plaintext into ps (cleared first): well formed, sorted, no
+ * version twice, at most SPRO_MERGE_MAX_SIBLINGS siblings a field. */
+static int pset_decode(struct pset *ps, const uint8_t *pt, size_t len)
+{
+    struct spro_mp_reader r;
+    uint32_t n, six;
+    pset_clear(ps);
+    spro_mp_reader_init(&r, pt, len);
+    if (spro_mp_read_array(&r, SET_ENTRIES, &n) != 0)
+        return SPRO_EINTEGRITY;
+    for (uint32_t i = 0; i < n; i++) {
+        struct pentry e = {0};
+        uint64_t schema;
+        const uint8_t *v;
+        size_t vlen;
+        if (spro_mp_read_array(&r, 6, &six) != 0 || six != 6 ||
+            mp_cstr(&r, e.name, SPRO_ID_MAX) != 0 ||
+            spro_mp_read_uint(&r, 1, INT64_MAX, &e.hlc) != 0 ||
+            mp_cstr(&r, e.origin, SPRO_ORIGIN_MAX) != 0 ||
+            mp_cstr(&r, e.author, SPRO_ID_MAX) != 0 ||
+            spro_mp_read_uint(&r, 0, UINT32_MAX, &schema) != 0 ||
+            spro_mp_read_bin(&r, VALUE_MAX, &v, &vlen) != 0)
+            return SPRO_EINTEGRITY;
+        if (ps->n > 0) {
+            const struct pentry *last = &ps->e[ps->n - 1];
+            int c = pentry_cmp(last, &e);
+            if (c >= 0)
+                return SPRO_EINTEGRITY;
+            size_t same = 1;
+            for (size_t k = ps->n; k > 0 && strcmp(ps->e[k - 1].name, e.name) == 0; k--)
+                same++;
+            if (same > SPRO_MERGE_MAX_SIBLINGS)
+                return SPRO_EINTEGRITY;
+        }
+        pset_add(ps, e.name, e.hlc, e.origin, e.author, (uint32_t)schema, v, vlen);
+    }
+    return spro_mp_finish(&r) == 0 ? 0 : SPRO_EINTEGRITY;
+}
+
+static void pset_encode(const struct pset *ps, struct spro_buf *b)
+{
+    mp_head(b, 0x90, ps->n);
+    for (size_t i = 0; i < ps->n; i++) {
+        const struct pentry *e = &ps->e[i];
+        mp_head(b, 0x90, 6);
+        mp_key(b, e->name);
+        mp_uint(b, e->hlc);
+        mp_key(b, e->origin);
+        mp_key(b, e->author);
+        mp_uint(b, e->schema);
+        mp_bin(b, e->val, e->len);
+    }
+}
+
+/* The associated data of a record's set. */
+static struct spro_field_context set_context(const char *rtype, const char *rid, uint32_t schema)
+{
+    return (struct spro_field_context){rtype, rid, SET_NAME, schema};
+}
+
+/* Opens the sealed set of record (rtype, rid) of beneficiary ben into ps;
+ * an empty set when sealed is NULL. */
+static int pset_open(struct pset *ps, struct keys *k, const char *rtype, const char *rid,
+                     const char *ben, const uint8_t *sealed, size_t len, uint32_t schema)
+{
+    pset_clear(ps);
+    if (sealed == NULL)
+        return 0;
+    if (len < SPRO_FIELD_OVERHEAD || len - SPRO_FIELD_OVERHEAD > SET_MAX ||
+        strlen(ben) != UUID_CHARS)
+        return SPRO_EINTEGRITY;
+    const uint8_t *dk;
+    uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES];
+    int rc = data_key(k, ben, 0, &dk);
+    if (rc != 0)
+        return rc;
+    uuid_bytes(ben, key_id);
+    size_t cap = len - SPRO_FIELD_OVERHEAD, ptlen = 0;
+    uint8_t *pt = malloc(cap ? cap : 1);
+    if (pt == NULL)
+        SPRO_BUG("out of memory");
+    struct spro_field_context ctx = set_context(rtype, rid, schema);
+    rc = spro_field_open(pt, cap, &ptlen, sealed, len, &ctx, key_id, dk) == 0
+             ? pset_decode(ps, pt, ptlen)
+             : SPRO_EINTEGRITY;
+    spro_memzero(pt, cap);
+    free(pt);
+    if (rc != 0)
+        pset_clear(ps);
+    return rc;
+}
+
+/* Seals ps for record (rtype, rid) of beneficiary ben into out (cleared
+ * first); an empty set seals to nothing (out->len 0). */
+static int pset_seal(const struct pset *ps, struct keys *k, const char *rtype, const char *rid,
+                     const char *ben, uint32_t schema, struct spro_buf *out)
+{
+    out->len = 0;
+    if (ps->n == 0)
+        return 0;
+    struct spro_buf pt = {0};
+    pset_encode(ps, &pt);
+    const uint8_t *dk;
+    uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES];
+    int rc = pt.len > SET_MAX ? SPRO_ETOOLONG : data_key(k, ben, 1, &dk);
+    if (rc == 0) {
+        uuid_bytes(ben, key_id);
+        struct spro_field_context ctx = set_context(rtype, rid, schema);
+        spro_buf_reserve(out, SPRO_FIELD_SEALED_BYTES(pt.len));
+        size_t n = 0;
+        rc = spro_field_seal(out->data, out->cap, &n, pt.data, pt.len, &ctx, key_id, dk);
+        out->len = rc == 0 ? n : 0;
+    }
+    if (pt.data != NULL)
+        spro_memzero(pt.data, pt.cap);
+    spro_buf_free(&pt);
+    return rc;
+}
+
+/* The siblings of field name in ps into f (sorted by version). */
+static void pset_field(const struct pset *ps, const char *name, struct field *f)
+{
+    field_clear(f);
+    for (size_t i = 0; i < ps->n && f->n < SPRO_MERGE_MAX_SIBLINGS; i++) {
+        const struct pentry *e = &ps->e[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        struct spro_sibling *x = &f->s[f->n];
+        memcpy(f->val[f->n], e->val, e->len);
+        x->value = f->val[f->n];
+        x->value_len = e->len;
+        x->v.hlc = e->hlc;
+        strcpy(x->v.origin, e->origin);
+        strcpy(f->author[f->n], e->author);
+        x->author = f->author[f->n];
+        f->n++;
+    }
+}
+
+static int pentry_qcmp(const void *a, const void *b)
+{
+    return pentry_cmp(a, b);
+}
+
+static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n);
+
+/* The merge's result for field name, as store_merge() writes it to
+ * rec_siblings: the siblings of name that out (nout) no longer holds are
+ * removed, the edit (written by an op of schema) is added. */
+static void pset_merge(struct pset *ps, const char *name, const struct spro_sibling *edit,
+                       const struct spro_sibling *out, size_t nout, uint32_t schema)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        struct pentry *e = &ps->e[i];
+        struct spro_version v = {.hlc = e->hlc};
+        strcpy(v.origin, e->origin);
+        if (strcmp(e->name, name) == 0 && !in_set(&v, out, nout)) {
+            spro_memzero(e->val, e->len);
+            free(e->val);
+            continue;
+        }
+        ps->e[k++] = *e;
+    }
+    ps->n = k;
+    pset_add(ps, name, edit->v.hlc, edit->v.origin, edit->author, schema, edit->value,
+             edit->value_len);
+    qsort(ps->e, ps->n, sizeof *ps->e, pentry_qcmp);
+}
+
+/* The number of distinct fields in ps. */
+static size_t pset_nfields(const struct pset *ps)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ps->n; i++)
+        n += i == 0 || strcmp(ps->e[i].name, ps->e[i - 1].name) != 0;
+    return n;
+}
+
 /* ---- Push ---- */
 
 struct push {
@@ -474,6 +805,10 @@ struct push {
     int clamps;                    /* whether the device has clamped versions */
     struct spro_bytes origin;      /* dev->id, in the arena */
     struct spro_audit_head *audit; /* the audit chain's last entry, in the group's transaction */
+    /* The personal siblings of the op being applied (op_pset), and the
+     * sealed set read with its record and written back. */
+    struct pset ps;
+    struct spro_buf sealed_in, sealed_out;
 };
 
 /* What an op does to a referral (see "Push: referrals"). */
@@ -505,6 +840,8 @@ struct op {
     int changed, scope_added, dedup;
     int indexed;     /* an edit changed a searchable or dedup field: its blind indexes may move */
     int new_field;   /* an edit added a field the record did not have */
+    int ps_loaded;   /* p->ps holds the record's personal siblings */
+    int ps_dirty;    /* ... and an edit changed them: written back at the end of the op */
     int record_only; /* the device's organisation has the record in scope, not its ben */
     enum referral_step step;
     char ref_from[SPRO_ID_MAX + 1], ref_to[SPRO_ID_MAX + 1]; /* the referral's organisations */
@@ -590,6 +927,60 @@ static int check_shape(struct op *o)
  * whether or not it exists.  Sets o->reject. */
 static int repoint(struct op *o);
 
+static int is_personal(const struct spro_record_def *t, const char *name)
+{
+    const struct spro_field_def *d = spro_sync_record_field(t, (const uint8_t *)name, strlen(name));
+    return d == NULL || (d->flags & SPRO_FFLAG_PERSONAL) != 0;
+}
+
+/* The personal siblings of the op's record, in p->ps (read and opened
+ * once per op).  A record that still has siblings sealed one by one (a
+ * record the conversion of data.db migration 11 could not open) is not
+ * written: SPRO_EINTEGRITY. */
+static int op_pset(struct op *o)
+{
+    struct push *p = o->p;
+    if (o->ps_loaded)
+        return 0;
+    int rc = 0, legacy = 0;
+    pset_clear(&p->ps);
+    if (!o->is_new && o->rec.sealed != NULL)
+        rc = pset_open(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->rec.sealed,
+                       o->rec.sealed_len, o->rec.sealed_schema);
+    else if (!o->is_new && (rc = spro_store__legacy_sealed_has(p->db, o->rec.id, &legacy)) == 0 &&
+             legacy)
+        rc = SPRO_EINTEGRITY;
+    o->ps_loaded = rc == 0;
+    return rc;
+}
+
+/* Loads the current siblings of field name of the op's record into f. */
+static int op_field_load(struct op *o, const char *name, struct field *f)
+{
+    if (is_personal(o->type, name)) {
+        int rc = op_pset(o);
+        if (rc == 0)
+            pset_field(&o->p->ps, name, f);
+        return rc;
+    }
+    struct opener op = op_opener(o);
+    return field_load(o->p->db, &op, name, f);
+}
+
+/* Writes the op's personal siblings back, sealed, with the change number
+ * seq (0: unchanged). */
+static int op_pset_save(struct op *o, int64_t seq)
+{
+    struct push *p = o->p;
+    int rc =
+        pset_seal(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->w->schema, &p->sealed_out);
+    if (rc != 0)
+        return rc;
+    return spro_store__record_sealed_put(p->db, o->rec.id,
+                                         p->sealed_out.len ? p->sealed_out.data : NULL,
+                                         p->sealed_out.len, o->w->schema, seq);
+}
+
 static int check_scope(struct op *o)
 {
     struct push *p = o->p;
@@ -598,7 +989,7 @@ static int check_scope(struct op *o)
         return rc;
     int erased = 0;
     rc = spro_store__record_get_for(p->db, o->type->name, o->rid, p->dev->org, &o->rec, &yes,
-                                    &erased);
+                                    &erased, &p->sealed_in);
     o->reject = SPRO_REJECT_NOT_FOUND;
     if (rc == SPRO_ENOENT) {
         o->is_new = 1;
@@ -651,34 +1042,21 @@ static int base_versions(struct op *o, const struct spro_wire_edit *e,
     return 0;
 }
 
-/* Stores the edit's sibling, sealed when the field is personal. */
+/* Stores the edit's sibling of a field that is not personal (personal
+ * ones go to the record's sealed set: pset_merge). */
 static int insert_edit(struct op *o, size_t j, const struct spro_sibling *edit)
 {
-    struct push *p = o->p;
     struct spro_stored_sibling s = {
         .name = o->names[j],
         .hlc = edit->v.hlc,
         .origin = edit->v.origin,
         .author = edit->author,
         .schema = o->w->schema,
-        .sealed = (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) != 0,
+        .sealed = 0,
         .val = edit->value,
         .val_len = edit->value_len,
     };
-    if (!s.sealed)
-        return spro_store__sibling_insert(p->db, o->rec.id, &s);
-    uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
-    const uint8_t *dk;
-    int rc = data_key(&p->keys, o->ben, 1, &dk);
-    if (rc != 0)
-        return rc;
-    uuid_bytes(o->ben, key_id);
-    struct spro_field_context ctx = {o->type->name, o->rid, s.name, s.schema};
-    if ((rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, edit->value, edit->value_len, &ctx,
-                              key_id, dk)) != 0)
-        return rc;
-    s.val = sealed;
-    return spro_store__sibling_insert(p->db, o->rec.id, &s);
+    return spro_store__sibling_insert(o->p->db, o->rec.id, &s);
 }
 
 static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n)
@@ -694,6 +1072,11 @@ static int in_set(const struct spro_version *v, const struct spro_sibling *s, si
 static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
                        const struct spro_sibling *out, size_t nout)
 {
+    if (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) {
+        pset_merge(&o->p->ps, o->names[j], edit, out, nout, o->w->schema);
+        o->ps_dirty = 1;
+        return 0;
+    }
     struct field *f = o->p->field;
     for (size_t i = 0; i < f->n; i++) {
         if (in_set(&f->s[i].v, out, nout))
@@ -776,15 +1159,18 @@ static int apply_field(struct op *o, size_t j)
     const struct spro_wire_edit *e = &o->w->set[j];
     struct spro_version base[SPRO_MERGE_MAX_SIBLINGS];
     struct spro_sibling out[SPRO_MERGE_MAX_SIBLINGS];
-    struct opener op = op_opener(o);
     size_t nout;
     enum spro_merge_outcome outcome;
     int rc;
     /* A record this op creates has no sibling yet: nothing to read. */
     if ((rc = base_versions(o, e, base)) != 0 ||
-        (o->is_new ? (field_clear(p->field), 0)
-                   : (rc = field_load(p->db, &op, o->names[j], p->field))) != 0)
+        (o->is_new ? (field_clear(p->field), 0) : (rc = op_field_load(o, o->names[j], p->field))) !=
+            0)
         return rc;
+    if (o->is_new && !o->ps_loaded) { /* its personal set starts empty */
+        pset_clear(&p->ps);
+        o->ps_loaded = 1;
+    }
     struct spro_sibling edit = {o->ver, e->val.raw.p, e->val.raw.len, p->dev->user};
     rc = spro_merge_apply(p->field->s, p->field->n, &edit, base, e->nbase, out, &nout, &outcome);
     if (rc == SPRO_ETOOLONG || rc == SPRO_EEXISTS) {
@@ -824,10 +1210,9 @@ static int provisional_str(struct op *o, const char *name, char *out)
             out[0] = '\0';
         return 0;
     }
-    struct opener op = op_opener(o);
     struct field *f = o->p->field;
     struct spro_value v;
-    int rc = field_load(o->p->db, &op, name, f);
+    int rc = op_field_load(o, name, f);
     if (rc != 0 || f->n == 0)
         return rc;
     const struct spro_sibling *s = &f->s[spro_merge_provisional(f->s, f->n)];
@@ -1096,11 +1481,12 @@ static int apply_op(struct spro_db *db, void *arg)
         rc = apply_field(o, j);
     /* The record's fields: the op's when it creates the record; counted
      * again only when an edit added one (the count was within bounds
-     * before the op). */
+     * before the op): those of rec_siblings and of the personal set. */
     if (rc == 0 && o->is_new)
         nfields = o->w->nset;
-    else if (rc == 0 && o->new_field)
-        rc = spro_store__field_count(db, o->rec.id, &nfields);
+    else if (rc == 0 && o->new_field && (rc = op_pset(o)) == 0 &&
+             (rc = spro_store__field_count(db, o->rec.id, &nfields)) == 0)
+        nfields += pset_nfields(&p->ps);
     else
         nfields = 0;
     if (rc == 0 && nfields > SPRO_SYNC_MAX_FIELDS) {
@@ -1109,7 +1495,9 @@ static int apply_op(struct spro_db *db, void *arg)
     }
     if (rc == 0 && o->dedup && o->type->dedup[0] != NULL)
         rc = index_dedup(o);
-    if (rc == 0 && o->changed && !o->is_new)
+    if (rc == 0 && o->ps_dirty)
+        rc = op_pset_save(o, o->changed && !o->is_new ? ++p->seq : 0);
+    else if (rc == 0 && o->changed && !o->is_new)
         rc = spro_store__record_touch(db, o->rec.id, ++p->seq);
     if (rc == 0 && o->step != REF_NONE)
         rc = referral_apply(o);
@@ -1125,59 +1513,6 @@ static int apply_op(struct spro_db *db, void *arg)
 }
 
 /* ---- Push: quarantine ---- */
-
-static void mp_byte(struct spro_buf *b, uint8_t c)
-{
-    spro_buf_append(b, &c, 1);
-}
-
-static void mp_be(struct spro_buf *b, uint8_t tag, uint64_t v, int bytes)
-{
-    mp_byte(b, tag);
-    for (int i = bytes - 1; i >= 0; i--)
-        mp_byte(b, (uint8_t)(v >> (8 * i)));
-}
-
-static void mp_uint(struct spro_buf *b, uint64_t v)
-{
-    if (v < 0x80)
-        mp_byte(b, (uint8_t)v);
-    else if (v <= UINT8_MAX)
-        mp_be(b, 0xcc, v, 1);
-    else if (v <= UINT16_MAX)
-        mp_be(b, 0xcd, v, 2);
-    else if (v <= UINT32_MAX)
-        mp_be(b, 0xce, v, 4);
-    else
-        mp_be(b, 0xcf, v, 8);
-}
-
-/* A map (0x80) or array (0x90) header of n <= 65535 entries. */
-static void mp_head(struct spro_buf *b, uint8_t fix, size_t n)
-{
-    if (n < 16)
-        mp_byte(b, (uint8_t)(fix | n));
-    else
-        mp_be(b, fix == 0x80 ? 0xde : 0xdc, n, 2);
-}
-
-static void mp_str(struct spro_buf *b, const void *p, size_t n)
-{
-    if (n < 32)
-        mp_byte(b, (uint8_t)(0xa0 | n));
-    else if (n <= UINT8_MAX)
-        mp_be(b, 0xd9, n, 1);
-    else if (n <= UINT16_MAX)
-        mp_be(b, 0xda, n, 2);
-    else
-        mp_be(b, 0xdb, n, 4);
-    spro_buf_append(b, p, n);
-}
-
-static void mp_key(struct spro_buf *b, const char *k)
-{
-    mp_str(b, k, strlen(k));
-}
 
 /* The op as canonical msgpack, without seq (the quarantine row's key):
  * {rtype, rid, ben, schema, hlc, set: {name: {val, base: [[hlc, origin]]}}}. */
@@ -1359,75 +1694,24 @@ static int check_merge(struct op *o)
 }
 
 /* One personal sibling of a record being moved, opened. */
-struct moved {
-    char name[SPRO_ID_MAX + 1], origin[SPRO_ORIGIN_MAX + 1], author[SPRO_ID_MAX + 1];
-    uint64_t hlc;
-    uint32_t schema;
-    size_t len;
-    uint8_t val[VALUE_MAX];
-};
-
-struct mover {
-    const struct opener *o;
-    struct moved *m;
-    size_t n, cap;
-};
-
-/* spro_store__siblings_each() callback: keeps the sealed siblings, opened. */
-static int collect_sealed(const struct spro_stored_sibling *s, void *arg)
-{
-    struct mover *v = arg;
-    if (!s->sealed)
-        return 0;
-    if (strlen(s->name) > SPRO_ID_MAX || strlen(s->origin) > SPRO_ORIGIN_MAX ||
-        strlen(s->author) > SPRO_ID_MAX)
-        return SPRO_EINTEGRITY;
-    if (v->n == v->cap &&
-        (v->m = realloc(v->m, (v->cap = v->cap ? 2 * v->cap : 4) * sizeof *v->m)) == NULL)
-        SPRO_BUG("out of memory");
-    struct moved *m = &v->m[v->n];
-    int rc = open_value(v->o, s, m->val, &m->len);
-    if (rc != 0)
-        return rc;
-    strcpy(m->name, s->name);
-    strcpy(m->origin, s->origin);
-    strcpy(m->author, s->author);
-    m->hlc = s->hlc;
-    m->schema = s->schema;
-    v->n++;
-    return 0;
-}
-
-/* Seals the personal values of record r (of beneficiary from) again under
- * the data key of beneficiary to. */
+/* Seals the personal siblings of record r (of beneficiary from) again
+ * under the data key of beneficiary to. */
 static int reseal(struct push *p, const struct spro_stored_record *r, const char *from,
                   const char *to)
 {
-    struct opener op = {&p->keys, r->rtype, r->rid, from, 0, r->id};
-    struct mover v = {&op, NULL, 0, 0};
-    uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
-    const uint8_t *dk;
-    int rc = spro_store__siblings_each(p->db, r->id, NULL, collect_sealed, &v);
-    uuid_bytes(to, key_id);
-    for (size_t i = 0; rc == 0 && i < v.n; i++) {
-        struct moved *m = &v.m[i];
-        struct spro_field_context ctx = {r->rtype, r->rid, m->name, m->schema};
-        struct spro_stored_sibling s = {.name = m->name,
-                                        .hlc = m->hlc,
-                                        .origin = m->origin,
-                                        .author = m->author,
-                                        .schema = m->schema,
-                                        .sealed = 1,
-                                        .val = sealed};
-        if ((rc = data_key(&p->keys, to, 1, &dk)) == 0 &&
-            (rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, m->val, m->len, &ctx, key_id,
-                                  dk)) == 0 &&
-            (rc = spro_store__sibling_delete(p->db, r->id, m->name, m->hlc, m->origin)) == 0)
-            rc = spro_store__sibling_insert(p->db, r->id, &s);
-    }
-    if (v.m != NULL)
-        spro_memzero(v.m, v.cap * sizeof *v.m);
-    free(v.m);
+    struct pset ps = {0};
+    uint32_t schema;
+    int has, rc = spro_store__record_sealed_get(p->db, r->id, &p->sealed_in, &has, &schema);
+    if (rc == 0 && has)
+        rc = pset_open(&ps, &p->keys, r->rtype, r->rid, from, p->sealed_in.data, p->sealed_in.len,
+                       schema);
+    if (rc == 0 && has)
+        rc = pset_seal(&ps, &p->keys, r->rtype, r->rid, to, schema, &p->sealed_out);
+    if (rc == 0 && has)
+        rc = spro_store__record_sealed_put(p->db, r->id,
+                                           p->sealed_out.len ? p->sealed_out.data : NULL,
+                                           p->sealed_out.len, schema, 0);
+    pset_free(&ps);
     return rc;
 }
 
@@ -1542,6 +1826,36 @@ static int reject(struct op *o)
                : spro_store__op_put(o->p->db, o->p->dev->id, o->w->seq, &st, (int64_t)o->p->now_ms);
 }
 
+/* Keeps the siblings of personal field name (the op's field number fidx in
+ * conflict) with the op's answer, each sealed alone under the data key as
+ * a field of the record (docs/CRYPTO.md: context rtype, rid, name and the
+ * sibling's schema), as replay() opens them. */
+static int keep_personal_siblings(struct op *o, size_t fidx, const char *name)
+{
+    struct push *p = o->p;
+    uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
+    const uint8_t *dk;
+    int rc = data_key(&p->keys, o->ben, 1, &dk);
+    uuid_bytes(o->ben, key_id);
+    for (size_t i = 0; rc == 0 && i < p->ps.n; i++) {
+        const struct pentry *e = &p->ps.e[i];
+        if (strcmp(e->name, name) != 0)
+            continue;
+        struct spro_stored_sibling s = {.name = e->name,
+                                        .hlc = e->hlc,
+                                        .origin = e->origin,
+                                        .author = e->author,
+                                        .schema = e->schema,
+                                        .sealed = 1,
+                                        .val = sealed};
+        struct spro_field_context ctx = {o->type->name, o->rid, e->name, e->schema};
+        if ((rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, e->val, e->len, &ctx, key_id,
+                                  dk)) == 0)
+            rc = spro_store__op_sibling_put(p->db, p->dev->id, o->w->seq, fidx, &s);
+    }
+    return rc;
+}
+
 /* Answers an applied op (ack or conflict) and keeps the answer: for a
  * conflict, the fields' siblings are copied as stored (sealed or not). */
 static int answer(struct op *o)
@@ -1560,9 +1874,12 @@ static int answer(struct op *o)
     o->res->fields = o->fields;
     o->res->nfields = o->nconflicts;
     int rc = spro_store__op_put(p->db, p->dev->id, o->w->seq, &st, (int64_t)p->now_ms);
-    for (size_t i = 0; rc == 0 && i < o->nconflicts; i++)
-        rc = spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->rec.id,
-                                          o->names[o->conflicts[i]]);
+    for (size_t i = 0; rc == 0 && i < o->nconflicts; i++) {
+        const char *name = o->names[o->conflicts[i]];
+        rc = o->defs[o->conflicts[i]]->flags & SPRO_FFLAG_PERSONAL
+                 ? keep_personal_siblings(o, i, name)
+                 : spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->rec.id, name);
+    }
     return rc;
 }
 
@@ -1979,6 +2296,9 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     int rc = spro_group__submit(spro_datadir__push_group(dd), &it, push_group, dd);
     keys_free(&p.keys);
     field_free(p.field);
+    pset_free(&p.ps);
+    spro_buf_free(&p.sealed_in); /* sealed: nothing to wipe */
+    spro_buf_free(&p.sealed_out);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
         arena->len = mark;
@@ -2041,24 +2361,82 @@ struct pull {
     struct row *rows;
     size_t nrows, rows_cap;
     struct spro_buf vals; /* plaintext values of rows: wiped */
+    struct pset ps;       /* the record's personal siblings */
 };
+
+/* Whether the device of q receives field name of the record: not when it
+ * is local to another organisation.  SPRO_EINTEGRITY for a bad name. */
+static int row_wanted(const struct pull *q, const char *name, int *yes)
+{
+    const struct spro_field_def *d =
+        spro_sync_record_field(q->type, (const uint8_t *)name, strlen(name));
+    if (d == NULL)
+        return SPRO_EINTEGRITY;
+    *yes = !((d->flags & SPRO_FFLAG_LOCAL) && strcmp(q->rec->created_by_org, q->dev->org) != 0);
+    return 0;
+}
+
+static struct row *row_new(struct pull *q)
+{
+    if (q->nrows == q->rows_cap &&
+        (q->rows = realloc(q->rows, (q->rows_cap = q->rows_cap ? 2 * q->rows_cap : 64) *
+                                        sizeof *q->rows)) == NULL)
+        SPRO_BUG("out of memory");
+    return &q->rows[q->nrows];
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+    const struct row *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    if (c != 0)
+        return c;
+    if (x->hlc != y->hlc)
+        return x->hlc < y->hlc ? -1 : 1;
+    return strcmp(x->origin, y->origin);
+}
+
+/* The record's personal siblings (its sealed set, opened) as rows, then
+ * every row in order of name, hlc, origin. */
+static int read_set(struct pull *q)
+{
+    const struct spro_stored_record *r = q->rec;
+    int rc = pset_open(&q->ps, &q->keys, r->rtype, r->rid, r->ben, r->sealed, r->sealed_len,
+                       r->sealed_schema);
+    size_t plain = q->nrows;
+    for (size_t i = 0; rc == 0 && i < q->ps.n; i++) {
+        const struct pentry *e = &q->ps.e[i];
+        int yes;
+        if ((rc = row_wanted(q, e->name, &yes)) != 0 || !yes)
+            continue;
+        struct row *w = row_new(q);
+        strcpy(w->name, e->name);
+        strcpy(w->origin, e->origin);
+        strcpy(w->author, e->author);
+        w->hlc = e->hlc;
+        w->off = q->vals.len;
+        w->len = e->len;
+        spro_buf_append(&q->vals, e->val, e->len);
+        q->nrows++;
+    }
+    pset_clear(&q->ps);
+    if (rc == 0 && plain > 0 && q->nrows > plain)
+        qsort(q->rows, q->nrows, sizeof *q->rows, row_cmp);
+    return rc;
+}
 
 /* spro_store__siblings_each() callback: one sibling of the record, unless
  * its field is local to another organisation. */
 static int read_row(const struct spro_stored_sibling *s, void *arg)
 {
     struct pull *q = arg;
-    const struct spro_field_def *d =
-        spro_sync_record_field(q->type, (const uint8_t *)s->name, strlen(s->name));
-    if (d == NULL || strlen(s->origin) > SPRO_ORIGIN_MAX || strlen(s->author) > SPRO_ID_MAX)
+    int yes;
+    if (strlen(s->origin) > SPRO_ORIGIN_MAX || strlen(s->author) > SPRO_ID_MAX ||
+        row_wanted(q, s->name, &yes) != 0)
         return SPRO_EINTEGRITY;
-    if ((d->flags & SPRO_FFLAG_LOCAL) && strcmp(q->rec->created_by_org, q->dev->org) != 0)
+    if (!yes)
         return 0;
-    if (q->nrows == q->rows_cap &&
-        (q->rows = realloc(q->rows, (q->rows_cap = q->rows_cap ? 2 * q->rows_cap : 64) *
-                                        sizeof *q->rows)) == NULL)
-        SPRO_BUG("out of memory");
-    struct row *r = &q->rows[q->nrows];
+    struct row *r = row_new(q);
     struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0, 0};
     uint8_t val[VALUE_MAX];
     int rc = open_value(&op, s, val, &r->len);
@@ -2137,6 +2515,8 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
         return SPRO_EINTEGRITY;
     /* A removal event is the record's ids alone, removed. */
     int rc = r->removed ? 0 : spro_store__siblings_each(q->db, r->id, NULL, read_row, q);
+    if (rc == 0 && !r->removed && r->sealed != NULL)
+        rc = read_set(q);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < q->nrows; i++)
@@ -2273,6 +2653,7 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);
     spro_buf_free(&q.vals);
+    pset_free(&q.ps);
     free(q.rows);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
@@ -2388,4 +2769,194 @@ int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype, cons
     }
     struct opener op = {&o->keys, rtype, rid, ben, 0, 0};
     return open_value(&op, s, out, len);
+}
+
+/* spro_store__siblings_each() callback of spro_sync__record_each(): the
+ * record's rows, opened (rows sealed one by one are those of a record the
+ * conversion of migration 11 could not open: they fail here as they would
+ * have before). */
+struct record_rows {
+    struct spro_sync__opener *o;
+    const struct spro_stored_record *r;
+    struct pset rows;
+    uint8_t *sealed; /* per row of rows: whether it was sealed */
+    size_t cap;
+};
+
+static int record_row(const struct spro_stored_sibling *s, void *arg)
+{
+    struct record_rows *c = arg;
+    uint8_t val[VALUE_MAX];
+    size_t len = 0;
+    if (strlen(s->name) > SPRO_ID_MAX || strlen(s->origin) > SPRO_ORIGIN_MAX ||
+        strlen(s->author) > SPRO_ID_MAX)
+        return SPRO_EINTEGRITY;
+    int rc = spro_sync__open_sibling(c->o, c->r->rtype, c->r->rid, c->r->ben, s, val, &len);
+    if (rc == 0) {
+        if (c->rows.n == c->cap &&
+            (c->sealed = realloc(c->sealed, c->cap = 2 * c->cap + 8)) == NULL)
+            SPRO_BUG("out of memory");
+        c->sealed[c->rows.n] = s->sealed != 0;
+        pset_add(&c->rows, s->name, s->hlc, s->origin, s->author, s->schema, val, len);
+    }
+    spro_memzero(val, sizeof val);
+    return rc;
+}
+
+static int open_set(struct spro_sync__opener *o, const struct spro_stored_record *r,
+                    const uint8_t *sealed, size_t len, uint32_t schema, struct pset *ps)
+{
+    /* A missing key (erased) is told apart from a set that does not open. */
+    uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
+    int rc = spro_store__data_key_get(spro_datadir__keys(o->keys.dd), r->ben, wrapped);
+    return rc != 0 ? rc : pset_open(ps, &o->keys, r->rtype, r->rid, r->ben, sealed, len, schema);
+}
+
+int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
+                           const struct spro_stored_record *r,
+                           int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
+{
+    struct record_rows c = {.o = o, .r = r};
+    struct pset set = {0};
+    struct spro_buf sealed = {0};
+    uint32_t schema;
+    int has = 0;
+    int rc = spro_store__siblings_each(db, r->id, NULL, record_row, &c);
+    if (rc == 0)
+        rc = spro_store__record_sealed_get(db, r->id, &sealed, &has, &schema);
+    if (rc == 0 && has)
+        rc = open_set(o, r, sealed.data, sealed.len, schema, &set);
+    /* Both lists are in order of name, hlc, origin: merged. */
+    for (size_t i = 0, k = 0; rc == 0 && (i < c.rows.n || k < set.n);) {
+        int from_set = i == c.rows.n || (k < set.n && pentry_cmp(&set.e[k], &c.rows.e[i]) < 0);
+        const struct pentry *e = from_set ? &set.e[k++] : &c.rows.e[i++];
+        struct spro_stored_sibling s = {.name = e->name,
+                                        .hlc = e->hlc,
+                                        .origin = e->origin,
+                                        .author = e->author,
+                                        .schema = e->schema,
+                                        .sealed = from_set || c.sealed[i - 1],
+                                        .val = e->val,
+                                        .val_len = e->len};
+        rc = fn(&s, arg);
+    }
+    pset_free(&c.rows);
+    pset_free(&set);
+    free(c.sealed);
+    spro_buf_free(&sealed);
+    return rc;
+}
+
+int spro_sync__open_set(struct spro_sync__opener *o, const struct spro_stored_record *r, size_t *n)
+{
+    struct pset set = {0};
+    int rc = open_set(o, r, r->sealed, r->sealed_len, r->sealed_schema, &set);
+    *n = rc == 0 ? set.n : 0;
+    pset_free(&set);
+    return rc;
+}
+
+/* ---- data.db migration 11: siblings sealed one by one into sets ---- */
+
+#define CONVERT_BATCH 256 /* records a transaction */
+
+struct convert {
+    struct keys keys;
+    int64_t after; /* the last record seen */
+    size_t done, left;
+    struct pset ps;
+    struct spro_buf sealed;
+    const struct spro_stored_record *r;
+    uint32_t schema;
+};
+
+/* spro_store__siblings_each() callback: a row sealed alone, opened into
+ * the set. */
+static int convert_row(const struct spro_stored_sibling *s, void *arg)
+{
+    struct convert *c = arg;
+    if (!s->sealed)
+        return 0;
+    if (strlen(s->name) > SPRO_ID_MAX || strlen(s->origin) > SPRO_ORIGIN_MAX ||
+        strlen(s->author) > SPRO_ID_MAX)
+        return SPRO_EINTEGRITY;
+    uint8_t val[VALUE_MAX];
+    size_t len = 0;
+    struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0, 0};
+    int rc = open_value(&op, s, val, &len);
+    if (rc == 0) {
+        pset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len);
+        if (s->schema > c->schema)
+            c->schema = s->schema;
+    }
+    spro_memzero(val, sizeof val);
+    return rc;
+}
+
+/* One record: its set made, its rows deleted; a record whose rows do not
+ * open is left as it is (counted in left). */
+static int convert_one(struct spro_db *db, struct convert *c, int64_t rec)
+{
+    struct spro_stored_record r;
+    int rc = spro_store__record_by_id(db, rec, &r);
+    if (rc != 0)
+        return rc == SPRO_ENOENT ? SPRO_EINTEGRITY : rc;
+    c->r = &r;
+    c->schema = 0;
+    pset_clear(&c->ps);
+    rc = spro_store__siblings_each(db, rec, NULL, convert_row, c);
+    if (rc == SPRO_EINTEGRITY) {
+        c->left++;
+        return 0;
+    }
+    qsort(c->ps.e, c->ps.n, sizeof *c->ps.e, pentry_qcmp);
+    if (rc == 0)
+        rc = pset_seal(&c->ps, &c->keys, r.rtype, r.rid, r.ben, c->schema, &c->sealed);
+    if (rc == 0)
+        rc = spro_store__record_sealed_put(db, rec, c->sealed.len ? c->sealed.data : NULL,
+                                           c->sealed.len, c->schema, 0);
+    if (rc == 0)
+        rc = spro_store__legacy_sealed_delete(db, rec);
+    c->done += rc == 0;
+    return rc;
+}
+
+static int convert_tx(struct spro_db *db, void *arg)
+{
+    struct convert *c = arg;
+    int64_t ids[CONVERT_BATCH];
+    size_t n;
+    int rc = spro_store__legacy_sealed_records(db, c->after, ids, CONVERT_BATCH, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = convert_one(db, c, ids[i])) == 0)
+            c->after = ids[i];
+    return rc != 0 ? rc : n == 0 ? STOP : 0;
+}
+
+/* Whether a record after c->after still has rows sealed alone (STOP if
+ * none): a read first, so that an open finding nothing to convert never
+ * waits for the writer. */
+static int convert_any_tx(struct spro_db *db, void *arg)
+{
+    struct convert *c = arg;
+    int64_t id;
+    size_t n;
+    int rc = spro_store__legacy_sealed_records(db, c->after, &id, 1, &n);
+    return rc != 0 ? rc : n == 0 ? STOP : 0;
+}
+
+int spro_sync__convert_sealed(struct spro_datadir *dd, size_t *done, size_t *left)
+{
+    struct convert c = {0};
+    struct spro_db *db = spro_datadir__data(dd);
+    keys_init(&c.keys, dd);
+    int rc = spro_store__transaction(db, SPRO_TX_READ, convert_any_tx, &c);
+    while (rc == 0)
+        rc = spro_store__transaction(db, SPRO_TX_WRITE, convert_tx, &c);
+    keys_free(&c.keys);
+    pset_free(&c.ps);
+    spro_buf_free(&c.sealed);
+    *done = c.done;
+    *left = c.left;
+    return rc == STOP ? 0 : rc;
 }

@@ -527,8 +527,7 @@ struct export
     const struct spro_stored_record *rec; /* the record being written */
     const char *field;                    /* its field being written ("" before the first) */
     size_t nsib;
-    uint8_t *val; /* SPRO_SYNC__VALUE_MAX bytes: an opened value */
-    int first;    /* the next item of a list is its first */
+    int first; /* the next item of a list is its first */
     /* The audit log's objects of the exported records ("rtype:rid"). */
     char(*objects)[2 * SPRO_ID_MAX + 2];
     size_t nobjects, capobjects;
@@ -542,29 +541,12 @@ static void j_sep(struct export *x)
     x->first = 0;
 }
 
-/* One sibling of the record being written. */
+/* One sibling of the record being written (its value in clear). */
 static int export_sibling(const struct spro_stored_sibling *s, void *arg)
 {
     struct export *x = arg;
     struct spro_buf *b = x->out;
-    size_t len = 0;
-    int rc = spro_sync__open_sibling(x->opener, x->rec->rtype, x->rec->rid, x->rec->ben, s, x->val,
-                                     &len);
-    if (rc == SPRO_ENOENT || rc == SPRO_EINTEGRITY) {
-        if (rc == SPRO_ENOENT)
-            say(x->why, x->whylen,
-                "cannot decrypt the data of beneficiary %s: its data key is gone (erased); "
-                "this data.db is older than the erasure (record %s)",
-                x->rec->ben, x->rec->rid);
-        else
-            say(x->why, x->whylen,
-                "a sealed value of beneficiary %s does not open (record %s): wrong key or "
-                "damaged data (see spro-admin check)",
-                x->rec->ben, x->rec->rid);
-        return SPRO_EINTEGRITY;
-    }
-    if (rc != 0)
-        return rc;
+    int rc;
     if (strcmp(x->field, s->name) != 0) {
         if (x->field[0] != '\0')
             j_raw(b, "\n          ]\n        }");
@@ -579,9 +561,7 @@ static int export_sibling(const struct spro_stored_sibling *s, void *arg)
         j_raw(b, ",\n");
     }
     j_raw(b, "            {\"value\": ");
-    rc = j_value(b, x->val, len);
-    spro_memzero(x->val, len);
-    if (rc != 0)
+    if ((rc = j_value(b, s->val, s->val_len)) != 0)
         return rc;
     j_raw(b, ", \"by\": ");
     j_cstr(b, s->author);
@@ -677,7 +657,20 @@ static int export_record(struct spro_db *db, struct export *x, const struct spro
     x->rec = r;
     x->field = e.field;
     if (rc == 0)
-        rc = spro_store__siblings_each(db, r->id, NULL, export_sibling_copy, &e);
+        rc = spro_sync__record_each(x->opener, db, r, export_sibling_copy, &e);
+    if (rc == SPRO_ENOENT || rc == SPRO_EINTEGRITY) {
+        if (rc == SPRO_ENOENT)
+            say(x->why, x->whylen,
+                "cannot decrypt the data of beneficiary %s: its data key is gone (erased); "
+                "this data.db is older than the erasure (record %s)",
+                r->ben, r->rid);
+        else
+            say(x->why, x->whylen,
+                "a sealed value of beneficiary %s does not open (record %s): wrong key or "
+                "damaged data (see spro-admin check)",
+                r->ben, r->rid);
+        rc = SPRO_EINTEGRITY;
+    }
     if (rc == 0)
         j_raw(b, e.field[0] != '\0' ? "\n          ]\n        }\n      }}" : "}}");
     x->field = "";
@@ -823,12 +816,10 @@ int spro_subject_export(struct spro_datadir *dd, const char *ben, int64_t now_ms
                        .now_ms = now_ms,
                        .out = &b,
                        .opener = spro_sync__opener_new(dd),
-                       .val = spro_secret_alloc(SPRO_SYNC__VALUE_MAX),
                        .why = why,
                        .whylen = whylen};
     int rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_READ, export_tx, &x);
     spro_sync__opener_free(x.opener);
-    spro_secret_free(x.val);
     free(x.objects);
     char object[SPRO_ID_MAX + 16];
     ben_object(object, ben);
@@ -1030,15 +1021,12 @@ struct check {
     size_t ngone, capgone;
 };
 
-static int check_one(const struct spro_stored_record *r, const struct spro_stored_sibling *s,
-                     void *arg)
+/* Records c's verdict rc on what it opened (n values) of beneficiary ben. */
+static int check_verdict(struct check *c, int rc, size_t n, const struct spro_stored_record *r,
+                         const char *field)
 {
-    struct check *c = arg;
-    size_t len = 0;
-    int rc = spro_sync__open_sibling(c->opener, r->rtype, r->rid, r->ben, s, c->val, &len);
-    spro_memzero(c->val, len);
     if (rc == 0) {
-        c->open++;
+        c->open += n;
     } else if (rc == SPRO_ENOENT) {
         c->keyless++;
         if (c->ngone == 0 || strcmp(c->gone[c->ngone - 1], r->ben) != 0) {
@@ -1053,17 +1041,38 @@ static int check_one(const struct spro_stored_record *r, const struct spro_store
         }
     } else if (rc == SPRO_EINTEGRITY) {
         if (c->bad++ == 0)
-            snprintf(c->first_bad, sizeof c->first_bad, "%s %s field %s", r->rtype, r->rid,
-                     s->name);
+            snprintf(c->first_bad, sizeof c->first_bad, "%s %s field %s", r->rtype, r->rid, field);
     } else {
         return rc;
     }
     return 0;
 }
 
+static int check_one(const struct spro_stored_record *r, const struct spro_stored_sibling *s,
+                     void *arg)
+{
+    struct check *c = arg;
+    size_t len = 0;
+    int rc = spro_sync__open_sibling(c->opener, r->rtype, r->rid, r->ben, s, c->val, &len);
+    spro_memzero(c->val, len);
+    return check_verdict(c, rc, 1, r, s->name);
+}
+
+/* A record's sealed field set: every sibling in it opens. */
+static int check_set(const struct spro_stored_record *r, void *arg)
+{
+    struct check *c = arg;
+    size_t n = 0;
+    int rc = spro_sync__open_set(c->opener, r, &n);
+    return check_verdict(c, rc, n, r, "set *personal");
+}
+
+/* Siblings sealed one by one (records the conversion of data.db migration
+ * 11 could not open), then every sealed field set. */
 static int check_tx(struct spro_db *db, void *arg)
 {
-    return spro_store__sealed_each(db, check_one, arg);
+    int rc = spro_store__sealed_each(db, check_one, arg);
+    return rc != 0 ? rc : spro_store__sealed_sets_each(db, check_set, arg);
 }
 
 int spro_subject__check_sealed(struct spro_datadir *dd, char *detail, size_t cap)

@@ -377,6 +377,19 @@ const struct spro_migration spro_store__data_migrations[] = {
          "CREATE TRIGGER state_seen_delete AFTER DELETE ON rec_siblings WHEN OLD.name = 'state'"
          "  BEGIN DELETE FROM state_seen"
          "    WHERE rec = OLD.rec AND hlc = OLD.hlc AND origin = OLD.origin; END;"},
+    /* 11: a record's personal fields as one sealed field set (docs/CRYPTO.md,
+     * "Sealed field sets"): sealed holds the siblings of every personal
+     * field of the record (and of unknown fields) sealed together under its
+     * beneficiary's data key, sealed_schema the schema version bound into
+     * its associated data; NULL: the record has no personal sibling.
+     * rec_siblings keeps the other fields.  Rows of rec_siblings with
+     * sealed = 1 (one seal per sibling, before this migration) are moved
+     * into the sets when the data directory is opened: that needs the
+     * data keys, which SQL does not have (sync/engine.c,
+     * spro_sync__convert_sealed). */
+    {11, "ALTER TABLE records ADD COLUMN sealed BLOB;"
+         "ALTER TABLE records ADD COLUMN sealed_schema INTEGER"
+         "  CHECK (sealed_schema BETWEEN 0 AND 4294967295);"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -1018,6 +1018,9 @@ static int read_record(sqlite3_stmt *st, struct spro_stored_record *r)
     r->changed_seq = sqlite3_column_int64(st, 4);
     r->removed = 0;
     r->id = 0; /* read by the callers that select it */
+    r->sealed = NULL;
+    r->sealed_len = 0;
+    r->sealed_schema = 0;
     return r->changed_seq > 0 ? 0 : SPRO_EINTEGRITY;
 }
 
@@ -1040,15 +1043,33 @@ int spro_store__record_get(struct spro_db *db, const char *rtype, const char *ri
     return rc;
 }
 
+/* Reads the sealed set and its schema version (columns col, col + 1) into
+ * r, pointing into the statement's row. */
+static int read_sealed(sqlite3_stmt *st, int col, struct spro_stored_record *r)
+{
+    r->sealed = NULL;
+    r->sealed_len = 0;
+    r->sealed_schema = 0;
+    if (sqlite3_column_type(st, col) == SQLITE_NULL)
+        return 0;
+    sqlite3_int64 schema = sqlite3_column_int64(st, col + 1);
+    if (sqlite3_column_type(st, col) != SQLITE_BLOB || schema < 0 || schema > UINT32_MAX)
+        return SPRO_EINTEGRITY;
+    r->sealed = sqlite3_column_blob(st, col);
+    r->sealed_len = (size_t)sqlite3_column_bytes(st, col);
+    r->sealed_schema = (uint32_t)schema;
+    return r->sealed == NULL ? SPRO_EINTEGRITY : 0;
+}
+
 int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char *rid,
                                const char *org, struct spro_stored_record *out, int *in_scope,
-                               int *erased)
+                               int *erased, struct spro_buf *sealed)
 {
-    sqlite3_stmt *st =
-        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, r.id,"
-                    " EXISTS (SELECT 1 FROM ben_scope AS s WHERE s.ben = r.ben_id AND s.org = ?3),"
-                    " EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.ben)"
-                    " FROM records AS r WHERE r.rtype = ?1 AND r.rid = ?2");
+    sqlite3_stmt *st = tx_stmt(
+        db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, r.id,"
+            " EXISTS (SELECT 1 FROM ben_scope AS s WHERE s.ben = r.ben_id AND s.org = ?3),"
+            " EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.ben), r.sealed, r.sealed_schema"
+            " FROM records AS r WHERE r.rtype = ?1 AND r.rid = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1062,7 +1083,106 @@ int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char
         out->id = sqlite3_column_int64(st, 5);
         *in_scope = sqlite3_column_int(st, 6) != 0;
         *erased = sqlite3_column_int(st, 7) != 0;
+        rc = read_sealed(st, 8, out);
     }
+    sealed->len = 0;
+    if (rc == 0 && out->sealed != NULL) {
+        spro_buf_append(sealed, out->sealed, out->sealed_len);
+        out->sealed = sealed->data;
+    }
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__record_sealed_get(struct spro_db *db, int64_t rec, struct spro_buf *sealed,
+                                  int *has, uint32_t *schema)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT sealed, sealed_schema FROM records WHERE id = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    struct spro_stored_record r;
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? read_sealed(st, 0, &r)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    sealed->len = 0;
+    *has = rc == 0 && r.sealed != NULL;
+    *schema = *has ? r.sealed_schema : 0;
+    if (*has)
+        spro_buf_append(sealed, r.sealed, r.sealed_len);
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__record_sealed_put(struct spro_db *db, int64_t rec, const uint8_t *sealed,
+                                  size_t len, uint32_t schema, int64_t seq)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "UPDATE records SET sealed = ?2, sealed_schema = ?3,"
+                    " changed_seq = CASE WHEN ?4 > 0 THEN ?4 ELSE changed_seq END WHERE id = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    if (sealed != NULL) {
+        sqlite3_bind_blob(st, 2, len ? (const void *)sealed : "", (int)len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, schema);
+    } else {
+        sqlite3_bind_null(st, 2);
+        sqlite3_bind_null(st, 3);
+    }
+    sqlite3_bind_int64(st, 4, seq);
+    return tx_write(st);
+}
+
+int spro_store__legacy_sealed_has(struct spro_db *db, int64_t rec, int *yes)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM rec_siblings WHERE rec = ?1 AND sealed = 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    return tx_exists(st, yes);
+}
+
+int spro_store__legacy_sealed_records(struct spro_db *db, int64_t after, int64_t *ids, size_t cap,
+                                      size_t *n)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rec FROM rec_siblings WHERE rec > ?1 AND sealed = 1"
+                                   " GROUP BY rec ORDER BY rec LIMIT ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)cap);
+    int src = SQLITE_DONE;
+    *n = 0;
+    while (*n < cap && (src = sqlite3_step(st)) == SQLITE_ROW)
+        ids[(*n)++] = sqlite3_column_int64(st, 0);
+    tx_done(st);
+    return src == SQLITE_DONE || src == SQLITE_ROW ? 0 : SPRO_ESTORE;
+}
+
+int spro_store__legacy_sealed_delete(struct spro_db *db, int64_t rec)
+{
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = ?1 AND sealed = 1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    return tx_write(st);
+}
+
+int spro_store__record_by_id(struct spro_db *db, int64_t rec, struct spro_stored_record *out)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq"
+                                   " FROM records WHERE id = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW    ? read_record(st, out)
+             : src == SQLITE_DONE ? SPRO_ENOENT
+                                  : SPRO_ESTORE;
+    if (rc == 0)
+        out->id = rec;
     tx_done(st);
     return rc;
 }
@@ -1513,14 +1633,16 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
     /* A first pull (after = 0) is a snapshot: the device holds nothing
      * that a removal event could remove. */
     sqlite3_stmt *st =
-        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0, r.id"
+        tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0, r.id,"
+                    " r.sealed, r.sealed_schema"
                     " FROM records AS r WHERE r.changed_seq > ?2"
                     " AND (?4 OR r.rtype <> 'duplicate')"
                     " AND (EXISTS (SELECT 1 FROM ben_scope AS s"
                     " WHERE s.ben = r.ben_id AND s.org = ?1)"
                     " OR EXISTS (SELECT 1 FROM rec_scope AS k WHERE k.rec = r.id AND k.org = ?1))"
                     " UNION ALL"
-                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1, 0 FROM scope_removed AS x"
+                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1, 0, NULL, NULL"
+                    " FROM scope_removed AS x"
                     " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
                     " AND (?4 OR x.rtype <> 'duplicate')"
                     " ORDER BY 5 LIMIT ?3");
@@ -1536,7 +1658,8 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
         if ((rc = read_record(st, &r)) == 0) {
             r.removed = sqlite3_column_int(st, 5);
             r.id = sqlite3_column_int64(st, 6);
-            rc = fn(&r, arg);
+            if ((rc = read_sealed(st, 7, &r)) == 0)
+                rc = fn(&r, arg);
         }
     if (rc == 0 && src != SQLITE_DONE)
         rc = SPRO_ESTORE;
@@ -1676,6 +1799,28 @@ int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_
     sqlite3_bind_int64(st, 3, (sqlite3_int64)fidx);
     sqlite3_bind_int64(st, 4, rec);
     bind_str(st, 5, name);
+    return tx_write(st);
+}
+
+int spro_store__op_sibling_put(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
+                               const struct spro_stored_sibling *s)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "INSERT INTO op_siblings(device_id, seq, fidx, " SIBLING_COLUMNS ")"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)fidx);
+    bind_str(st, 4, s->name);
+    bind_u63(st, 5, s->hlc);
+    bind_str(st, 6, s->origin);
+    bind_str(st, 7, s->author);
+    sqlite3_bind_int64(st, 8, s->schema);
+    sqlite3_bind_int(st, 9, s->sealed != 0);
+    sqlite3_bind_blob(st, 10, s->val_len ? (const void *)s->val : "", (int)s->val_len,
+                      SQLITE_STATIC);
     return tx_write(st);
 }
 
@@ -2436,6 +2581,7 @@ int spro_store__erase_data(struct spro_db *db, const char *ben, int64_t at_ms, c
         "DELETE FROM ben_scope WHERE ben = " BEN_ID_1,
         "DELETE FROM rec_scope WHERE rec IN " BEN_RECORDS,
         "DELETE FROM rec_siblings WHERE sealed = 1 AND rec IN " BEN_RECORDS,
+        "UPDATE records SET sealed = NULL, sealed_schema = NULL WHERE id IN " BEN_RECORDS,
         "DELETE FROM rec_blind WHERE rec IN " BEN_RECORDS,
         "DELETE FROM quarantine WHERE ben = ?1",
         "DELETE FROM op_siblings WHERE (device_id, seq) IN"
@@ -2646,13 +2792,37 @@ int spro_store__closed_each(struct spro_db *db, const char *only,
     return rc;
 }
 
+int spro_store__sealed_sets_each(struct spro_db *db,
+                                 int (*fn)(const struct spro_stored_record *r, void *arg),
+                                 void *arg)
+{
+    sqlite3_stmt *st = once_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq, id,"
+                                     " sealed, sealed_schema FROM records"
+                                     " WHERE sealed IS NOT NULL ORDER BY id");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    int rc = 0, src;
+    struct spro_stored_record r;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rc = read_record(st, &r)) == 0) {
+            r.id = sqlite3_column_int64(st, 5);
+            if ((rc = read_sealed(st, 6, &r)) == 0)
+                rc = fn(&r, arg);
+        }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int spro_store__sealed_each(struct spro_db *db,
                             int (*fn)(const struct spro_stored_record *r,
                                       const struct spro_stored_sibling *s, void *arg),
                             void *arg)
 {
     sqlite3_stmt *st = once_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org,"
-                                     " r.changed_seq, " SIBLING_COLUMNS " FROM rec_siblings AS s"
+                                     " r.changed_seq, s.name, s.hlc, s.origin, s.author,"
+                                     " s.schema, s.sealed, s.val FROM rec_siblings AS s"
                                      " JOIN records AS r ON r.id = s.rec WHERE s.sealed = 1"
                                      " ORDER BY s.rec, s.name, s.hlc, s.origin");
     if (st == NULL)

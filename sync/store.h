@@ -193,6 +193,13 @@ struct spro_stored_record {
      * _ben_records() and _changes_each() (0 for a removal event); valid
      * in the transaction (and savepoint) that read it. */
     int64_t id;
+    /* Its sealed field set (records.sealed) and the schema version bound
+     * into it, from spro_store__changes_each() (valid during the callback)
+     * and spro_store__record_get_for() (in the buffer it was given); NULL
+     * when the record has none, and from the other reads. */
+    const uint8_t *sealed;
+    size_t sealed_len;
+    uint32_t sealed_schema;
 };
 
 /* A row of siblings (or op_siblings).  From a read, the pointers are valid
@@ -234,12 +241,40 @@ SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype
                                            struct spro_stored_record *out);
 /* spro_store__record_get(), and in the same read: *in_scope, whether org's
  * devices receive the records of the record's beneficiary
- * (spro_store__scope_has), and *erased, whether that beneficiary was
- * erased (spro_store__erased_has). */
+ * (spro_store__scope_has), *erased, whether that beneficiary was erased
+ * (spro_store__erased_has), and the record's sealed field set, copied
+ * into *sealed (out->sealed points into it). */
 SPRO_MUST_CHECK int spro_store__record_get_for(struct spro_db *db, const char *rtype,
                                                const char *rid, const char *org,
                                                struct spro_stored_record *out, int *in_scope,
-                                               int *erased);
+                                               int *erased, struct spro_buf *sealed);
+/* The sealed field set of the record rec, copied into *sealed (cleared
+ * first); *has = 0 when it has none. */
+SPRO_MUST_CHECK int spro_store__record_sealed_get(struct spro_db *db, int64_t rec,
+                                                  struct spro_buf *sealed, int *has,
+                                                  uint32_t *schema);
+/* Sets the sealed field set of the record rec (NULL: none) and, when seq
+ * > 0, its change number. */
+SPRO_MUST_CHECK int spro_store__record_sealed_put(struct spro_db *db, int64_t rec,
+                                                  const uint8_t *sealed, size_t len,
+                                                  uint32_t schema, int64_t seq);
+/* *yes = whether the record rec still has siblings sealed one by one
+ * (rec_siblings rows with sealed = 1, from before data.db migration 11). */
+SPRO_MUST_CHECK int spro_store__legacy_sealed_has(struct spro_db *db, int64_t rec, int *yes);
+/* The ids (at most cap, ascending, above after) of records that still have
+ * such rows, into ids; *n of them. */
+SPRO_MUST_CHECK int spro_store__legacy_sealed_records(struct spro_db *db, int64_t after,
+                                                      int64_t *ids, size_t cap, size_t *n);
+/* Deletes those rows of the record rec. */
+SPRO_MUST_CHECK int spro_store__legacy_sealed_delete(struct spro_db *db, int64_t rec);
+/* tx: calls fn for each record with a sealed field set (r->sealed set,
+ * valid during the call), in id order; stops at fn's non-zero return. */
+SPRO_MUST_CHECK int
+spro_store__sealed_sets_each(struct spro_db *db,
+                             int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);
+/* The record whose records.id is rec: 0, SPRO_ENOENT (no sealed set read). */
+SPRO_MUST_CHECK int spro_store__record_by_id(struct spro_db *db, int64_t rec,
+                                             struct spro_stored_record *out);
 /* A new record (r->id unused), its id in r->id; SPRO_EEXISTS if (rtype,
  * rid) or its change number is taken. */
 SPRO_MUST_CHECK int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r,
@@ -373,11 +408,15 @@ SPRO_MUST_CHECK int spro_store__op_put(struct spro_db *db, const char *device, u
  * still arrive.  *n (may be NULL): answers forgotten. */
 SPRO_MUST_CHECK int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq,
                                           int64_t at_ms, size_t *n);
-/* Copies the current siblings of field name of the record rec into the
- * answer to (device, seq), as field number fidx. */
+/* Copies the current siblings of field name of the record rec (in
+ * rec_siblings) into the answer to (device, seq), as field number fidx. */
 SPRO_MUST_CHECK int spro_store__op_siblings_copy(struct spro_db *db, const char *device,
                                                  uint64_t seq, size_t fidx, int64_t rec,
                                                  const char *name);
+/* Adds the sibling s to the answer to (device, seq), as field number
+ * fidx (a sibling of the sealed field set, sealed alone by the caller). */
+SPRO_MUST_CHECK int spro_store__op_sibling_put(struct spro_db *db, const char *device, uint64_t seq,
+                                               size_t fidx, const struct spro_stored_sibling *s);
 /* Calls fn for each sibling of the answer to (device, seq), ordered by
  * fidx, hlc, origin; stops at fn's non-zero return and returns it. */
 SPRO_MUST_CHECK int
@@ -609,6 +648,27 @@ SPRO_MUST_CHECK int spro_sync__open_sibling(struct spro_sync__opener *o, const c
                                             const char *rid, const char *ben,
                                             const struct spro_stored_sibling *s, uint8_t *out,
                                             size_t *len);
+/* Calls fn for each sibling of record r (its id read; db in a transaction):
+ * those of rec_siblings and those of its sealed field set, in order of
+ * name, hlc, origin, each with its value's msgpack in clear (wiped after
+ * the call) and sealed set when the field is kept sealed.  Stops at fn's
+ * non-zero return and returns it; SPRO_ENOENT if the record has sealed
+ * values and ben no data key; SPRO_EINTEGRITY if they do not open. */
+SPRO_MUST_CHECK int
+spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
+                       const struct spro_stored_record *r,
+                       int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
+/* data.db migration 11, its part that needs the data keys: the siblings
+ * sealed one by one (rec_siblings rows with sealed = 1) become their
+ * records' sealed field sets, a batch of records a transaction.  A record
+ * whose rows do not open (no key, altered) keeps them: *left counts those,
+ * *done the records converted.  Run by spro_datadir_open(). */
+SPRO_MUST_CHECK int spro_sync__convert_sealed(struct spro_datadir *dd, size_t *done, size_t *left);
+/* Opens the sealed field set of r (r->sealed, from
+ * spro_store__sealed_sets_each): 0 and *n its siblings, SPRO_ENOENT (no
+ * data key), SPRO_EINTEGRITY (does not open). */
+SPRO_MUST_CHECK int spro_sync__open_set(struct spro_sync__opener *o,
+                                        const struct spro_stored_record *r, size_t *n);
 
 /* erase.c: finishes the erasures that a crash left pending (spro_subject_
  * erase_pending, sync.h); called when a data directory opens.  A failure is

@@ -215,6 +215,8 @@ static void test_erase_end_to_end(void)
                         "r.rid = s.rid WHERE r.ben = ?1 AND s.sealed = 1",
                         x),
              0);
+    CHECK_EQ(count_rows(ddb, "SELECT 1 FROM records WHERE ben = ?1 AND sealed IS NOT NULL", x), 0);
+    CHECK_EQ(count_rows(ddb, "SELECT 1 FROM records WHERE ben = ?1 AND sealed IS NOT NULL", y), 1);
     CHECK_EQ(count_rows(ddb, "SELECT 1 FROM scope WHERE ben = ?1", x), 0);
     CHECK_EQ(count_rows(ddb, "SELECT 1 FROM erased WHERE ben = ?1 AND done = 1", x), 1);
 
@@ -238,9 +240,7 @@ static void test_erase_end_to_end(void)
      * be decrypted.  Opened, the copy is erased again (keys.db remembers
      * the erasure): X is gone, Y still decrypts. */
     char copy[700], cdb[800], ckeys[800];
-    static const char sealed_of[] =
-        "SELECT 1 FROM siblings AS s JOIN records AS r ON r.rtype = s.rtype AND r.rid = s.rid"
-        " WHERE r.ben = ?1 AND s.sealed = 1";
+    static const char sealed_of[] = "SELECT 1 FROM records WHERE ben = ?1 AND sealed IS NOT NULL";
     CHECK(old_copy_dir(data, old, copy, sizeof copy));
     snprintf(cdb, sizeof cdb, "%s/data.db", copy);
     snprintf(ckeys, sizeof ckeys, "%s/keys.db", copy);
@@ -413,8 +413,8 @@ static bool tampered_copy(const char *src, const char *name, const char *db, con
     return ok;
 }
 
-/* The sealed family_name of X handed to Y and Y's to X; X's family and
- * given names swapped; Y's wrapped data key replaced by X's.  Each time
+/* The sealed field sets of X and Y swapped; the schema version bound into
+ * X's set changed; Y's wrapped data key replaced by X's.  Each time
  * `spro-admin check` fails naming an integrity failure, an export refuses,
  * and a device's pull gets an error: never the other value as data. */
 static void test_swapped_sealed_values_refused(void)
@@ -431,27 +431,21 @@ static void test_swapped_sealed_values_refused(void)
     CHECK_EQ(h_server_stop(&s, 5000), 0);
     CHECK_EQ(H_ADMIN(out, "--data", data, "check"), 0);
 
-    static const char *const what[] = {"two records", "two columns", "a moved data key"};
+    static const char *const what[] = {"two records", "a schema version", "a moved data key"};
     for (int k = 0; k < 3; k++) {
         const char *db = k == 2 ? "keys.db" : "data.db";
         if (k == 0)
             snprintf(sql, sizeof sql,
-                     "CREATE TEMP TABLE v AS SELECT r.rid, s.val FROM rec_siblings AS s JOIN "
-                     "records AS r ON r.id = s.rec WHERE s.name = 'family_name';"
-                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE rid = '%s') WHERE "
-                     "name = 'family_name' AND rec = (SELECT id FROM records WHERE rid = '%s');"
-                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE rid = '%s') WHERE "
-                     "name = 'family_name' AND rec = (SELECT id FROM records WHERE rid = '%s');",
-                     y, x, x, y);
+                     "CREATE TEMP TABLE v AS SELECT rid, sealed FROM records"
+                     " WHERE rid IN ('%s', '%s');"
+                     "UPDATE records SET sealed = (SELECT sealed FROM v WHERE rid = '%s')"
+                     " WHERE rid = '%s';"
+                     "UPDATE records SET sealed = (SELECT sealed FROM v WHERE rid = '%s')"
+                     " WHERE rid = '%s';",
+                     x, y, y, x, x, y);
         else if (k == 1)
             snprintf(sql, sizeof sql,
-                     "CREATE TEMP TABLE v AS SELECT s.name, s.val FROM rec_siblings AS s JOIN "
-                     "records AS r ON r.id = s.rec WHERE r.rid = '%s';"
-                     "UPDATE rec_siblings SET val = (SELECT val FROM v WHERE name = CASE "
-                     "rec_siblings.name WHEN 'family_name' THEN 'given_name' ELSE 'family_name' "
-                     "END) WHERE name IN ('family_name', 'given_name') AND rec = (SELECT id FROM "
-                     "records WHERE rid = '%s');",
-                     x, x);
+                     "UPDATE records SET sealed_schema = sealed_schema + 1 WHERE rid = '%s';", x);
         else
             snprintf(sql, sizeof sql,
                      "UPDATE data_keys SET wrapped = (SELECT wrapped FROM data_keys WHERE ben = "

@@ -343,6 +343,44 @@ static long query_blob(const char *file, const char *sql, const char *a1, const 
     return n;
 }
 
+/* The siblings of record (rtype, rid), of field name or of every field
+ * (NULL), wherever they are kept (rec_siblings, the sealed field set), as
+ * spro_sync__record_each() reads them: *sealed (may be NULL) counts those
+ * kept sealed.  -1 if the record cannot be read. */
+struct sib_count {
+    const char *rtype, *rid, *name;
+    struct spro_sync__opener *o;
+    int64_t n, sealed;
+};
+
+static int sib_count_one(const struct spro_stored_sibling *s, void *arg)
+{
+    struct sib_count *c = arg;
+    if (c->name == NULL || strcmp(s->name, c->name) == 0) {
+        c->n++;
+        c->sealed += s->sealed != 0;
+    }
+    return 0;
+}
+
+static int sib_count_tx(struct spro_db *db, void *arg)
+{
+    struct sib_count *c = arg;
+    struct spro_stored_record r;
+    int rc = spro_store__record_get(db, c->rtype, c->rid, &r);
+    return rc != 0 ? rc : spro_sync__record_each(c->o, db, &r, sib_count_one, c);
+}
+
+static int64_t siblings_count(const char *rtype, const char *rid, const char *name, int64_t *sealed)
+{
+    struct sib_count c = {rtype, rid, name, spro_sync__opener_new(dd), 0, 0};
+    int rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_READ, sib_count_tx, &c);
+    spro_sync__opener_free(c.o);
+    if (sealed != NULL)
+        *sealed = rc == 0 ? c.sealed : -1;
+    return rc == 0 ? c.n : -1;
+}
+
 /* Whole content of dir/name, or NULL if absent (malloc'd). */
 static uint8_t *slurp(const char *name, size_t *len)
 {
@@ -382,7 +420,7 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 10);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 11);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 4);
     CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
@@ -769,8 +807,10 @@ static void test_rejects_are_quarantined(void)
     op_set(op, "birth_date", vnil(), NULL, 0);
     CHECK_EQ(push1(&dev_a, op, &r), 0);
     CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
-    CHECK_EQ(query_int("SELECT sealed FROM siblings WHERE rid = ?1 AND name = 'future_field'", ben),
-             1);
+    int64_t sealed;
+    CHECK_EQ(siblings_count("beneficiary", ben, "future_field", &sealed), 1);
+    CHECK_EQ(sealed, 1); /* in the record's sealed field set */
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 0);
     struct spro_msg_pull_reply p;
     CHECK_EQ(pull_all(&dev_b, &p), 0);
     const struct spro_wire_field *f = rec_field(record_of(&p, ben), "future_field");
@@ -806,9 +846,8 @@ static void test_too_many_siblings_no_partial_write(void)
     CHECK_EQ(r.results[0].status, SPRO_RESULT_REJECT);
     CHECK(bytes_is(r.results[0].code, SPRO_REJECT_TOO_MANY_SIBLINGS));
     CHECK_EQ(change_seq(), seq);
-    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1 AND name = 'phone'", ben), 0);
-    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben),
-             SPRO_SYNC_MAX_SIBLINGS);
+    CHECK_EQ(siblings_count("beneficiary", ben, "phone", NULL), 0);
+    CHECK_EQ(siblings_count("beneficiary", ben, NULL, NULL), SPRO_SYNC_MAX_SIBLINGS);
     CHECK_EQ(query_int("SELECT count(*) FROM quarantine WHERE code = 'too_many_siblings'", NULL),
              1);
 
@@ -824,7 +863,7 @@ static void test_too_many_siblings_no_partial_write(void)
     op_set(op, "family_name", vstr("Final"), base, f->nsiblings);
     CHECK_EQ(push1(&dev_a, op, &r), 0);
     CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
-    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 1);
+    CHECK_EQ(siblings_count("beneficiary", ben, NULL, NULL), 1);
 }
 
 static void test_too_many_fields(void)
@@ -866,7 +905,7 @@ static void test_version_reused(void)
     CHECK_EQ(r.results[1].status, SPRO_RESULT_REJECT);
     CHECK(bytes_is(r.results[1].code, SPRO_REJECT_VERSION_REUSED));
     CHECK_EQ(r.results[2].status, SPRO_RESULT_ACK); /* the same write: a duplicate */
-    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 1);
+    CHECK_EQ(siblings_count("beneficiary", ben, NULL, NULL), 1);
 }
 
 static void test_clock_clamped(void)
@@ -1002,49 +1041,88 @@ static void test_personal_never_in_clear(void)
             CHECK__FAIL("%s is on disk in clear", secret[i]);
 }
 
-static void test_data_key_wrapped(void)
+/* ben's data key unwrapped by hand from keys.db and the master key file
+ * (KEK epoch 1, random, wrapped under the master key's subkey), and its key
+ * id: 0, or -1 (and a message) if a step fails. */
+static int unwrap_data_key(const char *ben, uint8_t dk[SPRO_KEY_BYTES],
+                           uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES])
 {
-    const char *ben = new_ben(&dev_a, "family_name", vstr("Wrapped-Key-Name"));
     uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES + 8], master[SPRO_KEY_BYTES], kek[SPRO_KEY_BYTES];
-    uint8_t dk[SPRO_KEY_BYTES];
-    CHECK_EQ(query_blob("keys.db", "SELECT wrapped FROM data_keys WHERE ben = ?1", ben, NULL,
-                        wrapped, sizeof wrapped, NULL),
-             SPRO_WRAPPED_KEY_BYTES);
-    CHECK_EQ(spro_field_key_epoch(wrapped, SPRO_WRAPPED_KEY_BYTES), 1);
+    uint8_t wkek[SPRO_WRAPPED_KEK_BYTES + 8], kwk[SPRO_KEY_BYTES];
     size_t mlen;
     uint8_t *m = slurp("master.key", &mlen);
-    CHECK(m != NULL && mlen == SPRO_KEY_BYTES);
-    memcpy(master, m, SPRO_KEY_BYTES);
+    int ok = m != NULL && mlen == SPRO_KEY_BYTES &&
+             query_blob("keys.db", "SELECT wrapped FROM data_keys WHERE ben = ?1", ben, NULL,
+                        wrapped, sizeof wrapped, NULL) == SPRO_WRAPPED_KEY_BYTES &&
+             spro_field_key_epoch(wrapped, SPRO_WRAPPED_KEY_BYTES) == 1 &&
+             query_blob("keys.db", "SELECT wrapped FROM keks WHERE epoch = ?1", "1", NULL, wkek,
+                        sizeof wkek, NULL) == SPRO_WRAPPED_KEK_BYTES;
+    if (ok) {
+        memcpy(master, m, SPRO_KEY_BYTES);
+        spro_crypto_derive(kwk, master, 1, SPRO_KDF_CTX_KEY_WRAP);
+        ok = spro_field_kek_unwrap(kek, wkek, SPRO_WRAPPED_KEK_BYTES, kwk, 1) == 0 &&
+             spro_field_key_unwrap(dk, wrapped, SPRO_WRAPPED_KEY_BYTES, kek, 1, ben) == 0;
+    }
     free(m);
-    /* The KEK of epoch 1: random, wrapped under the master key's subkey. */
-    uint8_t wkek[SPRO_WRAPPED_KEK_BYTES + 8], kwk[SPRO_KEY_BYTES];
-    CHECK_EQ(query_blob("keys.db", "SELECT wrapped FROM keks WHERE epoch = ?1", "1", NULL, wkek,
-                        sizeof wkek, NULL),
-             SPRO_WRAPPED_KEK_BYTES);
-    spro_crypto_derive(kwk, master, 1, SPRO_KDF_CTX_KEY_WRAP);
-    CHECK_EQ(spro_field_kek_unwrap(kek, wkek, SPRO_WRAPPED_KEK_BYTES, kwk, 1), 0);
-    CHECK_EQ(spro_field_key_unwrap(dk, wrapped, SPRO_WRAPPED_KEY_BYTES, kek, 1, ben), 0);
-    CHECK(!on_disk(dk, sizeof dk));
-
-    /* The stored value opens with it, for its record, field and schema. */
-    uint8_t sealed[256], plain[256], key_id[SPRO_FIELD_KEY_ID_BYTES];
-    int64_t schema = -1;
-    long n = query_blob("data.db",
-                        "SELECT val, schema FROM siblings WHERE rtype = 'beneficiary' AND"
-                        " rid = ?1 AND name = ?2",
-                        ben, "family_name", sealed, sizeof sealed, &schema);
-    CHECK_INT(n, >, SPRO_FIELD_OVERHEAD);
-    CHECK_EQ(schema, 1);
     for (int i = 0, j = 0; i < 16; i++, j += 2) {
         j += ben[j] == '-';
         key_id[i] = (uint8_t)(check_hexval(ben[j]) << 4 | check_hexval(ben[j + 1]));
     }
-    struct spro_field_context ctx = {"beneficiary", ben, "family_name", 1};
+    if (!ok)
+        fprintf(stderr, "cannot unwrap the data key of %s\n", ben);
+    return ok ? 0 : -1;
+}
+
+static void test_data_key_wrapped(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Wrapped-Key-Name"));
+    uint8_t dk[SPRO_KEY_BYTES], key_id[SPRO_FIELD_KEY_ID_BYTES];
+    CHECK_EQ(unwrap_data_key(ben, dk, key_id), 0);
+    CHECK(!on_disk(dk, sizeof dk));
+
+    /* The record's sealed field set opens with it, for its record, the
+     * set's name and schema. */
+    uint8_t sealed[256], plain[256];
+    int64_t schema = -1;
+    long n = query_blob("data.db",
+                        "SELECT sealed, sealed_schema FROM records WHERE rtype = 'beneficiary'"
+                        " AND rid = ?1",
+                        ben, NULL, sealed, sizeof sealed, &schema);
+    CHECK_INT(n, >, SPRO_FIELD_OVERHEAD);
+    CHECK_EQ(schema, 1);
+    struct spro_field_context ctx = {"beneficiary", ben, "*personal", 1};
     size_t plen;
     CHECK_EQ(spro_field_open(plain, sizeof plain, &plen, sealed, (size_t)n, &ctx, key_id, dk), 0);
+    /* [[name, hlc, origin, author, schema, value (bin of the msgpack)]] */
     struct spro_value v = vstr("Wrapped-Key-Name");
-    CHECK_BYTES(plain, plen, v.raw.p, v.raw.len);
-    ctx.field_name = "given_name";
+    struct spro_mp_reader rd;
+    uint32_t count, six;
+    const char *name;
+    const uint8_t *val;
+    size_t nlen, vlen;
+    uint64_t u;
+    spro_mp_reader_init(&rd, plain, plen);
+    CHECK_EQ(spro_mp_read_array(&rd, 10, &count), 0);
+    CHECK_EQ(count, 1);
+    CHECK_EQ(spro_mp_read_array(&rd, 10, &six), 0);
+    CHECK_EQ(six, 6);
+    CHECK_EQ(spro_mp_read_str(&rd, 64, &name, &nlen), 0);
+    CHECK_BYTES(name, nlen, "family_name", 11);
+    CHECK_EQ(spro_mp_read_uint(&rd, 1, UINT64_MAX, &u), 0);
+    CHECK_EQ(spro_mp_read_str(&rd, 64, &name, &nlen), 0);
+    CHECK_BYTES(name, nlen, dev_a.id, strlen(dev_a.id));  /* origin */
+    CHECK_EQ(spro_mp_read_str(&rd, 64, &name, &nlen), 0); /* author */
+    CHECK_EQ(spro_mp_read_uint(&rd, 0, UINT32_MAX, &u), 0);
+    CHECK_EQ(u, 1); /* schema */
+    CHECK_EQ(spro_mp_read_bin(&rd, 4096, &val, &vlen), 0);
+    CHECK_BYTES(val, vlen, v.raw.p, v.raw.len);
+    CHECK_EQ(spro_mp_finish(&rd), 0);
+    /* Not as a field of the record, nor as the set of another record. */
+    ctx.field_name = "family_name";
+    CHECK_EQ(spro_field_open(plain, sizeof plain, &plen, sealed, (size_t)n, &ctx, key_id, dk),
+             SPRO_EINTEGRITY);
+    ctx.field_name = "*personal";
+    ctx.record_type = "interaction";
     CHECK_EQ(spro_field_open(plain, sizeof plain, &plen, sealed, (size_t)n, &ctx, key_id, dk),
              SPRO_EINTEGRITY);
 }
@@ -1513,7 +1591,7 @@ static void test_transfer_removes_from_sender(void)
     CHECK_EQ(removed, 0);
     const struct spro_wire_record *rec = record_of(&p, inter);
     CHECK(rec != NULL && rec_field(rec, "note") == NULL);
-    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1 AND name = 'note'", inter), 1);
+    CHECK_EQ(siblings_count("interaction", inter, "note", NULL), 1);
     CHECK_EQ(edit1(&dev_d, "interaction", inter, ben, "note", vstr("org3's words"), &r), 0);
     CHECK(rejected(&r, SPRO_REJECT_NOT_FOUND));
     CHECK_EQ(pull_all(&dev_d, &p), 0);
@@ -2342,6 +2420,66 @@ static void test_pulls_do_not_wait_for_each_other(void)
     CHECK_EQ(h2.pull_rc, 0);
 }
 
+/* Turns the personal value of record ben (a beneficiary) into the form
+ * before data.db migration 11: its sealed set removed, the value sealed
+ * alone as field name (flip: one byte of it altered) in rec_siblings. */
+static int make_legacy(const char *ben, const char *name, const struct spro_value *v, int flip)
+{
+    uint8_t dk[SPRO_KEY_BYTES], key_id[SPRO_FIELD_KEY_ID_BYTES], sealed[512];
+    size_t n;
+    struct spro_field_context ctx = {"beneficiary", ben, name, 1};
+    if (unwrap_data_key(ben, dk, key_id) != 0 ||
+        spro_field_seal(sealed, sizeof sealed, &n, v->raw.p, v->raw.len, &ctx, key_id, dk) != 0)
+        return -1;
+    sealed[n - 1] ^= (uint8_t)flip;
+    char sql[2048];
+    int k = snprintf(sql, sizeof sql,
+                     "INSERT INTO rec_siblings(rec, name, hlc, origin, author, schema, sealed, val)"
+                     " SELECT id, '%s', 1000, 'legacy-origin', 'ua', 1, 1, X'",
+                     name);
+    for (size_t i = 0; i < n; i++)
+        k += snprintf(sql + k, sizeof sql - (size_t)k, "%02x", sealed[i]);
+    snprintf(sql + k, sizeof sql - (size_t)k, "' FROM records WHERE rid = ?1");
+    return exec_sql("UPDATE records SET sealed = NULL, sealed_schema = NULL WHERE rid = ?1", ben) ||
+           exec_sql(sql, ben);
+}
+
+/* Opening the data directory moves values sealed one by one (data.db
+ * before migration 11) into their records' sealed field sets; a value that
+ * does not open stays as it was, and its record is not written. */
+static void test_sealed_rows_converted_at_open(void)
+{
+    const char *ben = new_ben(&dev_a, "family_name", vstr("Legacy-Name"));
+    const char *bad = new_ben(&dev_a, "family_name", vstr("Damaged-Name"));
+    struct spro_value v = vstr("Legacy-Name"), w = vstr("Damaged-Name");
+    CHECK_EQ(make_legacy(ben, "family_name", &v, 0), 0);
+    CHECK_EQ(make_legacy(bad, "family_name", &w, 1), 0);
+    spro_datadir_close(dd);
+    dd = NULL;
+    char why[512] = "";
+    CHECK_EQ(spro_datadir_open(dir, &dd, why, sizeof why), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1", ben), 0);
+    CHECK_EQ(query_int("SELECT sealed IS NOT NULL FROM records WHERE rid = ?1", ben), 1);
+    struct spro_msg_pull_reply p;
+    struct spro_msg_push_reply r;
+    CHECK_EQ(edit1(&dev_a, "beneficiary", ben, ben, "phone", vstr("0633333333"), &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(query_int("SELECT count(*) FROM siblings WHERE rid = ?1 AND sealed = 1", bad), 1);
+    CHECK_EQ(edit1(&dev_a, "beneficiary", bad, bad, "phone", vstr("0644444444"), &r),
+             SPRO_EINTEGRITY);
+    CHECK_EQ(exec_sql("DELETE FROM rec_siblings WHERE rec = (SELECT id FROM records"
+                      " WHERE rid = ?1)",
+                      bad),
+             0);
+    CHECK_EQ(pull_all(&dev_a, &p), 0);
+    const struct spro_wire_field *f = rec_field(record_of(&p, ben), "family_name");
+    CHECK(f != NULL && f->nsiblings == 1);
+    CHECK(f->siblings[0].val.kind == SPRO_VALUE_STR &&
+          bytes_is(f->siblings[0].val.s, "Legacy-Name"));
+    CHECK(bytes_is(f->siblings[0].ver.origin, "legacy-origin"));
+    CHECK((f = rec_field(record_of(&p, ben), "phone")) != NULL && f->nsiblings == 1);
+}
+
 static const struct check_test tests[] = {
     {"schema_versions", test_schema_versions},
     {"value_checks", test_value_checks},
@@ -2359,6 +2497,7 @@ static const struct check_test tests[] = {
     {"scope_grant_and_local_fields", test_scope_grant_and_local_fields},
     {"personal_never_in_clear", test_personal_never_in_clear},
     {"data_key_wrapped", test_data_key_wrapped},
+    {"sealed_rows_converted_at_open", test_sealed_rows_converted_at_open},
     {"pull_paging", test_pull_paging},
     {"pull_max_bytes", test_pull_max_bytes},
     {"push_arena_too_small", test_push_arena_too_small},
