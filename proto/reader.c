@@ -205,6 +205,12 @@ size_t spro_proto__utf8_prefix(const uint8_t *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
+        /* ASCII, eight bytes at a time (most strings are all ASCII). */
+        uint64_t w;
+        while (len - i >= 8 && (memcpy(&w, s + i, 8), (w & UINT64_C(0x8080808080808080)) == 0))
+            i += 8;
+        if (i == len)
+            break;
         uint8_t c = s[i];
         if (c < 0x80) {
             i++;
@@ -407,6 +413,10 @@ struct key {
     size_t len;
 };
 
+/* Maps of at most this many entries have their keys checked for
+ * duplicates pair by pair, without a second walk. */
+#define SMALL_MAP 16
+
 /* Orders keys by length, then bytes. */
 static int key_cmp(const struct key *a, const struct key *b)
 {
@@ -549,11 +559,24 @@ static int skip_value(const uint8_t **pp, const uint8_t *end, unsigned depth)
         uint64_t values = h.kind == K_MAP ? 2 * h.u : h.u;
         if (values > avail)
             return SPRO_ETRUNCATED;
+        /* The keys of a small map are noted on the way and compared pair
+         * by pair; a larger one is walked again by check_dupkeys(). */
+        struct key small[SMALL_MAP];
+        size_t nsmall = 0;
+        int note = h.kind == K_MAP && h.u <= SMALL_MAP;
         p = body;
-        for (uint64_t k = 0; k < values; k++)
+        for (uint64_t k = 0; k < values; k++) {
+            struct head kh;
+            if (note && k % 2 == 0 && head(p, end, &kh) == 0 && kh.kind == K_STR)
+                small[nsmall++] = (struct key){p + kh.hlen, (size_t)kh.u};
             if ((err = skip_value(&p, end, depth + 1)) != 0)
                 return err;
-        if (h.kind == K_MAP && h.u >= 2 && (err = check_dupkeys(body, end, (uint32_t)h.u)) != 0)
+        }
+        for (size_t a = 1; a < nsmall; a++)
+            for (size_t b = 0; b < a; b++)
+                if (key_cmp(&small[a], &small[b]) == 0)
+                    return SPRO_EDUPKEY;
+        if (h.kind == K_MAP && !note && (err = check_dupkeys(body, end, (uint32_t)h.u)) != 0)
             return err;
         break;
     }

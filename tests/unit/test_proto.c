@@ -1828,6 +1828,20 @@ static void test_validate(void)
         {"dup in a nested map", "92 00 82 a1 61 00 a1 61 01", SPRO_EDUPKEY},
         {"dup deep down", "81 a1 61 81 a1 62 83 a1 63 00 a1 64 00 a1 63 00", SPRO_EDUPKEY},
         {"same key in two maps", "92 81 a1 61 00 81 a1 61 00", 0},
+        /* Maps of up to 16 keys are checked pair by pair, larger ones by a
+         * second walk: both sides of the boundary. */
+        {"16 keys, a dup",
+         "de 00 10 a1 61 00 a1 62 00 a1 63 00 a1 64 00 a1 65 00 a1 66 00 a1 67 00 a1 68 00 a1 69 "
+         "00 a1 6a 00 a1 6b 00 a1 6c 00 a1 6d 00 a1 6e 00 a1 6f 00 a1 61 00",
+         SPRO_EDUPKEY},
+        {"17 keys, a dup",
+         "de 00 11 a1 61 00 a1 62 00 a1 63 00 a1 64 00 a1 65 00 a1 66 00 a1 67 00 a1 68 00 a1 69 "
+         "00 a1 6a 00 a1 6b 00 a1 6c 00 a1 6d 00 a1 6e 00 a1 6f 00 a1 70 00 a1 70 00",
+         SPRO_EDUPKEY},
+        {"17 keys",
+         "de 00 11 a1 61 00 a1 62 00 a1 63 00 a1 64 00 a1 65 00 a1 66 00 a1 67 00 a1 68 00 a1 69 "
+         "00 a1 6a 00 a1 6b 00 a1 6c 00 a1 6d 00 a1 6e 00 a1 6f 00 a1 70 00 a1 71 00",
+         0},
         {"truncation before dup", "82 a1 61 00 a1 61", SPRO_ETRUNCATED},
         {"fixext", "d4 01 00", SPRO_EBADTYPE},
         {"fixext 16", "d8 01 00*16", SPRO_EBADTYPE},
