@@ -541,28 +541,40 @@ struct pentry {
     char origin[SPRO_ORIGIN_MAX + 1];
     char author[SPRO_ID_MAX + 1];
     uint32_t schema;
-    uint8_t *val; /* malloc'd, wiped when freed */
+    uint8_t *val; /* in pset.pt, or malloc'd when owned; wiped when freed */
     size_t len;
+    int owned;
 };
 
 /* The personal siblings of one record, in memory. */
 struct pset {
     struct pentry *e;
     size_t n, cap;
+    uint8_t *pt; /* the opened set the entries read from point into (malloc'd) */
+    size_t ptcap;
 };
+
+static void pentry_drop(struct pentry *e)
+{
+    if (e->owned) {
+        spro_memzero(e->val, e->len);
+        free(e->val);
+    }
+}
 
 static void pset_clear(struct pset *ps)
 {
-    for (size_t i = 0; i < ps->n; i++) {
-        spro_memzero(ps->e[i].val, ps->e[i].len);
-        free(ps->e[i].val);
-    }
+    for (size_t i = 0; i < ps->n; i++)
+        pentry_drop(&ps->e[i]);
     ps->n = 0;
+    if (ps->pt != NULL)
+        spro_memzero(ps->pt, ps->ptcap);
 }
 
 static void pset_free(struct pset *ps)
 {
     pset_clear(ps);
+    free(ps->pt);
     free(ps->e);
     memset(ps, 0, sizeof *ps);
 }
@@ -577,23 +589,37 @@ static int pentry_cmp(const struct pentry *a, const struct pentry *b)
     return strcmp(a->origin, b->origin);
 }
 
-/* Appends a sibling (copies of its strings and value). */
+/* Copies s (at most cap - 1 bytes: the callers checked) into out. */
+static void copy_id(char *out, size_t cap, const char *s)
+{
+    size_t n = strnlen(s, cap - 1);
+    memcpy(out, s, n);
+    out[n] = '\0';
+}
+
+/* Appends a sibling: copies of its strings and, when owned, of its value
+ * (else val stays in ps->pt). */
 static struct pentry *pset_add(struct pset *ps, const char *name, uint64_t hlc, const char *origin,
-                               const char *author, uint32_t schema, const uint8_t *val, size_t len)
+                               const char *author, uint32_t schema, const uint8_t *val, size_t len,
+                               int owned)
 {
     if (ps->n == ps->cap &&
         (ps->e = realloc(ps->e, (ps->cap = ps->cap ? 2 * ps->cap : 16) * sizeof *ps->e)) == NULL)
         SPRO_BUG("out of memory");
     struct pentry *e = &ps->e[ps->n++];
-    snprintf(e->name, sizeof e->name, "%s", name);
+    copy_id(e->name, sizeof e->name, name);
     e->hlc = hlc;
-    snprintf(e->origin, sizeof e->origin, "%s", origin);
-    snprintf(e->author, sizeof e->author, "%s", author);
+    copy_id(e->origin, sizeof e->origin, origin);
+    copy_id(e->author, sizeof e->author, author);
     e->schema = schema;
-    if ((e->val = malloc(len ? len : 1)) == NULL)
-        SPRO_BUG("out of memory");
-    memcpy(e->val, val, len);
+    e->owned = owned;
     e->len = len;
+    e->val = (uint8_t *)val;
+    if (owned) {
+        if ((e->val = malloc(len ? len : 1)) == NULL)
+            SPRO_BUG("out of memory");
+        memcpy(e->val, val, len);
+    }
     return e;
 }
 
@@ -609,13 +635,13 @@ static int mp_cstr(struct spro_mp_reader *r, char *out, size_t max)
     return 0;
 }
 
-/* The set's plaintext into ps (cleared first): well formed, sorted, no
- * version twice, at most SPRO_MERGE_MAX_SIBLINGS siblings a field. */
+/* The set's plaintext (pt, len: ps->pt, which its values keep pointing
+ * into) into ps: well formed, sorted, no version twice, at most
+ * SPRO_MERGE_MAX_SIBLINGS siblings a field. */
 static int pset_decode(struct pset *ps, const uint8_t *pt, size_t len)
 {
     struct spro_mp_reader r;
     uint32_t n, six;
-    pset_clear(ps);
     spro_mp_reader_init(&r, pt, len);
     if (spro_mp_read_array(&r, SET_ENTRIES, &n) != 0)
         return SPRO_EINTEGRITY;
@@ -643,7 +669,7 @@ static int pset_decode(struct pset *ps, const uint8_t *pt, size_t len)
             if (same > SPRO_MERGE_MAX_SIBLINGS)
                 return SPRO_EINTEGRITY;
         }
-        pset_add(ps, e.name, e.hlc, e.origin, e.author, (uint32_t)schema, v, vlen);
+        pset_add(ps, e.name, e.hlc, e.origin, e.author, (uint32_t)schema, v, vlen, 0);
     }
     return spro_mp_finish(&r) == 0 ? 0 : SPRO_EINTEGRITY;
 }
@@ -687,15 +713,16 @@ static int pset_open(struct pset *ps, struct keys *k, const char *rtype, const c
         return rc;
     uuid_bytes(ben, key_id);
     size_t cap = len - SPRO_FIELD_OVERHEAD, ptlen = 0;
-    uint8_t *pt = malloc(cap ? cap : 1);
-    if (pt == NULL)
-        SPRO_BUG("out of memory");
+    if (cap > ps->ptcap) {
+        free(ps->pt);
+        if ((ps->pt = malloc(cap)) == NULL)
+            SPRO_BUG("out of memory");
+        ps->ptcap = cap;
+    }
     struct spro_field_context ctx = set_context(rtype, rid, schema);
-    rc = spro_field_open(pt, cap, &ptlen, sealed, len, &ctx, key_id, dk) == 0
-             ? pset_decode(ps, pt, ptlen)
+    rc = spro_field_open(ps->pt, cap, &ptlen, sealed, len, &ctx, key_id, dk) == 0
+             ? pset_decode(ps, ps->pt, ptlen)
              : SPRO_EINTEGRITY;
-    spro_memzero(pt, cap);
-    free(pt);
     if (rc != 0)
         pset_clear(ps);
     return rc;
@@ -767,15 +794,14 @@ static void pset_merge(struct pset *ps, const char *name, const struct spro_sibl
         struct spro_version v = {.hlc = e->hlc};
         strcpy(v.origin, e->origin);
         if (strcmp(e->name, name) == 0 && !in_set(&v, out, nout)) {
-            spro_memzero(e->val, e->len);
-            free(e->val);
+            pentry_drop(e);
             continue;
         }
         ps->e[k++] = *e;
     }
     ps->n = k;
     pset_add(ps, name, edit->v.hlc, edit->v.origin, edit->author, schema, edit->value,
-             edit->value_len);
+             edit->value_len, 1);
     qsort(ps->e, ps->n, sizeof *ps->e, pentry_qcmp);
 }
 
@@ -2797,7 +2823,7 @@ static int record_row(const struct spro_stored_sibling *s, void *arg)
             (c->sealed = realloc(c->sealed, c->cap = 2 * c->cap + 8)) == NULL)
             SPRO_BUG("out of memory");
         c->sealed[c->rows.n] = s->sealed != 0;
-        pset_add(&c->rows, s->name, s->hlc, s->origin, s->author, s->schema, val, len);
+        pset_add(&c->rows, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
     }
     spro_memzero(val, sizeof val);
     return rc;
@@ -2885,7 +2911,7 @@ static int convert_row(const struct spro_stored_sibling *s, void *arg)
     struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0, 0};
     int rc = open_value(&op, s, val, &len);
     if (rc == 0) {
-        pset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len);
+        pset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
         if (s->schema > c->schema)
             c->schema = s->schema;
     }
