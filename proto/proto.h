@@ -47,6 +47,21 @@ void spro_buf_append(struct spro_buf *b, const void *p, size_t n);
 void spro_buf_reserve(struct spro_buf *b, size_t n);
 void spro_buf_free(struct spro_buf *b);
 
+/* Big-endian 64-bit integers in byte strings (counters, stored pairs). */
+static inline uint64_t spro_load_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static inline void spro_store_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
 /* ---- Strict pull reader (for message decoders and tests). ---- */
 
 /* A cursor over one buffer.  Each read consumes one value or fails, leaving

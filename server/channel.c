@@ -329,20 +329,6 @@ static uint8_t *wiped_alloc(h2o_req_t *req, size_t len)
     return w->data;
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
 /* A sealed request once decrypted. */
 struct sealed_req {
     uint8_t sid[SPRO_SESSION_ID_BYTES];
@@ -518,7 +504,7 @@ static void send_sealed(struct server *s, h2o_req_t *req, const struct sealed_re
     uint8_t *out = h2o_mem_alloc_pool(&req->pool, outlen);
     uint64_t n = sess->send_counter;
     sess->send_counter += spro_noise_chunks(b->len); /* one counter per chunk */
-    put_be64(out, n);
+    spro_store_be64(out, n);
     int rc = adlen == 0 ? SPRO_EINTERNAL
                         : spro_noise_cipher_encrypt_chunked(sess->send, n, ad, adlen, b->data,
                                                             b->len, out + 8, outlen - 8);
@@ -615,7 +601,7 @@ static void sealed_chunked(struct server *s, h2o_req_t *req, enum spro_route rou
     const uint8_t *body = (const uint8_t *)req->entity.base;
     size_t ctlen = req->entity.len - FRAME_HEAD;
     struct sealed_job *sj = spro_server__job_alloc(sizeof *sj);
-    sj->first = be64(body + SPRO_SESSION_ID_BYTES);
+    sj->first = spro_load_be64(body + SPRO_SESSION_ID_BYTES);
     if (adlen == 0 || adlen > sizeof sj->ad ||
         spro_noise_cipher_reserve(sess->recv, sj->first, chunks, sj->key) != 0) {
         free(sj);
@@ -649,7 +635,7 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     uint64_t now = uv_now(&s->loop);
     size_t plen, chunks;
     if (len < FRAME_HEAD || spro_noise_chunked_layout(len - FRAME_HEAD, &plen, &chunks) != 0 ||
-        (chunks > 1 && be64(body + SPRO_SESSION_ID_BYTES) > UINT64_MAX - chunks)) {
+        (chunks > 1 && spro_load_be64(body + SPRO_SESSION_ID_BYTES) > UINT64_MAX - chunks)) {
         /* A body that is no chunked message, or one of several chunks that
          * would need counters past 2^64-2 (one chunk with counter 2^64-1
          * fails its decryption, as it always did). */
@@ -672,9 +658,9 @@ static void sealed(struct server *s, h2o_req_t *req, enum spro_route route)
     /* One chunk: decrypted here, as one frame always was (the fast path). */
     size_t ctlen = len - FRAME_HEAD;
     uint8_t *plain = wiped_alloc(req, ctlen);
-    if (adlen == 0 ||
-        spro_noise_cipher_decrypt_with_nonce(sess->recv, be64(body + SPRO_SESSION_ID_BYTES), ad,
-                                             adlen, body + FRAME_HEAD, ctlen, plain, ctlen) != 0) {
+    if (adlen == 0 || spro_noise_cipher_decrypt_with_nonce(
+                          sess->recv, spro_load_be64(body + SPRO_SESSION_ID_BYTES), ad, adlen,
+                          body + FRAME_HEAD, ctlen, plain, ctlen) != 0) {
         spro_sessions_end(s->sessions, sess); /* its receiving cipher is poisoned */
         log_refusal(s, "sealed_refused", SPRO_EDECRYPT);
         spro_server__send_error(req, SPRO_EDECRYPT);

@@ -835,6 +835,12 @@ struct push {
      * sealed set read with its record and written back. */
     struct pset ps;
     struct spro_buf sealed_in, sealed_out;
+    /* The acks of this push, kept in one row at its end (answer()): pairs
+     * (seq, hlc), 16 bytes each. */
+    struct spro_buf acks;
+    /* Its seqs ascend and are all above every answered one: no op of it
+     * can be a retry, and none is looked up (replay()). */
+    int fresh;
 };
 
 /* What an op does to a referral (see "Push: referrals"). */
@@ -1899,6 +1905,13 @@ static int answer(struct op *o)
     o->res->ver = (struct spro_wire_version){o->ver.hlc, p->origin};
     o->res->fields = o->fields;
     o->res->nfields = o->nconflicts;
+    if (st.status == SPRO_RESULT_ACK) { /* kept with the push's other acks */
+        uint8_t pair[16];
+        spro_store_be64(pair, o->w->seq);
+        spro_store_be64(pair + 8, o->ver.hlc);
+        spro_buf_append(&p->acks, pair, sizeof pair);
+        return 0;
+    }
     int rc = spro_store__op_put(p->db, p->dev->id, o->w->seq, &st, (int64_t)p->now_ms);
     for (size_t i = 0; rc == 0 && i < o->nconflicts; i++) {
         const char *name = o->names[o->conflicts[i]];
@@ -1982,7 +1995,19 @@ static int replay_fields(struct push *p, uint64_t seq, const struct spro_stored_
 static int replay(struct push *p, const struct spro_wire_op *w, struct spro_wire_result *res)
 {
     struct spro_stored_op st;
+    uint64_t hlc = 0;
     int rc = spro_store__op_get(p->db, p->dev->id, w->seq, &st);
+    if (rc == SPRO_ENOENT) {
+        /* An ack: kept with its push, or given earlier in this one. */
+        for (size_t i = 0; i + 16 <= p->acks.len && hlc == 0; i += 16)
+            if (spro_load_be64(p->acks.data + i) == w->seq)
+                hlc = spro_load_be64(p->acks.data + i + 8);
+        if (hlc == 0 && (rc = spro_store__op_ack_get(p->db, p->dev->id, w->seq, &hlc)) != 0)
+            return rc;
+        res->status = SPRO_RESULT_ACK;
+        res->ver = (struct spro_wire_version){hlc, p->origin};
+        return 0;
+    }
     if (rc != 0)
         return rc;
     res->status = st.status;
@@ -2044,7 +2069,7 @@ static int push_op(struct push *p, size_t i)
     o->w = &p->msg->ops[i];
     o->res = &p->results[i];
     o->res->seq = o->w->seq;
-    int rc = replay(p, o->w, o->res);
+    int rc = p->fresh ? SPRO_ENOENT : replay(p, o->w, o->res);
     if (rc != SPRO_ENOENT)
         goto out;
     op_version(o);
@@ -2202,14 +2227,33 @@ static int keys_for_new_beneficiaries(struct keys *k, const struct spro_group_it
  * (the device sends its outbox in order, so it stored their answers)
  * given more than ANSWERS_KEPT_MS ago (longer than any session lives, so
  * no copy of an older request can still arrive to be answered again). */
+static int pair_cmp(const void *a, const void *b)
+{
+    uint64_t x = spro_load_be64(a), y = spro_load_be64(b);
+    return x < y ? -1 : x > y;
+}
+
 static int push_one(struct spro_db *db, struct push *p)
 {
+    uint64_t answered = 0;
     int rc = spro_store__clamp_any(db, p->dev->id, &p->clamps);
+    if (rc == 0)
+        rc = spro_store__answered_max(db, p->dev->id, &answered);
+    p->fresh = 1;
+    for (size_t i = 0; i < p->msg->nops; i++)
+        if (p->msg->ops[i].seq <= (i == 0 ? answered : p->msg->ops[i - 1].seq))
+            p->fresh = 0;
     uint64_t lowest = UINT64_MAX;
     for (size_t i = 0; rc == 0 && i < p->msg->nops; i++) {
         rc = push_op(p, i);
         if (p->msg->ops[i].seq < lowest)
             lowest = p->msg->ops[i].seq;
+    }
+    if (rc == 0 && p->acks.len > 0) {
+        if (!p->fresh)
+            qsort(p->acks.data, p->acks.len / 16, 16, pair_cmp);
+        rc = spro_store__op_acks_put(db, p->dev->id, p->acks.data, p->acks.len / 16,
+                                     (int64_t)p->now_ms);
     }
     if (rc == 0 && p->msg->nops > 0 && p->now_ms > ANSWERS_KEPT_MS)
         rc = spro_store__ops_prune(db, p->dev->id, lowest, (int64_t)(p->now_ms - ANSWERS_KEPT_MS),
@@ -2245,6 +2289,7 @@ static int group_tx(struct spro_db *db, void *arg)
 /* Forgets what a rolled-back attempt left in p's answers and arena. */
 static void push_reset(struct push *p)
 {
+    p->acks.len = 0;
     memset(p->results, 0, p->msg->nops * sizeof *p->results);
     spro_memzero(p->arena->base + p->arena_mark, p->arena->len - p->arena_mark);
     p->arena->len = p->arena_mark;
@@ -2325,6 +2370,7 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     pset_free(&p.ps);
     spro_buf_free(&p.sealed_in); /* sealed: nothing to wipe */
     spro_buf_free(&p.sealed_out);
+    spro_buf_free(&p.acks);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
         arena->len = mark;

@@ -390,6 +390,20 @@ const struct spro_migration spro_store__data_migrations[] = {
     {11, "ALTER TABLE records ADD COLUMN sealed BLOB;"
          "ALTER TABLE records ADD COLUMN sealed_schema INTEGER"
          "  CHECK (sealed_schema BETWEEN 0 AND 4294967295);"},
+    /* 12: the acks a push gave, kept for its retries in one row instead of
+     * one row of ops each (an ack is its op's seq and the hlc of the
+     * version given, whose origin is the device): acks holds the pairs
+     * (seq, hlc), 8 bytes each big-endian, by ascending seq, first and
+     * last their lowest and highest seq.  Conflicts and rejects stay in
+     * ops.  Rows from before stay valid. */
+    {12, "CREATE TABLE op_acks ("
+         "  device_id TEXT NOT NULL,"
+         "  first     INTEGER NOT NULL CHECK (first > 0),"
+         "  last      INTEGER NOT NULL CHECK (last >= first),"
+         "  at        INTEGER NOT NULL,"
+         "  acks      BLOB NOT NULL CHECK (length(acks) > 0 AND length(acks) % 16 = 0),"
+         "  PRIMARY KEY (device_id, first)"
+         ") STRICT, WITHOUT ROWID;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

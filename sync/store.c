@@ -1749,6 +1749,78 @@ int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
     return tx_write(st);
 }
 
+int spro_store__op_acks_put(struct spro_db *db, const char *device, const uint8_t *acks, size_t n,
+                            int64_t at_ms)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO op_acks(device_id, first, last, at, acks)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    if (n == 0 || n > SIZE_MAX / 16)
+        SPRO_BUG("spro_store__op_acks_put: no ack");
+    bind_str(st, 1, device);
+    bind_u63(st, 2, spro_load_be64(acks));
+    bind_u63(st, 3, spro_load_be64(acks + 16 * (n - 1)));
+    sqlite3_bind_int64(st, 4, at_ms);
+    sqlite3_bind_blob(st, 5, acks, (int)(16 * n), SQLITE_STATIC);
+    return tx_write(st);
+}
+
+int spro_store__op_ack_get(struct spro_db *db, const char *device, uint64_t seq, uint64_t *hlc)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT acks FROM op_acks WHERE device_id = ?1"
+                                   " AND first <= ?2 AND last >= ?2");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    bind_u63(st, 2, seq);
+    int rc = SPRO_ENOENT, src;
+    while (rc == SPRO_ENOENT && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *a = sqlite3_column_blob(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0), lo = 0, hi = len / 16;
+        if (a == NULL || len % 16 != 0) {
+            rc = SPRO_EINTEGRITY;
+            break;
+        }
+        while (lo < hi) { /* by ascending seq */
+            size_t mid = lo + (hi - lo) / 2;
+            uint64_t m = spro_load_be64(a + 16 * mid);
+            if (m == seq) {
+                *hlc = spro_load_be64(a + 16 * mid + 8);
+                rc = *hlc > 0 && *hlc <= INT64_MAX ? 0 : SPRO_EINTEGRITY;
+                break;
+            }
+            if (m < seq)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+    }
+    if (rc == SPRO_ENOENT && src != SQLITE_DONE)
+        rc = SPRO_ESTORE;
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__answered_max(struct spro_db *db, const char *device, uint64_t *max)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT max(coalesce((SELECT max(seq) FROM ops"
+                                   " WHERE device_id = ?1), 0), coalesce((SELECT max(last)"
+                                   " FROM op_acks WHERE device_id = ?1), 0))");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    bind_str(st, 1, device);
+    int src = sqlite3_step(st);
+    sqlite3_int64 v = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    tx_done(st);
+    if (src != SQLITE_ROW)
+        return SPRO_ESTORE;
+    if (v < 0)
+        return SPRO_EINTEGRITY;
+    *max = (uint64_t)v;
+    return 0;
+}
+
 int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, int64_t at_ms,
                           size_t *n)
 {
@@ -1779,6 +1851,19 @@ int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, 
         bind_str(st[i], 1, device);
         bind_u63(st[i], 2, bound);
         rc = tx_write(st[i]);
+    }
+    /* Kept acks: a row whose every seq is below seq, given before at_ms. */
+    sqlite3_stmt *acks = rc == 0 ? tx_stmt(db, "DELETE FROM op_acks WHERE device_id = ?1"
+                                               " AND last < ?2 AND at < ?3")
+                                 : NULL;
+    if (rc == 0 && acks == NULL)
+        rc = SPRO_ESTORE;
+    if (rc == 0) {
+        bind_str(acks, 1, device);
+        bind_u63(acks, 2, seq);
+        sqlite3_bind_int64(acks, 3, at_ms);
+        if ((rc = tx_write(acks)) == 0)
+            count += (size_t)sqlite3_changes(db->db);
     }
     if (rc == 0 && n != NULL)
         *n = count;

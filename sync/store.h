@@ -401,6 +401,16 @@ SPRO_MUST_CHECK int spro_store__op_get(struct spro_db *db, const char *device, u
 /* Stores the answer to (device, seq); SPRO_EEXISTS if there is one. */
 SPRO_MUST_CHECK int spro_store__op_put(struct spro_db *db, const char *device, uint64_t seq,
                                        const struct spro_stored_op *op, int64_t at_ms);
+/* The acks given to a push's ops: n pairs (seq, hlc), 16 bytes each
+ * big-endian, by ascending seq (acks[0..16n)), kept in one row. */
+SPRO_MUST_CHECK int spro_store__op_acks_put(struct spro_db *db, const char *device,
+                                            const uint8_t *acks, size_t n, int64_t at_ms);
+/* The ack given to (device, seq), kept by spro_store__op_acks_put(): 0 and
+ * *hlc the version's hlc, SPRO_ENOENT. */
+SPRO_MUST_CHECK int spro_store__op_ack_get(struct spro_db *db, const char *device, uint64_t seq,
+                                           uint64_t *hlc);
+/* *max = the highest seq of device's ops whose answer is kept (0: none). */
+SPRO_MUST_CHECK int spro_store__answered_max(struct spro_db *db, const char *device, uint64_t *max);
 /* tx: forgets the answers kept for device's ops below seq that were given
  * before at_ms (and their kept conflict siblings): the device holds them
  * (it sends its outbox in order, so a push starting at seq means every op

@@ -313,6 +313,12 @@ static int64_t query_int(const char *sql, const char *arg)
     return v;
 }
 
+/* The answers kept for op (?1, %llu): in ops (conflicts, rejects) or in
+ * a row of op_acks whose seqs span it. */
+#define KEPT_ANSWER_SQL                                                                            \
+    "SELECT (SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %1$llu) +"                    \
+    " (SELECT count(*) FROM op_acks WHERE device_id = ?1 AND first <= %1$llu AND last >= %1$llu)"
+
 static int64_t change_seq(void)
 {
     return query_int("SELECT change_seq FROM sync_state", NULL);
@@ -420,7 +426,7 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 11);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 12);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 4);
     CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
@@ -688,6 +694,53 @@ static int same_answer(const struct spro_wire_result *a, const struct spro_wire_
     return a->status == b->status && a->code.len == b->code.len &&
            memcmp(a->code.p, b->code.p, a->code.len) == 0 && a->ver.hlc == b->ver.hlc &&
            a->ver.origin.len == b->ver.origin.len && a->nfields == b->nfields;
+}
+
+/* A push's acks are kept in one row; ops whose seqs do not ascend (here
+ * descending, and one op twice) are looked up one by one: the op sent
+ * twice is applied once and answered alike, and a retry of the push gets
+ * the same answers and changes nothing. */
+static void test_acks_kept_per_push(void)
+{
+    const char *b1 = uuid(), *b2 = uuid();
+    uint64_t s1 = next_seq(&dev_c), s2 = next_seq(&dev_c);
+    struct spro_wire_op *ops[3];
+    ops[0] = op_new(s2, "beneficiary", b2, b2, tick());
+    op_set(ops[0], "family_name", vstr("Second"), NULL, 0);
+    ops[1] = op_new(s1, "beneficiary", b1, b1, tick());
+    op_set(ops[1], "family_name", vstr("First"), NULL, 0);
+    ops[2] = ops[1];
+    struct spro_msg_push_reply r1, r2;
+    CHECK_EQ(push(&dev_c, ops, 3, &r1), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(r1.results[i].status, SPRO_RESULT_ACK);
+    CHECK_EQ(r1.results[2].ver.hlc, r1.results[1].ver.hlc);
+    CHECK_EQ(siblings_count("beneficiary", b1, "family_name", NULL), 1);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM op_acks WHERE device_id = ?1 AND first = %llu AND last = %llu"
+             " AND length(acks) = 32",
+             (unsigned long long)s1, (unsigned long long)s2);
+    CHECK_EQ(query_int(sql, dev_c.id), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq >= %llu",
+             (unsigned long long)s1);
+    CHECK_EQ(query_int(sql, dev_c.id), 0);
+    int64_t seq = change_seq();
+    CHECK_EQ(push(&dev_c, ops, 3, &r2), 0);
+    CHECK_EQ(change_seq(), seq);
+    struct spro_buf e1 = {0}, e2 = {0};
+    CHECK_EQ(encode_reply(&r1, &e1), 0);
+    CHECK_EQ(encode_reply(&r2, &e2), 0);
+    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
+    spro_buf_free(&e1);
+    spro_buf_free(&e2);
+    /* The next op, alone: above every answered seq, applied. */
+    struct spro_wire_op *op = op_new(next_seq(&dev_c), "beneficiary", b1, b1, tick());
+    struct spro_wire_version v = r1.results[1].ver;
+    op_set(op, "family_name", vstr("First-Again"), &v, 1);
+    CHECK_EQ(push1(&dev_c, op, &r2), 0);
+    CHECK_EQ(r2.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(change_seq(), seq + 1);
 }
 
 static void test_not_found_leaks_nothing(void)
@@ -1324,12 +1377,10 @@ static void test_group_push_failure_isolated(void)
     CHECK_EQ(w[1].reply.nresults, 0);
     CHECK_EQ(query_int("SELECT count(*) FROM records WHERE rid = ?1", rid[0]), 1);
     CHECK_EQ(query_int("SELECT count(*) FROM records WHERE rid = ?1", rid[1]), 0);
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
-             (unsigned long long)w[1].push.ops[0].seq);
+    char sql[256];
+    snprintf(sql, sizeof sql, KEPT_ANSWER_SQL, (unsigned long long)w[1].push.ops[0].seq);
     CHECK_EQ(query_int(sql, dev_b.id), 0);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
-             (unsigned long long)w[0].push.ops[0].seq);
+    snprintf(sql, sizeof sql, KEPT_ANSWER_SQL, (unsigned long long)w[0].push.ops[0].seq);
     CHECK_EQ(query_int(sql, dev_a.id), 1);
 }
 
@@ -1806,7 +1857,7 @@ static void enrol(const struct spro_device *d)
 
 static void set_state(const struct spro_device *d, const char *state)
 {
-    char sql[128];
+    char sql[256];
     snprintf(sql, sizeof sql, "UPDATE devices SET state = '%s' WHERE id = ?1", state);
     CHECK_EQ(exec_sql(sql, d->id), 0);
 }
@@ -2223,7 +2274,7 @@ static void test_old_answers_pruned(void)
     const struct spro_device *d = &dev_e;
     const int64_t day = INT64_C(24) * 3600 * 1000;
     struct spro_msg_push_reply r;
-    char sql[160];
+    char sql[256];
     uint64_t s1 = next_seq(d), s2, s3;
     const char *b1 = uuid();
     struct spro_wire_op *op = op_new(s1, "beneficiary", b1, b1, tick());
@@ -2235,8 +2286,7 @@ static void test_old_answers_pruned(void)
     struct spro_wire_op *op2 = op_new(s2 = next_seq(d), "beneficiary", b2, b2, tick());
     op_set(op2, "family_name", vstr("Pruned-Two"), NULL, 0);
     CHECK_EQ(push_at(d, &op2, 1, NOW_MS + 2 * day, new_arena(ARENA_CAP), &r), 0);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
-             (unsigned long long)s1);
+    snprintf(sql, sizeof sql, KEPT_ANSWER_SQL, (unsigned long long)s1);
     CHECK_EQ(query_int(sql, d->id), 1);
     /* Nine days after the first: forgotten; the second is kept (seven days). */
     const char *b3 = uuid();
@@ -2244,8 +2294,7 @@ static void test_old_answers_pruned(void)
     op_set(op3, "family_name", vstr("Pruned-Three"), NULL, 0);
     CHECK_EQ(push_at(d, &op3, 1, NOW_MS + 9 * day, new_arena(ARENA_CAP), &r), 0);
     CHECK_EQ(query_int(sql, d->id), 0);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM ops WHERE device_id = ?1 AND seq = %llu",
-             (unsigned long long)s2);
+    snprintf(sql, sizeof sql, KEPT_ANSWER_SQL, (unsigned long long)s2);
     CHECK_EQ(query_int(sql, d->id), 1);
     /* The retry of the third push, the same day: its answer as given. */
     struct spro_msg_push_reply again;
@@ -2253,7 +2302,7 @@ static void test_old_answers_pruned(void)
     CHECK_EQ(again.results[0].status, SPRO_RESULT_ACK);
     CHECK_EQ(again.results[0].ver.hlc, r.results[0].ver.hlc);
     /* Another device's answers are never touched. */
-    CHECK(query_int("SELECT count(*) FROM ops WHERE device_id = ?1", dev_a.id) > 0);
+    CHECK(query_int("SELECT count(*) FROM op_acks WHERE device_id = ?1", dev_a.id) > 0);
 }
 
 /* A pull while a push's transaction holds the writer: it is answered from
@@ -2487,6 +2536,7 @@ static const struct check_test tests[] = {
     {"conflict_then_resolve", test_conflict_then_resolve},
     {"different_fields_merge", test_different_fields_merge},
     {"retry_is_identical", test_retry_is_identical},
+    {"acks_kept_per_push", test_acks_kept_per_push},
     {"not_found_leaks_nothing", test_not_found_leaks_nothing},
     {"rejects_are_quarantined", test_rejects_are_quarantined},
     {"too_many_siblings_no_partial_write", test_too_many_siblings_no_partial_write},
