@@ -981,7 +981,7 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
     /* Siblings sealed one by one before data.db migration 11 become their
      * records' sealed field sets (once; nothing to do afterwards). */
     size_t converted, left;
-    if ((rc = spro_sync__convert_sealed(dd, &converted, &left)) != 0) {
+    if ((rc = spro_sync__convert_fields(dd, &converted, &left)) != 0) {
         spro_files__path_join(path, sizeof path, dir, DATA_FILE);
         if (why != NULL)
             snprintf(why, whylen,

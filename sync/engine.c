@@ -462,7 +462,7 @@ struct opener {
     struct keys *keys;
     const char *rtype, *rid, *ben;
     int create;  /* create the data key if missing (push) */
-    int64_t rec; /* records.id, for field_load() */
+    int64_t rec; /* records.id */
 };
 
 /* Opens (or copies) the value of a stored sibling into out (VALUE_MAX). */
@@ -485,41 +485,6 @@ static int open_value(const struct opener *o, const struct spro_stored_sibling *
     struct spro_field_context ctx = {o->rtype, o->rid, s->name, s->schema};
     rc = spro_field_open(out, VALUE_MAX, len, s->val, s->val_len, &ctx, key_id, dk);
     return rc == 0 ? 0 : SPRO_EINTEGRITY;
-}
-
-struct loader {
-    struct field *f;
-    const struct opener *o;
-};
-
-/* spro_store__siblings_each() callback: one more sibling into the field. */
-static int load_sibling(const struct spro_stored_sibling *s, void *arg)
-{
-    struct loader *l = arg;
-    struct field *f = l->f;
-    size_t k = f->n;
-    if (k == SPRO_MERGE_MAX_SIBLINGS || strlen(s->origin) > SPRO_ORIGIN_MAX ||
-        strlen(s->author) > SPRO_ID_MAX)
-        return SPRO_EINTEGRITY;
-    struct spro_sibling *x = &f->s[k];
-    int rc = open_value(l->o, s, f->val[k], &x->value_len);
-    if (rc != 0)
-        return rc;
-    x->v.hlc = s->hlc;
-    strcpy(x->v.origin, s->origin);
-    strcpy(f->author[k], s->author);
-    x->value = f->val[k];
-    x->author = f->author[k];
-    f->n++;
-    return 0;
-}
-
-/* Loads the current siblings of a field into f. */
-static int field_load(struct spro_db *db, const struct opener *o, const char *name, struct field *f)
-{
-    field_clear(f);
-    struct loader l = {f, o};
-    return spro_store__siblings_each(db, o->rec, name, load_sibling, &l);
 }
 
 /* ---- Sealed field sets (docs/CRYPTO.md, "Sealed field sets") ----
@@ -780,6 +745,13 @@ static int pentry_qcmp(const void *a, const void *b)
     return pentry_cmp(a, b);
 }
 
+/* Puts the entries of ps in order of name, hlc, origin. */
+static void pset_sort(struct pset *ps)
+{
+    if (ps->n > 1)
+        qsort(ps->e, ps->n, sizeof *ps->e, pentry_qcmp);
+}
+
 static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n);
 
 /* The merge's result for field name, as store_merge() writes it to
@@ -802,7 +774,7 @@ static void pset_merge(struct pset *ps, const char *name, const struct spro_sibl
     ps->n = k;
     pset_add(ps, name, edit->v.hlc, edit->v.origin, edit->author, schema, edit->value,
              edit->value_len, 1);
-    qsort(ps->e, ps->n, sizeof *ps->e, pentry_qcmp);
+    pset_sort(ps);
 }
 
 /* The number of distinct fields in ps. */
@@ -835,6 +807,10 @@ struct push {
      * sealed set read with its record and written back. */
     struct pset ps;
     struct spro_buf sealed_in, sealed_out;
+    /* Its other fields' siblings (op_plain), and records.plain read with
+     * its record and written back. */
+    struct pset plain;
+    struct spro_buf plain_in, plain_out;
     /* The acks of this push, kept in one row at its end (answer()): pairs
      * (seq, hlc), 16 bytes each. */
     struct spro_buf acks;
@@ -870,11 +846,13 @@ struct op {
     size_t nconflicts;
     struct spro_wire_field *fields; /* their answer, in the arena */
     int changed, scope_added, dedup;
-    int indexed;     /* an edit changed a searchable or dedup field: its blind indexes may move */
-    int new_field;   /* an edit added a field the record did not have */
-    int ps_loaded;   /* p->ps holds the record's personal siblings */
-    int ps_dirty;    /* ... and an edit changed them: written back at the end of the op */
-    int record_only; /* the device's organisation has the record in scope, not its ben */
+    int indexed;      /* an edit changed a searchable or dedup field: its blind indexes may move */
+    int new_field;    /* an edit added a field the record did not have */
+    int ps_loaded;    /* p->ps holds the record's personal siblings */
+    int plain_loaded; /* p->plain holds its other fields' siblings */
+    int ps_dirty;     /* an edit changed p->ps: written back at the end of the op */
+    int plain_dirty;  /* an edit changed p->plain: likewise */
+    int record_only;  /* the device's organisation has the record in scope, not its ben */
     enum referral_step step;
     char ref_from[SPRO_ID_MAX + 1], ref_to[SPRO_ID_MAX + 1]; /* the referral's organisations */
     int ref_transfer;                                        /* its kind is transfer */
@@ -883,11 +861,6 @@ struct op {
     char merge_keep[UUID_CHARS + 1]; /* this op merges the beneficiary into it; "" if not */
     int unmerge;                     /* this op undoes the merge of the beneficiary */
 };
-
-static struct opener op_opener(struct op *o)
-{
-    return (struct opener){&o->p->keys, o->type->name, o->rid, o->ben, 1, o->rec.id};
-}
 
 /* Whether name is one of the record type's duplicate-detection fields. */
 static int is_dedup_field(const struct spro_record_def *t, const char *name)
@@ -959,6 +932,8 @@ static int check_shape(struct op *o)
  * whether or not it exists.  Sets o->reject. */
 static int repoint(struct op *o);
 
+static int value_is(const struct spro_value *v, const char *s);
+
 static int is_personal(const struct spro_record_def *t, const char *name)
 {
     const struct spro_field_def *d = spro_sync_record_field(t, (const uint8_t *)name, strlen(name));
@@ -966,51 +941,71 @@ static int is_personal(const struct spro_record_def *t, const char *name)
 }
 
 /* The personal siblings of the op's record, in p->ps (read and opened
- * once per op).  A record that still has siblings sealed one by one (a
- * record the conversion of data.db migration 11 could not open) is not
+ * once per op).  A record whose fields are still rows of rec_siblings (one
+ * the conversion at open could not move: docs/SYNC.md, "Storage") is not
  * written: SPRO_EINTEGRITY. */
 static int op_pset(struct op *o)
 {
     struct push *p = o->p;
     if (o->ps_loaded)
         return 0;
-    int rc = 0, legacy = 0;
+    int rc = 0;
     pset_clear(&p->ps);
-    if (!o->is_new && o->rec.sealed != NULL)
+    if (!o->is_new && o->rec.plain == NULL)
+        rc = SPRO_EINTEGRITY;
+    else if (!o->is_new && o->rec.sealed != NULL)
         rc = pset_open(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->rec.sealed,
                        o->rec.sealed_len, o->rec.sealed_schema);
-    else if (!o->is_new && (rc = spro_store__legacy_sealed_has(p->db, o->rec.id, &legacy)) == 0 &&
-             legacy)
-        rc = SPRO_EINTEGRITY;
     o->ps_loaded = rc == 0;
+    return rc;
+}
+
+/* The other fields' siblings of the op's record, in p->plain (read once
+ * per op; they point into p->plain_in). */
+static int op_plain(struct op *o)
+{
+    struct push *p = o->p;
+    if (o->plain_loaded)
+        return 0;
+    int rc = 0;
+    pset_clear(&p->plain);
+    if (!o->is_new && o->rec.plain == NULL)
+        rc = SPRO_EINTEGRITY;
+    else if (!o->is_new)
+        rc = pset_decode(&p->plain, o->rec.plain, o->rec.plain_len);
+    if (rc != 0)
+        pset_clear(&p->plain);
+    o->plain_loaded = rc == 0;
     return rc;
 }
 
 /* Loads the current siblings of field name of the op's record into f. */
 static int op_field_load(struct op *o, const char *name, struct field *f)
 {
-    if (is_personal(o->type, name)) {
-        int rc = op_pset(o);
-        if (rc == 0)
-            pset_field(&o->p->ps, name, f);
-        return rc;
-    }
-    struct opener op = op_opener(o);
-    return field_load(o->p->db, &op, name, f);
+    int personal = is_personal(o->type, name);
+    int rc = personal ? op_pset(o) : op_plain(o);
+    if (rc == 0)
+        pset_field(personal ? &o->p->ps : &o->p->plain, name, f);
+    return rc;
 }
 
-/* Writes the op's personal siblings back, sealed, with the change number
- * seq (0: unchanged). */
-static int op_pset_save(struct op *o, int64_t seq)
+/* Writes the op's changed siblings back (the personal ones sealed), with
+ * the change number seq (0: unchanged). */
+static int op_fields_save(struct op *o, int64_t seq)
 {
     struct push *p = o->p;
-    int rc =
-        pset_seal(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->w->schema, &p->sealed_out);
+    int rc = 0;
+    if (o->ps_dirty)
+        rc = pset_seal(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->w->schema,
+                       &p->sealed_out);
+    p->plain_out.len = 0;
+    if (rc == 0 && o->plain_dirty)
+        pset_encode(&p->plain, &p->plain_out);
     if (rc != 0)
         return rc;
-    return spro_store__record_sealed_put(p->db, o->rec.id,
-                                         p->sealed_out.len ? p->sealed_out.data : NULL,
-                                         p->sealed_out.len, o->w->schema, seq);
+    return spro_store__record_fields_put(
+        p->db, o->rec.id, o->plain_dirty ? p->plain_out.data : NULL, p->plain_out.len, o->ps_dirty,
+        p->sealed_out.len ? p->sealed_out.data : NULL, p->sealed_out.len, o->w->schema, seq);
 }
 
 static int check_scope(struct op *o)
@@ -1021,7 +1016,7 @@ static int check_scope(struct op *o)
         return rc;
     int erased = 0;
     rc = spro_store__record_get_for(p->db, o->type->name, o->rid, p->dev->org, &o->rec, &yes,
-                                    &erased, &p->sealed_in);
+                                    &erased, &p->sealed_in, &p->plain_in);
     o->reject = SPRO_REJECT_NOT_FOUND;
     if (rc == SPRO_ENOENT) {
         o->is_new = 1;
@@ -1074,23 +1069,6 @@ static int base_versions(struct op *o, const struct spro_wire_edit *e,
     return 0;
 }
 
-/* Stores the edit's sibling of a field that is not personal (personal
- * ones go to the record's sealed set: pset_merge). */
-static int insert_edit(struct op *o, size_t j, const struct spro_sibling *edit)
-{
-    struct spro_stored_sibling s = {
-        .name = o->names[j],
-        .hlc = edit->v.hlc,
-        .origin = edit->v.origin,
-        .author = edit->author,
-        .schema = o->w->schema,
-        .sealed = 0,
-        .val = edit->value,
-        .val_len = edit->value_len,
-    };
-    return spro_store__sibling_insert(o->p->db, o->rec.id, &s);
-}
-
 static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -1104,21 +1082,28 @@ static int in_set(const struct spro_version *v, const struct spro_sibling *s, si
 static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
                        const struct spro_sibling *out, size_t nout)
 {
+    struct push *p = o->p;
     if (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) {
-        pset_merge(&o->p->ps, o->names[j], edit, out, nout, o->w->schema);
+        pset_merge(&p->ps, o->names[j], edit, out, nout, o->w->schema);
         o->ps_dirty = 1;
         return 0;
     }
-    struct field *f = o->p->field;
-    for (size_t i = 0; i < f->n; i++) {
-        if (in_set(&f->s[i].v, out, nout))
-            continue;
-        int rc = spro_store__sibling_delete(o->p->db, o->rec.id, o->names[j], f->s[i].v.hlc,
-                                            f->s[i].v.origin);
-        if (rc != 0)
-            return rc;
-    }
-    return insert_edit(o, j, edit);
+    pset_merge(&p->plain, o->names[j], edit, out, nout, o->w->schema);
+    o->plain_dirty = 1;
+    if (strcmp(o->names[j], SPRO_BEN_STATE) != 0)
+        return 0;
+    /* state_seen: when the server first saw each value of `state` (the
+     * superseded ones forgotten), and whether it is "closed" (retention). */
+    struct field *f = p->field;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < f->n; i++)
+        if (!in_set(&f->s[i].v, out, nout))
+            rc = spro_store__state_seen_delete(p->db, o->rec.id, f->s[i].v.hlc, f->s[i].v.origin);
+    struct spro_value v;
+    int closed = value_decode(edit->value, edit->value_len, &v) == 0 && value_is(&v, "closed");
+    return rc != 0 ? rc
+                   : spro_store__state_seen_put(p->db, o->rec.id, edit->v.hlc, edit->v.origin,
+                                                (int64_t)p->now_ms, closed);
 }
 
 /* The answer's entry for a field in conflict, from the merge's result. */
@@ -1199,9 +1184,10 @@ static int apply_field(struct op *o, size_t j)
         (o->is_new ? (field_clear(p->field), 0) : (rc = op_field_load(o, o->names[j], p->field))) !=
             0)
         return rc;
-    if (o->is_new && !o->ps_loaded) { /* its personal set starts empty */
+    if (o->is_new && !o->ps_loaded) { /* its fields start empty */
         pset_clear(&p->ps);
-        o->ps_loaded = 1;
+        pset_clear(&p->plain);
+        o->ps_loaded = o->plain_loaded = 1;
     }
     struct spro_sibling edit = {o->ver, e->val.raw.p, e->val.raw.len, p->dev->user};
     rc = spro_merge_apply(p->field->s, p->field->n, &edit, base, e->nbase, out, &nout, &outcome);
@@ -1516,9 +1502,8 @@ static int apply_op(struct spro_db *db, void *arg)
      * before the op): those of rec_siblings and of the personal set. */
     if (rc == 0 && o->is_new)
         nfields = o->w->nset;
-    else if (rc == 0 && o->new_field && (rc = op_pset(o)) == 0 &&
-             (rc = spro_store__field_count(db, o->rec.id, &nfields)) == 0)
-        nfields += pset_nfields(&p->ps);
+    else if (rc == 0 && o->new_field && (rc = op_pset(o)) == 0 && (rc = op_plain(o)) == 0)
+        nfields = pset_nfields(&p->ps) + pset_nfields(&p->plain);
     else
         nfields = 0;
     if (rc == 0 && nfields > SPRO_SYNC_MAX_FIELDS) {
@@ -1527,8 +1512,8 @@ static int apply_op(struct spro_db *db, void *arg)
     }
     if (rc == 0 && o->dedup && o->type->dedup[0] != NULL)
         rc = index_dedup(o);
-    if (rc == 0 && o->ps_dirty)
-        rc = op_pset_save(o, o->changed && !o->is_new ? ++p->seq : 0);
+    if (rc == 0 && (o->ps_dirty || o->plain_dirty))
+        rc = op_fields_save(o, o->changed && !o->is_new ? ++p->seq : 0);
     else if (rc == 0 && o->changed && !o->is_new)
         rc = spro_store__record_touch(db, o->rec.id, ++p->seq);
     if (rc == 0 && o->step != REF_NONE)
@@ -1772,24 +1757,6 @@ static int merge_apply(struct op *o)
     return rc;
 }
 
-/* Writes a str field of a record the server makes, at version (hlc,
- * SPRO_SERVER_ORIGIN). */
-static int server_field(struct op *o, int64_t rec, const char *name, const char *val, uint64_t hlc)
-{
-    struct spro_buf b = {0};
-    mp_str(&b, val, strlen(val));
-    struct spro_stored_sibling s = {.name = name,
-                                    .hlc = hlc,
-                                    .origin = SPRO_SERVER_ORIGIN,
-                                    .author = SPRO_SERVER_AUTHOR,
-                                    .schema = o->w->schema,
-                                    .val = b.data,
-                                    .val_len = b.len};
-    int rc = spro_store__sibling_insert(o->p->db, rec, &s);
-    spro_buf_free(&b);
-    return rc;
-}
-
 /* The duplicate record of the op's beneficiary and other (the older one,
  * which is its ben), unless the pair has one. */
 static int duplicate_create(struct op *o, const char *other, const char *rule)
@@ -1806,11 +1773,25 @@ static int duplicate_create(struct op *o, const char *other, const char *rule)
     r.changed_seq = ++p->seq;
     if ((rc = spro_store__record_insert(p->db, &r, (int64_t)p->now_ms)) != 0)
         return rc == SPRO_EEXISTS ? SPRO_EINTEGRITY : rc;
+    /* Its fields, str values the server writes at version (hlc,
+     * SPRO_SERVER_ORIGIN), in name order. */
     uint64_t hlc = spro_hlc_tick(&p->clock, p->now_ms);
     const char *names[] = {"a", "b", "rule", SPRO_DUPLICATE_STATUS},
                *vals[] = {other, o->rid, rule, "open"};
-    for (size_t i = 0; rc == 0 && i < 4; i++)
-        rc = server_field(o, r.id, names[i], vals[i], hlc);
+    struct pset f = {0};
+    struct spro_buf b = {0}, enc = {0};
+    for (size_t i = 0; i < 4; i++) {
+        b.len = 0;
+        mp_str(&b, vals[i], strlen(vals[i]));
+        pset_add(&f, names[i], hlc, SPRO_SERVER_ORIGIN, SPRO_SERVER_AUTHOR, o->w->schema, b.data,
+                 b.len, 1);
+    }
+    pset_sort(&f);
+    pset_encode(&f, &enc);
+    rc = spro_store__record_fields_put(p->db, r.id, enc.data, enc.len, 0, NULL, 0, 0, 0);
+    pset_free(&f);
+    spro_buf_free(&b);
+    spro_buf_free(&enc);
     return rc != 0 ? rc
                    : spro_store__duplicate_scope(p->db, SPRO_RTYPE_DUPLICATE, r.rid, other, o->rid);
 }
@@ -1858,19 +1839,20 @@ static int reject(struct op *o)
                : spro_store__op_put(o->p->db, o->p->dev->id, o->w->seq, &st, (int64_t)o->p->now_ms);
 }
 
-/* Keeps the siblings of personal field name (the op's field number fidx in
- * conflict) with the op's answer, each sealed alone under the data key as
- * a field of the record (docs/CRYPTO.md: context rtype, rid, name and the
- * sibling's schema), as replay() opens them. */
-static int keep_personal_siblings(struct op *o, size_t fidx, const char *name)
+/* Keeps the siblings of field name (the op's field number fidx in
+ * conflict) with the op's answer: a personal field's each sealed alone
+ * under the data key as a field of the record (docs/CRYPTO.md: context
+ * rtype, rid, name and the sibling's schema), as replay() opens them. */
+static int keep_siblings(struct op *o, size_t fidx, const char *name, int personal)
 {
     struct push *p = o->p;
+    const struct pset *set = personal ? &p->ps : &p->plain;
     uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
-    const uint8_t *dk;
-    int rc = data_key(&p->keys, o->ben, 1, &dk);
+    const uint8_t *dk = NULL;
+    int rc = personal ? data_key(&p->keys, o->ben, 1, &dk) : 0;
     uuid_bytes(o->ben, key_id);
-    for (size_t i = 0; rc == 0 && i < p->ps.n; i++) {
-        const struct pentry *e = &p->ps.e[i];
+    for (size_t i = 0; rc == 0 && i < set->n; i++) {
+        const struct pentry *e = &set->e[i];
         if (strcmp(e->name, name) != 0)
             continue;
         struct spro_stored_sibling s = {.name = e->name,
@@ -1878,11 +1860,14 @@ static int keep_personal_siblings(struct op *o, size_t fidx, const char *name)
                                         .origin = e->origin,
                                         .author = e->author,
                                         .schema = e->schema,
-                                        .sealed = 1,
-                                        .val = sealed};
+                                        .sealed = personal,
+                                        .val = e->val,
+                                        .val_len = e->len};
         struct spro_field_context ctx = {o->type->name, o->rid, e->name, e->schema};
-        if ((rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, e->val, e->len, &ctx, key_id,
-                                  dk)) == 0)
+        if (personal && (rc = spro_field_seal(sealed, sizeof sealed, &s.val_len, e->val, e->len,
+                                              &ctx, key_id, dk)) == 0)
+            s.val = sealed;
+        if (rc == 0)
             rc = spro_store__op_sibling_put(p->db, p->dev->id, o->w->seq, fidx, &s);
     }
     return rc;
@@ -1914,10 +1899,8 @@ static int answer(struct op *o)
     }
     int rc = spro_store__op_put(p->db, p->dev->id, o->w->seq, &st, (int64_t)p->now_ms);
     for (size_t i = 0; rc == 0 && i < o->nconflicts; i++) {
-        const char *name = o->names[o->conflicts[i]];
-        rc = o->defs[o->conflicts[i]]->flags & SPRO_FFLAG_PERSONAL
-                 ? keep_personal_siblings(o, i, name)
-                 : spro_store__op_siblings_copy(p->db, p->dev->id, o->w->seq, i, o->rec.id, name);
+        size_t j = o->conflicts[i];
+        rc = keep_siblings(o, i, o->names[j], (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) != 0);
     }
     return rc;
 }
@@ -2368,8 +2351,11 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     keys_free(&p.keys);
     field_free(p.field);
     pset_free(&p.ps);
+    pset_free(&p.plain);
     spro_buf_free(&p.sealed_in); /* sealed: nothing to wipe */
     spro_buf_free(&p.sealed_out);
+    spro_buf_free(&p.plain_in); /* not personal */
+    spro_buf_free(&p.plain_out);
     spro_buf_free(&p.acks);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
@@ -2434,6 +2420,7 @@ struct pull {
     size_t nrows, rows_cap;
     struct spro_buf vals; /* plaintext values of rows: wiped */
     struct pset ps;       /* the record's personal siblings */
+    struct pset plain;    /* its other siblings */
 };
 
 /* Whether the device of q receives field name of the record: not when it
@@ -2468,16 +2455,13 @@ static int row_cmp(const void *a, const void *b)
     return strcmp(x->origin, y->origin);
 }
 
-/* The record's personal siblings (its sealed set, opened) as rows, then
- * every row in order of name, hlc, origin. */
-static int read_set(struct pull *q)
+/* The siblings of set ps as rows, but those of fields local to another
+ * organisation. */
+static int set_rows(struct pull *q, const struct pset *ps)
 {
-    const struct spro_stored_record *r = q->rec;
-    int rc = pset_open(&q->ps, &q->keys, r->rtype, r->rid, r->ben, r->sealed, r->sealed_len,
-                       r->sealed_schema);
-    size_t plain = q->nrows;
-    for (size_t i = 0; rc == 0 && i < q->ps.n; i++) {
-        const struct pentry *e = &q->ps.e[i];
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < ps->n; i++) {
+        const struct pentry *e = &ps->e[i];
         int yes;
         if ((rc = row_wanted(q, e->name, &yes)) != 0 || !yes)
             continue;
@@ -2491,9 +2475,6 @@ static int read_set(struct pull *q)
         spro_buf_append(&q->vals, e->val, e->len);
         q->nrows++;
     }
-    pset_clear(&q->ps);
-    if (rc == 0 && plain > 0 && q->nrows > plain)
-        qsort(q->rows, q->nrows, sizeof *q->rows, row_cmp);
     return rc;
 }
 
@@ -2522,6 +2503,29 @@ static int read_row(const struct spro_stored_sibling *s, void *arg)
         q->nrows++;
     }
     spro_memzero(val, sizeof val);
+    return rc;
+}
+
+/* The record's siblings as rows, in order of name, hlc, origin: its plain
+ * fields (or its rows of rec_siblings, before the conversion of
+ * migration 13), then its sealed set, opened. */
+static int read_fields(struct pull *q)
+{
+    const struct spro_stored_record *r = q->rec;
+    int rc = 0;
+    if (r->plain == NULL)
+        rc = spro_store__siblings_each(q->db, r->id, NULL, read_row, q);
+    else if ((rc = pset_decode(&q->plain, r->plain, r->plain_len)) == 0)
+        rc = set_rows(q, &q->plain);
+    pset_clear(&q->plain);
+    size_t first = q->nrows;
+    if (rc == 0 && r->sealed != NULL &&
+        (rc = pset_open(&q->ps, &q->keys, r->rtype, r->rid, r->ben, r->sealed, r->sealed_len,
+                        r->sealed_schema)) == 0)
+        rc = set_rows(q, &q->ps);
+    pset_clear(&q->ps);
+    if (rc == 0 && first > 0 && q->nrows > first)
+        qsort(q->rows, q->nrows, sizeof *q->rows, row_cmp);
     return rc;
 }
 
@@ -2586,9 +2590,7 @@ static int add_record(struct pull *q, const struct spro_stored_record *r)
     if ((q->type = spro_sync_record_type((const uint8_t *)r->rtype, strlen(r->rtype))) == NULL)
         return SPRO_EINTEGRITY;
     /* A removal event is the record's ids alone, removed. */
-    int rc = r->removed ? 0 : spro_store__siblings_each(q->db, r->id, NULL, read_row, q);
-    if (rc == 0 && !r->removed && r->sealed != NULL)
-        rc = read_set(q);
+    int rc = r->removed ? 0 : read_fields(q);
     if (rc != 0)
         return rc;
     for (size_t i = 0; i < q->nrows; i++)
@@ -2726,6 +2728,7 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
         spro_memzero(q.vals.data, q.vals.cap);
     spro_buf_free(&q.vals);
     pset_free(&q.ps);
+    pset_free(&q.plain);
     free(q.rows);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
@@ -2890,10 +2893,21 @@ int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
 {
     struct record_rows c = {.o = o, .r = r};
     struct pset set = {0};
-    struct spro_buf sealed = {0};
+    struct spro_buf sealed = {0}, plain = {0};
     uint32_t schema;
-    int has = 0;
-    int rc = spro_store__siblings_each(db, r->id, NULL, record_row, &c);
+    int has = 0, has_plain = 0;
+    int rc = spro_store__record_plain_get(db, r->id, &plain, &has_plain);
+    if (rc == 0 && !has_plain)
+        rc = spro_store__siblings_each(db, r->id, NULL, record_row, &c);
+    else if (rc == 0 && (rc = pset_decode(&set, plain.data, plain.len)) == 0)
+        for (size_t i = 0; i < set.n; i++) { /* owned copies: plain is freed below */
+            const struct pentry *e = &set.e[i];
+            if (c.rows.n == c.cap && (c.sealed = realloc(c.sealed, c.cap = 2 * c.cap + 8)) == NULL)
+                SPRO_BUG("out of memory");
+            c.sealed[c.rows.n] = 0;
+            pset_add(&c.rows, e->name, e->hlc, e->origin, e->author, e->schema, e->val, e->len, 1);
+        }
+    pset_clear(&set);
     if (rc == 0)
         rc = spro_store__record_sealed_get(db, r->id, &sealed, &has, &schema);
     if (rc == 0 && has)
@@ -2916,6 +2930,33 @@ int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
     pset_free(&set);
     free(c.sealed);
     spro_buf_free(&sealed);
+    spro_buf_free(&plain);
+    return rc;
+}
+
+int spro_sync__plain_each(struct spro_db *db, int64_t rec, const char *name,
+                          int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
+{
+    struct spro_buf plain = {0};
+    struct pset set = {0};
+    int has = 0, rc = spro_store__record_plain_get(db, rec, &plain, &has);
+    if (rc == 0 && !has)
+        rc = spro_store__siblings_each(db, rec, name, fn, arg);
+    else if (rc == 0 && (rc = pset_decode(&set, plain.data, plain.len)) == 0)
+        for (size_t i = 0; rc == 0 && i < set.n; i++) {
+            const struct pentry *e = &set.e[i];
+            struct spro_stored_sibling s = {.name = e->name,
+                                            .hlc = e->hlc,
+                                            .origin = e->origin,
+                                            .author = e->author,
+                                            .schema = e->schema,
+                                            .val = e->val,
+                                            .val_len = e->len};
+            if (name == NULL || strcmp(e->name, name) == 0)
+                rc = fn(&s, arg);
+        }
+    pset_free(&set);
+    spro_buf_free(&plain);
     return rc;
 }
 
@@ -2928,7 +2969,7 @@ int spro_sync__open_set(struct spro_sync__opener *o, const struct spro_stored_re
     return rc;
 }
 
-/* ---- data.db migration 11: siblings sealed one by one into sets ---- */
+/* ---- data.db migrations 11 and 13: rows of rec_siblings into sets ---- */
 
 #define CONVERT_BATCH 256 /* records a transaction */
 
@@ -2936,28 +2977,35 @@ struct convert {
     struct keys keys;
     int64_t after; /* the last record seen */
     size_t done, left;
-    struct pset ps;
-    struct spro_buf sealed;
+    struct pset ps, plain; /* the record's personal and other siblings */
+    int sealed_rows;       /* it had rows sealed alone */
+    struct spro_buf sealed, encoded;
     const struct spro_stored_record *r;
     uint32_t schema;
 };
 
-/* spro_store__siblings_each() callback: a row sealed alone, opened into
- * the set. */
+/* spro_store__siblings_each() callback: a row into its set, opened if it
+ * was sealed alone. */
 static int convert_row(const struct spro_stored_sibling *s, void *arg)
 {
     struct convert *c = arg;
-    if (!s->sealed)
-        return 0;
     if (strlen(s->name) > SPRO_ID_MAX || strlen(s->origin) > SPRO_ORIGIN_MAX ||
         strlen(s->author) > SPRO_ID_MAX)
         return SPRO_EINTEGRITY;
+    if (!s->sealed) {
+        if (s->val_len > VALUE_MAX)
+            return SPRO_EINTEGRITY;
+        pset_add(&c->plain, s->name, s->hlc, s->origin, s->author, s->schema, s->val, s->val_len,
+                 1);
+        return 0;
+    }
     uint8_t val[VALUE_MAX];
     size_t len = 0;
     struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0, 0};
     int rc = open_value(&op, s, val, &len);
     if (rc == 0) {
         pset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
+        c->sealed_rows = 1;
         if (s->schema > c->schema)
             c->schema = s->schema;
     }
@@ -2965,30 +3013,43 @@ static int convert_row(const struct spro_stored_sibling *s, void *arg)
     return rc;
 }
 
-/* One record: its set made, its rows deleted; a record whose rows do not
- * open is left as it is (counted in left). */
+/* One record: its rows moved into its sets and deleted; a record whose
+ * rows do not open (no key, altered) is left as it is (counted in left).
+ * Its sealed set, if it has one already (migration 11's step), stays. */
 static int convert_one(struct spro_db *db, struct convert *c, int64_t rec)
 {
     struct spro_stored_record r;
+    int has;
+    uint32_t schema;
     int rc = spro_store__record_by_id(db, rec, &r);
     if (rc != 0)
         return rc == SPRO_ENOENT ? SPRO_EINTEGRITY : rc;
     c->r = &r;
     c->schema = 0;
+    c->sealed_rows = 0;
     pset_clear(&c->ps);
+    pset_clear(&c->plain);
     rc = spro_store__siblings_each(db, rec, NULL, convert_row, c);
+    if (rc == 0 && c->sealed_rows &&
+        (rc = spro_store__record_sealed_get(db, rec, &c->sealed, &has, &schema)) == 0 && has)
+        rc = SPRO_EINTEGRITY; /* both forms: not written over */
     if (rc == SPRO_EINTEGRITY) {
         c->left++;
         return 0;
     }
-    qsort(c->ps.e, c->ps.n, sizeof *c->ps.e, pentry_qcmp);
-    if (rc == 0)
+    pset_sort(&c->ps);
+    pset_sort(&c->plain);
+    c->sealed.len = c->encoded.len = 0;
+    if (rc == 0 && c->sealed_rows)
         rc = pset_seal(&c->ps, &c->keys, r.rtype, r.rid, r.ben, c->schema, &c->sealed);
+    if (rc == 0) {
+        pset_encode(&c->plain, &c->encoded);
+        rc = spro_store__record_fields_put(db, rec, c->encoded.data, c->encoded.len, c->sealed_rows,
+                                           c->sealed.len ? c->sealed.data : NULL, c->sealed.len,
+                                           c->schema, 0);
+    }
     if (rc == 0)
-        rc = spro_store__record_sealed_put(db, rec, c->sealed.len ? c->sealed.data : NULL,
-                                           c->sealed.len, c->schema, 0);
-    if (rc == 0)
-        rc = spro_store__legacy_sealed_delete(db, rec);
+        rc = spro_store__legacy_delete(db, rec);
     c->done += rc == 0;
     return rc;
 }
@@ -2998,14 +3059,14 @@ static int convert_tx(struct spro_db *db, void *arg)
     struct convert *c = arg;
     int64_t ids[CONVERT_BATCH];
     size_t n;
-    int rc = spro_store__legacy_sealed_records(db, c->after, ids, CONVERT_BATCH, &n);
+    int rc = spro_store__legacy_records(db, c->after, ids, CONVERT_BATCH, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if ((rc = convert_one(db, c, ids[i])) == 0)
             c->after = ids[i];
     return rc != 0 ? rc : n == 0 ? STOP : 0;
 }
 
-/* Whether a record after c->after still has rows sealed alone (STOP if
+/* Whether a record after c->after still has its fields as rows (STOP if
  * none): a read first, so that an open finding nothing to convert never
  * waits for the writer. */
 static int convert_any_tx(struct spro_db *db, void *arg)
@@ -3013,11 +3074,11 @@ static int convert_any_tx(struct spro_db *db, void *arg)
     struct convert *c = arg;
     int64_t id;
     size_t n;
-    int rc = spro_store__legacy_sealed_records(db, c->after, &id, 1, &n);
+    int rc = spro_store__legacy_records(db, c->after, &id, 1, &n);
     return rc != 0 ? rc : n == 0 ? STOP : 0;
 }
 
-int spro_sync__convert_sealed(struct spro_datadir *dd, size_t *done, size_t *left)
+int spro_sync__convert_fields(struct spro_datadir *dd, size_t *done, size_t *left)
 {
     struct convert c = {0};
     struct spro_db *db = spro_datadir__data(dd);
@@ -3027,7 +3088,9 @@ int spro_sync__convert_sealed(struct spro_datadir *dd, size_t *done, size_t *lef
         rc = spro_store__transaction(db, SPRO_TX_WRITE, convert_tx, &c);
     keys_free(&c.keys);
     pset_free(&c.ps);
+    pset_free(&c.plain);
     spro_buf_free(&c.sealed);
+    spro_buf_free(&c.encoded);
     *done = c.done;
     *left = c.left;
     return rc == STOP ? 0 : rc;

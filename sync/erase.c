@@ -954,7 +954,7 @@ static int retention_tx(struct spro_db *db, void *arg)
         for (size_t k = 0; rc == 0 && k < n; k++)
             if (strcmp(recs[k].rtype, "enrolment") == 0) {
                 enrolments++;
-                rc = spro_store__siblings_each(db, recs[k].id, "programme", programme_one, t);
+                rc = spro_sync__plain_each(db, recs[k].id, "programme", programme_one, t);
             }
         free(recs);
         if (rc != 0)

@@ -386,7 +386,7 @@ const struct spro_migration spro_store__data_migrations[] = {
      * sealed = 1 (one seal per sibling, before this migration) are moved
      * into the sets when the data directory is opened: that needs the
      * data keys, which SQL does not have (sync/engine.c,
-     * spro_sync__convert_sealed). */
+     * spro_sync__convert_fields). */
     {11, "ALTER TABLE records ADD COLUMN sealed BLOB;"
          "ALTER TABLE records ADD COLUMN sealed_schema INTEGER"
          "  CHECK (sealed_schema BETWEEN 0 AND 4294967295);"},
@@ -404,6 +404,25 @@ const struct spro_migration spro_store__data_migrations[] = {
          "  acks      BLOB NOT NULL CHECK (length(acks) > 0 AND length(acks) % 16 = 0),"
          "  PRIMARY KEY (device_id, first)"
          ") STRICT, WITHOUT ROWID;"},
+    /* 13: a record's other fields in its row too (records.plain): the
+     * siblings of its fields that are not personal, as a msgpack array
+     * like the sealed set's plaintext, not sealed (docs/SYNC.md,
+     * "Storage").  Rows of rec_siblings are moved there when the data
+     * directory is opened (with the values sealed one by one, which need
+     * the keys: one step, sync/engine.c spro_sync__convert_fields); until
+     * then a record's plain is NULL, and records_unconverted finds it.
+     * New records start with an empty array.  state_seen is kept by the
+     * engine from now on (its triggers watched rec_siblings), with closed:
+     * whether that value of `state` is "closed", which retention reads. */
+    {13, "DROP TRIGGER state_seen_insert;"
+         "DROP TRIGGER state_seen_delete;"
+         "ALTER TABLE state_seen ADD COLUMN closed INTEGER NOT NULL DEFAULT 0"
+         "  CHECK (closed IN (0, 1));"
+         "UPDATE state_seen SET closed = 1 WHERE EXISTS (SELECT 1 FROM rec_siblings AS s"
+         "  WHERE s.rec = state_seen.rec AND s.name = 'state' AND s.hlc = state_seen.hlc"
+         "  AND s.origin = state_seen.origin AND s.sealed = 0 AND s.val = X'a6636c6f736564');"
+         "ALTER TABLE records ADD COLUMN plain BLOB;"
+         "CREATE INDEX records_unconverted ON records(id) WHERE plain IS NULL;"},
 };
 const size_t spro_store__data_migrations_count =
     sizeof spro_store__data_migrations / sizeof spro_store__data_migrations[0];

@@ -1043,13 +1043,23 @@ int spro_store__record_get(struct spro_db *db, const char *rtype, const char *ri
     return rc;
 }
 
-/* Reads the sealed set and its schema version (columns col, col + 1) into
- * r, pointing into the statement's row. */
+/* Reads the sealed set, its schema version and the plain fields (columns
+ * col, col + 1, col + 2) into r, pointing into the statement's row. */
 static int read_sealed(sqlite3_stmt *st, int col, struct spro_stored_record *r)
 {
     r->sealed = NULL;
     r->sealed_len = 0;
     r->sealed_schema = 0;
+    r->plain = NULL;
+    r->plain_len = 0;
+    if (sqlite3_column_type(st, col + 2) == SQLITE_BLOB) {
+        r->plain = sqlite3_column_blob(st, col + 2);
+        r->plain_len = (size_t)sqlite3_column_bytes(st, col + 2);
+        if (r->plain == NULL) /* an empty blob */
+            return SPRO_EINTEGRITY;
+    } else if (sqlite3_column_type(st, col + 2) != SQLITE_NULL) {
+        return SPRO_EINTEGRITY;
+    }
     if (sqlite3_column_type(st, col) == SQLITE_NULL)
         return 0;
     sqlite3_int64 schema = sqlite3_column_int64(st, col + 1);
@@ -1063,13 +1073,13 @@ static int read_sealed(sqlite3_stmt *st, int col, struct spro_stored_record *r)
 
 int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char *rid,
                                const char *org, struct spro_stored_record *out, int *in_scope,
-                               int *erased, struct spro_buf *sealed)
+                               int *erased, struct spro_buf *sealed, struct spro_buf *plain)
 {
     sqlite3_stmt *st = tx_stmt(
         db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, r.id,"
             " EXISTS (SELECT 1 FROM ben_scope AS s WHERE s.ben = r.ben_id AND s.org = ?3),"
-            " EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.ben), r.sealed, r.sealed_schema"
-            " FROM records AS r WHERE r.rtype = ?1 AND r.rid = ?2");
+            " EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.ben), r.sealed, r.sealed_schema,"
+            " r.plain FROM records AS r WHERE r.rtype = ?1 AND r.rid = ?2");
     if (st == NULL)
         return SPRO_ESTORE;
     bind_str(st, 1, rtype);
@@ -1086,9 +1096,37 @@ int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char
         rc = read_sealed(st, 8, out);
     }
     sealed->len = 0;
+    plain->len = 0;
     if (rc == 0 && out->sealed != NULL) {
         spro_buf_append(sealed, out->sealed, out->sealed_len);
         out->sealed = sealed->data;
+    }
+    if (rc == 0 && out->plain != NULL) {
+        spro_buf_append(plain, out->plain, out->plain_len);
+        out->plain = plain->data;
+    }
+    tx_done(st);
+    return rc;
+}
+
+int spro_store__record_plain_get(struct spro_db *db, int64_t rec, struct spro_buf *plain, int *has)
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT plain FROM records WHERE id = ?1");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    int src = sqlite3_step(st);
+    int rc = src == SQLITE_ROW ? 0 : src == SQLITE_DONE ? SPRO_ENOENT : SPRO_ESTORE;
+    plain->len = 0;
+    *has = 0;
+    if (rc == 0 && sqlite3_column_type(st, 0) == SQLITE_BLOB) {
+        const void *b = sqlite3_column_blob(st, 0);
+        if (b == NULL)
+            rc = SPRO_EINTEGRITY;
+        else
+            spro_buf_append(plain, b, (size_t)sqlite3_column_bytes(st, 0)), *has = 1;
+    } else if (rc == 0 && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        rc = SPRO_EINTEGRITY;
     }
     tx_done(st);
     return rc;
@@ -1097,7 +1135,8 @@ int spro_store__record_get_for(struct spro_db *db, const char *rtype, const char
 int spro_store__record_sealed_get(struct spro_db *db, int64_t rec, struct spro_buf *sealed,
                                   int *has, uint32_t *schema)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT sealed, sealed_schema FROM records WHERE id = ?1");
+    sqlite3_stmt *st =
+        tx_stmt(db, "SELECT sealed, sealed_schema, plain FROM records WHERE id = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
     sqlite3_bind_int64(st, 1, rec);
@@ -1135,20 +1174,39 @@ int spro_store__record_sealed_put(struct spro_db *db, int64_t rec, const uint8_t
     return tx_write(st);
 }
 
-int spro_store__legacy_sealed_has(struct spro_db *db, int64_t rec, int *yes)
+int spro_store__record_fields_put(struct spro_db *db, int64_t rec, const uint8_t *plain,
+                                  size_t plen, int set_sealed, const uint8_t *sealed, size_t slen,
+                                  uint32_t schema, int64_t seq)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT 1 FROM rec_siblings WHERE rec = ?1 AND sealed = 1");
+    sqlite3_stmt *st =
+        tx_stmt(db, "UPDATE records SET plain = coalesce(?2, plain),"
+                    " sealed = CASE WHEN ?6 THEN ?3 ELSE sealed END,"
+                    " sealed_schema = CASE WHEN ?6 THEN ?4 ELSE sealed_schema END,"
+                    " changed_seq = CASE WHEN ?5 > 0 THEN ?5 ELSE changed_seq END WHERE id = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
     sqlite3_bind_int64(st, 1, rec);
-    return tx_exists(st, yes);
+    if (plain != NULL)
+        sqlite3_bind_blob(st, 2, plen ? (const void *)plain : "", (int)plen, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    if (set_sealed && sealed != NULL) {
+        sqlite3_bind_blob(st, 3, slen ? (const void *)sealed : "", (int)slen, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, schema);
+    } else {
+        sqlite3_bind_null(st, 3);
+        sqlite3_bind_null(st, 4);
+    }
+    sqlite3_bind_int64(st, 5, seq);
+    sqlite3_bind_int(st, 6, set_sealed != 0);
+    return tx_write(st);
 }
 
-int spro_store__legacy_sealed_records(struct spro_db *db, int64_t after, int64_t *ids, size_t cap,
-                                      size_t *n)
+int spro_store__legacy_records(struct spro_db *db, int64_t after, int64_t *ids, size_t cap,
+                               size_t *n)
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT rec FROM rec_siblings WHERE rec > ?1 AND sealed = 1"
-                                   " GROUP BY rec ORDER BY rec LIMIT ?2");
+    sqlite3_stmt *st = tx_stmt(db, "SELECT id FROM records WHERE plain IS NULL AND id > ?1"
+                                   " ORDER BY id LIMIT ?2");
     if (st == NULL)
         return SPRO_ESTORE;
     sqlite3_bind_int64(st, 1, after);
@@ -1161,12 +1219,39 @@ int spro_store__legacy_sealed_records(struct spro_db *db, int64_t after, int64_t
     return src == SQLITE_DONE || src == SQLITE_ROW ? 0 : SPRO_ESTORE;
 }
 
-int spro_store__legacy_sealed_delete(struct spro_db *db, int64_t rec)
+int spro_store__legacy_delete(struct spro_db *db, int64_t rec)
 {
-    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = ?1 AND sealed = 1");
+    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = ?1");
     if (st == NULL)
         return SPRO_ESTORE;
     sqlite3_bind_int64(st, 1, rec);
+    return tx_write(st);
+}
+
+int spro_store__state_seen_put(struct spro_db *db, int64_t rec, uint64_t hlc, const char *origin,
+                               int64_t at_ms, int closed)
+{
+    sqlite3_stmt *st = tx_stmt(db, "INSERT OR IGNORE INTO state_seen(rec, hlc, origin, at, closed)"
+                                   " VALUES (?1, ?2, ?3, ?4, ?5)");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    bind_u63(st, 2, hlc);
+    bind_str(st, 3, origin);
+    sqlite3_bind_int64(st, 4, at_ms);
+    sqlite3_bind_int(st, 5, closed != 0);
+    return tx_write(st);
+}
+
+int spro_store__state_seen_delete(struct spro_db *db, int64_t rec, uint64_t hlc, const char *origin)
+{
+    sqlite3_stmt *st =
+        tx_stmt(db, "DELETE FROM state_seen WHERE rec = ?1 AND hlc = ?2 AND origin = ?3");
+    if (st == NULL)
+        return SPRO_ESTORE;
+    sqlite3_bind_int64(st, 1, rec);
+    bind_u63(st, 2, hlc);
+    bind_str(st, 3, origin);
     return tx_write(st);
 }
 
@@ -1192,10 +1277,11 @@ int spro_store__record_insert(struct spro_db *db, struct spro_stored_record *r, 
     /* The next id, given explicitly so that a beneficiary can name itself
      * as its ben_id; any other record names its beneficiary's record. */
     static const char sql[] =
-        "INSERT INTO records(id, rtype, rid, ben, ben_id, created_by_org, created_at, changed_seq)"
+        "INSERT INTO records(id, rtype, rid, ben, ben_id, created_by_org, created_at, changed_seq,"
+        " plain)"
         " SELECT n.id, ?1, ?2, ?3,"
         " CASE WHEN ?1 = '" SPRO_RTYPE_BENEFICIARY "' AND ?2 = ?3 THEN n.id"
-        " ELSE " BEN_ID_3 " END, ?4, ?5, ?6"
+        " ELSE " BEN_ID_3 " END, ?4, ?5, ?6, X'90'"
         " FROM (SELECT coalesce(max(id), 0) + 1 AS id FROM records) AS n";
     sqlite3_stmt *st = tx_stmt(db, sql);
     if (st == NULL)
@@ -1413,51 +1499,6 @@ int spro_store__siblings_each(struct spro_db *db, int64_t rec, const char *name,
     return each_sibling(st, 0, fn, arg);
 }
 
-int spro_store__sibling_insert(struct spro_db *db, int64_t rec, const struct spro_stored_sibling *s)
-{
-    sqlite3_stmt *st = tx_stmt(db, "INSERT INTO rec_siblings(rec, " SIBLING_COLUMNS ")"
-                                   " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    sqlite3_bind_int64(st, 1, rec);
-    bind_str(st, 2, s->name);
-    bind_u63(st, 3, s->hlc);
-    bind_str(st, 4, s->origin);
-    bind_str(st, 5, s->author);
-    sqlite3_bind_int64(st, 6, s->schema);
-    sqlite3_bind_int(st, 7, s->sealed != 0);
-    sqlite3_bind_blob(st, 8, s->val_len ? (const void *)s->val : "", (int)s->val_len,
-                      SQLITE_STATIC);
-    return tx_write_key(st);
-}
-
-int spro_store__sibling_delete(struct spro_db *db, int64_t rec, const char *name, uint64_t hlc,
-                               const char *origin)
-{
-    sqlite3_stmt *st = tx_stmt(db, "DELETE FROM rec_siblings WHERE rec = ?1"
-                                   " AND name = ?2 AND hlc = ?3 AND origin = ?4");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    sqlite3_bind_int64(st, 1, rec);
-    bind_str(st, 2, name);
-    bind_u63(st, 3, hlc);
-    bind_str(st, 4, origin);
-    return tx_write(st);
-}
-
-int spro_store__field_count(struct spro_db *db, int64_t rec, size_t *n)
-{
-    sqlite3_stmt *st = tx_stmt(db, "SELECT count(DISTINCT name) FROM rec_siblings WHERE rec = ?1");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    sqlite3_bind_int64(st, 1, rec);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW)
-        *n = (size_t)sqlite3_column_int64(st, 0);
-    tx_done(st);
-    return src == SQLITE_ROW ? 0 : SPRO_ESTORE;
-}
-
 int spro_store__blind_put(struct spro_db *db, int64_t rec, const char *index, const uint8_t *value)
 {
     sqlite3_stmt *st =
@@ -1634,14 +1675,14 @@ int spro_store__changes_each(struct spro_db *db, const char *org, int duplicates
      * that a removal event could remove. */
     sqlite3_stmt *st =
         tx_stmt(db, "SELECT r.rtype, r.rid, r.ben, r.created_by_org, r.changed_seq, 0, r.id,"
-                    " r.sealed, r.sealed_schema"
+                    " r.sealed, r.sealed_schema, r.plain"
                     " FROM records AS r WHERE r.changed_seq > ?2"
                     " AND (?4 OR r.rtype <> 'duplicate')"
                     " AND (EXISTS (SELECT 1 FROM ben_scope AS s"
                     " WHERE s.ben = r.ben_id AND s.org = ?1)"
                     " OR EXISTS (SELECT 1 FROM rec_scope AS k WHERE k.rec = r.id AND k.org = ?1))"
                     " UNION ALL"
-                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1, 0, NULL, NULL"
+                    " SELECT x.rtype, x.rid, x.ben, '', x.seq, 1, 0, NULL, NULL, NULL"
                     " FROM scope_removed AS x"
                     " WHERE ?2 > 0 AND x.org = ?1 AND x.seq > ?2"
                     " AND (?4 OR x.rtype <> 'duplicate')"
@@ -1868,23 +1909,6 @@ int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq, 
     if (rc == 0 && n != NULL)
         *n = count;
     return rc;
-}
-
-int spro_store__op_siblings_copy(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
-                                 int64_t rec, const char *name)
-{
-    sqlite3_stmt *st =
-        tx_stmt(db, "INSERT INTO op_siblings(device_id, seq, fidx, " SIBLING_COLUMNS ")"
-                    " SELECT ?1, ?2, ?3, " SIBLING_COLUMNS " FROM rec_siblings"
-                    " WHERE rec = ?4 AND name = ?5");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    bind_str(st, 1, device);
-    bind_u63(st, 2, seq);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)fidx);
-    sqlite3_bind_int64(st, 4, rec);
-    bind_str(st, 5, name);
-    return tx_write(st);
 }
 
 int spro_store__op_sibling_put(struct spro_db *db, const char *device, uint64_t seq, size_t fidx,
@@ -2845,14 +2869,10 @@ int spro_store__quarantine_each(struct spro_db *db, const char *ben,
  * stored it (state_seen, migration 10; 0 if unknown). X'a6...': the msgpack
  * of the string "closed". */
 #define CLOSED_SELECT                                                                              \
-    "SELECT r.rid, max(s.hlc >> 16, coalesce((SELECT v.at FROM state_seen AS v"                    \
-    "  WHERE v.rec = s.rec AND v.hlc = s.hlc AND v.origin = s.origin), 0))"                        \
-    " FROM records AS r"                                                                           \
-    " JOIN rec_siblings AS s ON s.rec = r.id AND s.name = '" SPRO_BEN_STATE "'"                    \
-    " WHERE r.rtype = '" SPRO_RTYPE_BENEFICIARY "' AND s.sealed = 0"                               \
-    " AND s.val = X'a6636c6f736564'"                                                               \
-    " AND (SELECT count(*) FROM rec_siblings AS t WHERE t.rec = r.id"                              \
-    "      AND t.name = '" SPRO_BEN_STATE "') = 1"                                                 \
+    "SELECT r.rid, max(v.hlc >> 16, v.at) FROM records AS r"                                       \
+    " JOIN state_seen AS v ON v.rec = r.id"                                                        \
+    " WHERE r.rtype = '" SPRO_RTYPE_BENEFICIARY "' AND v.closed = 1"                               \
+    " AND (SELECT count(*) FROM state_seen AS t WHERE t.rec = r.id) = 1"                           \
     " AND NOT EXISTS (SELECT 1 FROM erased AS e WHERE e.ben = r.rid)"                              \
     " AND NOT EXISTS (SELECT 1 FROM merged AS m WHERE m.ben = r.rid)"
 
@@ -2882,7 +2902,7 @@ int spro_store__sealed_sets_each(struct spro_db *db,
                                  void *arg)
 {
     sqlite3_stmt *st = once_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq, id,"
-                                     " sealed, sealed_schema FROM records"
+                                     " sealed, sealed_schema, plain FROM records"
                                      " WHERE sealed IS NOT NULL ORDER BY id");
     if (st == NULL)
         return SPRO_ESTORE;

@@ -194,12 +194,17 @@ struct spro_stored_record {
      * in the transaction (and savepoint) that read it. */
     int64_t id;
     /* Its sealed field set (records.sealed) and the schema version bound
-     * into it, from spro_store__changes_each() (valid during the callback)
-     * and spro_store__record_get_for() (in the buffer it was given); NULL
-     * when the record has none, and from the other reads. */
+     * into it, and its other fields (records.plain), from
+     * spro_store__changes_each() (valid during the callback) and
+     * spro_store__record_get_for() (in the buffers it was given); NULL
+     * when the record has no sealed set, or (plain) when its fields are
+     * still rows of rec_siblings (before the conversion of migration 13),
+     * and from the other reads. */
     const uint8_t *sealed;
     size_t sealed_len;
     uint32_t sealed_schema;
+    const uint8_t *plain;
+    size_t plain_len;
 };
 
 /* A row of siblings (or op_siblings).  From a read, the pointers are valid
@@ -242,12 +247,17 @@ SPRO_MUST_CHECK int spro_store__record_get(struct spro_db *db, const char *rtype
 /* spro_store__record_get(), and in the same read: *in_scope, whether org's
  * devices receive the records of the record's beneficiary
  * (spro_store__scope_has), *erased, whether that beneficiary was erased
- * (spro_store__erased_has), and the record's sealed field set, copied
- * into *sealed (out->sealed points into it). */
+ * (spro_store__erased_has), and the record's fields, copied into *sealed
+ * and *plain (out->sealed and out->plain point into them). */
 SPRO_MUST_CHECK int spro_store__record_get_for(struct spro_db *db, const char *rtype,
                                                const char *rid, const char *org,
                                                struct spro_stored_record *out, int *in_scope,
-                                               int *erased, struct spro_buf *sealed);
+                                               int *erased, struct spro_buf *sealed,
+                                               struct spro_buf *plain);
+/* The fields of the record rec (records.plain), copied into *plain
+ * (cleared first); *has = 0 while they are rows of rec_siblings. */
+SPRO_MUST_CHECK int spro_store__record_plain_get(struct spro_db *db, int64_t rec,
+                                                 struct spro_buf *plain, int *has);
 /* The sealed field set of the record rec, copied into *sealed (cleared
  * first); *has = 0 when it has none. */
 SPRO_MUST_CHECK int spro_store__record_sealed_get(struct spro_db *db, int64_t rec,
@@ -258,15 +268,26 @@ SPRO_MUST_CHECK int spro_store__record_sealed_get(struct spro_db *db, int64_t re
 SPRO_MUST_CHECK int spro_store__record_sealed_put(struct spro_db *db, int64_t rec,
                                                   const uint8_t *sealed, size_t len,
                                                   uint32_t schema, int64_t seq);
-/* *yes = whether the record rec still has siblings sealed one by one
- * (rec_siblings rows with sealed = 1, from before data.db migration 11). */
-SPRO_MUST_CHECK int spro_store__legacy_sealed_has(struct spro_db *db, int64_t rec, int *yes);
-/* The ids (at most cap, ascending, above after) of records that still have
- * such rows, into ids; *n of them. */
-SPRO_MUST_CHECK int spro_store__legacy_sealed_records(struct spro_db *db, int64_t after,
-                                                      int64_t *ids, size_t cap, size_t *n);
-/* Deletes those rows of the record rec. */
-SPRO_MUST_CHECK int spro_store__legacy_sealed_delete(struct spro_db *db, int64_t rec);
+/* Sets the fields of the record rec: plain (plen bytes; NULL: unchanged),
+ * when set_sealed the sealed set (NULL: none) and its schema, and when
+ * seq > 0 its change number. */
+SPRO_MUST_CHECK int spro_store__record_fields_put(struct spro_db *db, int64_t rec,
+                                                  const uint8_t *plain, size_t plen, int set_sealed,
+                                                  const uint8_t *sealed, size_t slen,
+                                                  uint32_t schema, int64_t seq);
+/* The ids (at most cap, ascending, above after) of records whose fields
+ * are still rows of rec_siblings (records.plain NULL), into ids; *n. */
+SPRO_MUST_CHECK int spro_store__legacy_records(struct spro_db *db, int64_t after, int64_t *ids,
+                                               size_t cap, size_t *n);
+/* Deletes the rec_siblings rows of the record rec. */
+SPRO_MUST_CHECK int spro_store__legacy_delete(struct spro_db *db, int64_t rec);
+/* state_seen: the server saw the value (hlc, origin) of `state` of the
+ * record rec first at at_ms (kept if it is there), closed: whether it is
+ * "closed"; or forgets it. */
+SPRO_MUST_CHECK int spro_store__state_seen_put(struct spro_db *db, int64_t rec, uint64_t hlc,
+                                               const char *origin, int64_t at_ms, int closed);
+SPRO_MUST_CHECK int spro_store__state_seen_delete(struct spro_db *db, int64_t rec, uint64_t hlc,
+                                                  const char *origin);
 /* tx: calls fn for each record with a sealed field set (r->sealed set,
  * valid during the call), in id order; stops at fn's non-zero return. */
 SPRO_MUST_CHECK int
@@ -322,15 +343,6 @@ SPRO_MUST_CHECK int spro_store__record_scope_remove(struct spro_db *db, const ch
 SPRO_MUST_CHECK int
 spro_store__siblings_each(struct spro_db *db, int64_t rec, const char *name,
                           int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
-/* Adds a sibling of the record rec (s->fidx unused); SPRO_EEXISTS if its
- * version is there already, SPRO_ENOENT if there is no such record. */
-SPRO_MUST_CHECK int spro_store__sibling_insert(struct spro_db *db, int64_t rec,
-                                               const struct spro_stored_sibling *s);
-/* Removes the sibling (hlc, origin) of field name of the record rec. */
-SPRO_MUST_CHECK int spro_store__sibling_delete(struct spro_db *db, int64_t rec, const char *name,
-                                               uint64_t hlc, const char *origin);
-/* *n = the number of fields (distinct names) of the record rec. */
-SPRO_MUST_CHECK int spro_store__field_count(struct spro_db *db, int64_t rec, size_t *n);
 
 /* Sets the blind index `index` of the record rec to value (16 bytes), or
  * removes it when value is NULL. */
@@ -418,11 +430,6 @@ SPRO_MUST_CHECK int spro_store__answered_max(struct spro_db *db, const char *dev
  * still arrive.  *n (may be NULL): answers forgotten. */
 SPRO_MUST_CHECK int spro_store__ops_prune(struct spro_db *db, const char *device, uint64_t seq,
                                           int64_t at_ms, size_t *n);
-/* Copies the current siblings of field name of the record rec (in
- * rec_siblings) into the answer to (device, seq), as field number fidx. */
-SPRO_MUST_CHECK int spro_store__op_siblings_copy(struct spro_db *db, const char *device,
-                                                 uint64_t seq, size_t fidx, int64_t rec,
-                                                 const char *name);
 /* Adds the sibling s to the answer to (device, seq), as field number
  * fidx (a sibling of the sealed field set, sealed alone by the caller). */
 SPRO_MUST_CHECK int spro_store__op_sibling_put(struct spro_db *db, const char *device, uint64_t seq,
@@ -668,12 +675,19 @@ SPRO_MUST_CHECK int
 spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
                        const struct spro_stored_record *r,
                        int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg);
-/* data.db migration 11, its part that needs the data keys: the siblings
- * sealed one by one (rec_siblings rows with sealed = 1) become their
- * records' sealed field sets, a batch of records a transaction.  A record
- * whose rows do not open (no key, altered) keeps them: *left counts those,
- * *done the records converted.  Run by spro_datadir_open(). */
-SPRO_MUST_CHECK int spro_sync__convert_sealed(struct spro_datadir *dd, size_t *done, size_t *left);
+/* data.db migrations 11 and 13, their part that needs the data keys: the
+ * rows of rec_siblings of every record whose records.plain is NULL become
+ * its plain field set and (for rows sealed one by one) its sealed field
+ * set, a batch of records a transaction.  A record whose rows do not open
+ * (no key, altered) keeps them: *left counts those, *done the records
+ * converted.  Run by spro_datadir_open(). */
+SPRO_MUST_CHECK int spro_sync__convert_fields(struct spro_datadir *dd, size_t *done, size_t *left);
+/* Calls fn for each sibling of the fields of the record rec that are not
+ * personal, of field name or of every field (NULL), in order of name, hlc,
+ * origin (db in a transaction); stops at fn's non-zero return. */
+SPRO_MUST_CHECK int spro_sync__plain_each(struct spro_db *db, int64_t rec, const char *name,
+                                          int (*fn)(const struct spro_stored_sibling *s, void *arg),
+                                          void *arg);
 /* Opens the sealed field set of r (r->sealed, from
  * spro_store__sealed_sets_each): 0 and *n its siblings, SPRO_ENOENT (no
  * data key), SPRO_EINTEGRITY (does not open). */

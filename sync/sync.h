@@ -32,7 +32,7 @@
 #include "proto/errors.h"
 #include "proto/proto.h"
 
-#define SPRO_DATA_SCHEMA 12 /* schema version of data.db this program writes */
+#define SPRO_DATA_SCHEMA 13 /* schema version of data.db this program writes */
 #define SPRO_KEYS_SCHEMA 4  /* schema version of keys.db this program writes */
 
 struct spro_datadir;

@@ -426,7 +426,7 @@ static int on_disk(const void *needle, size_t n)
 
 static void test_schema_versions(void)
 {
-    CHECK_EQ(SPRO_DATA_SCHEMA, 12);
+    CHECK_EQ(SPRO_DATA_SCHEMA, 13);
     CHECK_EQ(SPRO_KEYS_SCHEMA, 4);
     CHECK_EQ(spro_datadir_schema(dd), SPRO_DATA_SCHEMA);
     CHECK_EQ(change_seq(), 0);
@@ -2127,7 +2127,7 @@ static void test_retention_ignores_a_backdated_clock(void)
     CHECK(!s.found);
     CHECK_EQ(spro_retention_run(dd, &zero, 1, now + 1000, 1, note_due, &s, &due), 0);
     CHECK(s.found);
-    CHECK(s.closed_ms >= now - 60000); /* the server's time, not 2015 */
+    CHECK_EQ(s.closed_ms, NOW_MS); /* the server's time (the push's), not 2015 */
     /* Reopened after the run found it due: its erasure keeps it. */
     op = op_new(next_seq(&dev_a), "beneficiary", ben, ben, tick());
     struct spro_wire_version base = ver(old, dev_a.id);
@@ -2469,9 +2469,10 @@ static void test_pulls_do_not_wait_for_each_other(void)
     CHECK_EQ(h2.pull_rc, 0);
 }
 
-/* Turns the personal value of record ben (a beneficiary) into the form
- * before data.db migration 11: its sealed set removed, the value sealed
- * alone as field name (flip: one byte of it altered) in rec_siblings. */
+/* Turns record ben (a beneficiary with one personal field) into the form
+ * before data.db migrations 11 and 13: its fields as rows of rec_siblings,
+ * the value sealed alone as field name (flip: one byte of it altered), and
+ * a field that is not personal, situation = "legacy-plain". */
 static int make_legacy(const char *ben, const char *name, const struct spro_value *v, int flip)
 {
     uint8_t dk[SPRO_KEY_BYTES], key_id[SPRO_FIELD_KEY_ID_BYTES], sealed[512];
@@ -2489,8 +2490,14 @@ static int make_legacy(const char *ben, const char *name, const struct spro_valu
     for (size_t i = 0; i < n; i++)
         k += snprintf(sql + k, sizeof sql - (size_t)k, "%02x", sealed[i]);
     snprintf(sql + k, sizeof sql - (size_t)k, "' FROM records WHERE rid = ?1");
-    return exec_sql("UPDATE records SET sealed = NULL, sealed_schema = NULL WHERE rid = ?1", ben) ||
-           exec_sql(sql, ben);
+    return exec_sql("UPDATE records SET sealed = NULL, sealed_schema = NULL, plain = NULL"
+                    " WHERE rid = ?1",
+                    ben) ||
+           exec_sql(sql, ben) ||
+           exec_sql("INSERT INTO rec_siblings(rec, name, hlc, origin, author, schema, sealed, val)"
+                    " SELECT id, 'situation', 1001, 'legacy-origin', 'ua', 1, 0,"
+                    " X'ac6c65676163792d706c61696e' FROM records WHERE rid = ?1",
+                    ben); /* "legacy-plain" */
 }
 
 /* Opening the data directory moves values sealed one by one (data.db
@@ -2527,6 +2534,11 @@ static void test_sealed_rows_converted_at_open(void)
           bytes_is(f->siblings[0].val.s, "Legacy-Name"));
     CHECK(bytes_is(f->siblings[0].ver.origin, "legacy-origin"));
     CHECK((f = rec_field(record_of(&p, ben), "phone")) != NULL && f->nsiblings == 1);
+    CHECK((f = rec_field(record_of(&p, ben), "situation")) != NULL && f->nsiblings == 1);
+    CHECK(f->siblings[0].val.kind == SPRO_VALUE_STR &&
+          bytes_is(f->siblings[0].val.s, "legacy-plain"));
+    CHECK_EQ(f->siblings[0].ver.hlc, 1001);
+    CHECK_EQ(query_int("SELECT plain IS NULL FROM records WHERE rid = ?1", bad), 1);
 }
 
 static const struct check_test tests[] = {

@@ -445,9 +445,13 @@ static void read_v6_rows(struct spro_db *db)
     CHECK_STR(sib_lines[0], "0 note 103 " DEV " u1 1 0 a26869");
     CHECK_STR(sib_lines[1], "0 to_org 104 " DEV " u1 1 0 a46f726732");
     CHECK_STR(sib_lines[2], "0 rule 105 server server 1 0 a3696e65");
+    /* Every record's fields are still rows (records.plain NULL) until the
+     * data directory moves them (sync/engine.c). */
+    int64_t ids[8];
     size_t n;
-    CHECK_EQ(spro_store__field_count(db, rec_id(db, "beneficiary", B1), &n), 0);
-    CHECK_EQ(n, 2);
+    CHECK_EQ(spro_store__legacy_records(db, 0, ids, 8, &n), 0);
+    CHECK_EQ(n, 6);
+    CHECK_EQ(ids[0], rec_id(db, "beneficiary", B1));
 
     int yes;
     const struct {
@@ -563,16 +567,31 @@ static void write_after_migration(struct spro_db *db)
     CHECK_EQ(added, 0);
     CHECK_EQ(spro_store__scope_add(db, NOBODY, "org1", &added), SPRO_ENOENT);
     CHECK_EQ(spro_store__scope_add(db, B4, "no-such-org", &added), SPRO_ENOENT);
-    struct spro_stored_sibling s = {.name = "note",
-                                    .hlc = 200,
-                                    .origin = DEV,
-                                    .author = "u1",
-                                    .schema = 1,
-                                    .val = (const uint8_t *)"\xa1x",
-                                    .val_len = 2};
-    CHECK_EQ(spro_store__sibling_insert(db, rec_id(db, "interaction", I2), &s), 0);
-    CHECK_EQ(spro_store__sibling_insert(db, rec_id(db, "interaction", I2), &s), SPRO_EEXISTS);
-    CHECK_EQ(spro_store__sibling_insert(db, 999999, &s), SPRO_ENOENT);
+    /* A new record starts with an empty array of fields, not as rows. */
+    struct spro_buf plain = {0};
+    int has = 0;
+    int64_t i2id = rec_id(db, "interaction", I2);
+    CHECK_EQ(spro_store__record_plain_get(db, i2id, &plain, &has), 0);
+    CHECK(has && plain.len == 1 && plain.data[0] == 0x90);
+    CHECK_EQ(spro_store__record_fields_put(db, i2id, (const uint8_t *)"\x91\x90", 2, 1,
+                                           (const uint8_t *)"sealed", 6, 7, 0),
+             0);
+    CHECK_EQ(spro_store__record_plain_get(db, i2id, &plain, &has), 0);
+    CHECK(has && plain.len == 2 && memcmp(plain.data, "\x91\x90", 2) == 0);
+    uint32_t schema = 0;
+    CHECK_EQ(spro_store__record_sealed_get(db, i2id, &plain, &has, &schema), 0);
+    CHECK(has && plain.len == 6 && memcmp(plain.data, "sealed", 6) == 0 && schema == 7);
+    /* plain NULL keeps it, set_sealed 0 keeps the sealed set. */
+    CHECK_EQ(spro_store__record_fields_put(db, i2id, NULL, 0, 0, NULL, 0, 0, 0), 0);
+    CHECK_EQ(spro_store__record_sealed_get(db, i2id, &plain, &has, &schema), 0);
+    CHECK(has && plain.len == 6);
+    CHECK_EQ(spro_store__record_plain_get(db, i2id, &plain, &has), 0);
+    CHECK(has && plain.len == 2);
+    spro_buf_free(&plain);
+    /* state_seen keeps the first time a value was seen. */
+    CHECK_EQ(spro_store__state_seen_put(db, i2id, 300, DEV, 1000, 1), 0);
+    CHECK_EQ(spro_store__state_seen_put(db, i2id, 300, DEV, 2000, 1), 0);
+    CHECK_EQ(spro_store__state_seen_delete(db, i2id, 300, DEV), 0);
     const uint8_t blind[SPRO_BLIND_INDEX_BYTES] = {0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a,
                                                    0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a, 0x0a};
     CHECK_EQ(spro_store__blind_put(db, rec_id(db, "beneficiary", B4), "dedup", blind), 0);
@@ -613,9 +632,16 @@ static void write_after_migration(struct spro_db *db)
     seq = 12;
     CHECK_EQ(spro_store__removal_log(db, B1, "org1", &seq), 0);
     CHECK_EQ(seq, 16); /* B1, I1, R1, I2 */
-    CHECK_EQ(spro_store__sibling_delete(db, rec_id(db, "interaction", I2), "note", 200, DEV), 0);
-    CHECK_EQ(spro_store__field_count(db, rec_id(db, "interaction", I2), &n), 0);
-    CHECK_EQ(n, 0);
+    /* I1's rows go, and it gets its array: no longer waiting. */
+    int64_t i1 = rec_id(db, "interaction", I1);
+    CHECK_EQ(spro_store__legacy_delete(db, i1), 0);
+    CHECK_EQ(spro_store__record_fields_put(db, i1, (const uint8_t *)"\x90", 1, 0, NULL, 0, 0, 0),
+             0);
+    int64_t left[8];
+    CHECK_EQ(spro_store__legacy_records(db, 0, left, 8, &n), 0);
+    CHECK_EQ(n, 5);
+    for (size_t k = 0; k < n; k++)
+        CHECK(left[k] != i1);
 }
 
 static void test_migration_7_keeps_every_row(void)
@@ -656,10 +682,10 @@ static void test_migration_7_keeps_every_row(void)
     CHECK_EQ(nq, 1);
     CHECK_EQ(version_of(file), SPRO_DATA_SCHEMA);
     /* The old names are views with the old rows and what was written
-     * since: records B4 and I2; I2's sibling, gone again; B4's scope
+     * since: records B4 and I2; I1's sibling row, gone; B4's scope
      * (org1, org2) less B1's org1; I2's scope_record for org2, then it
      * and R1's gone with B1's rows for org2; B4's blind index. */
-    const int64_t added[5] = {2, 0, 2 - 1, 1 - 2, 1};
+    const int64_t added[5] = {2, -1, 2 - 1, 1 - 2, 1};
     for (size_t i = 0; i < 5; i++) {
         snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
         CHECK_EQ(count_of(file, sql), before[i] + added[i]);
