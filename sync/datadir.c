@@ -43,9 +43,10 @@ struct reader_pair {
 
 struct spro_datadir {
     struct spro_db *data;
-    struct reader_pair readers[SPRO_DATADIR_READERS];
-    pthread_mutex_t readers_mu; /* guards readers[].busy */
-    pthread_cond_t readers_cv;  /* signalled when a pair is given back */
+    struct reader_pair readers[SPRO_DATADIR_READERS]; /* opened when first taken */
+    char data_path[PATH_MAX], keys_path[PATH_MAX];    /* for them */
+    pthread_mutex_t readers_mu;                       /* guards readers[].busy */
+    pthread_cond_t readers_cv;                        /* signalled when a pair is given back */
     struct spro_db *keys;
     int schema;
     uint8_t noise_pk[SPRO_KEY_BYTES];
@@ -955,18 +956,10 @@ int spro_datadir_open_ex(const char *dir, const struct spro_datadir_options *o,
                                spro_store__data_migrations_count, &dd->data, &dd->schema, why,
                                whylen)) != 0)
         goto fail;
-    for (size_t i = 0; i < SPRO_DATADIR_READERS; i++) {
-        spro_files__path_join(path, sizeof path, dir, DATA_FILE);
-        if ((rc = spro_store__open(path, 0, spro_store__data_migrations,
-                                   spro_store__data_migrations_count, &dd->readers[i].data,
-                                   &version, why, whylen)) != 0)
-            goto fail;
-        spro_files__path_join(path, sizeof path, dir, KEYS_FILE);
-        if ((rc = spro_store__open(path, 0, spro_store__keys_migrations,
-                                   spro_store__keys_migrations_count, &dd->readers[i].keys,
-                                   &version, why, whylen)) != 0)
-            goto fail;
-    }
+    /* The reader pairs are opened when a pull first needs them: a command
+     * that never pulls (spro-admin) never opens them. */
+    spro_files__path_join(dd->data_path, sizeof dd->data_path, dir, DATA_FILE);
+    spro_files__path_join(dd->keys_path, sizeof dd->keys_path, dir, KEYS_FILE);
     spro_files__path_join(path, sizeof path, dir, GEN_FILE);
     if ((rc = map_generation(path, &dd->gen)) != 0) {
         spro_files__say(why, whylen, path, spro_strerror(rc));
@@ -1065,21 +1058,37 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd)
     return dd->data;
 }
 
-size_t spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
-                                  struct spro_db **keys)
+int spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
+                               struct spro_db **keys, size_t *pair)
 {
     pthread_mutex_lock(&dd->readers_mu);
+    size_t i = 0;
     for (;;) {
-        for (size_t i = 0; i < SPRO_DATADIR_READERS; i++)
-            if (!dd->readers[i].busy) {
-                dd->readers[i].busy = 1;
-                pthread_mutex_unlock(&dd->readers_mu);
-                *data = dd->readers[i].data;
-                *keys = dd->readers[i].keys;
-                return i;
-            }
+        for (i = 0; i < SPRO_DATADIR_READERS && dd->readers[i].busy; i++)
+            ;
+        if (i < SPRO_DATADIR_READERS)
+            break;
         pthread_cond_wait(&dd->readers_cv, &dd->readers_mu);
     }
+    struct reader_pair *r = &dd->readers[i];
+    r->busy = 1;
+    pthread_mutex_unlock(&dd->readers_mu);
+    /* Taken: opened here, out of the mutex, the first time. */
+    int version, rc = 0;
+    if (r->data == NULL)
+        rc = spro_store__open(dd->data_path, 0, spro_store__data_migrations,
+                              spro_store__data_migrations_count, &r->data, &version, NULL, 0);
+    if (rc == 0 && r->keys == NULL)
+        rc = spro_store__open(dd->keys_path, 0, spro_store__keys_migrations,
+                              spro_store__keys_migrations_count, &r->keys, &version, NULL, 0);
+    if (rc != 0) {
+        spro_datadir__readers_give(dd, i);
+        return rc == SPRO_ENOMEM ? rc : SPRO_ESTORE;
+    }
+    *data = r->data;
+    *keys = r->keys;
+    *pair = i;
+    return 0;
 }
 
 void spro_datadir__readers_give(struct spro_datadir *dd, size_t i)

@@ -2720,9 +2720,11 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
      * pair is free, and its data keys come from one read transaction of
      * keys.db, not one each. */
     struct spro_db *keys;
-    size_t pair = spro_datadir__readers_take(dd, &q.db, &keys);
-    rc = spro_store__transaction(keys, SPRO_TX_READ, pull_keys_tx, &q);
-    spro_datadir__readers_give(dd, pair);
+    size_t pair;
+    if ((rc = spro_datadir__readers_take(dd, &q.db, &keys, &pair)) == 0) {
+        rc = spro_store__transaction(keys, SPRO_TX_READ, pull_keys_tx, &q);
+        spro_datadir__readers_give(dd, pair);
+    }
     keys_free(&q.keys);
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);

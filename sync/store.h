@@ -793,11 +793,12 @@ struct spro_db *spro_datadir__data(struct spro_datadir *dd);
  * other (pulls): with WAL, each reads the last commit while the writer
  * writes. */
 #define SPRO_DATADIR_READERS 3
-/* Takes a free pair (waits until one is given back if none is): its
- * connections in *data and *keys, owned by dd; returns the pair's number,
- * for spro_datadir__readers_give(). */
-size_t spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
-                                  struct spro_db **keys);
+/* Takes a free pair (waits until one is given back if none is; opens it
+ * the first time it is taken): its connections in *data and *keys, owned
+ * by dd, and its number in *pair, for spro_datadir__readers_give().
+ * SPRO_ESTORE if it cannot be opened (nothing taken). */
+SPRO_MUST_CHECK int spro_datadir__readers_take(struct spro_datadir *dd, struct spro_db **data,
+                                               struct spro_db **keys, size_t *pair);
 void spro_datadir__readers_give(struct spro_datadir *dd, size_t pair);
 
 /* keys.db of dd (owned by dd). */

@@ -2424,7 +2424,7 @@ static void test_pulls_do_not_wait_for_each_other(void)
     struct reader_hold r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     struct spro_db *keys, *data[SPRO_DATADIR_READERS];
     size_t pair[SPRO_DATADIR_READERS];
-    pair[0] = spro_datadir__readers_take(dd, &r.data, &keys);
+    CHECK_EQ(spro_datadir__readers_take(dd, &r.data, &keys, &pair[0]), 0);
     pthread_t t, p;
     CHECK_EQ(pthread_create(&t, NULL, reader_run, &r), 0);
     pthread_mutex_lock(&r.mu);
@@ -2447,7 +2447,7 @@ static void test_pulls_do_not_wait_for_each_other(void)
     pthread_join(p, NULL);
     /* Every pair taken: the next pull waits for one. */
     for (size_t i = 1; i < SPRO_DATADIR_READERS; i++)
-        pair[i] = spro_datadir__readers_take(dd, &data[i], &keys);
+        CHECK_EQ(spro_datadir__readers_take(dd, &data[i], &keys, &pair[i]), 0);
     struct writer_hold h2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
     CHECK_EQ(pthread_create(&p, NULL, puller_run, &h2), 0);
     int pulled_without_a_pair = pulled_within(&h2, 1);
