@@ -635,6 +635,20 @@ static int encode_reply(const struct spro_msg_push_reply *r, struct spro_buf *ou
     return spro_proto_encode(&m, out);
 }
 
+/* Whether two push answers encode byte for byte alike (a message on
+ * stderr if not). */
+static int same_reply(const struct spro_msg_push_reply *a, const struct spro_msg_push_reply *b)
+{
+    struct spro_buf e1 = {0}, e2 = {0};
+    int same = encode_reply(a, &e1) == 0 && encode_reply(b, &e2) == 0 && e1.len == e2.len &&
+               memcmp(e1.data, e2.data, e1.len) == 0;
+    if (!same)
+        fprintf(stderr, "the answers differ (%zu and %zu bytes)\n", e1.len, e2.len);
+    spro_buf_free(&e1);
+    spro_buf_free(&e2);
+    return same;
+}
+
 static void test_retry_is_identical(void)
 {
     const char *ben = uuid();
@@ -655,12 +669,7 @@ static void test_retry_is_identical(void)
     CHECK_EQ(push(&dev_a, ops, 3, &r2), 0);
     CHECK_EQ(change_seq(), seq);
     CHECK_EQ(query_int("SELECT count(*) FROM quarantine", NULL), nq);
-    struct spro_buf e1 = {0}, e2 = {0};
-    CHECK_EQ(encode_reply(&r1, &e1), 0);
-    CHECK_EQ(encode_reply(&r2, &e2), 0);
-    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
-    spro_buf_free(&e1);
-    spro_buf_free(&e2);
+    CHECK(same_reply(&r1, &r2));
 
     /* A conflict answer is kept as given, even once the conflict is
      * resolved: the retry does not bring the superseded write back. */
@@ -677,11 +686,7 @@ static void test_retry_is_identical(void)
     seq = change_seq();
     CHECK_EQ(push1(&dev_b, c, &rc2), 0);
     CHECK_EQ(change_seq(), seq);
-    CHECK_EQ(encode_reply(&rc1, &e1), 0);
-    CHECK_EQ(encode_reply(&rc2, &e2), 0);
-    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
-    spro_buf_free(&e1);
-    spro_buf_free(&e2);
+    CHECK(same_reply(&rc1, &rc2));
     struct spro_msg_pull_reply p;
     CHECK_EQ(pull_all(&dev_a, &p), 0);
     const struct spro_wire_field *f = rec_field(record_of(&p, ben), "family_name");
@@ -728,12 +733,7 @@ static void test_acks_kept_per_push(void)
     int64_t seq = change_seq();
     CHECK_EQ(push(&dev_c, ops, 3, &r2), 0);
     CHECK_EQ(change_seq(), seq);
-    struct spro_buf e1 = {0}, e2 = {0};
-    CHECK_EQ(encode_reply(&r1, &e1), 0);
-    CHECK_EQ(encode_reply(&r2, &e2), 0);
-    CHECK_BYTES(e1.data, e1.len, e2.data, e2.len);
-    spro_buf_free(&e1);
-    spro_buf_free(&e2);
+    CHECK(same_reply(&r1, &r2));
     /* The next op, alone: above every answered seq, applied. */
     struct spro_wire_op *op = op_new(next_seq(&dev_c), "beneficiary", b1, b1, tick());
     struct spro_wire_version v = r1.results[1].ver;
@@ -2305,15 +2305,17 @@ static void test_old_answers_pruned(void)
     CHECK(query_int("SELECT count(*) FROM op_acks WHERE device_id = ?1", dev_a.id) > 0);
 }
 
-/* A pull while a push's transaction holds the writer: it is answered from
- * the reader connection without waiting for the write to end. */
+/* A transaction of kind on db held open by a thread until released, and
+ * a pull run beside it (puller_run). */
 struct writer_hold {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int holding, release, pulled, pull_rc;
+    struct spro_db *db; /* NULL: data.db's writer */
+    enum spro_tx kind;
 };
 
-static int hold_writer(struct spro_db *db, void *arg)
+static int hold_tx(struct spro_db *db, void *arg)
 {
     (void)db;
     struct writer_hold *h = arg;
@@ -2328,9 +2330,32 @@ static int hold_writer(struct spro_db *db, void *arg)
 
 static void *writer_run(void *arg)
 {
-    if (spro_store__transaction(spro_datadir__data(dd), SPRO_TX_WRITE, hold_writer, arg) != 0)
+    struct writer_hold *h = arg;
+    if (spro_store__transaction(h->db ? h->db : spro_datadir__data(dd), h->kind, hold_tx, h) != 0)
         abort();
     return NULL;
+}
+
+/* Starts the thread t holding h's transaction, once it holds it: 0, -1. */
+static int hold_start(struct writer_hold *h, pthread_t *t)
+{
+    if (pthread_create(t, NULL, writer_run, h) != 0)
+        return -1;
+    pthread_mutex_lock(&h->mu);
+    while (!h->holding)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+/* Lets the thread t end h's transaction, and waits for it. */
+static void hold_release(struct writer_hold *h, pthread_t t)
+{
+    pthread_mutex_lock(&h->mu);
+    h->release = 1;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    pthread_join(t, NULL);
 }
 
 static void *puller_run(void *arg)
@@ -2346,66 +2371,8 @@ static void *puller_run(void *arg)
     return NULL;
 }
 
-static void test_pull_does_not_wait_for_a_write(void)
-{
-    struct writer_hold h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
-    pthread_t w, p;
-    CHECK_EQ(pthread_create(&w, NULL, writer_run, &h), 0);
-    pthread_mutex_lock(&h.mu);
-    while (!h.holding)
-        pthread_cond_wait(&h.cv, &h.mu);
-    pthread_mutex_unlock(&h.mu);
-    CHECK_EQ(pthread_create(&p, NULL, puller_run, &h), 0);
-    /* Wait for the pull, the writer still held (10 s: only a failure waits). */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    pthread_mutex_lock(&h.mu);
-    while (!h.pulled && pthread_cond_timedwait(&h.cv, &h.mu, &until) == 0)
-        ;
-    int pulled_while_held = h.pulled;
-    h.release = 1;
-    pthread_cond_broadcast(&h.cv);
-    pthread_mutex_unlock(&h.mu);
-    pthread_join(w, NULL);
-    pthread_join(p, NULL);
-    CHECK(pulled_while_held);
-    CHECK_EQ(h.pull_rc, 0);
-}
-
-/* Pulls run on pairs of reader connections: one still being read (a pair
- * taken, in a read transaction) does not hold up another pull; with every
- * pair taken a pull waits, and goes on once one is given back. */
-struct reader_hold {
-    struct spro_db *data;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int holding, release;
-};
-
-static int hold_reader(struct spro_db *db, void *arg)
-{
-    (void)db;
-    struct reader_hold *h = arg;
-    pthread_mutex_lock(&h->mu);
-    h->holding = 1;
-    pthread_cond_broadcast(&h->cv);
-    while (!h->release)
-        pthread_cond_wait(&h->cv, &h->mu);
-    pthread_mutex_unlock(&h->mu);
-    return 0;
-}
-
-static void *reader_run(void *arg)
-{
-    struct reader_hold *h = arg;
-    if (spro_store__transaction(h->data, SPRO_TX_READ, hold_reader, h) != 0)
-        abort();
-    return NULL;
-}
-
-/* Waits (10 s at most: only a failure waits that long) for the puller of
- * h to finish; returns whether it did. */
+/* Waits (seconds at most) for the puller of h to finish; returns whether
+ * it did. */
 static int pulled_within(struct writer_hold *h, int seconds)
 {
     struct timespec until;
@@ -2419,27 +2386,41 @@ static int pulled_within(struct writer_hold *h, int seconds)
     return pulled;
 }
 
+/* A pull while a push's transaction holds the writer: it is answered from
+ * the reader connection without waiting for the write to end. */
+static void test_pull_does_not_wait_for_a_write(void)
+{
+    struct writer_hold h = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, NULL, SPRO_TX_WRITE};
+    pthread_t w, p;
+    CHECK_EQ(hold_start(&h, &w), 0);
+    CHECK_EQ(pthread_create(&p, NULL, puller_run, &h), 0);
+    int pulled_while_held = pulled_within(&h, 10); /* the writer still held */
+    hold_release(&h, w);
+    pthread_join(p, NULL);
+    CHECK(pulled_while_held);
+    CHECK_EQ(h.pull_rc, 0);
+}
+
+/* Pulls run on pairs of reader connections: one still being read (a pair
+ * taken, in a read transaction) does not hold up another pull; with every
+ * pair taken a pull waits, and goes on once one is given back. */
+
 static void test_pulls_do_not_wait_for_each_other(void)
 {
-    struct reader_hold r = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    struct writer_hold r = {
+        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .kind = SPRO_TX_READ};
     struct spro_db *keys, *data[SPRO_DATADIR_READERS];
     size_t pair[SPRO_DATADIR_READERS];
-    CHECK_EQ(spro_datadir__readers_take(dd, &r.data, &keys, &pair[0]), 0);
+    CHECK_EQ(spro_datadir__readers_take(dd, &r.db, &keys, &pair[0]), 0);
     pthread_t t, p;
-    CHECK_EQ(pthread_create(&t, NULL, reader_run, &r), 0);
-    pthread_mutex_lock(&r.mu);
-    while (!r.holding)
-        pthread_cond_wait(&r.cv, &r.mu);
-    pthread_mutex_unlock(&r.mu);
-    struct writer_hold h = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
+    CHECK_EQ(hold_start(&r, &t), 0);
+    struct writer_hold h = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, NULL, SPRO_TX_WRITE};
     CHECK_EQ(pthread_create(&p, NULL, puller_run, &h), 0);
     int pulled_while_read = pulled_within(&h, 10);
     if (!pulled_while_read) { /* let the pull end before failing */
-        pthread_mutex_lock(&r.mu);
-        r.release = 1;
-        pthread_cond_broadcast(&r.cv);
-        pthread_mutex_unlock(&r.mu);
-        pthread_join(t, NULL);
+        hold_release(&r, t);
         spro_datadir__readers_give(dd, pair[0]);
         pthread_join(p, NULL);
         CHECK(pulled_while_read);
@@ -2448,7 +2429,8 @@ static void test_pulls_do_not_wait_for_each_other(void)
     /* Every pair taken: the next pull waits for one. */
     for (size_t i = 1; i < SPRO_DATADIR_READERS; i++)
         CHECK_EQ(spro_datadir__readers_take(dd, &data[i], &keys, &pair[i]), 0);
-    struct writer_hold h2 = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1};
+    struct writer_hold h2 = {
+        PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, -1, NULL, SPRO_TX_WRITE};
     CHECK_EQ(pthread_create(&p, NULL, puller_run, &h2), 0);
     int pulled_without_a_pair = pulled_within(&h2, 1);
     spro_datadir__readers_give(dd, pair[SPRO_DATADIR_READERS - 1]);
@@ -2456,11 +2438,7 @@ static void test_pulls_do_not_wait_for_each_other(void)
     pthread_join(p, NULL);
     for (size_t i = 1; i + 1 < SPRO_DATADIR_READERS; i++)
         spro_datadir__readers_give(dd, pair[i]);
-    pthread_mutex_lock(&r.mu);
-    r.release = 1;
-    pthread_cond_broadcast(&r.cv);
-    pthread_mutex_unlock(&r.mu);
-    pthread_join(t, NULL);
+    hold_release(&r, t);
     spro_datadir__readers_give(dd, pair[0]);
     CHECK(pulled_while_read);
     CHECK_EQ(h.pull_rc, 0);
