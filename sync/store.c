@@ -659,6 +659,22 @@ int spro_store__device_transition(struct spro_db *db, const char *id, int64_t ro
         sqlite3_bind_text(st, 2, spro_device_state_name(to), -1, SQLITE_STATIC);
         rc = step_write(db, st, why, whylen);
     }
+    /* A revoked or wiped device never pushes again: the answers kept for
+     * its retries (and its clamped versions) go.  Its quarantined ops stay
+     * for the administrators. */
+    static const char *const forget[] = {
+        "DELETE FROM op_siblings WHERE device_id = (SELECT id FROM devices WHERE rowid = ?1)",
+        "DELETE FROM ops WHERE device_id = (SELECT id FROM devices WHERE rowid = ?1)",
+        "DELETE FROM op_acks WHERE device_id = (SELECT id FROM devices WHERE rowid = ?1)",
+        "DELETE FROM clamps WHERE device_id = (SELECT id FROM devices WHERE rowid = ?1)",
+    };
+    for (size_t i = 0; rc == 0 && (to == SPRO_DEVICE_REVOKED || to == SPRO_DEVICE_WIPED) &&
+                       i < sizeof forget / sizeof forget[0];
+         i++)
+        if ((rc = prepare(db, forget[i], &st, why, whylen)) == 0) {
+            sqlite3_bind_int64(st, 1, rowid);
+            rc = step_write(db, st, why, whylen);
+        }
     if (rc == 0)
         rc = audit_note(db, note, why, whylen);
     return finish(db, rc == 0, rc, why, whylen);

@@ -195,7 +195,7 @@ static void op_set(struct spro_wire_op *op, const char *name, struct spro_value 
         (struct spro_wire_edit){.name = B(name), .val = v, .base = b, .nbase = nbase};
 }
 
-static uint64_t seqs[5]; /* each device's last seq */
+static uint64_t seqs[6]; /* each device's last seq (by the first letter of its id) */
 
 static uint64_t next_seq(const struct spro_device *d)
 {
@@ -1897,6 +1897,35 @@ static const char *transferred(const struct spro_device *d)
     return ben;
 }
 
+/* A revoked device never pushes again: the answers kept for its retries
+ * go with the revocation; its quarantined ops stay. */
+static void test_revoked_device_answers_forgotten(void)
+{
+    static const struct spro_device dev_f = {.id = "ffffffff-0000-4000-8000-00000000000f",
+                                             .user = "ua",
+                                             .org = "org1",
+                                             .role = "counsellor"};
+    enrol(&dev_f);
+    const char *ben = uuid();
+    struct spro_wire_op *ops[2];
+    ops[0] = op_new(next_seq(&dev_f), "beneficiary", ben, ben, tick());
+    op_set(ops[0], "family_name", vstr("Revoked"), NULL, 0);
+    ops[1] = op_new(next_seq(&dev_f), "beneficiary", ben, ben, tick());
+    op_set(ops[1], "birth_date", vstr("2008-02-30"), NULL, 0); /* no such day */
+    struct spro_msg_push_reply r;
+    CHECK_EQ(push(&dev_f, ops, 2, &r), 0);
+    CHECK_EQ(r.results[0].status, SPRO_RESULT_ACK);
+    CHECK_EQ(r.results[1].status, SPRO_RESULT_REJECT);
+    CHECK_EQ(query_int("SELECT count(*) FROM op_acks WHERE device_id = ?1", dev_f.id), 1);
+    CHECK_EQ(query_int("SELECT count(*) FROM ops WHERE device_id = ?1", dev_f.id), 1);
+    char why[256];
+    CHECK_EQ(spro_device_set_state(dd, dev_f.id, SPRO_DEVICE_REVOKED, why, sizeof why), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM op_acks WHERE device_id = ?1", dev_f.id), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM ops WHERE device_id = ?1", dev_f.id), 0);
+    CHECK_EQ(query_int("SELECT count(*) FROM quarantine WHERE device_id = ?1", dev_f.id), 1);
+    CHECK_EQ(siblings_count("beneficiary", ben, "family_name", NULL), 1); /* its work stays */
+}
+
 static void test_horizon_and_purge(void)
 {
     const struct spro_device *devs[] = {&dev_a, &dev_b, &dev_c, &dev_d};
@@ -2555,6 +2584,7 @@ static const struct check_test tests[] = {
     {"erase_names_the_keeper_of_a_merge", test_erase_names_the_keeper_of_a_merge},
     {"erased_stays_not_found", test_erased_stays_not_found},
     {"old_answers_pruned", test_old_answers_pruned},
+    {"revoked_device_answers_forgotten", test_revoked_device_answers_forgotten},
     {"pull_does_not_wait_for_a_write", test_pull_does_not_wait_for_a_write},
     {"pulls_do_not_wait_for_each_other", test_pulls_do_not_wait_for_each_other},
 };
