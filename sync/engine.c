@@ -2565,12 +2565,19 @@ static int build_fields(struct pull *q, struct spro_wire_record *wr, size_t nfie
         }
         if (++f[k - 1].nsiblings > SPRO_MERGE_MAX_SIBLINGS)
             return SPRO_EINTEGRITY;
-        struct spro_sibling x = {.v.hlc = w->hlc,
-                                 .value = q->vals.data + w->off,
-                                 .value_len = w->len,
-                                 .author = w->author};
-        strcpy(x.v.origin, w->origin);
-        int rc = wire_sibling(a, &x, &s[i]);
+        /* Most siblings of a record share their origin and author: the
+         * arena holds each once a run. */
+        const struct row *prev = i > 0 ? &q->rows[i - 1] : NULL;
+        const uint8_t *raw = arena_copy(a, q->vals.data + w->off, w->len);
+        s[i].ver.hlc = w->hlc;
+        s[i].ver.origin = prev != NULL && strcmp(prev->origin, w->origin) == 0
+                              ? s[i - 1].ver.origin
+                              : arena_str(a, w->origin);
+        s[i].by = prev != NULL && strcmp(prev->author, w->author) == 0 ? s[i - 1].by
+                                                                       : arena_str(a, w->author);
+        if (raw == NULL || s[i].ver.origin.p == NULL || s[i].by.p == NULL)
+            return SPRO_ENOMEM;
+        int rc = value_decode(raw, w->len, &s[i].val);
         if (rc != 0)
             return rc;
     }
