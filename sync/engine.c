@@ -11,12 +11,15 @@
  * records changed after a cursor within the device's scope, and the
  * removal events of records that left it.
  *
- * Personal fields are sealed with the beneficiary's data key (keys.db,
- * wrapped under the KEK of an epoch, docs/CRYPTO.md); the merge works on
- * plaintext, so stored siblings are opened first, in memory that is wiped
- * after use.  Nothing personal is written in clear: blind indexes are keyed
- * hashes, the answers kept for retries copy sealed siblings as stored, and
- * quarantined ops are sealed under the quarantine subkey of the master key.
+ * A record's fields are in its row: the siblings of its personal fields
+ * as one set sealed with the beneficiary's data key (keys.db, wrapped
+ * under the KEK of an epoch, docs/CRYPTO.md), the others as a plain array
+ * ("Sealed field sets"); an op reads the row once and writes it once.  The
+ * merge works on plaintext, so the sealed set is opened first, in memory
+ * that is wiped after use.  Nothing personal is written in clear: blind
+ * indexes are keyed hashes, the answers kept for retries seal each
+ * personal sibling alone, and quarantined ops are sealed under the
+ * quarantine subkey of the master key.
  *
  * Every SQL statement is in store.c.  No global state: keys, clock and
  * counters come from the data directory for each call.
