@@ -945,7 +945,7 @@ static int is_personal(const struct spro_record_def *t, const char *name)
 
 /* The personal siblings of the op's record, in p->ps (read and opened
  * once per op).  A record whose fields are still rows of rec_siblings (one
- * the conversion at open could not move: docs/SYNC.md, "Storage") is not
+ * the conversion at open could not move: docs/SYNC.md, "Store") is not
  * written: SPRO_EINTEGRITY. */
 static int op_pset(struct op *o)
 {

@@ -407,7 +407,7 @@ const struct spro_migration spro_store__data_migrations[] = {
     /* 13: a record's other fields in its row too (records.plain): the
      * siblings of its fields that are not personal, as a msgpack array
      * like the sealed set's plaintext, not sealed (docs/SYNC.md,
-     * "Storage").  Rows of rec_siblings are moved there when the data
+     * "Store").  Rows of rec_siblings are moved there when the data
      * directory is opened (with the values sealed one by one, which need
      * the keys: one step, sync/engine.c spro_sync__convert_fields); until
      * then a record's plain is NULL, and records_unconverted finds it.
