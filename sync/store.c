@@ -2542,12 +2542,10 @@ int spro_store__master_change(struct spro_db *db, const struct spro_master_chang
 
 /* ---- keys.db: data keys ---- */
 
-int spro_store__data_key_get_tx(struct spro_db *db, const char *ben,
-                                uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+/* Steps st (its ?1 bound to ben here) for ben's wrapped key, and resets
+ * it: 0, SPRO_ENOENT, SPRO_EINTEGRITY (a blob of the wrong size). */
+static int read_wrapped(sqlite3_stmt *st, const char *ben, uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {
-    sqlite3_stmt *st = tx_stmt(db, "SELECT wrapped FROM data_keys WHERE ben = ?1");
-    if (st == NULL)
-        return SPRO_ESTORE;
     bind_str(st, 1, ben);
     int src = sqlite3_step(st), rc = 0;
     if (src == SQLITE_DONE)
@@ -2562,25 +2560,19 @@ int spro_store__data_key_get_tx(struct spro_db *db, const char *ben,
     return rc;
 }
 
+int spro_store__data_key_get_tx(struct spro_db *db, const char *ben,
+                                uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
+{
+    sqlite3_stmt *st = tx_stmt(db, "SELECT wrapped FROM data_keys WHERE ben = ?1");
+    return st == NULL ? SPRO_ESTORE : read_wrapped(st, ben, wrapped);
+}
+
 int spro_store__data_key_get(struct spro_db *db, const char *ben,
                              uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES])
 {
     lock(db);
     sqlite3_stmt *st = kept_stmt(db, "SELECT wrapped FROM data_keys WHERE ben = ?1");
-    int rc = st != NULL ? 0 : SPRO_ESTORE;
-    if (rc == 0) {
-        bind_str(st, 1, ben);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_DONE)
-            rc = SPRO_ENOENT;
-        else if (src != SQLITE_ROW)
-            rc = SPRO_ESTORE;
-        else if (sqlite3_column_bytes(st, 0) != SPRO_WRAPPED_KEY_BYTES)
-            rc = SPRO_EINTEGRITY;
-        else
-            memcpy(wrapped, sqlite3_column_blob(st, 0), SPRO_WRAPPED_KEY_BYTES);
-        tx_done(st);
-    }
+    int rc = st == NULL ? SPRO_ESTORE : read_wrapped(st, ben, wrapped);
     unlock(db);
     return rc;
 }
