@@ -2972,6 +2972,15 @@ int spro_sync__plain_each(struct spro_db *db, int64_t rec, const char *name,
     return rc;
 }
 
+int spro_sync__read_plain(const struct spro_stored_record *r, size_t *n)
+{
+    struct pset set = {0};
+    int rc = r->plain != NULL ? pset_decode(&set, r->plain, r->plain_len) : 0;
+    *n = rc == 0 ? set.n : 0;
+    pset_free(&set);
+    return rc;
+}
+
 int spro_sync__open_set(struct spro_sync__opener *o, const struct spro_stored_record *r, size_t *n)
 {
     struct pset set = {0};

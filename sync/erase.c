@@ -1058,13 +1058,17 @@ static int check_one(const struct spro_stored_record *r, const struct spro_store
     return check_verdict(c, rc, 1, r, s->name);
 }
 
-/* A record's sealed field set: every sibling in it opens. */
+/* A record's sealed field set: every sibling in it opens; and its other
+ * fields read (they are not sealed: not counted as opened). */
 static int check_set(const struct spro_stored_record *r, void *arg)
 {
     struct check *c = arg;
     size_t n = 0;
-    int rc = spro_sync__open_set(c->opener, r, &n);
-    return check_verdict(c, rc, n, r, "set *personal");
+    int rc = r->sealed != NULL ? spro_sync__open_set(c->opener, r, &n) : 0;
+    if ((rc = check_verdict(c, rc, n, r, "set *personal")) != 0 || r->plain == NULL)
+        return rc;
+    rc = spro_sync__read_plain(r, &n);
+    return check_verdict(c, rc, 0, r, "fields not personal");
 }
 
 /* Siblings sealed one by one (records the conversion of data.db migration
@@ -1072,7 +1076,7 @@ static int check_set(const struct spro_stored_record *r, void *arg)
 static int check_tx(struct spro_db *db, void *arg)
 {
     int rc = spro_store__sealed_each(db, check_one, arg);
-    return rc != 0 ? rc : spro_store__sealed_sets_each(db, check_set, arg);
+    return rc != 0 ? rc : spro_store__fields_each(db, check_set, arg);
 }
 
 int spro_subject__check_sealed(struct spro_datadir *dd, char *detail, size_t cap)

@@ -2905,13 +2905,13 @@ int spro_store__closed_each(struct spro_db *db, const char *only,
     return rc;
 }
 
-int spro_store__sealed_sets_each(struct spro_db *db,
-                                 int (*fn)(const struct spro_stored_record *r, void *arg),
-                                 void *arg)
+int spro_store__fields_each(struct spro_db *db,
+                            int (*fn)(const struct spro_stored_record *r, void *arg), void *arg)
 {
     sqlite3_stmt *st = once_stmt(db, "SELECT rtype, rid, ben, created_by_org, changed_seq, id,"
                                      " sealed, sealed_schema, plain FROM records"
-                                     " WHERE sealed IS NOT NULL ORDER BY id");
+                                     " WHERE sealed IS NOT NULL OR plain IS NOT NULL"
+                                     " ORDER BY id");
     if (st == NULL)
         return SPRO_ESTORE;
     int rc = 0, src;

@@ -288,11 +288,12 @@ SPRO_MUST_CHECK int spro_store__state_seen_put(struct spro_db *db, int64_t rec, 
                                                const char *origin, int64_t at_ms, int closed);
 SPRO_MUST_CHECK int spro_store__state_seen_delete(struct spro_db *db, int64_t rec, uint64_t hlc,
                                                   const char *origin);
-/* tx: calls fn for each record with a sealed field set (r->sealed set,
- * valid during the call), in id order; stops at fn's non-zero return. */
+/* tx: calls fn for each record with a sealed field set or its other fields
+ * in its row (r->sealed, r->plain, valid during the call), in id order;
+ * stops at fn's non-zero return. */
 SPRO_MUST_CHECK int
-spro_store__sealed_sets_each(struct spro_db *db,
-                             int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);
+spro_store__fields_each(struct spro_db *db,
+                        int (*fn)(const struct spro_stored_record *r, void *arg), void *arg);
 /* The record whose records.id is rec: 0, SPRO_ENOENT (no sealed set read). */
 SPRO_MUST_CHECK int spro_store__record_by_id(struct spro_db *db, int64_t rec,
                                              struct spro_stored_record *out);
@@ -689,10 +690,13 @@ SPRO_MUST_CHECK int spro_sync__plain_each(struct spro_db *db, int64_t rec, const
                                           int (*fn)(const struct spro_stored_sibling *s, void *arg),
                                           void *arg);
 /* Opens the sealed field set of r (r->sealed, from
- * spro_store__sealed_sets_each): 0 and *n its siblings, SPRO_ENOENT (no
- * data key), SPRO_EINTEGRITY (does not open). */
+ * spro_store__fields_each): 0 and *n its siblings, SPRO_ENOENT (no data
+ * key), SPRO_EINTEGRITY (does not open). */
 SPRO_MUST_CHECK int spro_sync__open_set(struct spro_sync__opener *o,
                                         const struct spro_stored_record *r, size_t *n);
+/* Reads r's other fields (r->plain, from spro_store__fields_each): 0 and
+ * *n their siblings, SPRO_EINTEGRITY (not a well-formed array). */
+SPRO_MUST_CHECK int spro_sync__read_plain(const struct spro_stored_record *r, size_t *n);
 
 /* erase.c: finishes the erasures that a crash left pending (spro_subject_
  * erase_pending, sync.h); called when a data directory opens.  A failure is

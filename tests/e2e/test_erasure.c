@@ -415,7 +415,8 @@ static bool tampered_copy(const char *src, const char *name, const char *db, con
 }
 
 /* The sealed field sets of X and Y swapped; the schema version bound into
- * X's set changed; Y's wrapped data key replaced by X's.  Each time
+ * X's set changed; Y's wrapped data key replaced by X's; X's array of
+ * other fields damaged.  Each time
  * `spro-admin check` fails naming an integrity failure, an export refuses,
  * and a device's pull gets an error: never the other value as data. */
 static void test_swapped_sealed_values_refused(void)
@@ -432,8 +433,9 @@ static void test_swapped_sealed_values_refused(void)
     CHECK_EQ(h_server_stop(&s, 5000), 0);
     CHECK_EQ(H_ADMIN(out, "--data", data, "check"), 0);
 
-    static const char *const what[] = {"two records", "a schema version", "a moved data key"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const what[] = {"two records", "a schema version", "a moved data key",
+                                       "a damaged array of fields"};
+    for (int k = 0; k < 4; k++) {
         const char *db = k == 2 ? "keys.db" : "data.db";
         if (k == 0)
             snprintf(sql, sizeof sql,
@@ -447,11 +449,13 @@ static void test_swapped_sealed_values_refused(void)
         else if (k == 1)
             snprintf(sql, sizeof sql,
                      "UPDATE records SET sealed_schema = sealed_schema + 1 WHERE rid = '%s';", x);
-        else
+        else if (k == 2)
             snprintf(sql, sizeof sql,
                      "UPDATE data_keys SET wrapped = (SELECT wrapped FROM data_keys WHERE ben = "
                      "'%s') WHERE ben = '%s';",
                      x, y);
+        else /* an array of one item that is not a sibling */
+            snprintf(sql, sizeof sql, "UPDATE records SET plain = X'9102' WHERE rid = '%s';", x);
         char name[32];
         snprintf(name, sizeof name, "tampered-%d", k);
         CHECK(tampered_copy(data, name, db, sql, dir, sizeof dir));
