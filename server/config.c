@@ -82,6 +82,9 @@ static const struct opt opts[] = {
     {"sync-idle-horizon", OPT_UINT, F(sync_idle_horizon), 0, 0, 315360000, "SECONDS",
      "devices that have not pulled for this long stop holding back the purge of "
      "removal events (0: never; default 2592000, 30 days)"},
+    {"purge-interval", OPT_UINT, F(purge_interval), 0, 0, 31536000, "SECONDS",
+     "purge removal events below the sync horizon this often, besides at every "
+     "acknowledged pull (0: only then; default 3600)"},
     {"retention", OPT_RETENTION, 0, 0, 0, 0, "PROGRAMME:YEARS",
      "anonymise beneficiaries of PROGRAMME (* for any other) YEARS after their closing; "
      "repeat for each programme (see --retention-interval)"},
@@ -141,6 +144,7 @@ static void defaults(struct spro_server_config *c)
     c->max_sessions = 100000;
     c->max_clock_drift = 300;
     c->sync_idle_horizon = 2592000;
+    c->purge_interval = 3600;
     c->audit_checkpoint_interval = 300;
     c->rewrap_budget = 250;
     c->log_level = SPRO_LOG_INFO;

@@ -726,6 +726,7 @@ int spro_server_run(const struct spro_server_config *cfg)
     s->sigterm.data = s->sigint.data = s->drain.data = s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, 1000, 1000);
     spro_server__retention_start(s);
+    spro_server__purge_start(s);
     spro_server__rekey_start(s);
     uv_signal_start(&s->sigterm, on_signal, SIGTERM);
     uv_signal_start(&s->sigint, on_signal, SIGINT);

@@ -137,6 +137,10 @@ void spro_server__periodic_free(struct server *s);
  * asks for one (--retention-interval, --retention). */
 void spro_server__retention_start(struct server *s);
 
+/* purge.c: the periodic purge of removal events below the sync horizon,
+ * every --purge-interval seconds (none if 0). */
+void spro_server__purge_start(struct server *s);
+
 /* Key re-wrapping (rekey.c): every second, data keys of old KEK epochs
  * are re-wrapped in batches of SPRO_SERVER_REWRAP_BATCH for at most
  * cfg->rewrap_budget ms (none if 0), and unused epochs destroyed. */

@@ -39,6 +39,8 @@ struct spro_server_config {
     unsigned max_clock_drift;   /* --max-clock-drift seconds, 1..86400, default 300 */
     unsigned sync_idle_horizon; /* --sync-idle-horizon seconds, 0..315360000 (0: never),
                                    default 2592000 (30 days) */
+    unsigned purge_interval;    /* --purge-interval seconds, 0..31536000 (0: never),
+                                   default 3600 */
     unsigned audit_checkpoint_interval; /* --audit-checkpoint-interval seconds, 1..86400,
                                            default 300 */
     unsigned rewrap_budget; /* --rewrap-budget ms of each second spent re-wrapping data keys

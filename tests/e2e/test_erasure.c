@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -485,11 +486,45 @@ static void test_swapped_sealed_values_refused(void)
     }
 }
 
+/* An erasure logs removal events for the devices that hold the record.
+ * The only device acknowledged a pull before it and then goes idle: no
+ * acknowledgement purges them any more; once it is idle past
+ * --sync-idle-horizon the server's periodic purge (--purge-interval)
+ * does, and logs it. */
+static void test_periodic_purge(void)
+{
+    char data[600], url[64], a[600], out[16384], x[64], ddb[700];
+    CHECK(make_data(data, sizeof data, "purge"));
+    struct h_server s;
+    const char *extra[] = {"--sync-idle-horizon", "1", "--purge-interval", "1", NULL};
+    CHECK_EQ(h_server_start(&s, data, extra), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", s.port);
+    CHECK(enroll(data, url, "u1", "purge-a", a, sizeof a));
+    CHECK(new_ben(a, "Pia-Purged", NULL, x, sizeof x));
+    CHECK(sync_ok(a, out, sizeof out)); /* pushed, pulled, acknowledged */
+    CHECK_EQ(H_ADMIN(out, "--data", data, "subject", "erase", x, "--reason", "test"), 0);
+    snprintf(ddb, sizeof ddb, "%s/data.db", data);
+    CHECK(count_rows(ddb, "SELECT 1 FROM scope_removed WHERE ben = ?1", x) > 0);
+    long left = -1;
+    for (int i = 0; i < 100 && left != 0; i++) { /* 10 s at most: only a failure waits */
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        left = count_rows(ddb, "SELECT 1 FROM scope_removed WHERE ben = ?1", x);
+    }
+    CHECK_EQ(left, 0);
+    char *log = h_server_log(&s);
+    CHECK(log != NULL && strstr(log, "\"removals_purged\"") != NULL &&
+          strstr(log, "\"by\":\"periodic\"") != NULL);
+    free(log);
+    CHECK_EQ(h_server_stop(&s, 5000), 0);
+}
+
 static const struct check_test tests[] = {
     {"erase_end_to_end", test_erase_end_to_end},
     {"erase_crash", test_erase_crash},
     {"retention", test_retention},
     {"swapped_sealed_values_refused", test_swapped_sealed_values_refused},
+    {"periodic_purge", test_periodic_purge},
 };
 
 int main(int argc, char **argv)
