@@ -24,6 +24,7 @@
  * Every SQL statement is in store.c.  No global state: keys, clock and
  * counters come from the data directory for each call.
  */
+#include "fieldset.h"
 #include "group.h"
 #include "merge.h"
 #include "store.h"
@@ -41,8 +42,7 @@
 #define KEY_CACHE 8 /* data keys kept during one call */
 #define QUARANTINE_CTX "quaranti"
 #define QUARANTINE_AD "spro-sync quarantine v1"
-/* Bytes of a value's msgpack: a str 16 header and SPRO_SYNC_MAX_VALUE bytes. */
-#define VALUE_MAX (SPRO_SYNC_MAX_VALUE + 3)
+#define VALUE_MAX SPRO_FSET_VALUE_MAX /* bytes of a value's msgpack, at most */
 #define SEALED_MAX SPRO_FIELD_SEALED_BYTES(VALUE_MAX)
 /* Stops a walk of the store early (not an error). */
 #define STOP 1
@@ -247,71 +247,6 @@ static int data_key(struct keys *k, const char *ben, int create, const uint8_t *
 
 /* ---- Small helpers ---- */
 
-/* msgpack writers (canonical: the shortest form of each header). */
-static void mp_byte(struct spro_buf *b, uint8_t c)
-{
-    spro_buf_append(b, &c, 1);
-}
-
-static void mp_be(struct spro_buf *b, uint8_t tag, uint64_t v, int bytes)
-{
-    mp_byte(b, tag);
-    for (int i = bytes - 1; i >= 0; i--)
-        mp_byte(b, (uint8_t)(v >> (8 * i)));
-}
-
-static void mp_uint(struct spro_buf *b, uint64_t v)
-{
-    if (v < 0x80)
-        mp_byte(b, (uint8_t)v);
-    else if (v <= UINT8_MAX)
-        mp_be(b, 0xcc, v, 1);
-    else if (v <= UINT16_MAX)
-        mp_be(b, 0xcd, v, 2);
-    else if (v <= UINT32_MAX)
-        mp_be(b, 0xce, v, 4);
-    else
-        mp_be(b, 0xcf, v, 8);
-}
-
-/* A map (0x80) or array (0x90) header of n <= 65535 entries. */
-static void mp_head(struct spro_buf *b, uint8_t fix, size_t n)
-{
-    if (n < 16)
-        mp_byte(b, (uint8_t)(fix | n));
-    else
-        mp_be(b, fix == 0x80 ? 0xde : 0xdc, n, 2);
-}
-
-static void mp_str(struct spro_buf *b, const void *p, size_t n)
-{
-    if (n < 32)
-        mp_byte(b, (uint8_t)(0xa0 | n));
-    else if (n <= UINT8_MAX)
-        mp_be(b, 0xd9, n, 1);
-    else if (n <= UINT16_MAX)
-        mp_be(b, 0xda, n, 2);
-    else
-        mp_be(b, 0xdb, n, 4);
-    spro_buf_append(b, p, n);
-}
-
-static void mp_key(struct spro_buf *b, const char *k)
-{
-    mp_str(b, k, strlen(k));
-}
-
-static void mp_bin(struct spro_buf *b, const void *p, size_t n)
-{
-    if (n <= UINT8_MAX)
-        mp_be(b, 0xc4, n, 1);
-    else if (n <= UINT16_MAX)
-        mp_be(b, 0xc5, n, 2);
-    else
-        mp_be(b, 0xc6, n, 4);
-    spro_buf_append(b, p, n);
-}
-
 static int is_hex(uint8_t c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -495,167 +430,11 @@ static int open_value(const struct opener *o, const struct spro_stored_sibling *
  * The siblings of a record's personal fields (and unknown fields) are kept
  * together in records.sealed, sealed once under the beneficiary's data key
  * with associated data naming the record and the field set SET_NAME (no
- * field name has a '*').  The plaintext is a msgpack array of siblings
- * sorted by name, hlc, origin, each [name, hlc, origin, author, schema,
- * value], value a bin holding the value's msgpack. */
+ * field name has a '*').  The plaintext is the array of fieldset.h. */
 
 #define SET_NAME "*personal"
 #define SET_MAX SPRO_FIELD_MAX_PLAINTEXT /* bytes of a set's plaintext, at most */
-#define SET_ENTRIES (SPRO_SYNC_MAX_FIELDS * SPRO_MERGE_MAX_SIBLINGS)
-
-struct pentry {
-    char name[SPRO_ID_MAX + 1];
-    uint64_t hlc;
-    char origin[SPRO_ORIGIN_MAX + 1];
-    char author[SPRO_ID_MAX + 1];
-    uint32_t schema;
-    uint8_t *val; /* in pset.pt, or malloc'd when owned; wiped when freed */
-    size_t len;
-    int owned;
-};
-
-/* The personal siblings of one record, in memory. */
-struct pset {
-    struct pentry *e;
-    size_t n, cap;
-    uint8_t *pt; /* the opened set the entries read from point into (malloc'd) */
-    size_t ptcap;
-};
-
-static void pentry_drop(struct pentry *e)
-{
-    if (e->owned) {
-        spro_memzero(e->val, e->len);
-        free(e->val);
-    }
-}
-
-static void pset_clear(struct pset *ps)
-{
-    for (size_t i = 0; i < ps->n; i++)
-        pentry_drop(&ps->e[i]);
-    ps->n = 0;
-    if (ps->pt != NULL)
-        spro_memzero(ps->pt, ps->ptcap);
-}
-
-static void pset_free(struct pset *ps)
-{
-    pset_clear(ps);
-    free(ps->pt);
-    free(ps->e);
-    memset(ps, 0, sizeof *ps);
-}
-
-static int pentry_cmp(const struct pentry *a, const struct pentry *b)
-{
-    int c = strcmp(a->name, b->name);
-    if (c != 0)
-        return c;
-    if (a->hlc != b->hlc)
-        return a->hlc < b->hlc ? -1 : 1;
-    return strcmp(a->origin, b->origin);
-}
-
-/* Copies s (at most cap - 1 bytes: the callers checked) into out. */
-static void copy_id(char *out, size_t cap, const char *s)
-{
-    size_t n = strnlen(s, cap - 1);
-    memcpy(out, s, n);
-    out[n] = '\0';
-}
-
-/* Appends a sibling: copies of its strings and, when owned, of its value
- * (else val stays in ps->pt). */
-static struct pentry *pset_add(struct pset *ps, const char *name, uint64_t hlc, const char *origin,
-                               const char *author, uint32_t schema, const uint8_t *val, size_t len,
-                               int owned)
-{
-    if (ps->n == ps->cap &&
-        (ps->e = realloc(ps->e, (ps->cap = ps->cap ? 2 * ps->cap : 16) * sizeof *ps->e)) == NULL)
-        SPRO_BUG("out of memory");
-    struct pentry *e = &ps->e[ps->n++];
-    copy_id(e->name, sizeof e->name, name);
-    e->hlc = hlc;
-    copy_id(e->origin, sizeof e->origin, origin);
-    copy_id(e->author, sizeof e->author, author);
-    e->schema = schema;
-    e->owned = owned;
-    e->len = len;
-    e->val = (uint8_t *)val;
-    if (owned) {
-        if ((e->val = malloc(len ? len : 1)) == NULL)
-            SPRO_BUG("out of memory");
-        memcpy(e->val, val, len);
-    }
-    return e;
-}
-
-/* Reads a str of at most max bytes into out (max + 1 bytes). */
-static int mp_cstr(struct spro_mp_reader *r, char *out, size_t max)
-{
-    const char *p;
-    size_t n;
-    if (spro_mp_read_str(r, max, &p, &n) != 0 || n == 0 || memchr(p, 0, n) != NULL)
-        return SPRO_EINTEGRITY;
-    memcpy(out, p, n);
-    out[n] = '\0';
-    return 0;
-}
-
-/* The set's plaintext (pt, len: ps->pt, which its values keep pointing
- * into) into ps: well formed, sorted, no version twice, at most
- * SPRO_MERGE_MAX_SIBLINGS siblings a field. */
-static int pset_decode(struct pset *ps, const uint8_t *pt, size_t len)
-{
-    struct spro_mp_reader r;
-    uint32_t n, six;
-    spro_mp_reader_init(&r, pt, len);
-    if (spro_mp_read_array(&r, SET_ENTRIES, &n) != 0)
-        return SPRO_EINTEGRITY;
-    for (uint32_t i = 0; i < n; i++) {
-        struct pentry e = {0};
-        uint64_t schema;
-        const uint8_t *v;
-        size_t vlen;
-        if (spro_mp_read_array(&r, 6, &six) != 0 || six != 6 ||
-            mp_cstr(&r, e.name, SPRO_ID_MAX) != 0 ||
-            spro_mp_read_uint(&r, 1, INT64_MAX, &e.hlc) != 0 ||
-            mp_cstr(&r, e.origin, SPRO_ORIGIN_MAX) != 0 ||
-            mp_cstr(&r, e.author, SPRO_ID_MAX) != 0 ||
-            spro_mp_read_uint(&r, 0, UINT32_MAX, &schema) != 0 ||
-            spro_mp_read_bin(&r, VALUE_MAX, &v, &vlen) != 0)
-            return SPRO_EINTEGRITY;
-        if (ps->n > 0) {
-            const struct pentry *last = &ps->e[ps->n - 1];
-            int c = pentry_cmp(last, &e);
-            if (c >= 0)
-                return SPRO_EINTEGRITY;
-            size_t same = 1;
-            for (size_t k = ps->n; k > 0 && strcmp(ps->e[k - 1].name, e.name) == 0; k--)
-                same++;
-            if (same > SPRO_MERGE_MAX_SIBLINGS)
-                return SPRO_EINTEGRITY;
-        }
-        pset_add(ps, e.name, e.hlc, e.origin, e.author, (uint32_t)schema, v, vlen, 0);
-    }
-    return spro_mp_finish(&r) == 0 ? 0 : SPRO_EINTEGRITY;
-}
-
-static void pset_encode(const struct pset *ps, struct spro_buf *b)
-{
-    mp_head(b, 0x90, ps->n);
-    for (size_t i = 0; i < ps->n; i++) {
-        const struct pentry *e = &ps->e[i];
-        mp_head(b, 0x90, 6);
-        mp_key(b, e->name);
-        mp_uint(b, e->hlc);
-        mp_key(b, e->origin);
-        mp_key(b, e->author);
-        mp_uint(b, e->schema);
-        mp_bin(b, e->val, e->len);
-    }
-}
+#define SPRO_FSET_ENTRIES (SPRO_SYNC_MAX_FIELDS * SPRO_MERGE_MAX_SIBLINGS)
 
 /* The associated data of a record's set. */
 static struct spro_field_context set_context(const char *rtype, const char *rid, uint32_t schema)
@@ -665,10 +444,10 @@ static struct spro_field_context set_context(const char *rtype, const char *rid,
 
 /* Opens the sealed set of record (rtype, rid) of beneficiary ben into ps;
  * an empty set when sealed is NULL. */
-static int pset_open(struct pset *ps, struct keys *k, const char *rtype, const char *rid,
+static int fset_open(struct spro_fset *ps, struct keys *k, const char *rtype, const char *rid,
                      const char *ben, const uint8_t *sealed, size_t len, uint32_t schema)
 {
-    pset_clear(ps);
+    spro_fset_clear(ps);
     if (sealed == NULL)
         return 0;
     if (len < SPRO_FIELD_OVERHEAD || len - SPRO_FIELD_OVERHEAD > SET_MAX ||
@@ -689,23 +468,23 @@ static int pset_open(struct pset *ps, struct keys *k, const char *rtype, const c
     }
     struct spro_field_context ctx = set_context(rtype, rid, schema);
     rc = spro_field_open(ps->pt, cap, &ptlen, sealed, len, &ctx, key_id, dk) == 0
-             ? pset_decode(ps, ps->pt, ptlen)
+             ? spro_fset_decode(ps, ps->pt, ptlen)
              : SPRO_EINTEGRITY;
     if (rc != 0)
-        pset_clear(ps);
+        spro_fset_clear(ps);
     return rc;
 }
 
 /* Seals ps for record (rtype, rid) of beneficiary ben into out (cleared
  * first); an empty set seals to nothing (out->len 0). */
-static int pset_seal(const struct pset *ps, struct keys *k, const char *rtype, const char *rid,
+static int fset_seal(const struct spro_fset *ps, struct keys *k, const char *rtype, const char *rid,
                      const char *ben, uint32_t schema, struct spro_buf *out)
 {
     out->len = 0;
     if (ps->n == 0)
         return 0;
     struct spro_buf pt = {0};
-    pset_encode(ps, &pt);
+    spro_fset_encode(ps, &pt);
     const uint8_t *dk;
     uint8_t key_id[SPRO_FIELD_KEY_ID_BYTES];
     int rc = pt.len > SET_MAX ? SPRO_ETOOLONG : data_key(k, ben, 1, &dk);
@@ -724,11 +503,11 @@ static int pset_seal(const struct pset *ps, struct keys *k, const char *rtype, c
 }
 
 /* The siblings of field name in ps into f (sorted by version). */
-static void pset_field(const struct pset *ps, const char *name, struct field *f)
+static void fset_field(const struct spro_fset *ps, const char *name, struct field *f)
 {
     field_clear(f);
     for (size_t i = 0; i < ps->n && f->n < SPRO_MERGE_MAX_SIBLINGS; i++) {
-        const struct pentry *e = &ps->e[i];
+        const struct spro_fset_entry *e = &ps->e[i];
         if (strcmp(e->name, name) != 0)
             continue;
         struct spro_sibling *x = &f->s[f->n];
@@ -741,52 +520,6 @@ static void pset_field(const struct pset *ps, const char *name, struct field *f)
         x->author = f->author[f->n];
         f->n++;
     }
-}
-
-static int pentry_qcmp(const void *a, const void *b)
-{
-    return pentry_cmp(a, b);
-}
-
-/* Puts the entries of ps in order of name, hlc, origin. */
-static void pset_sort(struct pset *ps)
-{
-    if (ps->n > 1)
-        qsort(ps->e, ps->n, sizeof *ps->e, pentry_qcmp);
-}
-
-static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n);
-
-/* The merge's result for field name, as store_merge() writes it to
- * rec_siblings: the siblings of name that out (nout) no longer holds are
- * removed, the edit (written by an op of schema) is added. */
-static void pset_merge(struct pset *ps, const char *name, const struct spro_sibling *edit,
-                       const struct spro_sibling *out, size_t nout, uint32_t schema)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < ps->n; i++) {
-        struct pentry *e = &ps->e[i];
-        struct spro_version v = {.hlc = e->hlc};
-        strcpy(v.origin, e->origin);
-        if (strcmp(e->name, name) == 0 && !in_set(&v, out, nout)) {
-            pentry_drop(e);
-            continue;
-        }
-        ps->e[k++] = *e;
-    }
-    ps->n = k;
-    pset_add(ps, name, edit->v.hlc, edit->v.origin, edit->author, schema, edit->value,
-             edit->value_len, 1);
-    pset_sort(ps);
-}
-
-/* The number of distinct fields in ps. */
-static size_t pset_nfields(const struct pset *ps)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < ps->n; i++)
-        n += i == 0 || strcmp(ps->e[i].name, ps->e[i - 1].name) != 0;
-    return n;
 }
 
 /* ---- Push ---- */
@@ -808,11 +541,11 @@ struct push {
     struct spro_audit_head *audit; /* the audit chain's last entry, in the group's transaction */
     /* The personal siblings of the op being applied (op_pset), and the
      * sealed set read with its record and written back. */
-    struct pset ps;
+    struct spro_fset ps;
     struct spro_buf sealed_in, sealed_out;
     /* Its other fields' siblings (op_plain), and records.plain read with
      * its record and written back. */
-    struct pset plain;
+    struct spro_fset plain;
     struct spro_buf plain_in, plain_out;
     /* The acks of this push, kept in one row at its end (answer()): pairs
      * (seq, hlc), 16 bytes each. */
@@ -953,11 +686,11 @@ static int op_pset(struct op *o)
     if (o->ps_loaded)
         return 0;
     int rc = 0;
-    pset_clear(&p->ps);
+    spro_fset_clear(&p->ps);
     if (!o->is_new && o->rec.plain == NULL)
         rc = SPRO_EINTEGRITY;
     else if (!o->is_new && o->rec.sealed != NULL)
-        rc = pset_open(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->rec.sealed,
+        rc = fset_open(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->rec.sealed,
                        o->rec.sealed_len, o->rec.sealed_schema);
     o->ps_loaded = rc == 0;
     return rc;
@@ -971,13 +704,13 @@ static int op_plain(struct op *o)
     if (o->plain_loaded)
         return 0;
     int rc = 0;
-    pset_clear(&p->plain);
+    spro_fset_clear(&p->plain);
     if (!o->is_new && o->rec.plain == NULL)
         rc = SPRO_EINTEGRITY;
     else if (!o->is_new)
-        rc = pset_decode(&p->plain, o->rec.plain, o->rec.plain_len);
+        rc = spro_fset_decode(&p->plain, o->rec.plain, o->rec.plain_len);
     if (rc != 0)
-        pset_clear(&p->plain);
+        spro_fset_clear(&p->plain);
     o->plain_loaded = rc == 0;
     return rc;
 }
@@ -988,7 +721,7 @@ static int op_field_load(struct op *o, const char *name, struct field *f)
     int personal = is_personal(o->type, name);
     int rc = personal ? op_pset(o) : op_plain(o);
     if (rc == 0)
-        pset_field(personal ? &o->p->ps : &o->p->plain, name, f);
+        fset_field(personal ? &o->p->ps : &o->p->plain, name, f);
     return rc;
 }
 
@@ -999,11 +732,11 @@ static int op_fields_save(struct op *o, int64_t seq)
     struct push *p = o->p;
     int rc = 0;
     if (o->ps_dirty)
-        rc = pset_seal(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->w->schema,
+        rc = fset_seal(&p->ps, &p->keys, o->type->name, o->rid, o->ben, o->w->schema,
                        &p->sealed_out);
     p->plain_out.len = 0;
     if (rc == 0 && o->plain_dirty)
-        pset_encode(&p->plain, &p->plain_out);
+        spro_fset_encode(&p->plain, &p->plain_out);
     if (rc != 0)
         return rc;
     return spro_store__record_fields_put(
@@ -1072,14 +805,6 @@ static int base_versions(struct op *o, const struct spro_wire_edit *e,
     return 0;
 }
 
-static int in_set(const struct spro_version *v, const struct spro_sibling *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (spro_merge_version_cmp(v, &s[i].v) == 0)
-            return 1;
-    return 0;
-}
-
 /* Writes the merge's result: removes the siblings it superseded, adds the
  * edit. */
 static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
@@ -1087,11 +812,11 @@ static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
 {
     struct push *p = o->p;
     if (o->defs[j]->flags & SPRO_FFLAG_PERSONAL) {
-        pset_merge(&p->ps, o->names[j], edit, out, nout, o->w->schema);
+        spro_fset_merge(&p->ps, o->names[j], edit, out, nout, o->w->schema);
         o->ps_dirty = 1;
         return 0;
     }
-    pset_merge(&p->plain, o->names[j], edit, out, nout, o->w->schema);
+    spro_fset_merge(&p->plain, o->names[j], edit, out, nout, o->w->schema);
     o->plain_dirty = 1;
     if (strcmp(o->names[j], SPRO_BEN_STATE) != 0)
         return 0;
@@ -1100,7 +825,7 @@ static int store_merge(struct op *o, size_t j, const struct spro_sibling *edit,
     struct field *f = p->field;
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < f->n; i++)
-        if (!in_set(&f->s[i].v, out, nout))
+        if (!spro_merge_in(&f->s[i].v, out, nout))
             rc = spro_store__state_seen_delete(p->db, o->rec.id, f->s[i].v.hlc, f->s[i].v.origin);
     struct spro_value v;
     int closed = value_decode(edit->value, edit->value_len, &v) == 0 && value_is(&v, "closed");
@@ -1188,8 +913,8 @@ static int apply_field(struct op *o, size_t j)
             0)
         return rc;
     if (o->is_new && !o->ps_loaded) { /* its fields start empty */
-        pset_clear(&p->ps);
-        pset_clear(&p->plain);
+        spro_fset_clear(&p->ps);
+        spro_fset_clear(&p->plain);
         o->ps_loaded = o->plain_loaded = 1;
     }
     struct spro_sibling edit = {o->ver, e->val.raw.p, e->val.raw.len, p->dev->user};
@@ -1506,7 +1231,7 @@ static int apply_op(struct spro_db *db, void *arg)
     if (rc == 0 && o->is_new)
         nfields = o->w->nset;
     else if (rc == 0 && o->new_field && (rc = op_pset(o)) == 0 && (rc = op_plain(o)) == 0)
-        nfields = pset_nfields(&p->ps) + pset_nfields(&p->plain);
+        nfields = spro_fset_nfields(&p->ps) + spro_fset_nfields(&p->plain);
     else
         nfields = 0;
     if (rc == 0 && nfields > SPRO_SYNC_MAX_FIELDS) {
@@ -1538,27 +1263,27 @@ static int apply_op(struct spro_db *db, void *arg)
  * {rtype, rid, ben, schema, hlc, set: {name: {val, base: [[hlc, origin]]}}}. */
 static void encode_op(const struct spro_wire_op *w, struct spro_buf *b)
 {
-    mp_head(b, 0x80, 6);
-    mp_key(b, "rtype"), mp_str(b, w->rtype.p, w->rtype.len);
-    mp_key(b, "rid"), mp_str(b, w->rid.p, w->rid.len);
-    mp_key(b, "ben"), mp_str(b, w->ben.p, w->ben.len);
-    mp_key(b, "schema"), mp_uint(b, w->schema);
-    mp_key(b, "hlc"), mp_uint(b, w->hlc);
-    mp_key(b, "set"), mp_head(b, 0x80, w->nset);
+    spro_mpw_head(b, 0x80, 6);
+    spro_mpw_key(b, "rtype"), spro_mpw_str(b, w->rtype.p, w->rtype.len);
+    spro_mpw_key(b, "rid"), spro_mpw_str(b, w->rid.p, w->rid.len);
+    spro_mpw_key(b, "ben"), spro_mpw_str(b, w->ben.p, w->ben.len);
+    spro_mpw_key(b, "schema"), spro_mpw_uint(b, w->schema);
+    spro_mpw_key(b, "hlc"), spro_mpw_uint(b, w->hlc);
+    spro_mpw_key(b, "set"), spro_mpw_head(b, 0x80, w->nset);
     for (size_t j = 0; j < w->nset; j++) {
         const struct spro_wire_edit *e = &w->set[j];
-        mp_str(b, e->name.p, e->name.len);
-        mp_head(b, 0x80, 2);
-        mp_key(b, "val");
+        spro_mpw_str(b, e->name.p, e->name.len);
+        spro_mpw_head(b, 0x80, 2);
+        spro_mpw_key(b, "val");
         if (e->val.raw.p != NULL && e->val.raw.len > 0)
             spro_buf_append(b, e->val.raw.p, e->val.raw.len);
         else
-            mp_byte(b, 0xc0);
-        mp_key(b, "base"), mp_head(b, 0x90, e->nbase);
+            spro_buf_append(b, "\xc0", 1); /* nil */
+        spro_mpw_key(b, "base"), spro_mpw_head(b, 0x90, e->nbase);
         for (size_t i = 0; i < e->nbase; i++) {
-            mp_head(b, 0x90, 2);
-            mp_uint(b, e->base[i].hlc);
-            mp_str(b, e->base[i].origin.p, e->base[i].origin.len);
+            spro_mpw_head(b, 0x90, 2);
+            spro_mpw_uint(b, e->base[i].hlc);
+            spro_mpw_str(b, e->base[i].origin.p, e->base[i].origin.len);
         }
     }
 }
@@ -1719,19 +1444,19 @@ static int check_merge(struct op *o)
 static int reseal(struct push *p, const struct spro_stored_record *r, const char *from,
                   const char *to)
 {
-    struct pset ps = {0};
+    struct spro_fset ps = {0};
     uint32_t schema;
     int has, rc = spro_store__record_sealed_get(p->db, r->id, &p->sealed_in, &has, &schema);
     if (rc == 0 && has)
-        rc = pset_open(&ps, &p->keys, r->rtype, r->rid, from, p->sealed_in.data, p->sealed_in.len,
+        rc = fset_open(&ps, &p->keys, r->rtype, r->rid, from, p->sealed_in.data, p->sealed_in.len,
                        schema);
     if (rc == 0 && has)
-        rc = pset_seal(&ps, &p->keys, r->rtype, r->rid, to, schema, &p->sealed_out);
+        rc = fset_seal(&ps, &p->keys, r->rtype, r->rid, to, schema, &p->sealed_out);
     if (rc == 0 && has)
         rc = spro_store__record_sealed_put(p->db, r->id,
                                            p->sealed_out.len ? p->sealed_out.data : NULL,
                                            p->sealed_out.len, schema, 0);
-    pset_free(&ps);
+    spro_fset_free(&ps);
     return rc;
 }
 
@@ -1781,18 +1506,18 @@ static int duplicate_create(struct op *o, const char *other, const char *rule)
     uint64_t hlc = spro_hlc_tick(&p->clock, p->now_ms);
     const char *names[] = {"a", "b", "rule", SPRO_DUPLICATE_STATUS},
                *vals[] = {other, o->rid, rule, "open"};
-    struct pset f = {0};
+    struct spro_fset f = {0};
     struct spro_buf b = {0}, enc = {0};
     for (size_t i = 0; i < 4; i++) {
         b.len = 0;
-        mp_str(&b, vals[i], strlen(vals[i]));
-        pset_add(&f, names[i], hlc, SPRO_SERVER_ORIGIN, SPRO_SERVER_AUTHOR, o->w->schema, b.data,
-                 b.len, 1);
+        spro_mpw_str(&b, vals[i], strlen(vals[i]));
+        spro_fset_add(&f, names[i], hlc, SPRO_SERVER_ORIGIN, SPRO_SERVER_AUTHOR, o->w->schema,
+                      b.data, b.len, 1);
     }
-    pset_sort(&f);
-    pset_encode(&f, &enc);
+    spro_fset_sort(&f);
+    spro_fset_encode(&f, &enc);
     rc = spro_store__record_fields_put(p->db, r.id, enc.data, enc.len, 0, NULL, 0, 0, 0);
-    pset_free(&f);
+    spro_fset_free(&f);
     spro_buf_free(&b);
     spro_buf_free(&enc);
     return rc != 0 ? rc
@@ -1849,13 +1574,13 @@ static int reject(struct op *o)
 static int keep_siblings(struct op *o, size_t fidx, const char *name, int personal)
 {
     struct push *p = o->p;
-    const struct pset *set = personal ? &p->ps : &p->plain;
+    const struct spro_fset *set = personal ? &p->ps : &p->plain;
     uint8_t sealed[SEALED_MAX], key_id[SPRO_FIELD_KEY_ID_BYTES];
     const uint8_t *dk = NULL;
     int rc = personal ? data_key(&p->keys, o->ben, 1, &dk) : 0;
     uuid_bytes(o->ben, key_id);
     for (size_t i = 0; rc == 0 && i < set->n; i++) {
-        const struct pentry *e = &set->e[i];
+        const struct spro_fset_entry *e = &set->e[i];
         if (strcmp(e->name, name) != 0)
             continue;
         struct spro_stored_sibling s = {.name = e->name,
@@ -2353,8 +2078,8 @@ int spro_sync_push(struct spro_datadir *dd, const struct spro_device *dev,
     int rc = spro_group__submit(spro_datadir__push_group(dd), &it, push_group, dd);
     keys_free(&p.keys);
     field_free(p.field);
-    pset_free(&p.ps);
-    pset_free(&p.plain);
+    spro_fset_free(&p.ps);
+    spro_fset_free(&p.plain);
     spro_buf_free(&p.sealed_in); /* sealed: nothing to wipe */
     spro_buf_free(&p.sealed_out);
     spro_buf_free(&p.plain_in); /* not personal */
@@ -2421,9 +2146,9 @@ struct pull {
     const struct spro_record_def *type;
     struct row *rows;
     size_t nrows, rows_cap;
-    struct spro_buf vals; /* plaintext values of rows: wiped */
-    struct pset ps;       /* the record's personal siblings */
-    struct pset plain;    /* its other siblings */
+    struct spro_buf vals;   /* plaintext values of rows: wiped */
+    struct spro_fset ps;    /* the record's personal siblings */
+    struct spro_fset plain; /* its other siblings */
 };
 
 /* Whether the device of q receives field name of the record: not when it
@@ -2460,11 +2185,11 @@ static int row_cmp(const void *a, const void *b)
 
 /* The siblings of set ps as rows, but those of fields local to another
  * organisation. */
-static int set_rows(struct pull *q, const struct pset *ps)
+static int set_rows(struct pull *q, const struct spro_fset *ps)
 {
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < ps->n; i++) {
-        const struct pentry *e = &ps->e[i];
+        const struct spro_fset_entry *e = &ps->e[i];
         int yes;
         if ((rc = row_wanted(q, e->name, &yes)) != 0 || !yes)
             continue;
@@ -2518,15 +2243,15 @@ static int read_fields(struct pull *q)
     int rc = 0;
     if (r->plain == NULL)
         rc = spro_store__siblings_each(q->db, r->id, NULL, read_row, q);
-    else if ((rc = pset_decode(&q->plain, r->plain, r->plain_len)) == 0)
+    else if ((rc = spro_fset_decode(&q->plain, r->plain, r->plain_len)) == 0)
         rc = set_rows(q, &q->plain);
-    pset_clear(&q->plain);
+    spro_fset_clear(&q->plain);
     size_t first = q->nrows;
     if (rc == 0 && r->sealed != NULL &&
-        (rc = pset_open(&q->ps, &q->keys, r->rtype, r->rid, r->ben, r->sealed, r->sealed_len,
+        (rc = fset_open(&q->ps, &q->keys, r->rtype, r->rid, r->ben, r->sealed, r->sealed_len,
                         r->sealed_schema)) == 0)
         rc = set_rows(q, &q->ps);
-    pset_clear(&q->ps);
+    spro_fset_clear(&q->ps);
     if (rc == 0 && first > 0 && q->nrows > first)
         qsort(q->rows, q->nrows, sizeof *q->rows, row_cmp);
     return rc;
@@ -2739,8 +2464,8 @@ int spro_sync_pull(struct spro_datadir *dd, const struct spro_device *dev,
     if (q.vals.data != NULL)
         spro_memzero(q.vals.data, q.vals.cap);
     spro_buf_free(&q.vals);
-    pset_free(&q.ps);
-    pset_free(&q.plain);
+    spro_fset_free(&q.ps);
+    spro_fset_free(&q.plain);
     free(q.rows);
     if (rc != 0) {
         spro_memzero(arena->base + mark, arena->len - mark);
@@ -2865,7 +2590,7 @@ int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype, cons
 struct record_rows {
     struct spro_sync__opener *o;
     const struct spro_stored_record *r;
-    struct pset rows;
+    struct spro_fset rows;
     uint8_t *sealed; /* per row of rows: whether it was sealed */
     size_t cap;
 };
@@ -2884,19 +2609,19 @@ static int record_row(const struct spro_stored_sibling *s, void *arg)
             (c->sealed = realloc(c->sealed, c->cap = 2 * c->cap + 8)) == NULL)
             SPRO_BUG("out of memory");
         c->sealed[c->rows.n] = s->sealed != 0;
-        pset_add(&c->rows, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
+        spro_fset_add(&c->rows, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
     }
     spro_memzero(val, sizeof val);
     return rc;
 }
 
 static int open_set(struct spro_sync__opener *o, const struct spro_stored_record *r,
-                    const uint8_t *sealed, size_t len, uint32_t schema, struct pset *ps)
+                    const uint8_t *sealed, size_t len, uint32_t schema, struct spro_fset *ps)
 {
     /* A missing key (erased) is told apart from a set that does not open. */
     uint8_t wrapped[SPRO_WRAPPED_KEY_BYTES];
     int rc = spro_store__data_key_get(spro_datadir__keys(o->keys.dd), r->ben, wrapped);
-    return rc != 0 ? rc : pset_open(ps, &o->keys, r->rtype, r->rid, r->ben, sealed, len, schema);
+    return rc != 0 ? rc : fset_open(ps, &o->keys, r->rtype, r->rid, r->ben, sealed, len, schema);
 }
 
 int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
@@ -2904,30 +2629,32 @@ int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
                            int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
 {
     struct record_rows c = {.o = o, .r = r};
-    struct pset set = {0};
+    struct spro_fset set = {0};
     struct spro_buf sealed = {0}, plain = {0};
     uint32_t schema;
     int has = 0, has_plain = 0;
     int rc = spro_store__record_plain_get(db, r->id, &plain, &has_plain);
     if (rc == 0 && !has_plain)
         rc = spro_store__siblings_each(db, r->id, NULL, record_row, &c);
-    else if (rc == 0 && (rc = pset_decode(&set, plain.data, plain.len)) == 0)
+    else if (rc == 0 && (rc = spro_fset_decode(&set, plain.data, plain.len)) == 0)
         for (size_t i = 0; i < set.n; i++) { /* owned copies: plain is freed below */
-            const struct pentry *e = &set.e[i];
+            const struct spro_fset_entry *e = &set.e[i];
             if (c.rows.n == c.cap && (c.sealed = realloc(c.sealed, c.cap = 2 * c.cap + 8)) == NULL)
                 SPRO_BUG("out of memory");
             c.sealed[c.rows.n] = 0;
-            pset_add(&c.rows, e->name, e->hlc, e->origin, e->author, e->schema, e->val, e->len, 1);
+            spro_fset_add(&c.rows, e->name, e->hlc, e->origin, e->author, e->schema, e->val, e->len,
+                          1);
         }
-    pset_clear(&set);
+    spro_fset_clear(&set);
     if (rc == 0)
         rc = spro_store__record_sealed_get(db, r->id, &sealed, &has, &schema);
     if (rc == 0 && has)
         rc = open_set(o, r, sealed.data, sealed.len, schema, &set);
     /* Both lists are in order of name, hlc, origin: merged. */
     for (size_t i = 0, k = 0; rc == 0 && (i < c.rows.n || k < set.n);) {
-        int from_set = i == c.rows.n || (k < set.n && pentry_cmp(&set.e[k], &c.rows.e[i]) < 0);
-        const struct pentry *e = from_set ? &set.e[k++] : &c.rows.e[i++];
+        int from_set =
+            i == c.rows.n || (k < set.n && spro_fset_entry_cmp(&set.e[k], &c.rows.e[i]) < 0);
+        const struct spro_fset_entry *e = from_set ? &set.e[k++] : &c.rows.e[i++];
         struct spro_stored_sibling s = {.name = e->name,
                                         .hlc = e->hlc,
                                         .origin = e->origin,
@@ -2938,8 +2665,8 @@ int spro_sync__record_each(struct spro_sync__opener *o, struct spro_db *db,
                                         .val_len = e->len};
         rc = fn(&s, arg);
     }
-    pset_free(&c.rows);
-    pset_free(&set);
+    spro_fset_free(&c.rows);
+    spro_fset_free(&set);
     free(c.sealed);
     spro_buf_free(&sealed);
     spro_buf_free(&plain);
@@ -2950,13 +2677,13 @@ int spro_sync__plain_each(struct spro_db *db, int64_t rec, const char *name,
                           int (*fn)(const struct spro_stored_sibling *s, void *arg), void *arg)
 {
     struct spro_buf plain = {0};
-    struct pset set = {0};
+    struct spro_fset set = {0};
     int has = 0, rc = spro_store__record_plain_get(db, rec, &plain, &has);
     if (rc == 0 && !has)
         rc = spro_store__siblings_each(db, rec, name, fn, arg);
-    else if (rc == 0 && (rc = pset_decode(&set, plain.data, plain.len)) == 0)
+    else if (rc == 0 && (rc = spro_fset_decode(&set, plain.data, plain.len)) == 0)
         for (size_t i = 0; rc == 0 && i < set.n; i++) {
-            const struct pentry *e = &set.e[i];
+            const struct spro_fset_entry *e = &set.e[i];
             struct spro_stored_sibling s = {.name = e->name,
                                             .hlc = e->hlc,
                                             .origin = e->origin,
@@ -2967,26 +2694,26 @@ int spro_sync__plain_each(struct spro_db *db, int64_t rec, const char *name,
             if (name == NULL || strcmp(e->name, name) == 0)
                 rc = fn(&s, arg);
         }
-    pset_free(&set);
+    spro_fset_free(&set);
     spro_buf_free(&plain);
     return rc;
 }
 
 int spro_sync__read_plain(const struct spro_stored_record *r, size_t *n)
 {
-    struct pset set = {0};
-    int rc = r->plain != NULL ? pset_decode(&set, r->plain, r->plain_len) : 0;
+    struct spro_fset set = {0};
+    int rc = r->plain != NULL ? spro_fset_decode(&set, r->plain, r->plain_len) : 0;
     *n = rc == 0 ? set.n : 0;
-    pset_free(&set);
+    spro_fset_free(&set);
     return rc;
 }
 
 int spro_sync__open_set(struct spro_sync__opener *o, const struct spro_stored_record *r, size_t *n)
 {
-    struct pset set = {0};
+    struct spro_fset set = {0};
     int rc = open_set(o, r, r->sealed, r->sealed_len, r->sealed_schema, &set);
     *n = rc == 0 ? set.n : 0;
-    pset_free(&set);
+    spro_fset_free(&set);
     return rc;
 }
 
@@ -2998,8 +2725,8 @@ struct convert {
     struct keys keys;
     int64_t after; /* the last record seen */
     size_t done, left;
-    struct pset ps, plain; /* the record's personal and other siblings */
-    int sealed_rows;       /* it had rows sealed alone */
+    struct spro_fset ps, plain; /* the record's personal and other siblings */
+    int sealed_rows;            /* it had rows sealed alone */
     struct spro_buf sealed, encoded;
     const struct spro_stored_record *r;
     uint32_t schema;
@@ -3016,8 +2743,8 @@ static int convert_row(const struct spro_stored_sibling *s, void *arg)
     if (!s->sealed) {
         if (s->val_len > VALUE_MAX)
             return SPRO_EINTEGRITY;
-        pset_add(&c->plain, s->name, s->hlc, s->origin, s->author, s->schema, s->val, s->val_len,
-                 1);
+        spro_fset_add(&c->plain, s->name, s->hlc, s->origin, s->author, s->schema, s->val,
+                      s->val_len, 1);
         return 0;
     }
     uint8_t val[VALUE_MAX];
@@ -3025,7 +2752,7 @@ static int convert_row(const struct spro_stored_sibling *s, void *arg)
     struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0, 0};
     int rc = open_value(&op, s, val, &len);
     if (rc == 0) {
-        pset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
+        spro_fset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);
         c->sealed_rows = 1;
         if (s->schema > c->schema)
             c->schema = s->schema;
@@ -3048,8 +2775,8 @@ static int convert_one(struct spro_db *db, struct convert *c, int64_t rec)
     c->r = &r;
     c->schema = 0;
     c->sealed_rows = 0;
-    pset_clear(&c->ps);
-    pset_clear(&c->plain);
+    spro_fset_clear(&c->ps);
+    spro_fset_clear(&c->plain);
     rc = spro_store__siblings_each(db, rec, NULL, convert_row, c);
     if (rc == 0 && c->sealed_rows &&
         (rc = spro_store__record_sealed_get(db, rec, &c->sealed, &has, &schema)) == 0 && has)
@@ -3058,13 +2785,13 @@ static int convert_one(struct spro_db *db, struct convert *c, int64_t rec)
         c->left++;
         return 0;
     }
-    pset_sort(&c->ps);
-    pset_sort(&c->plain);
+    spro_fset_sort(&c->ps);
+    spro_fset_sort(&c->plain);
     c->sealed.len = c->encoded.len = 0;
     if (rc == 0 && c->sealed_rows)
-        rc = pset_seal(&c->ps, &c->keys, r.rtype, r.rid, r.ben, c->schema, &c->sealed);
+        rc = fset_seal(&c->ps, &c->keys, r.rtype, r.rid, r.ben, c->schema, &c->sealed);
     if (rc == 0) {
-        pset_encode(&c->plain, &c->encoded);
+        spro_fset_encode(&c->plain, &c->encoded);
         rc = spro_store__record_fields_put(db, rec, c->encoded.data, c->encoded.len, c->sealed_rows,
                                            c->sealed.len ? c->sealed.data : NULL, c->sealed.len,
                                            c->schema, 0);
@@ -3108,8 +2835,8 @@ int spro_sync__convert_fields(struct spro_datadir *dd, size_t *done, size_t *lef
     while (rc == 0)
         rc = spro_store__transaction(db, SPRO_TX_WRITE, convert_tx, &c);
     keys_free(&c.keys);
-    pset_free(&c.ps);
-    pset_free(&c.plain);
+    spro_fset_free(&c.ps);
+    spro_fset_free(&c.plain);
     spro_buf_free(&c.sealed);
     spro_buf_free(&c.encoded);
     *done = c.done;

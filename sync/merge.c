@@ -55,6 +55,14 @@ static bool in_base(const struct spro_version *v, const struct spro_version *bas
     return false;
 }
 
+bool spro_merge_in(const struct spro_version *v, const struct spro_sibling *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (spro_merge_version_cmp(v, &s[i].v) == 0)
+            return true;
+    return false;
+}
+
 bool spro_merge_covers(const struct spro_version *base, size_t nb, const struct spro_sibling *s,
                        size_t ns)
 {

@@ -111,6 +111,9 @@ const char *spro_merge_outcome_name(enum spro_merge_outcome o);
  * origin (strcmp). */
 int spro_merge_version_cmp(const struct spro_version *a, const struct spro_version *b);
 
+/* Whether v is the version of one of s[0..n). */
+bool spro_merge_in(const struct spro_version *v, const struct spro_sibling *s, size_t n);
+
 /* Whether every sibling's version appears in base[0..nb) (true when ns is
  * 0).  Duplicates in base are harmless.  O(nb * ns). */
 bool spro_merge_covers(const struct spro_version *base, size_t nb, const struct spro_sibling *s,
