@@ -399,8 +399,7 @@ static void field_free(struct field *f)
 struct opener {
     struct keys *keys;
     const char *rtype, *rid, *ben;
-    int create;  /* create the data key if missing (push) */
-    int64_t rec; /* records.id */
+    int create; /* create the data key if missing (push) */
 };
 
 /* Opens (or copies) the value of a stored sibling into out (VALUE_MAX). */
@@ -1453,7 +1452,7 @@ static int reseal(struct push *p, const struct spro_stored_record *r, const char
     if (rc == 0 && has)
         rc = fset_seal(&ps, &p->keys, r->rtype, r->rid, to, schema, &p->sealed_out);
     if (rc == 0 && has)
-        rc = spro_store__record_sealed_put(p->db, r->id,
+        rc = spro_store__record_fields_put(p->db, r->id, NULL, 0, 1,
                                            p->sealed_out.len ? p->sealed_out.data : NULL,
                                            p->sealed_out.len, schema, 0);
     spro_fset_free(&ps);
@@ -1657,7 +1656,7 @@ static int replay_sibling(const struct spro_stored_sibling *s, void *arg)
     if (s->fidx >= r->nfields || r->fields[s->fidx].nsiblings == r->count[s->fidx])
         return SPRO_EINTEGRITY;
     struct spro_wire_field *f = &r->fields[s->fidx];
-    struct opener op = {r->keys, r->st->rtype, r->st->rid, r->st->ben, 0, 0};
+    struct opener op = {r->keys, r->st->rtype, r->st->rid, r->st->ben, 0};
     struct spro_sibling x = {.v.hlc = s->hlc, .author = s->author};
     uint8_t val[VALUE_MAX];
     if (strlen(s->origin) > SPRO_ORIGIN_MAX)
@@ -2218,7 +2217,7 @@ static int read_row(const struct spro_stored_sibling *s, void *arg)
     if (!yes)
         return 0;
     struct row *r = row_new(q);
-    struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0, 0};
+    struct opener op = {&q->keys, q->rec->rtype, q->rec->rid, q->rec->ben, 0};
     uint8_t val[VALUE_MAX];
     int rc = open_value(&op, s, val, &r->len);
     if (rc == 0) {
@@ -2579,7 +2578,7 @@ int spro_sync__open_sibling(struct spro_sync__opener *o, const char *rtype, cons
         if (strlen(ben) != UUID_CHARS)
             return SPRO_EINTEGRITY;
     }
-    struct opener op = {&o->keys, rtype, rid, ben, 0, 0};
+    struct opener op = {&o->keys, rtype, rid, ben, 0};
     return open_value(&op, s, out, len);
 }
 
@@ -2749,7 +2748,7 @@ static int convert_row(const struct spro_stored_sibling *s, void *arg)
     }
     uint8_t val[VALUE_MAX];
     size_t len = 0;
-    struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0, 0};
+    struct opener op = {&c->keys, c->r->rtype, c->r->rid, c->r->ben, 0};
     int rc = open_value(&op, s, val, &len);
     if (rc == 0) {
         spro_fset_add(&c->ps, s->name, s->hlc, s->origin, s->author, s->schema, val, len, 1);

@@ -1082,7 +1082,7 @@ static int check_tx(struct spro_db *db, void *arg)
 int spro_subject__check_sealed(struct spro_datadir *dd, char *detail, size_t cap)
 {
     struct check c = {.opener = spro_sync__opener_new(dd),
-                      .val = spro_secret_alloc(SPRO_SYNC__VALUE_MAX)};
+                      .val = spro_secret_alloc(SPRO_FSET_VALUE_MAX)};
     int rc = spro_store__transaction(spro_datadir__data(dd), SPRO_TX_READ, check_tx, &c);
     spro_sync__opener_free(c.opener);
     spro_secret_free(c.val);

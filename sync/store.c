@@ -1170,26 +1170,6 @@ int spro_store__record_sealed_get(struct spro_db *db, int64_t rec, struct spro_b
     return rc;
 }
 
-int spro_store__record_sealed_put(struct spro_db *db, int64_t rec, const uint8_t *sealed,
-                                  size_t len, uint32_t schema, int64_t seq)
-{
-    sqlite3_stmt *st =
-        tx_stmt(db, "UPDATE records SET sealed = ?2, sealed_schema = ?3,"
-                    " changed_seq = CASE WHEN ?4 > 0 THEN ?4 ELSE changed_seq END WHERE id = ?1");
-    if (st == NULL)
-        return SPRO_ESTORE;
-    sqlite3_bind_int64(st, 1, rec);
-    if (sealed != NULL) {
-        sqlite3_bind_blob(st, 2, len ? (const void *)sealed : "", (int)len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, schema);
-    } else {
-        sqlite3_bind_null(st, 2);
-        sqlite3_bind_null(st, 3);
-    }
-    sqlite3_bind_int64(st, 4, seq);
-    return tx_write(st);
-}
-
 int spro_store__record_fields_put(struct spro_db *db, int64_t rec, const uint8_t *plain,
                                   size_t plen, int set_sealed, const uint8_t *sealed, size_t slen,
                                   uint32_t schema, int64_t seq)

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fieldset.h"
 #include "proto/errors.h"
 #include "sync.h"
 
@@ -263,11 +264,6 @@ SPRO_MUST_CHECK int spro_store__record_plain_get(struct spro_db *db, int64_t rec
 SPRO_MUST_CHECK int spro_store__record_sealed_get(struct spro_db *db, int64_t rec,
                                                   struct spro_buf *sealed, int *has,
                                                   uint32_t *schema);
-/* Sets the sealed field set of the record rec (NULL: none) and, when seq
- * > 0, its change number. */
-SPRO_MUST_CHECK int spro_store__record_sealed_put(struct spro_db *db, int64_t rec,
-                                                  const uint8_t *sealed, size_t len,
-                                                  uint32_t schema, int64_t seq);
 /* Sets the fields of the record rec: plain (plen bytes; NULL: unchanged),
  * when set_sealed the sealed set (NULL: none) and its schema, and when
  * seq > 0 its change number. */
@@ -653,12 +649,11 @@ SPRO_MUST_CHECK int spro_store__checkpoint(struct spro_db *db);
 /* engine.c: opening stored values for the other files of sync/ (export,
  * check).  An opener caches data keys; it holds them in guarded memory,
  * wiped by spro_sync__opener_free() (accepts NULL). */
-#define SPRO_SYNC__VALUE_MAX (SPRO_SYNC_MAX_VALUE + 3) /* bytes of a value's msgpack, at most */
 struct spro_sync__opener;
 struct spro_sync__opener *spro_sync__opener_new(struct spro_datadir *dd);
 void spro_sync__opener_free(struct spro_sync__opener *o);
 /* Opens (or copies, when not sealed) the value of sibling s of record
- * (rtype, rid) of beneficiary ben into out (SPRO_SYNC__VALUE_MAX bytes):
+ * (rtype, rid) of beneficiary ben into out (SPRO_FSET_VALUE_MAX bytes):
  * 0 and *len; SPRO_ENOENT if it is sealed and ben has no data key (erased,
  * or keys.db from another time); SPRO_EINTEGRITY if it does not open (wrong
  * key, altered bytes); SPRO_ESTORE.  May run inside a data.db transaction. */
