@@ -417,9 +417,9 @@ static bool tampered_copy(const char *src, const char *name, const char *db, con
 
 /* The sealed field sets of X and Y swapped; the schema version bound into
  * X's set changed; Y's wrapped data key replaced by X's; X's array of
- * other fields damaged.  Each time
- * `spro-admin check` fails naming an integrity failure, an export refuses,
- * and a device's pull gets an error: never the other value as data. */
+ * other fields damaged.  Each time `spro-admin check` fails naming an
+ * integrity failure, an export refuses, and a device's pull gets an error:
+ * never the other value as data. */
 static void test_swapped_sealed_values_refused(void)
 {
     char data[600], url[64], a[600], out[16384], x[64], y[64], sql[2048], dir[700];
